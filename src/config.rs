@@ -1,0 +1,181 @@
+//! `Config`: every setting of the node as plain data with Core's defaults (Core's
+//! `CConnman::Options` plus the `-flags` that feed it). Built from the command line only in
+//! `main.rs`; tests build it directly.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::chainparams::Network;
+
+/// Core's `DEFAULT_MAX_PEER_CONNECTIONS`.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 125;
+/// Core's `DEFAULT_PEER_CONNECT_TIMEOUT` (seconds).
+pub const DEFAULT_PEER_TIMEOUT: Duration = Duration::from_secs(60);
+/// Core's `DEFAULT_MAXRECEIVEBUFFER` (in units of 1,000 bytes).
+pub const DEFAULT_MAX_RECEIVE_BUFFER_KB: usize = 5_000;
+/// Core's `DEFAULT_MAXSENDBUFFER` (in units of 1,000 bytes).
+pub const DEFAULT_MAX_SEND_BUFFER_KB: usize = 1_000;
+/// Core's `DEFAULT_CONNECT_TIMEOUT`: how long a TCP connect may take.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Outbound slots Core reserves out of `-maxconnections` (8 full-relay, 2 block-relay-only,
+/// 1 feeler); inbound connections get the rest.
+pub const AUTOMATIC_OUTBOUND_SLOTS: usize = 8 + 2 + 1;
+
+/// Where log lines go and how they look.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LogConfig {
+    /// Debug categories switched on (`--debug=CAT`); see [`crate::logging::CATEGORIES`].
+    pub categories: Vec<String>,
+    /// Show peer IP addresses in log lines (`--logips`).
+    pub log_ips: bool,
+    /// Also write log lines to stderr (`--printtoconsole`).
+    pub print_to_console: bool,
+    /// Write `debug.log` in the network's data directory.
+    pub to_file: bool,
+    /// One JSON object per line instead of Core-style text (`--log-format=json`).
+    pub json: bool,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            categories: Vec::new(),
+            log_ips: false,
+            print_to_console: true,
+            to_file: true,
+            json: false,
+        }
+    }
+}
+
+/// The node's configuration. Plain data: no parsing, no I/O.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// The network to join.
+    pub network: Network,
+    /// Base data directory (`--datadir`); the network's own directory is [`Config::net_dir`].
+    pub datadir: PathBuf,
+    /// `--connect` targets (`HOST[:PORT]`): when non-empty, only these peers are dialed.
+    pub connect: Vec<String>,
+    /// `--addnode` targets (`HOST[:PORT]`): kept connected in addition to anything else.
+    pub addnode: Vec<String>,
+    /// Accept inbound connections (`--listen`).
+    pub listen: bool,
+    /// Addresses to listen on (`--bind`); empty means all interfaces on `port`.
+    pub bind: Vec<SocketAddr>,
+    /// Listening port (`--port`); `None` means the network's default.
+    pub port: Option<u16>,
+    /// Maximum automatic + inbound connections (`--maxconnections`).
+    pub max_connections: usize,
+    /// Handshake / first-message deadline and grace period before inactivity checks
+    /// (`--peertimeout`).
+    pub peer_timeout: Duration,
+    /// TCP connect timeout for outbound dials.
+    pub connect_timeout: Duration,
+    /// Stop reading a peer while its unprocessed messages exceed this many bytes
+    /// (`--maxreceivebuffer` × 1,000).
+    pub max_receive_buffer: usize,
+    /// Stop processing a peer's messages while its send queue exceeds this many bytes
+    /// (`--maxsendbuffer` × 1,000).
+    pub max_send_buffer: usize,
+    /// Comments appended to the user agent (`--uacomment`).
+    pub ua_comments: Vec<String>,
+    /// Logging settings.
+    pub log: LogConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            network: Network::Main,
+            datadir: default_datadir(),
+            connect: Vec::new(),
+            addnode: Vec::new(),
+            listen: true,
+            bind: Vec::new(),
+            port: None,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            peer_timeout: DEFAULT_PEER_TIMEOUT,
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            max_receive_buffer: DEFAULT_MAX_RECEIVE_BUFFER_KB * 1000,
+            max_send_buffer: DEFAULT_MAX_SEND_BUFFER_KB * 1000,
+            ua_comments: Vec::new(),
+            log: LogConfig::default(),
+        }
+    }
+}
+
+impl Config {
+    /// The directory holding this network's files (`debug.log`, …): the data directory itself
+    /// for mainnet, a sub-directory named as Core names it otherwise.
+    pub fn net_dir(&self) -> PathBuf {
+        match self.network.datadir_name() {
+            Some(sub) => self.datadir.join(sub),
+            None => self.datadir.clone(),
+        }
+    }
+
+    /// The port we listen on.
+    pub fn listen_port(&self) -> u16 {
+        self.port.unwrap_or_else(|| self.network.default_port())
+    }
+
+    /// How many inbound connections may be open at once (Core's `m_max_inbound`).
+    pub fn max_inbound(&self) -> usize {
+        self.max_connections.saturating_sub(AUTOMATIC_OUTBOUND_SLOTS)
+    }
+
+    /// Our BIP14 user agent: `/btcloop:<version>/`, or `/btcloop:<version>(c1; c2)/` with
+    /// `--uacomment`s, as Core's `FormatSubVersion`.
+    pub fn user_agent(&self) -> String {
+        let version = env!("CARGO_PKG_VERSION");
+        if self.ua_comments.is_empty() {
+            format!("/btcloop:{version}/")
+        } else {
+            format!("/btcloop:{version}({})/", self.ua_comments.join("; "))
+        }
+    }
+}
+
+/// `~/.btcloop`, or `./.btcloop` when no home directory is known.
+pub fn default_datadir() -> PathBuf {
+    match std::env::var_os("HOME") {
+        Some(home) if !home.is_empty() => PathBuf::from(home).join(".btcloop"),
+        _ => PathBuf::from(".btcloop"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn net_dir_follows_core_names() {
+        let mut c = Config {
+            datadir: PathBuf::from("/d"),
+            ..Config::default()
+        };
+        assert_eq!(c.net_dir(), PathBuf::from("/d"));
+        c.network = Network::Test;
+        assert_eq!(c.net_dir(), PathBuf::from("/d/testnet3"));
+        c.network = Network::Regtest;
+        assert_eq!(c.net_dir(), PathBuf::from("/d/regtest"));
+    }
+
+    #[test]
+    fn user_agent_with_comments() {
+        let mut c = Config::default();
+        assert_eq!(c.user_agent(), format!("/btcloop:{}/", env!("CARGO_PKG_VERSION")));
+        c.ua_comments = vec!["a".into(), "b".into()];
+        assert_eq!(c.user_agent(), format!("/btcloop:{}(a; b)/", env!("CARGO_PKG_VERSION")));
+    }
+
+    #[test]
+    fn inbound_slots_leave_room_for_outbound() {
+        let c = Config::default();
+        assert_eq!(c.max_inbound(), 114);
+        let c = Config { max_connections: 5, ..Config::default() };
+        assert_eq!(c.max_inbound(), 0);
+    }
+}

@@ -1,0 +1,268 @@
+//! The v1 transport (Core's `V1Transport`): turns received bytes into whole, checked frames and
+//! messages into bytes. Owns the partial header and partial payload of one connection. No I/O.
+//!
+//! Rules, as Bitcoin Core: a wrong network magic or a declared payload length above
+//! [`MAX_PROTOCOL_MESSAGE_LENGTH`] is fatal for the connection (detected before any payload is
+//! read, and at the first wrong magic byte); a bad checksum or a malformed message type drops
+//! that one message and keeps the peer. Payload memory grows with the bytes that really
+//! arrived (at most [`ALLOC_AHEAD`] beyond them), never with the declared length.
+
+use bitcoin::hashes::{Hash, sha256d};
+
+/// Size of a v1 message header: magic (4), type (12), length (4), checksum (4).
+pub const HEADER_SIZE: usize = 24;
+/// Size of the message-type field of the header.
+pub const COMMAND_SIZE: usize = 12;
+/// Core's `MAX_PROTOCOL_MESSAGE_LENGTH`: the largest payload a peer may announce.
+pub const MAX_PROTOCOL_MESSAGE_LENGTH: usize = 4_000_000;
+/// How far ahead of the received bytes a partial payload buffer may be allocated (Core: 256 KiB).
+pub const ALLOC_AHEAD: usize = 256 * 1024;
+
+/// The 12-byte, NUL-padded message type of a frame.
+pub type Command = [u8; COMMAND_SIZE];
+
+/// A fault that ends the connection.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum TransportError {
+    /// The frame did not start with this network's magic (also what a BIP324 v2 handshake looks
+    /// like to a v1 node).
+    #[error("wrong network magic {}", hex4(got))]
+    WrongMagic {
+        /// The bytes received where the magic belongs (as many as had arrived).
+        got: [u8; 4],
+    },
+    /// The header declared a payload longer than [`MAX_PROTOCOL_MESSAGE_LENGTH`].
+    #[error("oversized message: {command} declares {len} bytes")]
+    Oversized {
+        /// The (sanitized) message type of the offending header.
+        command: String,
+        /// The declared payload length.
+        len: u64,
+    },
+}
+
+/// Why a single message was dropped while the connection was kept.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RejectReason {
+    /// The payload's double-SHA256 did not match the header checksum.
+    BadChecksum,
+    /// The message type had a NUL followed by non-NUL bytes, or a non-printable character.
+    InvalidCommand,
+}
+
+/// A complete, checked frame.
+#[derive(Clone, Copy, Debug)]
+pub struct Frame<'a> {
+    /// Message type, NUL padded.
+    pub command: &'a Command,
+    /// The payload.
+    pub payload: &'a [u8],
+}
+
+/// A complete frame that failed a per-message check.
+#[derive(Clone, Copy, Debug)]
+pub struct Rejected<'a> {
+    /// Message type, NUL padded (may be malformed).
+    pub command: &'a Command,
+    /// Payload length.
+    pub len: usize,
+    /// Which check failed.
+    pub reason: RejectReason,
+}
+
+/// Decoder state for one connection.
+#[derive(Debug)]
+pub struct V1Decoder {
+    magic: [u8; 4],
+    hdr: [u8; HEADER_SIZE],
+    hdr_pos: usize,
+    /// Declared payload length once the header is complete.
+    payload_len: Option<usize>,
+    /// Payload bytes of a frame that straddles reads (empty, unallocated, otherwise).
+    partial: Vec<u8>,
+}
+
+impl V1Decoder {
+    /// A decoder for frames of the network with message start `magic`.
+    pub fn new(magic: [u8; 4]) -> Self {
+        V1Decoder {
+            magic,
+            hdr: [0; HEADER_SIZE],
+            hdr_pos: 0,
+            payload_len: None,
+            partial: Vec::new(),
+        }
+    }
+
+    /// Whether no partial frame is buffered.
+    pub fn is_idle(&self) -> bool {
+        self.hdr_pos == 0 && self.payload_len.is_none()
+    }
+
+    /// Bytes of heap memory held for a partial payload.
+    pub fn buffered_capacity(&self) -> usize {
+        self.partial.capacity()
+    }
+
+    /// Feeds received bytes. Calls `on_frame` for every complete frame, in order: `Ok` for a
+    /// good one, `Err` for one dropped by a per-message rule. Returns an error (and stops) on a
+    /// fault that must end the connection; frames completed before it were already delivered.
+    pub fn decode<F>(&mut self, mut input: &[u8], mut on_frame: F) -> Result<(), TransportError>
+    where
+        F: FnMut(Result<Frame<'_>, Rejected<'_>>),
+    {
+        while !input.is_empty() {
+            let Some(len) = self.payload_len else {
+                let take = (HEADER_SIZE - self.hdr_pos).min(input.len());
+                let (head, rest) = input.split_at(take);
+                self.hdr[self.hdr_pos..self.hdr_pos + take].copy_from_slice(head);
+                let before = self.hdr_pos;
+                self.hdr_pos += take;
+                input = rest;
+                if before < 4 {
+                    let seen = self.hdr_pos.min(4);
+                    if self.hdr[..seen] != self.magic[..seen] {
+                        let mut got = [0u8; 4];
+                        got[..seen].copy_from_slice(&self.hdr[..seen]);
+                        return Err(TransportError::WrongMagic { got });
+                    }
+                }
+                if self.hdr_pos < HEADER_SIZE {
+                    return Ok(());
+                }
+                let declared = u32::from_le_bytes([self.hdr[16], self.hdr[17], self.hdr[18], self.hdr[19]]);
+                let declared = declared as usize;
+                if declared > MAX_PROTOCOL_MESSAGE_LENGTH {
+                    return Err(TransportError::Oversized {
+                        command: sanitize_command(self.command()),
+                        len: declared as u64,
+                    });
+                }
+                if input.len() >= declared {
+                    // Fast path: the whole payload is in this read; no copy.
+                    let (payload, rest) = input.split_at(declared);
+                    self.deliver(payload, &mut on_frame);
+                    input = rest;
+                } else {
+                    self.payload_len = Some(declared);
+                }
+                continue;
+            };
+            let need = len - self.partial.len();
+            let take = need.min(input.len());
+            let (chunk, rest) = input.split_at(take);
+            let want = self.partial.len() + take;
+            if self.partial.capacity() < want {
+                let target = len.min(want.saturating_add(ALLOC_AHEAD));
+                self.partial.reserve_exact(target - self.partial.len());
+            }
+            self.partial.extend_from_slice(chunk);
+            input = rest;
+            if self.partial.len() == len {
+                let payload = std::mem::take(&mut self.partial);
+                self.deliver(&payload, &mut on_frame);
+            }
+        }
+        Ok(())
+    }
+
+    fn command(&self) -> &Command {
+        // The header array is exactly HEADER_SIZE bytes; bytes 4..16 are the type.
+        let (_, rest) = self.hdr.split_at(4);
+        let (cmd, _) = rest.split_at(COMMAND_SIZE);
+        <&Command>::try_from(cmd).unwrap_or(&[0; COMMAND_SIZE])
+    }
+
+    fn deliver<F>(&mut self, payload: &[u8], on_frame: &mut F)
+    where
+        F: FnMut(Result<Frame<'_>, Rejected<'_>>),
+    {
+        let checksum = [self.hdr[20], self.hdr[21], self.hdr[22], self.hdr[23]];
+        let command = *self.command();
+        self.hdr_pos = 0;
+        self.payload_len = None;
+        let reason = if checksum_of(payload) != checksum {
+            Some(RejectReason::BadChecksum)
+        } else if !is_valid_command(&command) {
+            Some(RejectReason::InvalidCommand)
+        } else {
+            None
+        };
+        match reason {
+            None => on_frame(Ok(Frame { command: &command, payload })),
+            Some(reason) => on_frame(Err(Rejected { command: &command, len: payload.len(), reason })),
+        }
+    }
+}
+
+/// First four bytes of the payload's double SHA-256.
+pub fn checksum_of(payload: &[u8]) -> [u8; 4] {
+    let hash = sha256d::Hash::hash(payload);
+    let b = hash.as_byte_array();
+    [b[0], b[1], b[2], b[3]]
+}
+
+/// Core's `CMessageHeader::IsMessageTypeValid`: printable ASCII, then only NUL padding.
+pub fn is_valid_command(command: &Command) -> bool {
+    let mut seen_nul = false;
+    for &b in command {
+        if seen_nul {
+            if b != 0 {
+                return false;
+            }
+        } else if b == 0 {
+            seen_nul = true;
+        } else if !(b' '..=0x7e).contains(&b) {
+            return false;
+        }
+    }
+    true
+}
+
+/// The type as text: up to the first NUL, non-printable bytes dropped (Core's `SanitizeString`).
+pub fn sanitize_command(command: &Command) -> String {
+    command
+        .iter()
+        .take_while(|&&b| b != 0)
+        .filter(|b| (b' '..=0x7e).contains(*b))
+        .map(|&b| b as char)
+        .collect()
+}
+
+/// The type of a frame that passed [`is_valid_command`], as text (no allocation).
+pub fn command_str(command: &Command) -> &str {
+    let end = command.iter().position(|&b| b == 0).unwrap_or(COMMAND_SIZE);
+    std::str::from_utf8(&command[..end]).unwrap_or("")
+}
+
+/// Appends one frame to `out`: a header for `command` and the payload `write_payload` appends.
+/// No allocation beyond `out`'s growth. Returns the payload length.
+///
+/// `command` must be at most 12 bytes (every type the `bitcoin` crate knows is).
+pub fn encode_frame(
+    magic: [u8; 4],
+    command: &str,
+    out: &mut Vec<u8>,
+    write_payload: impl FnOnce(&mut Vec<u8>),
+) -> usize {
+    let start = out.len();
+    out.extend_from_slice(&magic);
+    let mut cmd = [0u8; COMMAND_SIZE];
+    let n = command.len().min(COMMAND_SIZE);
+    cmd[..n].copy_from_slice(&command.as_bytes()[..n]);
+    out.extend_from_slice(&cmd);
+    out.extend_from_slice(&[0u8; 8]);
+    write_payload(out);
+    let payload_len = out.len() - start - HEADER_SIZE;
+    let checksum = checksum_of(&out[start + HEADER_SIZE..]);
+    out[start + 16..start + 20].copy_from_slice(&(payload_len as u32).to_le_bytes());
+    out[start + 20..start + 24].copy_from_slice(&checksum);
+    payload_len
+}
+
+fn hex4(b: &[u8; 4]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests;
