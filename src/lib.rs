@@ -3,4 +3,10 @@
 
 pub mod chainparams;
 pub mod config;
+pub mod logging;
+pub mod msg_handler;
 pub mod net;
+pub mod node;
+pub mod protocol;
+pub mod sys;
+pub mod time;

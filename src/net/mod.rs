@@ -1,5 +1,12 @@
 //! The socket side of the node: framing, the shared per-peer queues, the socket-handler
 //! thread and the wake-ups that join it to the message handler.
 
+pub mod dialer;
+pub mod listen;
 pub mod message;
+pub mod peer;
+pub mod peer_queues;
+pub mod socket_handler;
+pub mod totals;
 pub mod transport;
+pub mod wake;

@@ -1,0 +1,292 @@
+//! `btcloopd`: parses the command line into a `Config`, sets up logging, starts the node and
+//! stops it cleanly on SIGINT/SIGTERM.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use btcloop::chainparams::Network;
+use btcloop::config::{Config, LogConfig};
+use btcloop::net::dialer::PeerSpec;
+use btcloop::node::Node;
+use btcloop::sys::DirLock;
+use clap::Parser;
+use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::iterator::Signals;
+use tracing::info;
+
+/// Core's boolean form: `--flag`, `--flag=1`, `--flag=0` (also `true`/`false`).
+fn core_bool(s: &str) -> Result<bool, String> {
+    match s {
+        "1" | "true" => Ok(true),
+        "0" | "false" => Ok(false),
+        _ => Err(format!("expected 0 or 1, got '{s}'")),
+    }
+}
+
+fn positive_secs(s: &str) -> Result<u64, String> {
+    match s.parse::<u64>() {
+        Ok(n) if n > 0 => Ok(n),
+        _ => Err("must be a positive integer (seconds)".into()),
+    }
+}
+
+#[derive(Parser, Debug)]
+#[command(name = "btcloopd", version, about = "btcloop: a Bitcoin P2P network node on Bitcoin Core's two-loop design")]
+struct Cli {
+    /// Network: main, test, testnet4, signet or regtest.
+    #[arg(long, value_name = "NAME")]
+    network: Option<Network>,
+    /// Use testnet3 (same as --network=test).
+    #[arg(long, num_args = 0..=1, default_missing_value = "1", value_parser = core_bool, value_name = "0|1")]
+    testnet: Option<bool>,
+    /// Use testnet4.
+    #[arg(long, num_args = 0..=1, default_missing_value = "1", value_parser = core_bool, value_name = "0|1")]
+    testnet4: Option<bool>,
+    /// Use the default signet.
+    #[arg(long, num_args = 0..=1, default_missing_value = "1", value_parser = core_bool, value_name = "0|1")]
+    signet: Option<bool>,
+    /// Use regtest.
+    #[arg(long, num_args = 0..=1, default_missing_value = "1", value_parser = core_bool, value_name = "0|1")]
+    regtest: Option<bool>,
+    /// Data directory [default: ~/.btcloop]; other networks use a sub-directory.
+    #[arg(long, value_name = "DIR")]
+    datadir: Option<PathBuf>,
+    /// Connect only to this peer (repeatable); --connect=0 disables outbound connections.
+    #[arg(long, value_name = "HOST[:PORT]")]
+    connect: Vec<String>,
+    /// Keep a connection to this peer, redialing with back-off (repeatable).
+    #[arg(long, value_name = "HOST[:PORT]")]
+    addnode: Vec<String>,
+    /// Accept inbound connections [default: 1, or 0 with --connect].
+    #[arg(long, num_args = 0..=1, default_missing_value = "1", value_parser = core_bool, value_name = "0|1")]
+    listen: Option<bool>,
+    /// Listen on this address (repeatable) [default: all interfaces].
+    #[arg(long, value_name = "ADDR[:PORT]")]
+    bind: Vec<String>,
+    /// Listening port [default: the network's].
+    #[arg(long)]
+    port: Option<u16>,
+    /// Maximum connections (inbound get what 11 outbound slots leave).
+    #[arg(long, default_value_t = btcloop::config::DEFAULT_MAX_CONNECTIONS)]
+    maxconnections: usize,
+    /// Seconds a new connection has to finish the handshake before inactivity checks start.
+    #[arg(long, value_parser = positive_secs, default_value = "60", value_name = "SECONDS")]
+    peertimeout: u64,
+    /// Per-peer receive queue limit, in units of 1,000 bytes.
+    #[arg(long, default_value_t = btcloop::config::DEFAULT_MAX_RECEIVE_BUFFER_KB)]
+    maxreceivebuffer: usize,
+    /// Per-peer send queue limit, in units of 1,000 bytes.
+    #[arg(long, default_value_t = btcloop::config::DEFAULT_MAX_SEND_BUFFER_KB)]
+    maxsendbuffer: usize,
+    /// Comment appended to the user agent (repeatable).
+    #[arg(long, value_name = "TEXT")]
+    uacomment: Vec<String>,
+    /// Log debug lines of a category (repeatable): net, all.
+    #[arg(long, value_name = "CATEGORY")]
+    debug: Vec<String>,
+    /// Show peer IP addresses in the log.
+    #[arg(long, num_args = 0..=1, default_missing_value = "1", value_parser = core_bool, value_name = "0|1")]
+    logips: Option<bool>,
+    /// Also log to stderr [default: 1].
+    #[arg(long, num_args = 0..=1, default_missing_value = "1", value_parser = core_bool, value_name = "0|1")]
+    printtoconsole: Option<bool>,
+    /// Log line format.
+    #[arg(long = "log-format", value_parser = ["text", "json"], default_value = "text")]
+    log_format: String,
+}
+
+/// Core style `-flag` becomes `--flag`, and `-noflag` / `--noflag` becomes `--flag=0`.
+fn normalize_args(args: impl Iterator<Item = String>) -> Vec<String> {
+    const BOOLS: [&str; 8] = ["listen", "logips", "printtoconsole", "testnet", "testnet4", "signet", "regtest", "debug"];
+    args.enumerate()
+        .map(|(i, a)| {
+            if i == 0 {
+                return a;
+            }
+            let long = if a.starts_with('-') && !a.starts_with("--") && a.len() > 2 && a.as_bytes()[1].is_ascii_alphabetic() {
+                format!("-{a}")
+            } else {
+                a
+            };
+            if let Some(name) = long.strip_prefix("--no") {
+                if BOOLS.contains(&name) {
+                    return format!("--{name}=0");
+                }
+            }
+            long
+        })
+        .collect()
+}
+
+fn parse_bind(s: &str, port: u16) -> Result<SocketAddr, String> {
+    if let Ok(a) = s.parse::<SocketAddr>() {
+        return Ok(a);
+    }
+    s.trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse::<IpAddr>()
+        .map(|ip| SocketAddr::new(ip, port))
+        .map_err(|_| format!("invalid --bind address '{s}': expected IP or IP:PORT"))
+}
+
+/// Core's `SAFE_CHARS_UA_COMMENT` check and `MAX_SUBVERSION_LENGTH`.
+fn check_ua_comment(c: &str) -> Result<(), String> {
+    let ok = c.chars().all(|ch| ch.is_ascii_alphanumeric() || " .,;-_?@".contains(ch));
+    if ok { Ok(()) } else { Err(format!("user agent comment ({c}) contains unsafe characters")) }
+}
+
+fn build_config(cli: Cli) -> Result<Config, String> {
+    let shortcuts = [
+        (cli.testnet, Network::Test),
+        (cli.testnet4, Network::Testnet4),
+        (cli.signet, Network::Signet),
+        (cli.regtest, Network::Regtest),
+    ];
+    let mut chosen: Vec<Network> = shortcuts.iter().filter(|(f, _)| *f == Some(true)).map(|(_, n)| *n).collect();
+    if let Some(n) = cli.network {
+        chosen.push(n);
+    }
+    chosen.dedup();
+    if chosen.len() > 1 {
+        return Err("invalid combination of --network, --regtest, --signet, --testnet and --testnet4: can only use one".into());
+    }
+    let network = chosen.first().copied().unwrap_or_default();
+    let mut cfg = Config { network, ..Config::default() };
+    if let Some(d) = cli.datadir {
+        cfg.datadir = d;
+    }
+    let default_port = network.default_port();
+    for s in cli.connect.iter().filter(|s| s.as_str() != "0").chain(&cli.addnode) {
+        PeerSpec::parse(s, default_port).map_err(|e| e.to_string())?;
+    }
+    let port = cli.port.unwrap_or(default_port);
+    cfg.bind = cli.bind.iter().map(|b| parse_bind(b, port)).collect::<Result<_, _>>()?;
+    // Core's parameter interaction: --bind implies listening, --connect implies not.
+    let listen_default = if !cfg.bind.is_empty() { true } else { cli.connect.is_empty() };
+    cfg.listen = cli.listen.unwrap_or(listen_default);
+    cfg.connect = cli.connect;
+    cfg.addnode = cli.addnode;
+    cfg.port = cli.port;
+    cfg.max_connections = cli.maxconnections;
+    cfg.peer_timeout = Duration::from_secs(cli.peertimeout);
+    cfg.max_receive_buffer = cli.maxreceivebuffer.saturating_mul(1000);
+    cfg.max_send_buffer = cli.maxsendbuffer.saturating_mul(1000);
+    for c in &cli.uacomment {
+        check_ua_comment(c)?;
+    }
+    cfg.ua_comments = cli.uacomment;
+    let ua_len = cfg.user_agent().len();
+    if ua_len > btcloop::net::message::MAX_SUBVERSION_LENGTH {
+        return Err(format!("total length of network version string ({ua_len}) exceeds maximum length (256); reduce the number or size of --uacomment"));
+    }
+    btcloop::logging::expand_categories(&cli.debug).map_err(|e| e.to_string())?;
+    cfg.log = LogConfig {
+        categories: cli.debug,
+        log_ips: cli.logips.unwrap_or(false),
+        print_to_console: cli.printtoconsole.unwrap_or(true),
+        to_file: true,
+        json: cli.log_format == "json",
+    };
+    Ok(cfg)
+}
+
+fn fail(msg: impl std::fmt::Display) -> ExitCode {
+    eprintln!("Error: {msg}");
+    ExitCode::from(1)
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse_from(normalize_args(std::env::args())) {
+        Ok(c) => c,
+        Err(e) if matches!(e.kind(), clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion) => {
+            let _ = e.print();
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            let rendered = e.to_string();
+            let line = rendered.lines().next().unwrap_or("invalid command line");
+            return fail(line.trim_start_matches("error: "));
+        }
+    };
+    let cfg = match build_config(cli) {
+        Ok(c) => c,
+        Err(e) => return fail(e),
+    };
+    let net_dir = cfg.net_dir();
+    if let Err(e) = std::fs::create_dir_all(&net_dir) {
+        return fail(format!("cannot create data directory {}: {e}", net_dir.display()));
+    }
+    let _lock = match DirLock::acquire(&net_dir) {
+        Ok(l) => l,
+        Err(e) => return fail(e),
+    };
+    if let Err(e) = btcloop::logging::init(&cfg.log, &net_dir) {
+        return fail(e);
+    }
+    // Register the handlers before any thread starts so every thread inherits the mask.
+    let mut signals = match Signals::new([SIGINT, SIGTERM]) {
+        Ok(s) => s,
+        Err(e) => return fail(format!("cannot install signal handlers: {e}")),
+    };
+    info!("btcloopd version v{} ({})", env!("CARGO_PKG_VERSION"), cfg.user_agent());
+    info!("Using data directory {} (network {})", net_dir.display(), cfg.network);
+    let node = match Node::start(&cfg) {
+        Ok(n) => n,
+        Err(e) => return fail(e),
+    };
+    let sig = signals.forever().next();
+    info!("Shutdown requested (signal {}), stopping", sig.unwrap_or(0));
+    node.stop();
+    info!("Shutdown done");
+    ExitCode::SUCCESS
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(args: &[&str]) -> Result<Config, String> {
+        let argv = std::iter::once("btcloopd".to_string()).chain(args.iter().map(|s| s.to_string()));
+        let cli = Cli::try_parse_from(normalize_args(argv)).map_err(|e| e.to_string())?;
+        build_config(cli)
+    }
+
+    #[test]
+    fn core_style_flags() {
+        let c = cfg(&["-regtest", "-listen=0", "-nologips"]).unwrap();
+        assert_eq!(c.network, Network::Regtest);
+        assert!(!c.listen);
+        let c = cfg(&["--testnet4", "--listen"]).unwrap();
+        assert_eq!(c.network, Network::Testnet4);
+        assert!(c.listen);
+    }
+
+    #[test]
+    fn connect_turns_listen_off_bind_on() {
+        assert!(!cfg(&["--connect=127.0.0.1:1"]).unwrap().listen);
+        assert!(cfg(&["--connect=127.0.0.1:1", "--bind=127.0.0.1"]).unwrap().listen);
+        assert!(cfg(&["--connect=127.0.0.1:1", "--listen=1"]).unwrap().listen);
+        assert!(cfg(&[]).unwrap().listen);
+    }
+
+    #[test]
+    fn bad_values_are_errors() {
+        assert!(cfg(&["--listen=2"]).is_err());
+        assert!(cfg(&["--regtest", "--signet"]).is_err());
+        assert!(cfg(&["--peertimeout=0"]).is_err());
+        assert!(cfg(&["--connect=host:notaport"]).is_err());
+        assert!(cfg(&["--uacomment=a/b"]).is_err());
+        assert!(cfg(&["--debug=bogus"]).is_err());
+        assert!(cfg(&["--bind=nope"]).is_err());
+        assert!(cfg(&["--network=mars"]).is_err());
+    }
+
+    #[test]
+    fn limits_in_kilobytes() {
+        let c = cfg(&["--maxreceivebuffer=10", "--maxsendbuffer=2", "--bind=127.0.0.1", "--port=1234"]).unwrap();
+        assert_eq!((c.max_receive_buffer, c.max_send_buffer), (10_000, 2_000));
+        assert_eq!(c.bind, vec!["127.0.0.1:1234".parse::<SocketAddr>().unwrap()]);
+    }
+}

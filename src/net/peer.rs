@@ -1,0 +1,122 @@
+//! What both threads say about a connection: its id, its type, and why it ended.
+
+use std::fmt;
+
+use super::transport::TransportError;
+
+/// Node-unique connection id (Core's `NodeId`), never reused while the node runs.
+pub type PeerId = u64;
+
+/// Why a connection exists (Core's `ConnectionType`, by the names `getpeerinfo` shows).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ConnectionType {
+    /// The peer connected to us.
+    Inbound,
+    /// We dialed it because the user asked (`--connect`, `--addnode`).
+    Manual,
+    /// We dialed it to relay blocks, transactions and addresses.
+    OutboundFullRelay,
+    /// We dialed it to relay blocks only.
+    BlockRelayOnly,
+    /// A short-lived probe of an address.
+    Feeler,
+    /// A short-lived connection to fetch addresses.
+    AddrFetch,
+}
+
+impl ConnectionType {
+    /// Core's name for the type.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConnectionType::Inbound => "inbound",
+            ConnectionType::Manual => "manual",
+            ConnectionType::OutboundFullRelay => "outbound-full-relay",
+            ConnectionType::BlockRelayOnly => "block-relay-only",
+            ConnectionType::Feeler => "feeler",
+            ConnectionType::AddrFetch => "addr-fetch",
+        }
+    }
+
+    /// Whether the peer dialed us.
+    pub fn is_inbound(self) -> bool {
+        self == ConnectionType::Inbound
+    }
+}
+
+impl fmt::Display for ConnectionType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Why a connection was closed. Shown in the info-level disconnect line.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DisconnectReason {
+    /// The peer closed the TCP connection.
+    PeerClosed,
+    /// Reading the socket failed.
+    ReadError(String),
+    /// Writing the socket failed.
+    WriteError(String),
+    /// The outbound TCP connect did not complete.
+    ConnectFailed(String),
+    /// A framing fault (wrong magic, oversized length).
+    Transport(TransportError),
+    /// No `version`/`verack` exchange within `--peertimeout`.
+    HandshakeTimeout,
+    /// Nothing received, or nothing sent, within `--peertimeout` of connecting.
+    NoFirstMessage {
+        /// Whether anything was ever received.
+        received: bool,
+        /// Whether anything was ever sent.
+        sent: bool,
+    },
+    /// Nothing sent for 20 minutes.
+    SendTimeout(u64),
+    /// Nothing received for 20 minutes.
+    RecvTimeout(u64),
+    /// Our ping went unanswered for 20 minutes.
+    PingTimeout(u64),
+    /// The peer's protocol version is below 31800.
+    ObsoleteVersion(i32),
+    /// The `version` nonce was one of ours: we connected to ourselves.
+    SelfConnection,
+    /// A handshake-only message arrived after `verack`.
+    AfterVerack(&'static str),
+    /// The node is at `--maxconnections` for inbound peers.
+    TooManyInbound,
+    /// The node is shutting down.
+    Shutdown,
+}
+
+impl fmt::Display for DisconnectReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        use DisconnectReason as R;
+        match self {
+            R::PeerClosed => f.write_str("socket closed by peer"),
+            R::ReadError(e) => write!(f, "socket recv error: {e}"),
+            R::WriteError(e) => write!(f, "socket send error: {e}"),
+            R::ConnectFailed(e) => write!(f, "connect failed: {e}"),
+            R::Transport(e) => write!(f, "transport error: {e}"),
+            R::HandshakeTimeout => f.write_str("version handshake timeout"),
+            R::NoFirstMessage { received, sent } => {
+                f.write_str("socket no message in first period")?;
+                if !received {
+                    f.write_str(", never received from peer")?;
+                }
+                if !sent {
+                    f.write_str(", never sent to peer")?;
+                }
+                Ok(())
+            }
+            R::SendTimeout(s) => write!(f, "socket sending timeout: {s}s"),
+            R::RecvTimeout(s) => write!(f, "socket receive timeout: {s}s"),
+            R::PingTimeout(s) => write!(f, "ping timeout: {s}s"),
+            R::ObsoleteVersion(v) => write!(f, "peer using obsolete version {v}"),
+            R::SelfConnection => f.write_str("connected to self"),
+            R::AfterVerack(m) => write!(f, "{m} received after verack"),
+            R::TooManyInbound => f.write_str("too many inbound connections"),
+            R::Shutdown => f.write_str("shutting down"),
+        }
+    }
+}

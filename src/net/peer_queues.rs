@@ -1,0 +1,358 @@
+//! The per-peer state that really crosses threads (Core's `vProcessMsg`, `vSendMsg`,
+//! `fPauseRecv`, `fPauseSend` and the byte counters): the socket, the process queue the socket
+//! handler fills, the send queue the message handler fills, and atomic statistics.
+//!
+//! Queues hold bytes, not per-message allocations: the process queue stores each checked frame
+//! as `type (12) | length (4) | receive time (8) | payload`, the send queue stores encoded
+//! frames back to back.
+
+use std::io::{self, Read, Write};
+use std::net::Shutdown;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use mio::net::TcpStream;
+use parking_lot::Mutex;
+
+use super::peer::PeerId;
+use super::totals::NetTotals;
+use super::transport::{COMMAND_SIZE, Command};
+
+const ENTRY_HEADER: usize = COMMAND_SIZE + 4 + 8;
+/// Consumed process-queue bytes are compacted away once they exceed this.
+const COMPACT_AT: usize = 64 * 1024;
+/// A drained buffer keeps at most this much capacity.
+const KEEP_CAPACITY: usize = 64 * 1024;
+
+/// Counters any thread may read.
+#[derive(Debug, Default)]
+pub struct PeerStats {
+    /// Bytes written to the socket.
+    pub bytes_sent: AtomicU64,
+    /// Bytes read from the socket.
+    pub bytes_recv: AtomicU64,
+    /// Microseconds since node start of the last write, 0 if none yet.
+    pub last_send_us: AtomicU64,
+    /// Microseconds since node start of the last read, 0 if none yet.
+    pub last_recv_us: AtomicU64,
+    /// Whole messages queued for processing.
+    pub msgs_recv: AtomicU64,
+    /// Messages dropped for a bad checksum or a malformed type.
+    pub msgs_rejected: AtomicU64,
+    /// Times reading was paused because the process queue was full.
+    pub pause_recv_events: AtomicU64,
+    /// Times processing was paused because the send queue was full.
+    pub pause_send_events: AtomicU64,
+    /// Set by the message handler once `verack` has been received.
+    pub handshake_complete: AtomicBool,
+}
+
+/// One message taken off the process queue.
+#[derive(Clone, Copy, Debug)]
+pub struct Popped {
+    /// Message type.
+    pub command: Command,
+    /// When the socket handler decoded it (µs since node start).
+    pub recv_time_us: u64,
+    /// Whether more messages remain queued.
+    pub more: bool,
+    /// Whether this pop brought the queue back under the receive limit (reading may resume).
+    pub resumed: bool,
+}
+
+/// Result of handing frames to the process queue.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Pushed {
+    /// The queue was not in the message handler's work set and now is.
+    pub newly_ready: bool,
+    /// The queue is over the receive limit: stop reading this peer.
+    pub paused: bool,
+}
+
+/// Result of writing the send queue.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Written {
+    /// Bytes written by this call.
+    pub bytes: usize,
+    /// Bytes still queued.
+    pub left: usize,
+    /// The queue fell from above the send limit to at most it.
+    pub unpaused: bool,
+}
+
+#[derive(Debug, Default)]
+struct RecvQueue {
+    buf: Vec<u8>,
+    pos: usize,
+    paused: bool,
+    in_work_set: bool,
+}
+
+#[derive(Debug, Default)]
+struct SendQueue {
+    buf: Vec<u8>,
+    pos: usize,
+    /// The socket handler is responsible for writing (the socket was full).
+    socket_owned: bool,
+    /// The connection is closed; nothing more is written.
+    closed: bool,
+}
+
+/// The shared half of a peer.
+#[derive(Debug)]
+pub struct PeerQueues {
+    /// The peer's id.
+    pub id: PeerId,
+    stream: TcpStream,
+    recv_limit: usize,
+    send_limit: usize,
+    recv: Mutex<RecvQueue>,
+    send: Mutex<SendQueue>,
+    /// Statistics.
+    pub stats: PeerStats,
+    totals: Arc<NetTotals>,
+}
+
+impl PeerQueues {
+    /// Queues for a connected socket, with the receive and send limits in bytes.
+    pub fn new(id: PeerId, stream: TcpStream, recv_limit: usize, send_limit: usize, totals: Arc<NetTotals>) -> Self {
+        PeerQueues {
+            id,
+            stream,
+            recv_limit,
+            send_limit,
+            recv: Mutex::new(RecvQueue::default()),
+            send: Mutex::new(SendQueue::default()),
+            stats: PeerStats::default(),
+            totals,
+        }
+    }
+
+    /// The socket (for registration with the poll and for reading, by the socket handler).
+    pub fn stream(&self) -> &TcpStream {
+        &self.stream
+    }
+
+    /// Reads from the socket into `buf` (socket handler only).
+    pub fn read_socket(&self, buf: &mut [u8]) -> io::Result<usize> {
+        (&self.stream).read(buf)
+    }
+
+    // ---- process queue (vProcessMsg) ----
+
+    /// Appends checked frames: `fill` is called with an appender (socket handler only).
+    pub fn push_frames(&self, fill: impl FnOnce(&mut FrameAppender<'_>)) -> Pushed {
+        let mut q = self.recv.lock();
+        let mut app = FrameAppender { buf: &mut q.buf, count: 0 };
+        fill(&mut app);
+        let count = app.count;
+        if count == 0 {
+            return Pushed { newly_ready: false, paused: q.paused };
+        }
+        self.stats.msgs_recv.fetch_add(count, Ordering::Relaxed);
+        let newly_ready = !q.in_work_set;
+        q.in_work_set = true;
+        let paused = q.buf.len() - q.pos > self.recv_limit;
+        if paused && !q.paused {
+            self.stats.pause_recv_events.fetch_add(1, Ordering::Relaxed);
+        }
+        q.paused = paused;
+        Pushed { newly_ready, paused }
+    }
+
+    /// Whether reading is paused because the process queue is over the limit.
+    pub fn recv_paused(&self) -> bool {
+        self.recv.lock().paused
+    }
+
+    /// Takes the oldest message, copying its payload into `payload` (message handler only).
+    pub fn pop_message(&self, payload: &mut Vec<u8>) -> Option<Popped> {
+        let mut q = self.recv.lock();
+        let q = &mut *q;
+        let avail = &q.buf[q.pos..];
+        let Some((head, rest)) = avail.split_at_checked(ENTRY_HEADER) else {
+            q.in_work_set = false;
+            return None;
+        };
+        let mut command = [0u8; COMMAND_SIZE];
+        command.copy_from_slice(&head[..COMMAND_SIZE]);
+        let mut len4 = [0u8; 4];
+        len4.copy_from_slice(&head[COMMAND_SIZE..COMMAND_SIZE + 4]);
+        let mut t8 = [0u8; 8];
+        t8.copy_from_slice(&head[COMMAND_SIZE + 4..]);
+        let len = u32::from_le_bytes(len4) as usize;
+        let body = rest.get(..len).unwrap_or(rest);
+        payload.clear();
+        payload.extend_from_slice(body);
+        q.pos += ENTRY_HEADER + body.len();
+        if q.pos == q.buf.len() {
+            q.buf.clear();
+            q.pos = 0;
+            if q.buf.capacity() > KEEP_CAPACITY {
+                q.buf = Vec::new();
+            }
+        } else if q.pos > COMPACT_AT && q.pos * 2 > q.buf.len() {
+            q.buf.drain(..q.pos);
+            q.pos = 0;
+        }
+        let more = q.pos < q.buf.len();
+        if !more {
+            q.in_work_set = false;
+        }
+        let resumed = q.paused && q.buf.len() - q.pos <= self.recv_limit;
+        if resumed {
+            q.paused = false;
+        }
+        Some(Popped { command, recv_time_us: u64::from_le_bytes(t8), more, resumed })
+    }
+
+    /// Bytes waiting in the process queue.
+    pub fn recv_queued(&self) -> usize {
+        let q = self.recv.lock();
+        q.buf.len() - q.pos
+    }
+
+    // ---- send queue (vSendMsg) ----
+
+    /// Appends to the send queue with `fill` (message handler only). Returns the bytes now
+    /// queued.
+    pub fn queue_send(&self, fill: impl FnOnce(&mut Vec<u8>)) -> usize {
+        let mut q = self.send.lock();
+        if q.closed {
+            return 0;
+        }
+        let before = q.buf.len() - q.pos;
+        fill(&mut q.buf);
+        let after = q.buf.len() - q.pos;
+        if before <= self.send_limit && after > self.send_limit {
+            self.stats.pause_send_events.fetch_add(1, Ordering::Relaxed);
+        }
+        after
+    }
+
+    /// Whether processing this peer's messages must wait for its send queue to drain
+    /// (Core's `fPauseSend`).
+    pub fn send_paused(&self) -> bool {
+        let q = self.send.lock();
+        q.buf.len() - q.pos > self.send_limit
+    }
+
+    /// Bytes waiting in the send queue.
+    pub fn send_queued(&self) -> usize {
+        let q = self.send.lock();
+        q.buf.len() - q.pos
+    }
+
+    /// The message handler's optimistic write (Core's `PushMessage` → `SocketSendData`):
+    /// writes now unless the socket handler already owns the queue. `Ok(true)` when bytes remain
+    /// that the socket handler must now take over.
+    pub fn flush_from_handler(&self, now_us: u64) -> io::Result<(Written, bool)> {
+        let mut q = self.send.lock();
+        if q.socket_owned || q.closed {
+            return Ok((Written::default(), false));
+        }
+        let w = self.write_locked(&mut q, now_us)?;
+        if w.left > 0 {
+            q.socket_owned = true;
+            return Ok((w, true));
+        }
+        Ok((w, false))
+    }
+
+    /// The socket handler's write: drains as much as the socket takes; when the queue empties,
+    /// hands write duty back to the message handler.
+    pub fn flush_from_socket(&self, now_us: u64) -> io::Result<Written> {
+        let mut q = self.send.lock();
+        if q.closed {
+            return Ok(Written::default());
+        }
+        let w = self.write_locked(&mut q, now_us)?;
+        if w.left == 0 {
+            q.socket_owned = false;
+        } else {
+            q.socket_owned = true;
+        }
+        Ok(w)
+    }
+
+    fn write_locked(&self, q: &mut SendQueue, now_us: u64) -> io::Result<Written> {
+        let before = q.buf.len() - q.pos;
+        let mut written = 0;
+        while q.pos < q.buf.len() {
+            match (&self.stream).write(&q.buf[q.pos..]) {
+                Ok(0) => return Err(io::Error::new(io::ErrorKind::WriteZero, "socket wrote 0 bytes")),
+                Ok(n) => {
+                    q.pos += n;
+                    written += n;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        if written > 0 {
+            self.stats.bytes_sent.fetch_add(written as u64, Ordering::Relaxed);
+            NetTotals::add(&self.totals.bytes_sent, written as u64);
+            self.stats.last_send_us.store(now_us.max(1), Ordering::Relaxed);
+        }
+        if q.pos == q.buf.len() {
+            q.buf.clear();
+            q.pos = 0;
+            if q.buf.capacity() > KEEP_CAPACITY {
+                q.buf = Vec::new();
+            }
+        } else if q.pos > COMPACT_AT && q.pos * 2 > q.buf.len() {
+            q.buf.drain(..q.pos);
+            q.pos = 0;
+        }
+        let left = q.buf.len() - q.pos;
+        Ok(Written {
+            bytes: written,
+            left,
+            unpaused: before > self.send_limit && left <= self.send_limit,
+        })
+    }
+
+    /// Closes the connection: no more writes, both directions shut down (socket handler only).
+    pub fn close(&self) {
+        let mut q = self.send.lock();
+        q.closed = true;
+        q.buf = Vec::new();
+        q.pos = 0;
+        let _ = self.stream.shutdown(Shutdown::Both);
+    }
+
+    /// Releases idle buffer capacity (message handler's periodic sweep).
+    pub fn trim(&self) {
+        {
+            let mut q = self.recv.lock();
+            if q.pos == q.buf.len() && q.buf.capacity() > 0 {
+                q.buf = Vec::new();
+                q.pos = 0;
+            }
+        }
+        let mut q = self.send.lock();
+        if q.pos == q.buf.len() && q.buf.capacity() > 0 {
+            q.buf = Vec::new();
+            q.pos = 0;
+        }
+    }
+}
+
+/// Appends frames to a locked process queue.
+pub struct FrameAppender<'a> {
+    buf: &'a mut Vec<u8>,
+    count: u64,
+}
+
+impl FrameAppender<'_> {
+    /// Appends one checked frame received at `recv_time_us`.
+    pub fn push(&mut self, command: &Command, payload: &[u8], recv_time_us: u64) {
+        self.buf.reserve(ENTRY_HEADER + payload.len());
+        self.buf.extend_from_slice(command);
+        self.buf.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+        self.buf.extend_from_slice(&recv_time_us.to_le_bytes());
+        self.buf.extend_from_slice(payload);
+        self.count += 1;
+    }
+}

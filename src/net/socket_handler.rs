@@ -1,0 +1,501 @@
+//! The socket-handler thread (Core's `ThreadSocketHandler`): one `mio::Poll` over the
+//! listeners and every peer socket. Owns the sockets' registration, each connection's transport
+//! decoder and connect state. Reads until the socket is drained (or the peer's process queue is
+//! full), turns bytes into checked frames on the peer's process queue, wakes the message
+//! handler, and writes send queues the message handler could not write itself.
+
+use std::collections::HashMap;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, Sender};
+use mio::net::{TcpListener, TcpStream};
+use mio::unix::SourceFd;
+use mio::{Events, Interest, Poll, Token};
+use std::os::fd::AsRawFd;
+use tracing::{debug, warn};
+
+use super::peer::{ConnectionType, DisconnectReason, PeerId};
+use super::peer_queues::PeerQueues;
+use super::totals::NetTotals;
+use super::transport::{RejectReason, V1Decoder, sanitize_command};
+use super::wake::{MsgWake, NetEvent, NewPeer, SocketCommand, SocketControl};
+use crate::time::Clock;
+
+/// Token of the poll waker.
+pub const WAKER_TOKEN: Token = Token(usize::MAX);
+const LISTENER_BASE: usize = usize::MAX - 1024;
+/// Size of the one read buffer the thread shares among all peers (Core: 64 KiB).
+const READ_BUF: usize = 64 * 1024;
+/// Longest the poll sleeps with nothing to do.
+const POLL_IDLE: Duration = Duration::from_millis(500);
+
+/// What the socket handler tells the dialer about its connections.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DialerEvent {
+    /// The TCP connection to target `target` is open as peer `id`.
+    Connected {
+        /// Dialer's target index.
+        target: usize,
+        /// The new peer.
+        id: PeerId,
+    },
+    /// The connect attempt failed.
+    Failed {
+        /// Dialer's target index.
+        target: usize,
+        /// Why.
+        error: String,
+    },
+    /// The connection closed.
+    Closed {
+        /// Dialer's target index.
+        target: usize,
+        /// Whether the version handshake had completed.
+        handshake_done: bool,
+    },
+}
+
+/// Limits and identity the socket handler needs.
+#[derive(Clone, Debug)]
+pub struct SocketConfig {
+    /// Network magic.
+    pub magic: [u8; 4],
+    /// Process-queue limit per peer, bytes.
+    pub max_receive_buffer: usize,
+    /// Send-queue limit per peer, bytes.
+    pub max_send_buffer: usize,
+    /// Inbound connection cap.
+    pub max_inbound: usize,
+    /// Outbound TCP connect timeout.
+    pub connect_timeout: Duration,
+    /// Show addresses in logs.
+    pub log_ips: bool,
+}
+
+enum ConnState {
+    Connecting { deadline: Instant },
+    Open,
+}
+
+struct Connection {
+    queues: Arc<PeerQueues>,
+    decoder: V1Decoder,
+    addr: SocketAddr,
+    conn_type: ConnectionType,
+    target: Option<usize>,
+    state: ConnState,
+    write_registered: bool,
+}
+
+/// The socket handler's state; [`SocketHandler::run`] is the thread body.
+pub struct SocketHandler {
+    poll: Poll,
+    listeners: Vec<TcpListener>,
+    conns: HashMap<PeerId, Connection>,
+    next_id: PeerId,
+    inbound: usize,
+    cfg: SocketConfig,
+    commands: Receiver<SocketCommand>,
+    ctl: SocketControl,
+    wake: Arc<MsgWake>,
+    dialer: Option<Sender<DialerEvent>>,
+    totals: Arc<NetTotals>,
+    clock: Clock,
+    buf: Box<[u8]>,
+    ready: Vec<PeerId>,
+    events: Vec<NetEvent>,
+}
+
+/// Everything [`SocketHandler::new`] needs from the node.
+pub struct SocketParts {
+    /// The poll (its registry created the waker inside `ctl`).
+    pub poll: Poll,
+    /// Listening sockets.
+    pub listeners: Vec<TcpListener>,
+    /// Commands from other threads.
+    pub commands: Receiver<SocketCommand>,
+    /// Handle whose waker interrupts the poll.
+    pub ctl: SocketControl,
+    /// The message handler's wake-up.
+    pub wake: Arc<MsgWake>,
+    /// Where connect results go, if a dialer runs.
+    pub dialer: Option<Sender<DialerEvent>>,
+    /// Node-wide counters.
+    pub totals: Arc<NetTotals>,
+    /// Node clock.
+    pub clock: Clock,
+}
+
+impl SocketHandler {
+    /// Registers the listeners and builds the handler.
+    pub fn new(parts: SocketParts, cfg: SocketConfig) -> io::Result<Self> {
+        let SocketParts { poll, mut listeners, commands, ctl, wake, dialer, totals, clock } = parts;
+        for (i, l) in listeners.iter_mut().enumerate() {
+            poll.registry().register(l, Token(LISTENER_BASE + i), Interest::READABLE)?;
+        }
+        Ok(SocketHandler {
+            poll,
+            listeners,
+            conns: HashMap::new(),
+            next_id: 0,
+            inbound: 0,
+            cfg,
+            commands,
+            ctl,
+            wake,
+            dialer,
+            totals,
+            clock,
+            buf: vec![0u8; READ_BUF].into_boxed_slice(),
+            ready: Vec::new(),
+            events: Vec::new(),
+        })
+    }
+
+    /// The thread body: runs until the control handle is interrupted, then closes everything.
+    pub fn run(mut self) {
+        let mut events = Events::with_capacity(1024);
+        while !self.ctl.is_interrupted() {
+            let timeout = self.poll_timeout();
+            if let Err(e) = self.poll.poll(&mut events, Some(timeout)) {
+                if e.kind() != io::ErrorKind::Interrupted {
+                    warn!(target: "net", "poll failed: {e}");
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                continue;
+            }
+            let mut woken = false;
+            for ev in events.iter() {
+                match ev.token() {
+                    WAKER_TOKEN => woken = true,
+                    Token(t) if t >= LISTENER_BASE => self.accept(t - LISTENER_BASE),
+                    Token(t) => {
+                        let readable = ev.is_readable() || ev.is_read_closed() || ev.is_error();
+                        let writable = ev.is_writable() || ev.is_write_closed();
+                        self.on_socket_event(t as PeerId, readable, writable);
+                    }
+                }
+            }
+            if woken {
+                self.ctl.clear_pending();
+                while let Ok(cmd) = self.commands.try_recv() {
+                    self.on_command(cmd);
+                }
+            }
+            self.expire_connects();
+            self.wake.post(&mut self.ready, &mut self.events);
+        }
+        let ids: Vec<PeerId> = self.conns.keys().copied().collect();
+        for id in ids {
+            self.close(id, DisconnectReason::Shutdown);
+        }
+        self.wake.post(&mut self.ready, &mut self.events);
+    }
+
+    fn poll_timeout(&self) -> Duration {
+        let now = Instant::now();
+        self.conns
+            .values()
+            .filter_map(|c| match c.state {
+                ConnState::Connecting { deadline } => Some(deadline.saturating_duration_since(now)),
+                ConnState::Open => None,
+            })
+            .min()
+            .unwrap_or(POLL_IDLE)
+            .min(POLL_IDLE)
+    }
+
+    fn peer_label(&self, id: PeerId, addr: &SocketAddr) -> String {
+        if self.cfg.log_ips { format!("peer={id}, peeraddr={addr}") } else { format!("peer={id}") }
+    }
+
+    fn new_queues(&mut self, stream: TcpStream) -> Arc<PeerQueues> {
+        let id = self.next_id;
+        self.next_id += 1;
+        Arc::new(PeerQueues::new(
+            id,
+            stream,
+            self.cfg.max_receive_buffer,
+            self.cfg.max_send_buffer,
+            self.totals.clone(),
+        ))
+    }
+
+    fn accept(&mut self, index: usize) {
+        loop {
+            let Some(listener) = self.listeners.get(index) else { return };
+            let (stream, addr) = match listener.accept() {
+                Ok(x) => x,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    // EMFILE and friends: Core logs and carries on; the listener stays ready.
+                    warn!(target: "net", "socket error accepting connection: {e}");
+                    return;
+                }
+            };
+            if self.inbound >= self.cfg.max_inbound {
+                NetTotals::add(&self.totals.inbound_refused, 1);
+                debug!(target: "net", "connection from {} dropped (full)", if self.cfg.log_ips { addr.to_string() } else { "peer".into() });
+                drop(stream);
+                continue;
+            }
+            let _ = stream.set_nodelay(true);
+            let local_addr = stream.local_addr().ok();
+            let queues = self.new_queues(stream);
+            let id = queues.id;
+            let fd = queues.stream().as_raw_fd();
+            if let Err(e) = self.poll.registry().register(&mut SourceFd(&fd), Token(id as usize), Interest::READABLE) {
+                warn!(target: "net", "cannot register accepted socket: {e}");
+                queues.close();
+                continue;
+            }
+            self.inbound += 1;
+            NetTotals::add(&self.totals.inbound_accepted, 1);
+            debug!(target: "net", "accepted connection {}", self.peer_label(id, &addr));
+            self.conns.insert(
+                id,
+                Connection {
+                    queues: queues.clone(),
+                    decoder: V1Decoder::new(self.cfg.magic),
+                    addr,
+                    conn_type: ConnectionType::Inbound,
+                    target: None,
+                    state: ConnState::Open,
+                    write_registered: false,
+                },
+            );
+            self.events.push(NetEvent::Connected(Box::new(NewPeer {
+                queues,
+                addr,
+                local_addr,
+                conn_type: ConnectionType::Inbound,
+            })));
+        }
+    }
+
+    fn on_command(&mut self, cmd: SocketCommand) {
+        match cmd {
+            SocketCommand::Connect { addr, conn_type, target } => self.connect(addr, conn_type, target),
+            SocketCommand::Disconnect { id, reason } => self.close(id, reason),
+            SocketCommand::Flush(id) => self.write(id),
+            SocketCommand::Resume(id) => self.read(id),
+        }
+    }
+
+    fn connect(&mut self, addr: SocketAddr, conn_type: ConnectionType, target: Option<usize>) {
+        let stream = match TcpStream::connect(addr) {
+            Ok(s) => s,
+            Err(e) => {
+                debug!(target: "net", "connect to {} failed: {e}", if self.cfg.log_ips { addr.to_string() } else { "peer".into() });
+                self.tell_dialer(target, |target| DialerEvent::Failed { target, error: e.to_string() });
+                return;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let queues = self.new_queues(stream);
+        let id = queues.id;
+        let fd = queues.stream().as_raw_fd();
+        let interest = Interest::READABLE | Interest::WRITABLE;
+        if let Err(e) = self.poll.registry().register(&mut SourceFd(&fd), Token(id as usize), interest) {
+            queues.close();
+            self.tell_dialer(target, |target| DialerEvent::Failed { target, error: e.to_string() });
+            return;
+        }
+        debug!(target: "net", "trying connection {} ({conn_type})", self.peer_label(id, &addr));
+        self.conns.insert(
+            id,
+            Connection {
+                queues,
+                decoder: V1Decoder::new(self.cfg.magic),
+                addr,
+                conn_type,
+                target,
+                state: ConnState::Connecting { deadline: Instant::now() + self.cfg.connect_timeout },
+                write_registered: true,
+            },
+        );
+    }
+
+    fn tell_dialer(&self, target: Option<usize>, ev: impl FnOnce(usize) -> DialerEvent) {
+        if let (Some(t), Some(tx)) = (target, &self.dialer) {
+            let _ = tx.send(ev(t));
+        }
+    }
+
+    fn on_socket_event(&mut self, id: PeerId, readable: bool, writable: bool) {
+        let Some(conn) = self.conns.get(&id) else { return };
+        if let ConnState::Connecting { .. } = conn.state {
+            if readable || writable {
+                self.finish_connect(id);
+            }
+            return;
+        }
+        if writable && conn.write_registered {
+            self.write(id);
+        }
+        if readable {
+            self.read(id);
+        }
+    }
+
+    fn finish_connect(&mut self, id: PeerId) {
+        let Some(conn) = self.conns.get_mut(&id) else { return };
+        let stream = conn.queues.stream();
+        let result = match stream.take_error() {
+            Ok(Some(e)) | Err(e) => Err(e),
+            Ok(None) => stream.peer_addr().map(|_| ()),
+        };
+        match result {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotConnected => return, // spurious wake-up
+            Err(e) => {
+                let reason = DisconnectReason::ConnectFailed(e.to_string());
+                let target = conn.target;
+                self.drop_conn(id);
+                self.tell_dialer(target, |target| DialerEvent::Failed { target, error: reason.to_string() });
+                return;
+            }
+        }
+        conn.state = ConnState::Open;
+        conn.write_registered = false;
+        let fd = conn.queues.stream().as_raw_fd();
+        let _ = self.poll.registry().reregister(&mut SourceFd(&fd), Token(id as usize), Interest::READABLE);
+        let local_addr = conn.queues.stream().local_addr().ok();
+        let (queues, addr, conn_type, target) = (conn.queues.clone(), conn.addr, conn.conn_type, conn.target);
+        self.tell_dialer(target, |target| DialerEvent::Connected { target, id });
+        self.events.push(NetEvent::Connected(Box::new(NewPeer { queues, addr, local_addr, conn_type })));
+    }
+
+    fn expire_connects(&mut self) {
+        let now = Instant::now();
+        let expired: Vec<PeerId> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| matches!(c.state, ConnState::Connecting { deadline } if deadline <= now))
+            .map(|(&id, _)| id)
+            .collect();
+        for id in expired {
+            let target = self.conns.get(&id).and_then(|c| c.target);
+            self.drop_conn(id);
+            self.tell_dialer(target, |target| DialerEvent::Failed { target, error: "connection timeout".into() });
+        }
+    }
+
+    /// Removes a connection that never became a peer (no event for the message handler).
+    fn drop_conn(&mut self, id: PeerId) {
+        if let Some(conn) = self.conns.remove(&id) {
+            let fd = conn.queues.stream().as_raw_fd();
+            let _ = self.poll.registry().deregister(&mut SourceFd(&fd));
+            conn.queues.close();
+        }
+    }
+
+    fn read(&mut self, id: PeerId) {
+        let now_us = self.clock.now_us();
+        let Some(conn) = self.conns.get_mut(&id) else { return };
+        if !matches!(conn.state, ConnState::Open) {
+            return;
+        }
+        let mut fatal = None;
+        loop {
+            if conn.queues.recv_paused() {
+                break;
+            }
+            let n = match conn.queues.read_socket(&mut self.buf) {
+                Ok(0) => {
+                    fatal = Some(DisconnectReason::PeerClosed);
+                    break;
+                }
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    fatal = Some(DisconnectReason::ReadError(e.to_string()));
+                    break;
+                }
+            };
+            let stats = &conn.queues.stats;
+            stats.bytes_recv.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+            stats.last_recv_us.store(now_us, std::sync::atomic::Ordering::Relaxed);
+            NetTotals::add(&self.totals.bytes_recv, n as u64);
+            let mut result = Ok(());
+            let decoder = &mut conn.decoder;
+            let totals = &self.totals;
+            let chunk = self.buf.get(..n).unwrap_or(&[]);
+            let pushed = conn.queues.push_frames(|app| {
+                result = decoder.decode(chunk, |frame| match frame {
+                    Ok(f) => app.push(f.command, f.payload, now_us),
+                    Err(r) => {
+                        stats.msgs_rejected.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        NetTotals::add(&totals.msgs_rejected, 1);
+                        let what = match r.reason {
+                            RejectReason::BadChecksum => "Wrong checksum",
+                            RejectReason::InvalidCommand => "Invalid message type",
+                        };
+                        debug!(target: "net", "Header error: {what} ({}, {} bytes), peer={id}", sanitize_command(r.command), r.len);
+                    }
+                })
+            });
+            if pushed.newly_ready {
+                self.ready.push(id);
+            }
+            if let Err(e) = result {
+                fatal = Some(DisconnectReason::Transport(e));
+                break;
+            }
+            if n < self.buf.len() {
+                // A short read of a stream socket means it is drained; the next arrival raises
+                // a new edge. Saves the read that would only return WouldBlock.
+                break;
+            }
+        }
+        if let Some(reason) = fatal {
+            self.close(id, reason);
+        }
+    }
+
+    fn write(&mut self, id: PeerId) {
+        let now_us = self.clock.now_us();
+        let Some(conn) = self.conns.get_mut(&id) else { return };
+        if !matches!(conn.state, ConnState::Open) {
+            return;
+        }
+        match conn.queues.flush_from_socket(now_us) {
+            Ok(w) => {
+                if w.unpaused {
+                    self.ready.push(id);
+                }
+                let want_write = w.left > 0;
+                if want_write != conn.write_registered {
+                    let interest = if want_write { Interest::READABLE | Interest::WRITABLE } else { Interest::READABLE };
+                    let fd = conn.queues.stream().as_raw_fd();
+                    let _ = self.poll.registry().reregister(&mut SourceFd(&fd), Token(id as usize), interest);
+                    conn.write_registered = want_write;
+                }
+            }
+            Err(e) => self.close(id, DisconnectReason::WriteError(e.to_string())),
+        }
+    }
+
+    fn close(&mut self, id: PeerId, reason: DisconnectReason) {
+        let Some(conn) = self.conns.remove(&id) else { return };
+        let fd = conn.queues.stream().as_raw_fd();
+        let _ = self.poll.registry().deregister(&mut SourceFd(&fd));
+        conn.queues.close();
+        if let ConnState::Connecting { .. } = conn.state {
+            self.tell_dialer(conn.target, |target| DialerEvent::Failed { target, error: reason.to_string() });
+            return;
+        }
+        if conn.conn_type.is_inbound() {
+            self.inbound = self.inbound.saturating_sub(1);
+        }
+        debug!(target: "net", "closed {}: {reason}", self.peer_label(id, &conn.addr));
+        let handshake_done = conn.queues.stats.handshake_complete.load(std::sync::atomic::Ordering::Relaxed);
+        self.tell_dialer(conn.target, |target| DialerEvent::Closed { target, handshake_done });
+        self.events.push(NetEvent::Closed { id, reason });
+    }
+}

@@ -1,0 +1,220 @@
+//! Core's `PeerManager`, I/O-free: each peer's protocol state and the node-wide state the
+//! sub-protocols share. `process_message` is a short `match` that routes every message to the
+//! module that owns it; `send_messages` runs the timers. Both take the time as an argument and
+//! put what to send, or whom to disconnect, into an [`Outbox`].
+
+pub mod handshake;
+pub mod ping;
+pub mod timeouts;
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use bitcoin::p2p::ServiceFlags;
+use bitcoin::p2p::message::NetworkMessage;
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use tracing::debug;
+
+use crate::net::peer::{ConnectionType, DisconnectReason, PeerId};
+
+pub use handshake::Handshake;
+pub use ping::PingState;
+
+/// Where protocol logic puts its decisions.
+pub trait Outbox {
+    /// Queue `msg` for the peer.
+    fn send(&mut self, msg: &NetworkMessage);
+    /// Disconnect the peer for `reason` (nothing more is sent to it).
+    fn disconnect(&mut self, reason: DisconnectReason);
+}
+
+/// The current time, as the thread that calls the protocol read it.
+#[derive(Clone, Copy, Debug)]
+pub struct Now {
+    /// Monotonic time, for timers.
+    pub mono: Instant,
+    /// Seconds since the Unix epoch, for the `version` timestamp.
+    pub unix: i64,
+}
+
+/// When bytes last crossed the peer's socket (Core's `m_last_send` / `m_last_recv`).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct LinkTimes {
+    /// Last write, if any.
+    pub last_send: Option<Instant>,
+    /// Last read, if any.
+    pub last_recv: Option<Instant>,
+}
+
+/// Node-wide protocol settings.
+#[derive(Clone, Debug)]
+pub struct ProtocolParams {
+    /// Our user agent (BIP14).
+    pub user_agent: String,
+    /// Services we advertise: only what the node really provides.
+    pub services: ServiceFlags,
+    /// Core's `-peertimeout`.
+    pub peer_timeout: Duration,
+    /// Show peer addresses in log lines.
+    pub log_ips: bool,
+}
+
+/// One peer's protocol state, owned by the message handler (no locks).
+#[derive(Debug)]
+pub struct Peer {
+    /// Connection id.
+    pub id: PeerId,
+    /// Remote address.
+    pub addr: SocketAddr,
+    /// Why the connection exists.
+    pub conn_type: ConnectionType,
+    /// When the connection opened.
+    pub connected_at: Instant,
+    /// Version handshake state.
+    pub handshake: Handshake,
+    /// Ping state.
+    pub ping: PingState,
+}
+
+impl Peer {
+    /// `peer=N` (with the address under `--logips`), for log lines.
+    pub fn label(&self, log_ips: bool) -> String {
+        if log_ips { format!("peer={}, peeraddr={}", self.id, self.addr) } else { format!("peer={}", self.id) }
+    }
+}
+
+/// State shared by all peers' protocol logic.
+pub struct Protocol {
+    /// Settings.
+    pub params: ProtocolParams,
+    /// Height of our best header, announced in `version`.
+    pub best_height: i32,
+    /// Nonces of our outbound `version`s, to detect connecting to ourselves.
+    local_nonces: HashSet<u64>,
+    rng: StdRng,
+}
+
+/// Message types some module handles; the others are not even decoded.
+pub const HANDLED: [&str; 7] = ["version", "verack", "wtxidrelay", "sendaddrv2", "sendheaders", "ping", "pong"];
+
+impl Protocol {
+    /// Protocol state with a random seed.
+    pub fn new(params: ProtocolParams) -> Self {
+        Self::with_rng(params, rand::make_rng())
+    }
+
+    /// Protocol state with a given random source (tests use a fixed seed).
+    pub fn with_rng(params: ProtocolParams, rng: StdRng) -> Self {
+        Protocol { params, best_height: 0, local_nonces: HashSet::new(), rng }
+    }
+
+    /// A deterministic instance for tests.
+    pub fn seeded(params: ProtocolParams, seed: u64) -> Self {
+        Self::with_rng(params, StdRng::seed_from_u64(seed))
+    }
+
+    /// State for a new connection.
+    pub fn add_peer(&mut self, id: PeerId, addr: SocketAddr, conn_type: ConnectionType, now: Instant) -> Peer {
+        let local_nonce = handshake::new_nonce(&mut self.rng);
+        if !conn_type.is_inbound() {
+            self.local_nonces.insert(local_nonce);
+        }
+        Peer {
+            id,
+            addr,
+            conn_type,
+            connected_at: now,
+            handshake: Handshake::new(local_nonce),
+            ping: PingState::default(),
+        }
+    }
+
+    /// Forgets a closed connection.
+    pub fn remove_peer(&mut self, peer: &Peer) {
+        self.local_nonces.remove(&peer.handshake.local_nonce);
+    }
+
+    /// Whether `command` is one [`Protocol::process_message`] acts on.
+    pub fn handles(command: &str) -> bool {
+        HANDLED.contains(&command)
+    }
+
+    /// Core's `ProcessMessage`: routes one received message. `received` is when the socket
+    /// handler decoded it.
+    pub fn process_message(&mut self, peer: &mut Peer, msg: NetworkMessage, received: Instant, now: Now, out: &mut impl Outbox) {
+        if let NetworkMessage::Version(v) = msg {
+            return handshake::on_version(self, peer, &v, now, out);
+        }
+        if peer.handshake.remote.is_none() {
+            debug!(target: "net", "non-version message before version handshake. Message \"{}\" from peer={}", msg.cmd(), peer.id);
+            return;
+        }
+        match msg {
+            NetworkMessage::Verack => handshake::on_verack(self, peer, out),
+            NetworkMessage::SendHeaders => handshake::on_sendheaders(peer),
+            NetworkMessage::WtxidRelay => handshake::on_wtxidrelay(peer, out),
+            NetworkMessage::SendAddrV2 => handshake::on_sendaddrv2(peer, out),
+            _ if !peer.handshake.successfully_connected => {
+                debug!(target: "net", "Unsupported message \"{}\" prior to verack from peer={}", msg.cmd(), peer.id);
+            }
+            NetworkMessage::Ping(nonce) => ping::on_ping(peer, nonce, out),
+            NetworkMessage::Pong(nonce) => ping::on_pong(peer, nonce, received),
+            _ => {}
+        }
+    }
+
+    /// Core's `SendMessages`: timeouts, our outbound `version`, periodic pings.
+    pub fn send_messages(&mut self, peer: &mut Peer, now: Now, link: LinkTimes, out: &mut impl Outbox) {
+        if let Some(reason) = timeouts::inactivity(peer, now.mono, link, self.params.peer_timeout) {
+            return out.disconnect(reason);
+        }
+        if !peer.conn_type.is_inbound() && !peer.handshake.version_sent {
+            handshake::push_version(self, peer, now, out);
+        }
+        if !peer.handshake.successfully_connected {
+            return;
+        }
+        ping::maybe_send_ping(peer, now.mono, self.params.peer_timeout, &mut self.rng, out);
+    }
+
+    /// Asks for a ping to `peer` at the next `send_messages` (the `ping` RPC).
+    pub fn queue_ping(peer: &mut Peer) {
+        peer.ping.queued = true;
+    }
+}
+
+/// An [`Outbox`] that records, for tests and simulations.
+#[derive(Debug, Default)]
+pub struct Recorder {
+    /// Messages sent, in order.
+    pub sent: Vec<NetworkMessage>,
+    /// The disconnect reason, if any.
+    pub disconnect: Option<DisconnectReason>,
+}
+
+impl Outbox for Recorder {
+    fn send(&mut self, msg: &NetworkMessage) {
+        self.sent.push(msg.clone());
+    }
+    fn disconnect(&mut self, reason: DisconnectReason) {
+        self.disconnect.get_or_insert(reason);
+    }
+}
+
+impl Recorder {
+    /// The message types sent, in order.
+    pub fn commands(&self) -> Vec<&'static str> {
+        self.sent.iter().map(|m| m.cmd()).collect()
+    }
+
+    /// Forgets what was recorded.
+    pub fn clear(&mut self) {
+        self.sent.clear();
+        self.disconnect = None;
+    }
+}
+
+#[cfg(test)]
+mod tests;
