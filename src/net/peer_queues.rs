@@ -356,3 +356,6 @@ impl FrameAppender<'_> {
         self.count += 1;
     }
 }
+
+#[cfg(test)]
+mod tests;

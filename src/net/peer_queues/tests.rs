@@ -1,0 +1,107 @@
+use std::io::Read;
+use std::net::{TcpListener, TcpStream as StdStream};
+use std::time::Duration;
+
+use super::*;
+
+/// Queues around one end of a loopback connection, and the other end.
+fn pair(recv_limit: usize, send_limit: usize) -> (PeerQueues, StdStream) {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let client = StdStream::connect(l.local_addr().unwrap()).unwrap();
+    let (server, _) = l.accept().unwrap();
+    server.set_nonblocking(true).unwrap();
+    let q = PeerQueues::new(9, TcpStream::from_std(server), recv_limit, send_limit, Arc::new(NetTotals::default()));
+    (q, client)
+}
+
+const CMD: Command = *b"ping\0\0\0\0\0\0\0\0";
+
+#[test]
+fn process_queue_signals_ready_once_and_pauses_at_limit() {
+    let (q, _peer) = pair(100, 1000);
+    let p = q.push_frames(|a| a.push(&CMD, &[1; 40], 5));
+    assert!(p.newly_ready && !p.paused);
+    let p = q.push_frames(|a| a.push(&CMD, &[2; 40], 6));
+    assert!(!p.newly_ready, "already in the work set");
+    assert!(p.paused, "2 × (24 + 40) bytes > 100");
+    assert!(q.recv_paused());
+    assert_eq!(q.stats.pause_recv_events.load(Ordering::Relaxed), 1);
+
+    let mut payload = Vec::new();
+    let m = q.pop_message(&mut payload).unwrap();
+    assert_eq!((m.command, m.recv_time_us, m.more, m.resumed), (CMD, 5, true, true));
+    assert_eq!(payload, vec![1; 40]);
+    assert!(!q.recv_paused());
+    let m = q.pop_message(&mut payload).unwrap();
+    assert_eq!((m.recv_time_us, m.more, m.resumed), (6, false, false));
+    assert_eq!(payload, vec![2; 40]);
+    assert!(q.pop_message(&mut payload).is_none());
+    // Empty again: the next push makes it ready again.
+    assert!(q.push_frames(|a| a.push(&CMD, &[], 7)).newly_ready);
+}
+
+#[test]
+fn send_queue_pauses_over_limit_and_handler_writes_optimistically() {
+    let (q, mut peer) = pair(1000, 100);
+    q.queue_send(|b| b.extend_from_slice(&[7; 150]));
+    assert!(q.send_paused());
+    let (w, needs_socket) = q.flush_from_handler(10).unwrap();
+    assert_eq!((w.bytes, w.left, w.unpaused, needs_socket), (150, 0, true, false));
+    assert!(!q.send_paused());
+    assert_eq!(q.stats.bytes_sent.load(Ordering::Relaxed), 150);
+    assert_eq!(q.stats.last_send_us.load(Ordering::Relaxed), 10);
+    let mut got = [0u8; 150];
+    peer.read_exact(&mut got).unwrap();
+    assert_eq!(got, [7; 150]);
+}
+
+#[test]
+fn full_socket_hands_writing_to_socket_handler_and_memory_stays_bounded() {
+    let (q, mut peer) = pair(1000, 64 * 1024);
+    // The peer does not read: fill its receive window and our socket buffer.
+    let mut queued_total = 0usize;
+    let mut handed_over = false;
+    for _ in 0..1000 {
+        queued_total += 64 * 1024;
+        q.queue_send(|b| b.extend_from_slice(&[1; 64 * 1024]));
+        let (_, needs_socket) = q.flush_from_handler(1).unwrap();
+        if needs_socket {
+            handed_over = true;
+            break;
+        }
+    }
+    assert!(handed_over, "kernel buffers never filled");
+    let left = q.send_queued();
+    assert!(left > 0);
+    // While the socket handler owns the queue, the message handler does not write.
+    let (w, needs) = q.flush_from_handler(2).unwrap();
+    assert_eq!((w.bytes, needs), (0, false));
+    // The handler sees the pause and would stop producing for this peer.
+    q.queue_send(|b| b.extend_from_slice(&[1; 64 * 1024]));
+    assert!(q.send_paused());
+    // The peer drains; the socket handler finishes the queue.
+    peer.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let total = queued_total + 64 * 1024;
+    let mut read = 0usize;
+    let mut buf = vec![0u8; 1 << 20];
+    while read < total {
+        read += peer.read(&mut buf).unwrap();
+        let w = q.flush_from_socket(3).unwrap();
+        if w.left == 0 {
+            assert!(!q.send_paused());
+        }
+    }
+    assert_eq!(q.send_queued(), 0);
+    // Write duty is back with the message handler.
+    q.queue_send(|b| b.push(9));
+    let (w, needs) = q.flush_from_handler(4).unwrap();
+    assert_eq!((w.bytes, needs), (1, false));
+}
+
+#[test]
+fn closed_queue_accepts_and_writes_nothing() {
+    let (q, _peer) = pair(1000, 1000);
+    q.close();
+    assert_eq!(q.queue_send(|b| b.push(1)), 0);
+    assert_eq!(q.flush_from_handler(1).unwrap().0.bytes, 0);
+}
