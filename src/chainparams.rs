@@ -24,13 +24,7 @@ pub enum Network {
 
 impl Network {
     /// Every network, in Core's order.
-    pub const ALL: [Network; 5] = [
-        Network::Main,
-        Network::Test,
-        Network::Testnet4,
-        Network::Signet,
-        Network::Regtest,
-    ];
+    pub const ALL: [Network; 5] = [Network::Main, Network::Test, Network::Testnet4, Network::Signet, Network::Regtest];
 
     /// The four message-start bytes that open every v1 frame on this network.
     pub fn magic(self) -> [u8; 4] {

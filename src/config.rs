@@ -39,13 +39,7 @@ pub struct LogConfig {
 
 impl Default for LogConfig {
     fn default() -> Self {
-        LogConfig {
-            categories: Vec::new(),
-            log_ips: false,
-            print_to_console: true,
-            to_file: true,
-            json: false,
-        }
+        LogConfig { categories: Vec::new(), log_ips: false, print_to_console: true, to_file: true, json: false }
     }
 }
 
@@ -152,10 +146,7 @@ mod tests {
 
     #[test]
     fn net_dir_follows_core_names() {
-        let mut c = Config {
-            datadir: PathBuf::from("/d"),
-            ..Config::default()
-        };
+        let mut c = Config { datadir: PathBuf::from("/d"), ..Config::default() };
         assert_eq!(c.net_dir(), PathBuf::from("/d"));
         c.network = Network::Test;
         assert_eq!(c.net_dir(), PathBuf::from("/d/testnet3"));

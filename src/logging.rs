@@ -108,7 +108,13 @@ pub fn init(cfg: &LogConfig, net_dir: &Path) -> Result<(), LoggingError> {
     let registry = tracing_subscriber::registry().with(filter(&categories));
     let result = if cfg.json {
         let file_layer = file.map(|f| {
-            tracing_subscriber::fmt::layer().json().flatten_event(true).with_current_span(false).with_span_list(false).with_ansi(false).with_writer(f)
+            tracing_subscriber::fmt::layer()
+                .json()
+                .flatten_event(true)
+                .with_current_span(false)
+                .with_span_list(false)
+                .with_ansi(false)
+                .with_writer(f)
         });
         let console = cfg.print_to_console.then(|| {
             tracing_subscriber::fmt::layer()
@@ -121,10 +127,11 @@ pub fn init(cfg: &LogConfig, net_dir: &Path) -> Result<(), LoggingError> {
         });
         registry.with(file_layer).with(console).try_init()
     } else {
-        let file_layer = file.map(|f| tracing_subscriber::fmt::layer().event_format(CoreFormat).with_ansi(false).with_writer(f));
-        let console = cfg
-            .print_to_console
-            .then(|| tracing_subscriber::fmt::layer().event_format(CoreFormat).with_ansi(false).with_writer(std::io::stderr));
+        let file_layer =
+            file.map(|f| tracing_subscriber::fmt::layer().event_format(CoreFormat).with_ansi(false).with_writer(f));
+        let console = cfg.print_to_console.then(|| {
+            tracing_subscriber::fmt::layer().event_format(CoreFormat).with_ansi(false).with_writer(std::io::stderr)
+        });
         registry.with(file_layer).with(console).try_init()
     };
     result.map_err(|_| LoggingError::AlreadySet)

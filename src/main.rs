@@ -99,17 +99,19 @@ struct Cli {
 
 /// Core style `-flag` becomes `--flag`, and `-noflag` / `--noflag` becomes `--flag=0`.
 fn normalize_args(args: impl Iterator<Item = String>) -> Vec<String> {
-    const BOOLS: [&str; 8] = ["listen", "logips", "printtoconsole", "testnet", "testnet4", "signet", "regtest", "debug"];
+    const BOOLS: [&str; 8] =
+        ["listen", "logips", "printtoconsole", "testnet", "testnet4", "signet", "regtest", "debug"];
     args.enumerate()
         .map(|(i, a)| {
             if i == 0 {
                 return a;
             }
-            let long = if a.starts_with('-') && !a.starts_with("--") && a.len() > 2 && a.as_bytes()[1].is_ascii_alphabetic() {
-                format!("-{a}")
-            } else {
-                a
-            };
+            let long =
+                if a.starts_with('-') && !a.starts_with("--") && a.len() > 2 && a.as_bytes()[1].is_ascii_alphabetic() {
+                    format!("-{a}")
+                } else {
+                    a
+                };
             if let Some(name) = long.strip_prefix("--no") {
                 if BOOLS.contains(&name) {
                     return format!("--{name}=0");
@@ -150,7 +152,9 @@ fn build_config(cli: Cli) -> Result<Config, String> {
     }
     chosen.dedup();
     if chosen.len() > 1 {
-        return Err("invalid combination of --network, --regtest, --signet, --testnet and --testnet4: can only use one".into());
+        return Err(
+            "invalid combination of --network, --regtest, --signet, --testnet and --testnet4: can only use one".into(),
+        );
     }
     let network = chosen.first().copied().unwrap_or_default();
     let mut cfg = Config { network, ..Config::default() };
@@ -179,7 +183,9 @@ fn build_config(cli: Cli) -> Result<Config, String> {
     cfg.ua_comments = cli.uacomment;
     let ua_len = cfg.user_agent().len();
     if ua_len > btcloop::net::message::MAX_SUBVERSION_LENGTH {
-        return Err(format!("total length of network version string ({ua_len}) exceeds maximum length (256); reduce the number or size of --uacomment"));
+        return Err(format!(
+            "total length of network version string ({ua_len}) exceeds maximum length (256); reduce the number or size of --uacomment"
+        ));
     }
     btcloop::logging::expand_categories(&cli.debug).map_err(|e| e.to_string())?;
     cfg.log = LogConfig {

@@ -294,7 +294,8 @@ impl MessageHandler {
                 Ok((_, true)) => self.ctl.send(SocketCommand::Flush(id)),
                 Err(err) => {
                     e.closing = true;
-                    self.ctl.send(SocketCommand::Disconnect { id, reason: DisconnectReason::WriteError(err.to_string()) });
+                    self.ctl
+                        .send(SocketCommand::Disconnect { id, reason: DisconnectReason::WriteError(err.to_string()) });
                 }
             }
         }

@@ -80,7 +80,10 @@ impl Node {
         }
         let max_connections = (available - required).min(cfg.max_connections as u64) as usize;
         if max_connections < cfg.max_connections {
-            warn!("Reducing -maxconnections from {} to {}, because of system limitations.", cfg.max_connections, max_connections);
+            warn!(
+                "Reducing -maxconnections from {} to {}, because of system limitations.",
+                cfg.max_connections, max_connections
+            );
         }
         let effective = Config { max_connections, ..cfg.clone() };
 
@@ -118,7 +121,8 @@ impl Node {
             peer_timeout: cfg.peer_timeout,
             log_ips: cfg.log.log_ips,
         });
-        let handler = MessageHandler::new(protocol, cfg.network.magic(), wake.clone(), ctl.clone(), clock, totals.clone());
+        let handler =
+            MessageHandler::new(protocol, cfg.network.magic(), wake.clone(), ctl.clone(), clock, totals.clone());
 
         let mut threads = Vec::new();
         threads.push(std::thread::Builder::new().name("btcloop-net".into()).spawn(move || socket.run())?);

@@ -67,7 +67,11 @@ impl PeerSpec {
 
 impl std::fmt::Display for PeerSpec {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        if self.host.contains(':') { write!(f, "[{}]:{}", self.host, self.port) } else { write!(f, "{}:{}", self.host, self.port) }
+        if self.host.contains(':') {
+            write!(f, "[{}]:{}", self.host, self.port)
+        } else {
+            write!(f, "{}:{}", self.host, self.port)
+        }
     }
 }
 
@@ -166,7 +170,9 @@ pub fn run(mut plan: DialPlan, events: Receiver<DialerEvent>, ctl: SocketControl
         let now = Instant::now();
         for (i, spec) in plan.due(now) {
             match spec.resolve() {
-                Ok(addr) => ctl.send(SocketCommand::Connect { addr, conn_type: ConnectionType::Manual, target: Some(i) }),
+                Ok(addr) => {
+                    ctl.send(SocketCommand::Connect { addr, conn_type: ConnectionType::Manual, target: Some(i) })
+                }
                 Err(e) => {
                     debug!(target: "net", "cannot resolve {spec}: {e}");
                     plan.resolve_failed(i, Instant::now());

@@ -3,10 +3,10 @@
 //! fields), and encodes messages straight into a send buffer. No I/O.
 
 use bitcoin::consensus::encode::{self, Decodable, Encodable, deserialize_partial};
+use bitcoin::p2p::ServiceFlags;
 use bitcoin::p2p::address::Address;
 use bitcoin::p2p::message::{CommandString, NetworkMessage};
 use bitcoin::p2p::message_network::VersionMessage;
-use bitcoin::p2p::ServiceFlags;
 
 use super::transport::encode_frame;
 
@@ -157,11 +157,7 @@ fn decode_version(payload: &[u8]) -> Result<VersionMessage, PayloadError> {
 
 /// Core's `SanitizeString` (default rule): keep letters, digits, space and `.,;-_/:?@()`.
 pub fn sanitize_string(bytes: &[u8]) -> String {
-    bytes
-        .iter()
-        .filter(|b| b.is_ascii_alphanumeric() || b" .,;-_/:?@()".contains(b))
-        .map(|&b| b as char)
-        .collect()
+    bytes.iter().filter(|b| b.is_ascii_alphanumeric() || b" .,;-_/:?@()".contains(b)).map(|&b| b as char).collect()
 }
 
 /// The message type of `msg` (the real type for [`NetworkMessage::Unknown`]).
@@ -230,10 +226,7 @@ mod tests {
     fn long_user_agent_rejected() {
         let mut v = our_version();
         v.user_agent = "x".repeat(257);
-        assert!(matches!(
-            decode_payload("version", &serialize(&v)),
-            Err(PayloadError::UserAgentTooLong(257))
-        ));
+        assert!(matches!(decode_payload("version", &serialize(&v)), Err(PayloadError::UserAgentTooLong(257))));
         v.user_agent = "x".repeat(256);
         assert!(decode_payload("version", &serialize(&v)).is_ok());
     }

@@ -267,11 +267,7 @@ impl PeerQueues {
             return Ok(Written::default());
         }
         let w = self.write_locked(&mut q, now_us)?;
-        if w.left == 0 {
-            q.socket_owned = false;
-        } else {
-            q.socket_owned = true;
-        }
+        q.socket_owned = w.left > 0;
         Ok(w)
     }
 
@@ -306,11 +302,7 @@ impl PeerQueues {
             q.pos = 0;
         }
         let left = q.buf.len() - q.pos;
-        Ok(Written {
-            bytes: written,
-            left,
-            unpaused: before > self.send_limit && left <= self.send_limit,
-        })
+        Ok(Written { bytes: written, left, unpaused: before > self.send_limit && left <= self.send_limit })
     }
 
     /// Closes the connection: no more writes, both directions shut down (socket handler only).

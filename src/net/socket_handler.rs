@@ -471,7 +471,8 @@ impl SocketHandler {
                 }
                 let want_write = w.left > 0;
                 if want_write != conn.write_registered {
-                    let interest = if want_write { Interest::READABLE | Interest::WRITABLE } else { Interest::READABLE };
+                    let interest =
+                        if want_write { Interest::READABLE | Interest::WRITABLE } else { Interest::READABLE };
                     let fd = conn.queues.stream().as_raw_fd();
                     let _ = self.poll.registry().reregister(&mut SourceFd(&fd), Token(id as usize), interest);
                     conn.write_registered = want_write;

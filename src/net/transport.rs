@@ -85,13 +85,7 @@ pub struct V1Decoder {
 impl V1Decoder {
     /// A decoder for frames of the network with message start `magic`.
     pub fn new(magic: [u8; 4]) -> Self {
-        V1Decoder {
-            magic,
-            hdr: [0; HEADER_SIZE],
-            hdr_pos: 0,
-            payload_len: None,
-            partial: Vec::new(),
-        }
+        V1Decoder { magic, hdr: [0; HEADER_SIZE], hdr_pos: 0, payload_len: None, partial: Vec::new() }
     }
 
     /// Whether no partial frame is buffered.
@@ -221,12 +215,7 @@ pub fn is_valid_command(command: &Command) -> bool {
 
 /// The type as text: up to the first NUL, non-printable bytes dropped (Core's `SanitizeString`).
 pub fn sanitize_command(command: &Command) -> String {
-    command
-        .iter()
-        .take_while(|&&b| b != 0)
-        .filter(|b| (b' '..=0x7e).contains(*b))
-        .map(|&b| b as char)
-        .collect()
+    command.iter().take_while(|&&b| b != 0).filter(|b| (b' '..=0x7e).contains(*b)).map(|&b| b as char).collect()
 }
 
 /// The type of a frame that passed [`is_valid_command`], as text (no allocation).

@@ -128,7 +128,7 @@ pub fn is_routable(ip: IpAddr) -> bool {
                 || (s[0] & 0xffc0) == 0xfe80                          // RFC4862
                 || s[0] == 0x2001 && s[1] == 0x0db8                   // RFC3849
                 || s[0] == 0x2001 && (s[1] & 0xfff0) == 0x0010        // RFC4843
-                || s[0] == 0x2001 && (s[1] & 0xfff0) == 0x0020)       // RFC7343
+                || s[0] == 0x2001 && (s[1] & 0xfff0) == 0x0020) // RFC7343
         }
     }
 }

@@ -143,7 +143,14 @@ impl Protocol {
 
     /// Core's `ProcessMessage`: routes one received message. `received` is when the socket
     /// handler decoded it.
-    pub fn process_message(&mut self, peer: &mut Peer, msg: NetworkMessage, received: Instant, now: Now, out: &mut impl Outbox) {
+    pub fn process_message(
+        &mut self,
+        peer: &mut Peer,
+        msg: NetworkMessage,
+        received: Instant,
+        now: Now,
+        out: &mut impl Outbox,
+    ) {
         if let NetworkMessage::Version(v) = msg {
             return handshake::on_version(self, peer, &v, now, out);
         }

@@ -260,7 +260,8 @@ fn unanswered_ping_times_out_after_20_minutes() {
     let t0 = Instant::now();
     let (mut peer, _) = handshaken(&mut p, t0);
     outstanding_ping(&mut p, &mut peer, now(t0, 0));
-    let fresh = |s| LinkTimes { last_send: Some(t0 + Duration::from_secs(s)), last_recv: Some(t0 + Duration::from_secs(s)) };
+    let fresh =
+        |s| LinkTimes { last_send: Some(t0 + Duration::from_secs(s)), last_recv: Some(t0 + Duration::from_secs(s)) };
     let mut out = Recorder::default();
     p.send_messages(&mut peer, now(t0, 20 * 60), fresh(20 * 60), &mut out);
     assert_eq!(out.disconnect, None, "exactly 20 minutes is not yet over");
@@ -286,7 +287,10 @@ fn inactivity_rules_match_core() {
         timeouts::inactivity(&peer, at(61), link(None, Some(1)), TIMEOUT),
         Some(DisconnectReason::NoFirstMessage { received: true, sent: false })
     );
-    assert_eq!(timeouts::inactivity(&peer, at(61), link(Some(1), Some(1)), TIMEOUT), Some(DisconnectReason::HandshakeTimeout));
+    assert_eq!(
+        timeouts::inactivity(&peer, at(61), link(Some(1), Some(1)), TIMEOUT),
+        Some(DisconnectReason::HandshakeTimeout)
+    );
     let (done, _) = handshaken(&mut p, t0);
     assert_eq!(timeouts::inactivity(&done, at(61), link(Some(1), Some(1)), TIMEOUT), None);
     assert_eq!(

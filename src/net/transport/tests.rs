@@ -102,10 +102,7 @@ fn oversized_length_is_fatal_before_payload() {
     hdr.extend_from_slice(&[0; 4]);
     let mut dec = V1Decoder::new(MAGIC);
     let r = dec.decode(&hdr, |_| panic!("no frame"));
-    assert_eq!(
-        r,
-        Err(TransportError::Oversized { command: "block".into(), len: 4_000_001 })
-    );
+    assert_eq!(r, Err(TransportError::Oversized { command: "block".into(), len: 4_000_001 }));
     assert_eq!(dec.buffered_capacity(), 0, "nothing allocated for the declared length");
 }
 
