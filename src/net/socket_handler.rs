@@ -76,7 +76,7 @@ pub struct SocketConfig {
 }
 
 enum ConnState {
-    Connecting { deadline: Instant },
+    Connecting,
     Open,
 }
 
@@ -95,6 +95,8 @@ pub struct SocketHandler {
     poll: Poll,
     listeners: Vec<TcpListener>,
     conns: HashMap<PeerId, Connection>,
+    /// Deadlines of outbound connects still in progress (a subset of `conns`).
+    connecting: HashMap<PeerId, Instant>,
     next_id: PeerId,
     inbound: usize,
     cfg: SocketConfig,
@@ -140,6 +142,7 @@ impl SocketHandler {
             poll,
             listeners,
             conns: HashMap::new(),
+            connecting: HashMap::new(),
             next_id: 0,
             inbound: 0,
             cfg,
@@ -197,15 +200,7 @@ impl SocketHandler {
 
     fn poll_timeout(&self) -> Duration {
         let now = Instant::now();
-        self.conns
-            .values()
-            .filter_map(|c| match c.state {
-                ConnState::Connecting { deadline } => Some(deadline.saturating_duration_since(now)),
-                ConnState::Open => None,
-            })
-            .min()
-            .unwrap_or(POLL_IDLE)
-            .min(POLL_IDLE)
+        self.connecting.values().map(|d| d.saturating_duration_since(now)).min().unwrap_or(POLL_IDLE).min(POLL_IDLE)
     }
 
     fn peer_label(&self, id: PeerId, addr: &SocketAddr) -> String {
@@ -306,6 +301,8 @@ impl SocketHandler {
             return;
         }
         debug!(target: "net", "trying connection {} ({conn_type})", self.peer_label(id, &addr));
+        let deadline = Instant::now() + self.cfg.connect_timeout;
+        self.connecting.insert(id, deadline);
         self.conns.insert(
             id,
             Connection {
@@ -314,7 +311,7 @@ impl SocketHandler {
                 addr,
                 conn_type,
                 target,
-                state: ConnState::Connecting { deadline: Instant::now() + self.cfg.connect_timeout },
+                state: ConnState::Connecting,
                 write_registered: true,
             },
         );
@@ -328,7 +325,7 @@ impl SocketHandler {
 
     fn on_socket_event(&mut self, id: PeerId, readable: bool, writable: bool) {
         let Some(conn) = self.conns.get(&id) else { return };
-        if let ConnState::Connecting { .. } = conn.state {
+        if let ConnState::Connecting = conn.state {
             if readable || writable {
                 self.finish_connect(id);
             }
@@ -362,6 +359,7 @@ impl SocketHandler {
         }
         conn.state = ConnState::Open;
         conn.write_registered = false;
+        self.connecting.remove(&id);
         let fd = conn.queues.stream().as_raw_fd();
         let _ = self.poll.registry().reregister(&mut SourceFd(&fd), Token(id as usize), Interest::READABLE);
         let local_addr = conn.queues.stream().local_addr().ok();
@@ -371,13 +369,11 @@ impl SocketHandler {
     }
 
     fn expire_connects(&mut self) {
+        if self.connecting.is_empty() {
+            return;
+        }
         let now = Instant::now();
-        let expired: Vec<PeerId> = self
-            .conns
-            .iter()
-            .filter(|(_, c)| matches!(c.state, ConnState::Connecting { deadline } if deadline <= now))
-            .map(|(&id, _)| id)
-            .collect();
+        let expired: Vec<PeerId> = self.connecting.iter().filter(|&(_, &d)| d <= now).map(|(&id, _)| id).collect();
         for id in expired {
             let target = self.conns.get(&id).and_then(|c| c.target);
             self.drop_conn(id);
@@ -387,6 +383,7 @@ impl SocketHandler {
 
     /// Removes a connection that never became a peer (no event for the message handler).
     fn drop_conn(&mut self, id: PeerId) {
+        self.connecting.remove(&id);
         if let Some(conn) = self.conns.remove(&id) {
             let fd = conn.queues.stream().as_raw_fd();
             let _ = self.poll.registry().deregister(&mut SourceFd(&fd));
@@ -483,11 +480,12 @@ impl SocketHandler {
     }
 
     fn close(&mut self, id: PeerId, reason: DisconnectReason) {
+        self.connecting.remove(&id);
         let Some(conn) = self.conns.remove(&id) else { return };
         let fd = conn.queues.stream().as_raw_fd();
         let _ = self.poll.registry().deregister(&mut SourceFd(&fd));
         conn.queues.close();
-        if let ConnState::Connecting { .. } = conn.state {
+        if let ConnState::Connecting = conn.state {
             self.tell_dialer(conn.target, |target| DialerEvent::Failed { target, error: reason.to_string() });
             return;
         }
