@@ -1,0 +1,235 @@
+//! `btcloop-load`: a load generator for any Bitcoin node's P2P port (btcloopd or Bitcoin Core),
+//! speaking the v1 wire protocol.
+//!
+//! Modes:
+//! - `ping`: K handshaken peers each keep W pings in flight; reports pongs/s.
+//! - `latency`: one peer, sequential ping/pong round trips; reports percentiles in µs.
+//! - `conns`: opens N handshaken connections and reports the node's RSS per peer.
+//!
+//! `ping` and `conns` run on one single-threaded `mio` event loop (non-blocking sockets,
+//! TCP_NODELAY, one shared 64 KiB read buffer, one write call per peer per read batch) so that
+//! the node under test, not this tool, is the bottleneck. Every mode stops by itself and has a
+//! hard deadline on the handshake. Results are printed as human-readable lines followed by one
+//! final JSON line.
+
+use std::collections::VecDeque;
+use std::io::{self, Read, Write};
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use bitcoin::p2p::ServiceFlags;
+use bitcoin::p2p::address::Address;
+use bitcoin::p2p::message::NetworkMessage;
+use bitcoin::p2p::message_network::VersionMessage;
+use btcloop::chainparams::Network;
+use btcloop::net::message::{decode_payload, encode_message};
+use btcloop::net::transport::{Frame, V1Decoder, command_str};
+use clap::{Parser, Subcommand};
+use mio::net::TcpStream;
+use mio::{Events, Interest, Poll, Registry, Token};
+use rand::RngExt;
+
+mod engine;
+mod modes;
+
+use modes::{conns_mode, latency_mode, ping_mode};
+
+/// Protocol version we announce (`WTXID_RELAY_VERSION`).
+const PROTOCOL_VERSION: u32 = 70016;
+/// Our user agent.
+const USER_AGENT: &str = "/btcloop-load:0.1.0/";
+/// How long a connection may take to complete the version handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long the latency mode waits for any single reply.
+const REPLY_TIMEOUT: Duration = Duration::from_secs(10);
+/// Size of the shared read buffer.
+const READ_BUF: usize = 64 * 1024;
+/// Largest accepted `--inflight`.
+const MAX_INFLIGHT: usize = 1 << 16;
+
+#[derive(Parser, Debug)]
+#[command(name = "btcloop-load", version, about = "P2P load generator for Bitcoin nodes (v1 transport)")]
+struct Cli {
+    /// The node's P2P address (the only address this tool connects to).
+    #[arg(long)]
+    connect: SocketAddr,
+    /// Network whose magic to use: main, test, testnet4, signet, regtest.
+    #[arg(long, default_value = "regtest")]
+    network: Network,
+    #[command(subcommand)]
+    mode: Mode,
+}
+
+#[derive(Subcommand, Debug)]
+enum Mode {
+    /// Throughput: K peers each keep W pings in flight; reports pongs/s.
+    Ping {
+        /// Number of connections.
+        #[arg(long, default_value_t = 8)]
+        peers: usize,
+        /// Pings kept outstanding per connection.
+        #[arg(long, default_value_t = 16)]
+        inflight: usize,
+        /// Length of the measurement window, seconds (after the warm-up).
+        #[arg(long, default_value_t = 5.0)]
+        duration: f64,
+        /// Warm-up before the measurement window, seconds.
+        #[arg(long, default_value_t = 1.0)]
+        warmup: f64,
+    },
+    /// Round-trip latency of sequential pings on one connection.
+    Latency {
+        /// Measured round trips.
+        #[arg(long, default_value_t = 10_000)]
+        count: usize,
+        /// Unmeasured round trips before the measured ones.
+        #[arg(long, default_value_t = 1_000)]
+        warmup: usize,
+    },
+    /// Memory per connection: opens N handshaken connections and reads the node's RSS.
+    Conns {
+        /// Number of connections.
+        #[arg(long)]
+        count: usize,
+        /// Process id of the node (its /proc/PID/status is read).
+        #[arg(long)]
+        pid: u32,
+        /// Seconds to hold the connections before reading RSS again.
+        #[arg(long, default_value_t = 3.0)]
+        hold: f64,
+        /// Connections opened at once (keeps the node's listen backlog from overflowing).
+        #[arg(long, default_value_t = 500)]
+        batch: usize,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(msg) => {
+            eprintln!("btcloop-load: error: {msg}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<ExitCode, String> {
+    let magic = cli.network.magic();
+    match cli.mode {
+        Mode::Ping { peers, inflight, duration, warmup } => {
+            if peers == 0 {
+                return Err("--peers must be at least 1".into());
+            }
+            if inflight == 0 || inflight > MAX_INFLIGHT {
+                return Err(format!("--inflight must be in 1..={MAX_INFLIGHT}"));
+            }
+            let duration = secs_arg("--duration", duration, false)?;
+            let warmup = secs_arg("--warmup", warmup, true)?;
+            ping_mode(cli.connect, magic, peers, inflight, duration, warmup)
+        }
+        Mode::Latency { count, warmup } => {
+            if count == 0 {
+                return Err("--count must be at least 1".into());
+            }
+            latency_mode(cli.connect, magic, count, warmup)
+        }
+        Mode::Conns { count, pid, hold, batch } => {
+            if count == 0 || batch == 0 {
+                return Err("--count and --batch must be at least 1".into());
+            }
+            let hold = secs_arg("--hold", hold, true)?;
+            conns_mode(cli.connect, magic, count, pid, hold, batch)
+        }
+    }
+}
+
+fn secs_arg(name: &str, v: f64, zero_ok: bool) -> Result<Duration, String> {
+    let lo_ok = if zero_ok { v >= 0.0 } else { v > 0.0 };
+    if !v.is_finite() || !lo_ok || v > 86_400.0 {
+        let lo = if zero_ok { "at least 0" } else { "more than 0" };
+        return Err(format!("{name} must be {lo} and at most 86400 seconds"));
+    }
+    Ok(Duration::from_secs_f64(v))
+}
+
+fn unix_now() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
+}
+
+/// Appends our `version` frame to `out`.
+fn push_version(magic: [u8; 4], out: &mut Vec<u8>) {
+    let zero = Address { services: ServiceFlags::NONE, address: [0; 8], port: 0 };
+    let msg = VersionMessage {
+        version: PROTOCOL_VERSION,
+        services: ServiceFlags::NONE,
+        timestamp: unix_now(),
+        receiver: zero.clone(),
+        sender: zero,
+        nonce: rand::rng().random::<u64>() | 1,
+        user_agent: USER_AGENT.to_string(),
+        start_height: 0,
+        relay: false,
+    };
+    encode_message(magic, &NetworkMessage::Version(msg), out);
+}
+
+/// The first 8 payload bytes as a little-endian nonce.
+fn nonce_of(payload: &[u8]) -> Option<u64> {
+    payload.first_chunk::<8>().map(|b| u64::from_le_bytes(*b))
+}
+
+/// What the node said about itself in its `version` (user agent is sanitized: no quotes).
+#[derive(Clone, Debug)]
+struct NodeInfo {
+    version: u32,
+    user_agent: String,
+    start_height: i32,
+}
+
+fn node_info(payload: &[u8]) -> Option<NodeInfo> {
+    match decode_payload("version", payload) {
+        Ok(NetworkMessage::Version(v)) => {
+            Some(NodeInfo { version: v.version, user_agent: v.user_agent, start_height: v.start_height })
+        }
+        _ => None,
+    }
+}
+
+/// Pre-encoded ping frames: frame `i` carries nonce `base + i`. Cycling through more frames than
+/// any peer keeps in flight keeps outstanding nonces distinct without hashing on the hot path.
+struct PingTable {
+    frames: Vec<[u8; 32]>,
+    base: u64,
+    mask: u64,
+}
+
+impl PingTable {
+    fn new(magic: [u8; 4], inflight: usize) -> PingTable {
+        let size = (inflight * 2).max(1024).next_power_of_two();
+        let base = rand::rng().random::<u64>();
+        let mut frames = Vec::with_capacity(size);
+        let mut buf = Vec::with_capacity(32);
+        for i in 0..size as u64 {
+            buf.clear();
+            encode_message(magic, &NetworkMessage::Ping(base.wrapping_add(i)), &mut buf);
+            let mut f = [0u8; 32];
+            f.copy_from_slice(&buf);
+            frames.push(f);
+        }
+        PingTable { frames, base, mask: size as u64 - 1 }
+    }
+
+    fn empty() -> PingTable {
+        PingTable { frames: Vec::new(), base: 0, mask: 0 }
+    }
+
+    /// Appends ping number `seq` to `out`; returns its nonce.
+    #[inline]
+    fn push(&self, seq: u64, out: &mut Vec<u8>) -> u64 {
+        let i = seq & self.mask;
+        out.extend_from_slice(&self.frames[i as usize]);
+        self.base.wrapping_add(i)
+    }
+}

@@ -1,0 +1,320 @@
+//! The three load modes: `ping` (pongs/s), `conns` (RSS per idle peer), `latency` (RTT
+//! percentiles), each printing readable lines and a final JSON line.
+
+use super::engine::*;
+use super::*;
+// ---------------------------------------------------------------------------------------------
+// Modes.
+
+pub(crate) fn print_node(node: &Option<NodeInfo>) {
+    if let Some(n) = node {
+        println!("node: version {} user agent {} height {}", n.version, n.user_agent, n.start_height);
+    }
+}
+
+pub(crate) fn json_node(node: &Option<NodeInfo>) -> String {
+    // The user agent went through Core's SanitizeString: no quotes or backslashes remain.
+    match node {
+        Some(n) => format!(r#","node_version":{},"node_user_agent":"{}""#, n.version, n.user_agent),
+        None => String::new(),
+    }
+}
+
+pub(crate) fn ping_mode(
+    addr: SocketAddr,
+    magic: [u8; 4],
+    peers: usize,
+    inflight: usize,
+    duration: Duration,
+    warmup: Duration,
+) -> Result<ExitCode, String> {
+    btcloop::sys::raise_fd_limit(peers as u64 + 100);
+    let mut eng = Engine::new(addr, magic, inflight)?;
+    let t0 = Instant::now();
+    for _ in 0..peers {
+        eng.connect();
+    }
+    eng.run_until(t0 + HANDSHAKE_TIMEOUT, |st| st.ready + st.failed >= peers)?;
+    if eng.core.st.ready < peers || eng.core.st.disconnects > 0 {
+        let why =
+            eng.core.first_error.clone().unwrap_or_else(|| format!("timed out after {}s", HANDSHAKE_TIMEOUT.as_secs()));
+        return Err(format!(
+            "only {} of {peers} connections to {addr} completed the handshake: {why}",
+            eng.core.st.ready - eng.core.st.disconnects
+        ));
+    }
+    let hs_ms = t0.elapsed().as_secs_f64() * 1e3;
+    println!("{peers} peers handshaken with {addr} in {hs_ms:.1} ms; {inflight} pings in flight per peer");
+    print_node(&eng.core.node);
+
+    let everyone_gone = |st: &Stats| st.disconnects >= st.ready;
+    eng.run_until(Instant::now() + warmup, everyone_gone)?;
+    let (p0, t1) = (eng.core.st.pongs, Instant::now());
+    let per_peer0: Vec<u64> = eng.conns.iter().map(|c| c.pongs).collect();
+    let bytes0 = (eng.core.st.bytes_in, eng.core.st.bytes_out, eng.core.st.write_calls);
+    eng.run_until(t1 + duration, everyone_gone)?;
+    let (p1, secs) = (eng.core.st.pongs, t1.elapsed().as_secs_f64());
+
+    let st = &eng.core.st;
+    let pongs = p1 - p0;
+    let rate = if secs > 0.0 { pongs as f64 / secs } else { 0.0 };
+    let per_peer: Vec<f64> =
+        eng.conns.iter().zip(&per_peer0).map(|(c, p)| (c.pongs - p) as f64 / secs.max(1e-9)).collect();
+    let min_peer = per_peer.iter().copied().fold(f64::INFINITY, f64::min);
+    let max_peer = per_peer.iter().copied().fold(0.0, f64::max);
+    let mib_in = (st.bytes_in - bytes0.0) as f64 / secs.max(1e-9) / (1024.0 * 1024.0);
+    let writes = st.write_calls - bytes0.2;
+    println!("measured {secs:.3} s (after {:.1} s warm-up): {pongs} pongs, {rate:.0} pongs/s", warmup.as_secs_f64());
+    println!("per peer: min {min_peer:.0} / max {max_peer:.0} pongs/s; in {mib_in:.2} MiB/s; {writes} write calls");
+    println!(
+        "totals: pings sent {} pongs {} unmatched pongs {} node pings {} rejected frames {} partial writes {} disconnects {}",
+        st.pings_sent,
+        st.pongs,
+        st.unmatched_pongs,
+        st.node_pings,
+        st.rejected_frames,
+        st.partial_writes,
+        st.disconnects
+    );
+    if let (true, Some(e)) = (st.disconnects > 0, &eng.core.first_error) {
+        println!("first disconnect: {e}");
+    }
+    println!(
+        r#"{{"mode":"ping","peers":{peers},"inflight":{inflight},"warmup":{:.3},"secs":{secs:.3},"pongs":{pongs},"pongs_per_sec":{rate:.1},"min_peer_pongs_per_sec":{min_peer:.1},"max_peer_pongs_per_sec":{max_peer:.1},"total_pongs":{},"pings_sent":{},"unmatched_pongs":{},"disconnects":{},"handshake_ms":{hs_ms:.1}{}}}"#,
+        warmup.as_secs_f64(),
+        st.pongs,
+        st.pings_sent,
+        st.unmatched_pongs,
+        st.disconnects,
+        json_node(&eng.core.node)
+    );
+    Ok(if st.disconnects > 0 { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+}
+
+/// VmRSS and VmHWM of a process, KiB.
+pub(crate) fn read_rss(pid: u32) -> Result<(u64, u64), String> {
+    let path = format!("/proc/{pid}/status");
+    let text = std::fs::read_to_string(&path).map_err(|e| format!("cannot read {path}: {e}"))?;
+    let field = |name: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|v| v.parse::<u64>().ok())
+    };
+    match (field("VmRSS:"), field("VmHWM:")) {
+        (Some(rss), Some(hwm)) => Ok((rss, hwm)),
+        _ => Err(format!("no VmRSS/VmHWM in {path}")),
+    }
+}
+
+pub(crate) fn conns_mode(
+    addr: SocketAddr,
+    magic: [u8; 4],
+    count: usize,
+    pid: u32,
+    hold: Duration,
+    batch: usize,
+) -> Result<ExitCode, String> {
+    let limit = btcloop::sys::raise_fd_limit(count as u64 + 100);
+    if limit < count as u64 + 20 {
+        return Err(format!("open-file limit is {limit}, too low for {count} connections"));
+    }
+    let (rss_before, _) = read_rss(pid)?;
+    println!("node pid {pid}: VmRSS before {rss_before} KiB");
+    let mut eng = Engine::new(addr, magic, 0)?;
+    let t0 = Instant::now();
+    let mut opened = 0;
+    while opened < count {
+        let n = batch.min(count - opened);
+        let tb = Instant::now();
+        for _ in 0..n {
+            eng.connect();
+        }
+        opened += n;
+        eng.run_until(tb + HANDSHAKE_TIMEOUT, |st| st.ready + st.failed >= opened)?;
+        eng.abandon_unfinished("handshake timed out");
+        let st = &eng.core.st;
+        println!(
+            "batch: {n} opened in {:.1} ms; total handshaken {} failed {} disconnected {}",
+            tb.elapsed().as_secs_f64() * 1e3,
+            st.ready,
+            st.failed,
+            st.disconnects
+        );
+        if st.ready == 0 {
+            let why = eng.core.first_error.clone().unwrap_or_else(|| "handshake timed out".into());
+            return Err(format!("no connection to {addr} completed the handshake: {why}"));
+        }
+    }
+    let setup_ms = t0.elapsed().as_secs_f64() * 1e3;
+    print_node(&eng.core.node);
+
+    // Hold the connections (answering pings) and sample RSS once a second.
+    let th = Instant::now();
+    let mut next = th;
+    loop {
+        next += Duration::from_secs(1).min(hold.max(Duration::from_millis(1)));
+        let end = next.min(th + hold);
+        eng.run_until(end, |_| false)?;
+        let (rss, _) = read_rss(pid)?;
+        println!("hold {:.1} s: VmRSS {rss} KiB, {} peers connected", th.elapsed().as_secs_f64(), eng.alive());
+        if end >= th + hold {
+            break;
+        }
+    }
+    let (rss_after, hwm) = read_rss(pid)?;
+    let st = &eng.core.st;
+    let handshaken = st.ready;
+    let delta = rss_after as i64 - rss_before as i64;
+    let per_peer = delta as f64 / handshaken.max(1) as f64;
+    println!(
+        "{handshaken} of {count} peers handshaken in {setup_ms:.0} ms ({} failed, {} disconnected, {} connected at end)",
+        st.failed,
+        st.disconnects,
+        eng.alive()
+    );
+    println!("VmRSS before {rss_before} KiB, after {rss_after} KiB (peak {hwm} KiB): {per_peer:.1} KiB per peer");
+    if let (true, Some(e)) = (st.failed + st.disconnects > 0, &eng.core.first_error) {
+        println!("first failure: {e}");
+    }
+    if delta <= 0 {
+        println!(
+            "note: RSS did not grow; the node's allocator is probably reusing memory freed after earlier load, measure a freshly started node"
+        );
+    }
+    println!(
+        r#"{{"mode":"conns","count":{count},"handshaken":{handshaken},"failed":{},"disconnects":{},"connected_at_end":{},"setup_ms":{setup_ms:.1},"hold_secs":{:.1},"rss_before_kib":{rss_before},"rss_after_kib":{rss_after},"hwm_kib":{hwm},"kib_per_peer":{per_peer:.2},"node_pings":{}{}}}"#,
+        st.failed,
+        st.disconnects,
+        eng.alive(),
+        hold.as_secs_f64(),
+        st.node_pings,
+        json_node(&eng.core.node)
+    );
+    Ok(if st.failed + st.disconnects > 0 { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+}
+
+/// Blocking reader for the latency mode: reads into `buf` and feeds `dec`, answering the node's
+/// pings, until `done` reports the awaited frame arrived.
+pub(crate) struct Blocking {
+    stream: std::net::TcpStream,
+    dec: V1Decoder,
+    buf: Vec<u8>,
+    reply: Vec<u8>,
+    magic: [u8; 4],
+}
+
+impl Blocking {
+    /// Reads until `want` has returned true for some frame; `want` may append replies to its
+    /// third argument, written once the read batch is decoded.
+    /// Fails once `deadline` has passed, even if the node keeps sending other messages.
+    fn read_until(
+        &mut self,
+        deadline: Instant,
+        mut want: impl FnMut(&str, &[u8], &mut Vec<u8>) -> bool,
+    ) -> Result<(), String> {
+        let mut found = false;
+        while !found {
+            if Instant::now() > deadline {
+                return Err(format!("no reply from the node within {}s", REPLY_TIMEOUT.as_secs()));
+            }
+            let n = match self.stream.read(&mut self.buf) {
+                Ok(0) => return Err("connection closed by the node".into()),
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
+                    return Err(format!("no reply from the node within {}s", REPLY_TIMEOUT.as_secs()));
+                }
+                Err(e) => return Err(format!("read: {e}")),
+            };
+            let magic = self.magic;
+            let reply = &mut self.reply;
+            self.dec
+                .decode(&self.buf[..n], |frame| {
+                    let Ok(Frame { command, payload }) = frame else { return };
+                    let cmd = command_str(command);
+                    if cmd == "ping" {
+                        if let Some(nonce) = nonce_of(payload) {
+                            encode_message(magic, &NetworkMessage::Pong(nonce), reply);
+                        }
+                    }
+                    if want(cmd, payload, reply) {
+                        found = true;
+                    }
+                })
+                .map_err(|e| format!("protocol error: {e}"))?;
+            if !self.reply.is_empty() {
+                self.stream.write_all(&self.reply).map_err(|e| format!("write: {e}"))?;
+                self.reply.clear();
+            }
+        }
+        Ok(())
+    }
+}
+
+pub(crate) fn latency_mode(addr: SocketAddr, magic: [u8; 4], count: usize, warmup: usize) -> Result<ExitCode, String> {
+    let stream = std::net::TcpStream::connect_timeout(&addr, HANDSHAKE_TIMEOUT)
+        .map_err(|e| format!("cannot connect to {addr}: {e}"))?;
+    stream.set_nodelay(true).map_err(|e| format!("TCP_NODELAY: {e}"))?;
+    stream.set_read_timeout(Some(REPLY_TIMEOUT)).map_err(|e| format!("set_read_timeout: {e}"))?;
+    stream.set_write_timeout(Some(REPLY_TIMEOUT)).map_err(|e| format!("set_write_timeout: {e}"))?;
+    let mut b = Blocking { stream, dec: V1Decoder::new(magic), buf: vec![0u8; READ_BUF], reply: Vec::new(), magic };
+
+    // Handshake.
+    let t0 = Instant::now();
+    let mut out = Vec::new();
+    push_version(magic, &mut out);
+    b.stream.write_all(&out).map_err(|e| format!("write: {e}"))?;
+    let (mut got_version, mut got_verack) = (false, false);
+    let mut node = None;
+    b.read_until(t0 + HANDSHAKE_TIMEOUT, |cmd, payload, reply| {
+        match cmd {
+            "version" if !got_version => {
+                got_version = true;
+                node = node_info(payload);
+                encode_message(magic, &NetworkMessage::Verack, reply);
+            }
+            "verack" => got_verack = true,
+            _ => {}
+        }
+        got_version && got_verack
+    })?;
+    if t0.elapsed() > HANDSHAKE_TIMEOUT {
+        return Err(format!("handshake with {addr} took longer than {}s", HANDSHAKE_TIMEOUT.as_secs()));
+    }
+    println!("handshaken with {addr} in {:.1} ms", t0.elapsed().as_secs_f64() * 1e3);
+    print_node(&node);
+
+    let pings = PingTable::new(magic, 1);
+    let mut rtts_ns: Vec<u64> = Vec::with_capacity(count);
+    let mut frame = Vec::with_capacity(32);
+    let tm = Instant::now();
+    for i in 0..(warmup + count) as u64 {
+        frame.clear();
+        let nonce = pings.push(i, &mut frame);
+        let t = Instant::now();
+        b.stream.write_all(&frame).map_err(|e| format!("write: {e}"))?;
+        b.read_until(t + REPLY_TIMEOUT, |cmd, payload, _| cmd == "pong" && nonce_of(payload) == Some(nonce))?;
+        let rtt = t.elapsed();
+        if i as usize >= warmup {
+            rtts_ns.push(rtt.as_nanos() as u64);
+        }
+    }
+    let total = tm.elapsed().as_secs_f64();
+    rtts_ns.sort_unstable();
+    let us = |ns: u64| ns as f64 / 1e3;
+    let pct = |p: f64| {
+        let rank = ((p / 100.0) * rtts_ns.len() as f64).ceil() as usize;
+        us(rtts_ns[rank.clamp(1, rtts_ns.len()) - 1])
+    };
+    let (p50, p90, p99) = (pct(50.0), pct(90.0), pct(99.0));
+    let (min, max) = (us(rtts_ns[0]), us(rtts_ns[rtts_ns.len() - 1]));
+    let mean = rtts_ns.iter().sum::<u64>() as f64 / rtts_ns.len() as f64 / 1e3;
+    println!("{count} round trips (after {warmup} warm-up) in {total:.2} s");
+    println!("rtt us: p50 {p50:.1} p90 {p90:.1} p99 {p99:.1} min {min:.1} max {max:.1} mean {mean:.1}");
+    println!(
+        r#"{{"mode":"latency","count":{count},"warmup":{warmup},"p50_us":{p50:.1},"p90_us":{p90:.1},"p99_us":{p99:.1},"min_us":{min:.1},"max_us":{max:.1},"mean_us":{mean:.1},"secs":{total:.3}{}}}"#,
+        json_node(&node)
+    );
+    Ok(ExitCode::SUCCESS)
+}
