@@ -258,6 +258,11 @@ impl MessageHandler {
         }
         if let Some(reason) = disconnect {
             debug!(target: "net", "{reason}, disconnecting {}", e.peer.label(self.protocol.params.log_ips));
+            // Replies queued before the disconnecting message go out first, as Core's optimistic
+            // write would already have sent them; what the socket does not take is dropped.
+            if e.dirty {
+                let _ = e.queues.flush_from_handler(self.clock.now_us());
+            }
             e.closing = true;
             self.ctl.send(SocketCommand::Disconnect { id, reason });
         }

@@ -12,6 +12,8 @@ use super::transport::encode_frame;
 
 /// Core's `MAX_SUBVERSION_LENGTH`: the longest user agent accepted in `version`.
 pub const MAX_SUBVERSION_LENGTH: usize = 256;
+/// Core's `MIN_PEER_PROTO_VERSION`: peers below it are disconnected after the `version` head.
+pub const MIN_PEER_PROTO_VERSION: i32 = 31800;
 
 /// Why a payload could not be decoded.
 #[derive(Debug, thiserror::Error)]
@@ -109,8 +111,10 @@ fn decode_headers(payload: &[u8]) -> Result<Vec<bitcoin::block::Header>, Payload
     Ok(out)
 }
 
-/// `version`, as Core reads it: the first four fields are required; sender address + nonce,
-/// user agent (at most 256 bytes), start height and relay flag each only if bytes remain.
+/// `version`, as Core reads it: the first four fields are required; a peer below
+/// [`MIN_PEER_PROTO_VERSION`] is judged on those alone (Core disconnects it before reading
+/// further, so a malformed tail does not save it); otherwise sender address + nonce, user agent
+/// (at most 256 bytes), start height and relay flag are read, each only if bytes remain.
 /// The `version` field is kept as the raw 32 bits; Core reads it as a signed `int`.
 fn decode_version(payload: &[u8]) -> Result<VersionMessage, PayloadError> {
     let malformed = |source| PayloadError::Malformed { command: "version".into(), source };
@@ -130,6 +134,9 @@ fn decode_version(payload: &[u8]) -> Result<VersionMessage, PayloadError> {
         start_height: -1,
         relay: true,
     };
+    if (version as i32) < MIN_PEER_PROTO_VERSION {
+        return Ok(msg);
+    }
     if !r.is_empty() {
         msg.sender = Address::consensus_decode(&mut r).map_err(malformed)?;
         msg.nonce = u64::consensus_decode(&mut r).map_err(malformed)?;
@@ -220,6 +227,17 @@ mod tests {
         assert_eq!(norelay.start_height, 5);
         // Truncated inside the required fields.
         assert!(decode_payload("version", &bytes[..30]).is_err());
+    }
+
+    #[test]
+    fn obsolete_version_judged_on_head_alone() {
+        let mut v = our_version();
+        v.version = 31799;
+        v.user_agent = "x".repeat(300);
+        let NetworkMessage::Version(d) = decode_payload("version", &serialize(&v)).unwrap() else { panic!() };
+        assert_eq!(d.version, 31799);
+        v.version = 31800;
+        assert!(decode_payload("version", &serialize(&v)).is_err());
     }
 
     #[test]

@@ -17,8 +17,7 @@ use crate::net::peer::DisconnectReason;
 
 /// The protocol version we speak (`WTXID_RELAY_VERSION`).
 pub const PROTOCOL_VERSION: i32 = 70016;
-/// Core's `MIN_PEER_PROTO_VERSION`: older peers are disconnected.
-pub const MIN_PEER_PROTO_VERSION: i32 = 31800;
+pub use crate::net::message::MIN_PEER_PROTO_VERSION;
 /// Core's `SENDHEADERS_VERSION`.
 pub const SENDHEADERS_VERSION: i32 = 70012;
 /// Core's `WTXID_RELAY_VERSION`.

@@ -49,6 +49,7 @@ pub fn on_ping(peer: &mut Peer, nonce: u64, out: &mut impl Outbox) {
 /// a zero nonce (or a payload too short to hold one) cancels it; any other nonce is ignored.
 pub fn on_pong(peer: &mut Peer, nonce: u64, received: Instant) {
     let ping = &mut peer.ping;
+    let expected = ping.nonce_sent;
     let problem = if ping.nonce_sent == 0 {
         Some("Unsolicited pong without ping")
     } else if nonce == ping.nonce_sent {
@@ -66,7 +67,7 @@ pub fn on_pong(peer: &mut Peer, nonce: u64, received: Instant) {
         Some("Nonce mismatch")
     };
     if let Some(problem) = problem {
-        debug!(target: "net", "pong peer={}: {problem}, {:x} expected, {nonce:x} received", peer.id, ping.nonce_sent);
+        debug!(target: "net", "pong peer={}: {problem}, {expected:x} expected, {nonce:x} received", peer.id);
     }
 }
 
