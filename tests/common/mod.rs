@@ -1,0 +1,639 @@
+//! Shared helpers of the integration tests: a `btcloopd` process in a temporary data directory
+//! ([`Daemon`]) and a scripted peer speaking the v1 protocol over loopback ([`RawPeer`]).
+//!
+//! Every wait is bounded; a `Daemon` kills its process on drop (also when a test panics) and
+//! then removes its data directory.
+
+#![allow(dead_code)]
+
+use std::collections::VecDeque;
+use std::collections::hash_map::RandomState;
+use std::fs;
+use std::hash::{BuildHasher, Hasher};
+use std::io::{self, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use bitcoin::p2p::ServiceFlags;
+use bitcoin::p2p::address::Address;
+use bitcoin::p2p::message::{CommandString, NetworkMessage};
+use bitcoin::p2p::message_network::VersionMessage;
+use btcloop::net::message::{decode_payload, encode_message};
+use btcloop::net::transport::{V1Decoder, checksum_of, command_str};
+use tempfile::TempDir;
+
+/// The regtest message start.
+pub const MAGIC: [u8; 4] = [0xfa, 0xbf, 0xb5, 0xda];
+/// The mainnet message start (a wrong magic on regtest).
+pub const MAINNET_MAGIC: [u8; 4] = [0xf9, 0xbe, 0xb4, 0xd9];
+/// The binary under test.
+pub const BIN: &str = env!("CARGO_BIN_EXE_btcloopd");
+/// Upper bound for anything the daemon should do "now" (generous: loaded 2-core machines).
+pub const WAIT: Duration = Duration::from_secs(10);
+/// Protocol version we and the daemon speak.
+pub const PROTOCOL_VERSION: u32 = 70016;
+
+/// The daemon's user agent, with optional comment.
+pub fn daemon_user_agent(comment: Option<&str>) -> String {
+    let v = env!("CARGO_PKG_VERSION");
+    match comment {
+        Some(c) => format!("/btcloop:{v}({c})/"),
+        None => format!("/btcloop:{v}/"),
+    }
+}
+
+/// A random non-zero u64 (std only: a randomly keyed hash of a counter and the time).
+pub fn random_u64() -> u64 {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    loop {
+        let mut h = RandomState::new().build_hasher();
+        h.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
+        h.write_u128(SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos()));
+        let n = h.finish();
+        if n != 0 {
+            return n;
+        }
+    }
+}
+
+/// A port that was free a moment ago on 127.0.0.1.
+pub fn free_port() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    l.local_addr().expect("local_addr").port()
+}
+
+/// Last `n` lines of `text`.
+pub fn tail(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+/// Polls `cond` every 20 ms until it holds or `timeout` passes; returns whether it held.
+pub fn poll_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if cond() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Accepts one connection on `listener` within `timeout` (panics otherwise); the stream is
+/// returned in blocking mode.
+pub fn accept_within(listener: &TcpListener, timeout: Duration) -> TcpStream {
+    listener.set_nonblocking(true).expect("nonblocking listener");
+    let mut accepted = None;
+    let ok = poll_until(timeout, || match listener.accept() {
+        Ok((s, _)) => {
+            accepted = Some(s);
+            true
+        }
+        Err(_) => false,
+    });
+    assert!(ok, "no connection to {:?} within {timeout:?}", listener.local_addr());
+    let stream = accepted.expect("accepted stream");
+    stream.set_nonblocking(false).expect("blocking stream");
+    stream
+}
+
+// ---------------------------------------------------------------------------------------------
+// Daemon
+// ---------------------------------------------------------------------------------------------
+
+/// A running `btcloopd --regtest`, listening on 127.0.0.1:`port`.
+pub struct Daemon {
+    child: Child,
+    dir: TempDir,
+    /// The listening port.
+    pub port: u16,
+    /// The listening address.
+    pub addr: SocketAddr,
+}
+
+enum StartError {
+    /// The port was taken between choosing and binding it.
+    PortTaken(String),
+    Other(String),
+}
+
+impl Daemon {
+    /// Starts with `--debug=net` plus `args` on a free port.
+    pub fn start(args: &[&str]) -> Daemon {
+        Self::start_with(true, |_| args.iter().map(|s| s.to_string()).collect())
+    }
+
+    /// Starts without `--debug=net` (for tests that send very many messages).
+    pub fn start_quiet(args: &[&str]) -> Daemon {
+        Self::start_with(false, |_| args.iter().map(|s| s.to_string()).collect())
+    }
+
+    /// Starts on a free port; `args` gets the port (for flags that must name it). Retries with
+    /// another port if the chosen one was taken meanwhile.
+    pub fn start_with(debug: bool, args: impl Fn(u16) -> Vec<String>) -> Daemon {
+        let mut last = String::new();
+        for _ in 0..5 {
+            let port = free_port();
+            match Self::try_start(port, debug, &args(port)) {
+                Ok(d) => return d,
+                Err(StartError::PortTaken(e)) => last = e,
+                Err(StartError::Other(e)) => panic!("btcloopd did not start: {e}"),
+            }
+        }
+        panic!("btcloopd could not bind a free port: {last}");
+    }
+
+    /// Starts on the given port (no retry).
+    pub fn start_on_port(port: u16, args: &[&str]) -> Daemon {
+        let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        match Self::try_start(port, true, &args) {
+            Ok(d) => d,
+            Err(StartError::PortTaken(e) | StartError::Other(e)) => panic!("btcloopd did not start: {e}"),
+        }
+    }
+
+    fn try_start(port: u16, debug: bool, extra: &[String]) -> Result<Daemon, StartError> {
+        let dir =
+            tempfile::Builder::new().prefix("btcloop-it-").tempdir().map_err(|e| StartError::Other(e.to_string()))?;
+        let stderr = fs::File::create(dir.path().join("stderr.txt")).map_err(|e| StartError::Other(e.to_string()))?;
+        let mut cmd = Command::new(BIN);
+        cmd.arg("--regtest")
+            .arg(format!("--datadir={}", dir.path().display()))
+            .arg("--printtoconsole=0")
+            .arg(format!("--bind=127.0.0.1:{port}"));
+        if debug {
+            cmd.arg("--debug=net");
+        }
+        cmd.args(extra).stdin(Stdio::null()).stdout(Stdio::null()).stderr(stderr);
+        let child = cmd.spawn().map_err(|e| StartError::Other(format!("spawn {BIN}: {e}")))?;
+        let mut d = Daemon { child, dir, port, addr: SocketAddr::from(([127, 0, 0, 1], port)) };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if d.log().contains("Bound to") {
+                return Ok(d);
+            }
+            if let Ok(Some(status)) = d.child.try_wait() {
+                let err = format!("exited with {status}: {} {}", d.stderr().trim(), tail(&d.log(), 5));
+                return Err(if err.contains("unable to bind") {
+                    StartError::PortTaken(err)
+                } else {
+                    StartError::Other(err)
+                });
+            }
+            if Instant::now() >= deadline {
+                return Err(StartError::Other(format!(
+                    "no 'Bound to' in debug.log within 20 s:\n{}",
+                    tail(&d.log(), 20)
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// `<datadir>/regtest/debug.log`.
+    pub fn log_path(&self) -> PathBuf {
+        self.dir.path().join("regtest").join("debug.log")
+    }
+
+    /// The contents of debug.log (empty if it does not exist yet).
+    pub fn log(&self) -> String {
+        fs::read(self.log_path()).map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default()
+    }
+
+    /// What the process wrote to stderr.
+    pub fn stderr(&self) -> String {
+        fs::read_to_string(self.dir.path().join("stderr.txt")).unwrap_or_default()
+    }
+
+    /// How many log lines contain `pattern`.
+    pub fn log_count(&self, pattern: &str) -> usize {
+        self.log().lines().filter(|l| l.contains(pattern)).count()
+    }
+
+    /// Waits until a log line contains `pattern`; returns that line. Panics with the log's tail
+    /// after `timeout`.
+    pub fn wait_log(&self, pattern: &str, timeout: Duration) -> String {
+        self.wait_log_all(&[pattern], timeout)
+    }
+
+    /// Waits until one log line contains every one of `patterns`; returns that line.
+    pub fn wait_log_all(&self, patterns: &[&str], timeout: Duration) -> String {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let log = self.log();
+            if let Some(line) = log.lines().find(|l| patterns.iter().all(|p| l.contains(p))) {
+                return line.to_string();
+            }
+            if Instant::now() >= deadline {
+                panic!("no log line with {patterns:?} within {timeout:?}; debug.log ends with:\n{}", tail(&log, 40));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Waits until at least `n` log lines contain `pattern`.
+    pub fn wait_log_count(&self, pattern: &str, n: usize, timeout: Duration) {
+        if !poll_until(timeout, || self.log_count(pattern) >= n) {
+            panic!(
+                "fewer than {n} log lines with {pattern:?} within {timeout:?}; debug.log ends with:\n{}",
+                tail(&self.log(), 40)
+            );
+        }
+    }
+
+    /// Resident set size in KiB (`VmRSS` of /proc/PID/status).
+    pub fn rss_kib(&self) -> u64 {
+        let status = fs::read_to_string(format!("/proc/{}/status", self.pid())).expect("read /proc/PID/status");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|n| n.parse().ok())
+            .expect("VmRSS in /proc/PID/status")
+    }
+
+    /// Sends `sig` to the process.
+    pub fn signal(&self, sig: i32) {
+        // SAFETY: kill(2) with our own child's pid; no memory is involved.
+        let rc = unsafe { libc::kill(self.pid() as libc::pid_t, sig) };
+        assert_eq!(rc, 0, "kill({}, {sig}) failed", self.pid());
+    }
+
+    /// The exit status if the process has exited.
+    pub fn try_wait(&mut self) -> Option<ExitStatus> {
+        self.child.try_wait().expect("try_wait")
+    }
+
+    /// Sends `sig` and waits (polling `try_wait`) for the exit; panics after `timeout`.
+    pub fn signal_and_wait(&mut self, sig: i32, timeout: Duration) -> ExitStatus {
+        self.signal(sig);
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.try_wait() {
+                return status;
+            }
+            if Instant::now() >= deadline {
+                panic!(
+                    "btcloopd still running {timeout:?} after signal {sig}; debug.log ends with:\n{}",
+                    tail(&self.log(), 30)
+                );
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// SIGTERM, then wait for the exit.
+    pub fn sigterm_and_wait(&mut self, timeout: Duration) -> ExitStatus {
+        self.signal_and_wait(libc::SIGTERM, timeout)
+    }
+
+    /// Connects a raw peer to the daemon.
+    pub fn connect(&self) -> RawPeer {
+        RawPeer::connect(self.addr)
+    }
+
+    /// Connects a raw peer and completes the handshake (answering the daemon's first ping).
+    pub fn connect_ready(&self) -> RawPeer {
+        let mut p = self.connect();
+        let hs = p.handshake();
+        p.send(&NetworkMessage::Pong(hs.ping_nonce));
+        p
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill(); // SIGKILL
+        }
+        let _ = self.child.wait();
+        if std::thread::panicking() {
+            eprintln!(
+                "---- btcloopd debug.log (tail) ----\n{}\n---- stderr ----\n{}",
+                tail(&self.log(), 60),
+                self.stderr()
+            );
+        }
+    }
+}
+
+/// Runs `btcloopd` with `args` (and a throw-away data directory unless `args` names one) to
+/// completion, for command-line checks; returns (exit status, stderr). Killed after 10 s.
+pub fn run_to_exit(args: &[&str]) -> (ExitStatus, String) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let err_path = dir.path().join("stderr.txt");
+    let stderr = fs::File::create(&err_path).expect("create stderr file");
+    let mut cmd = Command::new(BIN);
+    if !args.iter().any(|a| a.starts_with("--datadir")) {
+        cmd.arg(format!("--datadir={}", dir.path().display()));
+    }
+    let mut child = cmd
+        .arg("--printtoconsole=0")
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(stderr)
+        .spawn()
+        .expect("spawn btcloopd");
+    let deadline = Instant::now() + WAIT;
+    let status = loop {
+        if let Some(s) = child.try_wait().expect("try_wait") {
+            break s;
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("btcloopd {args:?} did not exit within {WAIT:?}");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    (status, fs::read_to_string(&err_path).unwrap_or_default())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Frames
+// ---------------------------------------------------------------------------------------------
+
+/// A v1 frame with a raw 12-byte type field, the given magic and (optionally) a forced checksum.
+pub fn raw_frame(magic: [u8; 4], command: &[u8], payload: &[u8], checksum: Option<[u8; 4]>) -> Vec<u8> {
+    assert!(command.len() <= 12);
+    let mut out = Vec::with_capacity(24 + payload.len());
+    out.extend_from_slice(&magic);
+    let mut cmd = [0u8; 12];
+    cmd[..command.len()].copy_from_slice(command);
+    out.extend_from_slice(&cmd);
+    out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+    out.extend_from_slice(&checksum.unwrap_or_else(|| checksum_of(payload)));
+    out.extend_from_slice(payload);
+    out
+}
+
+/// `msg` as a regtest frame.
+pub fn frame(msg: &NetworkMessage) -> Vec<u8> {
+    let mut out = Vec::new();
+    encode_message(MAGIC, msg, &mut out);
+    out
+}
+
+/// A `version` as a current peer sends it.
+pub fn version_msg(version: u32, user_agent: &str, nonce: u64) -> VersionMessage {
+    let zero = Address { services: ServiceFlags::NONE, address: [0; 8], port: 0 };
+    VersionMessage {
+        version,
+        services: ServiceFlags::NONE,
+        timestamp: SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64),
+        receiver: zero.clone(),
+        sender: zero,
+        nonce,
+        user_agent: user_agent.to_string(),
+        start_height: 0,
+        relay: false,
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// RawPeer
+// ---------------------------------------------------------------------------------------------
+
+/// What the daemon said during [`RawPeer::handshake`].
+#[derive(Debug, Clone)]
+pub struct Handshaked {
+    /// The daemon's `version`.
+    pub version: VersionMessage,
+    /// The nonce of the daemon's first ping (not answered yet).
+    pub ping_nonce: u64,
+}
+
+/// A scripted peer over a blocking `TcpStream`.
+pub struct RawPeer {
+    /// The socket.
+    pub stream: TcpStream,
+    decoder: V1Decoder,
+    inbox: VecDeque<NetworkMessage>,
+    /// Every byte ever read from the socket.
+    pub bytes_received: usize,
+    closed: bool,
+    buf: Vec<u8>,
+}
+
+/// Read timeout slice: reads wake at least this often to check their deadline.
+const READ_SLICE: Duration = Duration::from_millis(50);
+
+impl RawPeer {
+    /// Connects to `addr`.
+    pub fn connect(addr: SocketAddr) -> RawPeer {
+        let stream = TcpStream::connect_timeout(&addr, WAIT).unwrap_or_else(|e| panic!("connect to {addr}: {e}"));
+        Self::from_stream(stream)
+    }
+
+    /// Connects with small kernel buffers (`SO_RCVBUF`, `SO_SNDBUF`), so that traffic backs up
+    /// soon when one side stops reading.
+    pub fn connect_small_buffers(addr: SocketAddr, size: usize) -> RawPeer {
+        let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, Some(socket2::Protocol::TCP))
+            .expect("socket");
+        s.set_recv_buffer_size(size).expect("SO_RCVBUF");
+        s.set_send_buffer_size(size).expect("SO_SNDBUF");
+        s.connect_timeout(&addr.into(), WAIT).unwrap_or_else(|e| panic!("connect to {addr}: {e}"));
+        Self::from_stream(s.into())
+    }
+
+    /// Wraps an accepted or connected stream.
+    pub fn from_stream(stream: TcpStream) -> RawPeer {
+        stream.set_nodelay(true).expect("nodelay");
+        stream.set_read_timeout(Some(READ_SLICE)).expect("read timeout");
+        // A daemon that stops reading makes `send` fail instead of hanging the test.
+        stream.set_write_timeout(Some(WAIT)).expect("write timeout");
+        RawPeer {
+            stream,
+            decoder: V1Decoder::new(MAGIC),
+            inbox: VecDeque::new(),
+            bytes_received: 0,
+            closed: false,
+            buf: vec![0u8; 64 * 1024],
+        }
+    }
+
+    /// Sends `msg`; panics if the write fails.
+    pub fn send(&mut self, msg: &NetworkMessage) {
+        self.send_raw(&frame(msg));
+    }
+
+    /// Writes raw bytes; panics if the write fails.
+    pub fn send_raw(&mut self, bytes: &[u8]) {
+        self.try_send_raw(bytes).unwrap_or_else(|e| panic!("write to daemon failed: {e}"));
+    }
+
+    /// Writes raw bytes.
+    pub fn try_send_raw(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.stream.write_all(bytes)?;
+        self.stream.flush()
+    }
+
+    /// Reads once (waiting at most until `deadline`) and decodes what arrived. Returns false if
+    /// nothing arrived (timeout or closed).
+    fn read_some(&mut self, deadline: Instant) -> bool {
+        if self.closed {
+            return false;
+        }
+        loop {
+            let now = Instant::now();
+            if now >= deadline {
+                return false;
+            }
+            let slice = (deadline - now).min(READ_SLICE).max(Duration::from_millis(1));
+            self.stream.set_read_timeout(Some(slice)).expect("read timeout");
+            match self.stream.read(&mut self.buf) {
+                Ok(0) => {
+                    self.closed = true;
+                    return false;
+                }
+                Ok(n) => {
+                    self.bytes_received += n;
+                    let inbox = &mut self.inbox;
+                    let chunk = &self.buf[..n];
+                    self.decoder
+                        .decode(chunk, |f| match f {
+                            Ok(frame) => {
+                                let cmd = command_str(frame.command);
+                                // What does not decode (e.g. a pre-BIP31 ping without a nonce) is
+                                // kept as `Unknown` with its real type.
+                                let msg =
+                                    decode_payload(cmd, frame.payload).unwrap_or_else(|_| NetworkMessage::Unknown {
+                                        command: CommandString::try_from(cmd.to_string()).expect("valid command"),
+                                        payload: frame.payload.to_vec(),
+                                    });
+                                inbox.push_back(msg);
+                            }
+                            Err(r) => panic!("daemon sent a bad frame: {:?}", r.reason),
+                        })
+                        .unwrap_or_else(|e| panic!("daemon sent a broken stream: {e}"));
+                    return true;
+                }
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::Interrupted
+                    ) =>
+                {
+                    continue;
+                }
+                Err(_) => {
+                    // Reset and friends: the daemon closed the connection.
+                    self.closed = true;
+                    return false;
+                }
+            }
+        }
+    }
+
+    /// The next message, waiting at most `timeout`; `None` on timeout or close.
+    pub fn recv_timeout(&mut self, timeout: Duration) -> Option<NetworkMessage> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(m) = self.inbox.pop_front() {
+                return Some(m);
+            }
+            if !self.read_some(deadline) && (self.closed || Instant::now() >= deadline) {
+                return None;
+            }
+        }
+    }
+
+    /// The next message, waiting at most [`WAIT`].
+    pub fn recv(&mut self) -> Option<NetworkMessage> {
+        self.recv_timeout(WAIT)
+    }
+
+    /// Skips messages until one of type `cmd` arrives (returned) or `timeout` passes (`None`).
+    pub fn recv_until(&mut self, cmd: &str, timeout: Duration) -> Option<NetworkMessage> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let m = self.recv_timeout(left)?;
+            if m.cmd() == cmd {
+                return Some(m);
+            }
+        }
+    }
+
+    /// The next message, which must be of type `cmd`.
+    pub fn expect(&mut self, cmd: &str) -> NetworkMessage {
+        match self.recv() {
+            Some(m) if m.cmd() == cmd => m,
+            Some(m) => panic!("expected {cmd}, got {m:?}"),
+            None => panic!("expected {cmd}, got nothing within {WAIT:?} (closed: {})", self.closed),
+        }
+    }
+
+    /// Asserts that nothing arrives for `d` and the connection stays open.
+    pub fn assert_silent(&mut self, d: Duration) {
+        if let Some(m) = self.recv_timeout(d) {
+            panic!("expected silence, got {m:?}");
+        }
+        assert!(!self.closed, "connection closed while expecting silence");
+    }
+
+    /// Whether the daemon closes the connection within `timeout` (a read returns 0 bytes or an
+    /// error). Messages that arrive meanwhile are kept.
+    pub fn is_closed(&mut self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        while !self.closed && Instant::now() < deadline {
+            self.read_some(deadline);
+        }
+        self.closed
+    }
+
+    /// Whether a close was seen.
+    pub fn closed(&self) -> bool {
+        self.closed
+    }
+
+    /// Messages received but not yet taken.
+    pub fn pending(&self) -> usize {
+        self.inbox.len()
+    }
+
+    /// Inbound handshake with a default user agent; see [`RawPeer::handshake_as`].
+    pub fn handshake(&mut self) -> Handshaked {
+        self.handshake_as("/rawpeer:1.0/")
+    }
+
+    /// Sends `version` (70016, random nonce); expects version, wtxidrelay, sendaddrv2, verack in
+    /// that order; sends verack; expects sendheaders, then a ping.
+    pub fn handshake_as(&mut self, user_agent: &str) -> Handshaked {
+        self.send(&NetworkMessage::Version(version_msg(PROTOCOL_VERSION, user_agent, random_u64())));
+        let NetworkMessage::Version(version) = self.expect("version") else { unreachable!() };
+        self.expect("wtxidrelay");
+        self.expect("sendaddrv2");
+        self.expect("verack");
+        self.send(&NetworkMessage::Verack);
+        self.expect("sendheaders");
+        let NetworkMessage::Ping(ping_nonce) = self.expect("ping") else { unreachable!() };
+        Handshaked { version, ping_nonce }
+    }
+
+    /// Sends ping(`nonce`) and expects pong(`nonce`) as the next message that is not one of the
+    /// daemon's own pings (those are answered).
+    pub fn ping_pong(&mut self, nonce: u64) {
+        self.send(&NetworkMessage::Ping(nonce));
+        loop {
+            match self.recv() {
+                Some(NetworkMessage::Pong(n)) if n == nonce => return,
+                Some(NetworkMessage::Ping(n)) => self.send(&NetworkMessage::Pong(n)),
+                Some(m) => panic!("expected pong({nonce}), got {m:?}"),
+                None => panic!("no pong({nonce}) within {WAIT:?} (closed: {})", self.closed),
+            }
+        }
+    }
+}
