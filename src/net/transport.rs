@@ -28,7 +28,8 @@ pub enum TransportError {
     /// like to a v1 node).
     #[error("wrong network magic {}", hex4(got))]
     WrongMagic {
-        /// The bytes received where the magic belongs (as many as had arrived).
+        /// The bytes received where the magic belongs, up to and including the first wrong
+        /// one (zero after it).
         got: [u8; 4],
     },
     /// The header declared a payload longer than [`MAX_PROTOCOL_MESSAGE_LENGTH`].
@@ -115,9 +116,11 @@ impl V1Decoder {
                 input = rest;
                 if before < 4 {
                     let seen = self.hdr_pos.min(4);
-                    if self.hdr[..seen] != self.magic[..seen] {
+                    if let Some(bad) = (0..seen).find(|&i| self.hdr[i] != self.magic[i]) {
+                        // Report the bytes up to the first wrong one, so the error does not
+                        // depend on how the bytes were split into reads.
                         let mut got = [0u8; 4];
-                        got[..seen].copy_from_slice(&self.hdr[..seen]);
+                        got[..=bad].copy_from_slice(&self.hdr[..=bad]);
                         return Err(TransportError::WrongMagic { got });
                     }
                 }
