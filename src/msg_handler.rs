@@ -4,7 +4,6 @@
 //! writes what it queued (optimistically, as Core's `PushMessage`), and sleeps on the condvar
 //! when no peer has work.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -15,8 +14,8 @@ use rand::rngs::SmallRng;
 use rand::seq::SliceRandom;
 use tracing::{debug, info};
 
-use crate::net::message::{command_of, decode_payload, encode_message};
-use crate::net::peer::{DisconnectReason, PeerId};
+use crate::net::message::{command_of, decode_payload, encode_message_reusing};
+use crate::net::peer::{DisconnectReason, PeerId, PeerMap};
 use crate::net::peer_queues::PeerQueues;
 use crate::net::totals::NetTotals;
 use crate::net::transport::command_str;
@@ -41,25 +40,41 @@ struct Entry {
 
 /// The message handler's state; [`MessageHandler::run`] is the thread body.
 pub struct MessageHandler {
-    protocol: Protocol,
-    peers: HashMap<PeerId, Entry>,
-    magic: [u8; 4],
+    peers: PeerMap<Entry>,
+    cx: Cx,
     wake: Arc<MsgWake>,
+    work: Vec<PeerId>,
+    rng: SmallRng,
+}
+
+/// Everything per-peer processing uses besides the peer itself (kept apart from `peers` so
+/// one lookup gives a peer and the rest can still be borrowed).
+struct Cx {
+    protocol: Protocol,
+    magic: [u8; 4],
     ctl: SocketControl,
     clock: Clock,
     totals: Arc<NetTotals>,
-    work: Vec<PeerId>,
+    /// Peers with output not yet written.
     dirty: Vec<PeerId>,
+    /// Reused buffer for the payload being processed.
     payload: Vec<u8>,
-    rng: SmallRng,
 }
 
 /// The Outbox of one peer: encodes straight into its send queue.
 struct PeerOut<'a> {
     queues: &'a PeerQueues,
     magic: [u8; 4],
+    /// The payload being answered and its verified checksum, reused if a reply echoes it.
+    echo: Option<(&'a [u8], [u8; 4])>,
     sent: bool,
     disconnect: Option<DisconnectReason>,
+}
+
+impl<'a> PeerOut<'a> {
+    fn new(queues: &'a PeerQueues, magic: [u8; 4], echo: Option<(&'a [u8], [u8; 4])>) -> Self {
+        PeerOut { queues, magic, echo, sent: false, disconnect: None }
+    }
 }
 
 impl Outbox for PeerOut<'_> {
@@ -68,7 +83,7 @@ impl Outbox for PeerOut<'_> {
             return;
         }
         let mut len = 0;
-        self.queues.queue_send(|buf| len = encode_message(self.magic, msg, buf));
+        self.queues.queue_send(|buf| len = encode_message_reusing(self.magic, msg, buf, self.echo));
         debug!(target: "net", "sending {} ({len} bytes) peer={}", command_of(msg), self.queues.id);
         self.sent = true;
     }
@@ -89,22 +104,12 @@ impl MessageHandler {
         totals: Arc<NetTotals>,
     ) -> Self {
         MessageHandler {
-            protocol,
-            peers: HashMap::new(),
-            magic,
+            peers: PeerMap::default(),
+            cx: Cx { protocol, magic, ctl, clock, totals, dirty: Vec::new(), payload: Vec::new() },
             wake,
-            ctl,
-            clock,
-            totals,
             work: Vec::new(),
-            dirty: Vec::new(),
-            payload: Vec::new(),
             rng: SmallRng::from_rng(&mut rand::rng()),
         }
-    }
-
-    fn now(&self) -> Now {
-        Now { mono: Instant::now(), unix: unix_now() }
     }
 
     /// The thread body: runs until the wake-up is interrupted.
@@ -116,12 +121,14 @@ impl MessageHandler {
         let mut passes_since_flush = 0u32;
         loop {
             if !more_work || passes_since_flush >= FLUSH_EVERY_PASSES {
-                self.flush();
+                self.cx.flush(&mut self.peers);
                 passes_since_flush = 0;
             }
             self.wake.take(more_work, IDLE_WAIT, &mut ready, &mut events);
+            // One clock read per pass: the protocol's timers need no finer grain.
+            let now = Now { mono: Instant::now(), unix: unix_now() };
             for ev in events.drain(..) {
-                self.on_event(ev);
+                self.on_event(ev, now);
             }
             if self.wake.is_interrupted() {
                 break;
@@ -134,33 +141,33 @@ impl MessageHandler {
                     }
                 }
             }
-            more_work = self.pass();
+            more_work = self.pass(now);
             passes_since_flush += 1;
-            let now = Instant::now();
-            if now >= next_sweep {
-                self.sweep();
-                next_sweep = now + SWEEP_EVERY;
+            if now.mono >= next_sweep {
+                self.sweep(now);
+                next_sweep = now.mono + SWEEP_EVERY;
             }
         }
-        self.flush();
+        self.cx.flush(&mut self.peers);
     }
 
-    fn on_event(&mut self, ev: NetEvent) {
+    fn on_event(&mut self, ev: NetEvent, now: Now) {
         match ev {
             NetEvent::Connected(p) => {
                 let id = p.queues.id;
-                let peer = self.protocol.add_peer(id, p.addr, p.conn_type, Instant::now());
-                debug!(target: "net", "Added connection {} ({})", peer.label(self.protocol.params.log_ips), p.conn_type);
-                self.peers.insert(id, Entry { queues: p.queues, peer, in_work: false, dirty: false, closing: false });
-                self.send_messages(id);
+                let peer = self.cx.protocol.add_peer(id, p.addr, p.conn_type, now.mono);
+                debug!(target: "net", "Added connection {} ({})", peer.label(self.cx.protocol.params.log_ips), p.conn_type);
+                let mut e = Entry { queues: p.queues, peer, in_work: false, dirty: false, closing: false };
+                self.cx.send_messages(&mut e, now);
+                self.peers.insert(id, e);
             }
             NetEvent::Closed { id, reason } => {
                 if let Some(e) = self.peers.remove(&id) {
-                    self.protocol.remove_peer(&e.peer);
+                    self.cx.protocol.remove_peer(&e.peer);
                     info!(
                         target: "net",
                         "disconnected {} ({}, {}): {reason}",
-                        e.peer.label(self.protocol.params.log_ips),
+                        e.peer.label(self.cx.protocol.params.log_ips),
                         e.peer.conn_type,
                         e.peer.handshake.user_agent()
                     );
@@ -170,7 +177,7 @@ impl MessageHandler {
     }
 
     /// One round over the peers with messages; true if any still has work it may do now.
-    fn pass(&mut self) -> bool {
+    fn pass(&mut self, now: Now) -> bool {
         if self.work.is_empty() {
             return false;
         }
@@ -179,23 +186,40 @@ impl MessageHandler {
         let mut i = 0;
         while i < self.work.len() {
             let id = self.work[i];
-            let (keep, has_more) = self.process_one(id);
+            let (keep, has_more) = match self.peers.get_mut(&id) {
+                Some(e) => {
+                    let r = self.cx.process_one(e, now);
+                    e.in_work = r.0;
+                    r
+                }
+                None => (false, false),
+            };
             more |= has_more;
             if keep {
                 i += 1;
             } else {
                 self.work.swap_remove(i);
-                if let Some(e) = self.peers.get_mut(&id) {
-                    e.in_work = false;
-                }
             }
         }
         more
     }
 
-    /// Core's `ProcessMessages` for one peer: (stay in the work set, may continue now).
-    fn process_one(&mut self, id: PeerId) -> (bool, bool) {
-        let Some(e) = self.peers.get_mut(&id) else { return (false, false) };
+    /// Runs every peer's timers and releases idle buffers.
+    fn sweep(&mut self, now: Now) {
+        for e in self.peers.values_mut() {
+            self.cx.send_messages(e, now);
+            if !e.in_work && !e.dirty {
+                e.queues.trim();
+            }
+        }
+    }
+}
+
+impl Cx {
+    /// Core's `ProcessMessages` for one peer (one message), then its `SendMessages`. Returns
+    /// (stay in the work set, may continue now).
+    fn process_one(&mut self, e: &mut Entry, now: Now) -> (bool, bool) {
+        let id = e.queues.id;
         if e.closing {
             return (false, false);
         }
@@ -213,11 +237,11 @@ impl MessageHandler {
             match decode_payload(command, &self.payload) {
                 Ok(msg) => {
                     let received = self.clock.instant_at(popped.recv_time_us);
-                    let now = Now { mono: Instant::now(), unix: unix_now() };
-                    let mut out = PeerOut { queues: &e.queues, magic: self.magic, sent: false, disconnect: None };
+                    let echo = Some((self.payload.as_slice(), popped.checksum));
+                    let mut out = PeerOut::new(&e.queues, self.magic, echo);
                     self.protocol.process_message(&mut e.peer, msg, received, now, &mut out);
-                    let (sent, disconnect) = (out.sent, out.disconnect);
-                    self.after_output(id, sent, disconnect);
+                    let out = (out.sent, out.disconnect);
+                    self.apply(e, out);
                 }
                 Err(err) => {
                     NetTotals::add(&self.totals.msgs_undecodable, 1);
@@ -225,33 +249,15 @@ impl MessageHandler {
                 }
             }
         }
-        self.send_messages(id);
-        let still = self.peers.get(&id).is_some_and(|e| !e.closing);
-        (popped.more && still, popped.more && still)
+        self.send_messages(e, now);
+        let go_on = popped.more && !e.closing;
+        (go_on, go_on)
     }
 
-    fn send_messages(&mut self, id: PeerId) {
-        let now = self.now();
-        let Some(e) = self.peers.get_mut(&id) else { return };
-        if e.closing {
-            return;
-        }
-        let at = |us: u64| (us != 0).then(|| self.clock.instant_at(us));
-        let link = LinkTimes {
-            last_send: at(e.queues.stats.last_send_us.load(Ordering::Relaxed)),
-            last_recv: at(e.queues.stats.last_recv_us.load(Ordering::Relaxed)),
-        };
-        let mut out = PeerOut { queues: &e.queues, magic: self.magic, sent: false, disconnect: None };
-        self.protocol.send_messages(&mut e.peer, now, link, &mut out);
-        let (sent, disconnect) = (out.sent, out.disconnect);
-        if e.peer.handshake.successfully_connected {
-            e.queues.stats.handshake_complete.store(true, Ordering::Relaxed);
-        }
-        self.after_output(id, sent, disconnect);
-    }
-
-    fn after_output(&mut self, id: PeerId, sent: bool, disconnect: Option<DisconnectReason>) {
-        let Some(e) = self.peers.get_mut(&id) else { return };
+    /// Records what the protocol produced for `e`: marks it for flushing, or starts its
+    /// disconnect.
+    fn apply(&mut self, e: &mut Entry, (sent, disconnect): (bool, Option<DisconnectReason>)) {
+        let id = e.queues.id;
         if sent && !e.dirty {
             e.dirty = true;
             self.dirty.push(id);
@@ -268,28 +274,15 @@ impl MessageHandler {
         }
     }
 
-    /// Runs every peer's timers and releases idle buffers.
-    fn sweep(&mut self) {
-        let ids: Vec<PeerId> = self.peers.keys().copied().collect();
-        for id in ids {
-            self.send_messages(id);
-            if let Some(e) = self.peers.get(&id) {
-                if !e.in_work && !e.dirty {
-                    e.queues.trim();
-                }
-            }
-        }
-    }
-
     /// Writes every queue that gained bytes; hands what the socket did not take to the socket
     /// handler.
-    fn flush(&mut self) {
+    fn flush(&mut self, peers: &mut PeerMap<Entry>) {
         if self.dirty.is_empty() {
             return;
         }
         let now_us = self.clock.now_us();
         for id in std::mem::take(&mut self.dirty) {
-            let Some(e) = self.peers.get_mut(&id) else { continue };
+            let Some(e) = peers.get_mut(&id) else { continue };
             e.dirty = false;
             if e.closing {
                 continue;
@@ -304,5 +297,24 @@ impl MessageHandler {
                 }
             }
         }
+    }
+
+    /// Core's `SendMessages` for one peer.
+    fn send_messages(&mut self, e: &mut Entry, now: Now) {
+        if e.closing {
+            return;
+        }
+        let at = |us: u64| (us != 0).then(|| self.clock.instant_at(us));
+        let link = LinkTimes {
+            last_send: at(e.queues.stats.last_send_us.load(Ordering::Relaxed)),
+            last_recv: at(e.queues.stats.last_recv_us.load(Ordering::Relaxed)),
+        };
+        let mut out = PeerOut::new(&e.queues, self.magic, None);
+        self.protocol.send_messages(&mut e.peer, now, link, &mut out);
+        let out = (out.sent, out.disconnect);
+        if e.peer.handshake.successfully_connected {
+            e.queues.stats.handshake_complete.store(true, Ordering::Relaxed);
+        }
+        self.apply(e, out);
     }
 }

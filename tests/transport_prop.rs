@@ -380,7 +380,7 @@ proptest! {
 fn wrong_magic_report_is_independent_of_the_split() {
     let stream = [0xfa, 0x00, 0x11, 0x22];
     let mut dec = V1Decoder::new(MAGIC);
-    assert_eq!(dec.decode(&stream, |_| ()), Err(TransportError::WrongMagic { got: [0xfa, 0x00, 0, 0] }));
+    assert_eq!(dec.decode(&stream, |_| ()), Err(TransportError::WrongMagic { got: [0xfa, 0x00, 0, 0], len: 2 }));
     let mut dec = V1Decoder::new(MAGIC);
-    assert_eq!(dec.decode(&stream[..2], |_| ()), Err(TransportError::WrongMagic { got: [0xfa, 0x00, 0, 0] }));
+    assert_eq!(dec.decode(&stream[..2], |_| ()), Err(TransportError::WrongMagic { got: [0xfa, 0x00, 0, 0], len: 2 }));
 }

@@ -8,7 +8,7 @@ use bitcoin::p2p::address::Address;
 use bitcoin::p2p::message::{CommandString, NetworkMessage};
 use bitcoin::p2p::message_network::VersionMessage;
 
-use super::transport::encode_frame;
+use super::transport::encode_frame_reusing;
 
 /// Core's `MAX_SUBVERSION_LENGTH`: the longest user agent accepted in `version`.
 pub const MAX_SUBVERSION_LENGTH: usize = 256;
@@ -177,10 +177,21 @@ pub fn command_of(msg: &NetworkMessage) -> &str {
 
 /// Appends `msg` as a v1 frame to `out`; returns the payload length.
 pub fn encode_message(magic: [u8; 4], msg: &NetworkMessage, out: &mut Vec<u8>) -> usize {
-    encode_frame(magic, command_of(msg), out, |buf| {
+    encode_message_reusing(magic, msg, out, None)
+}
+
+/// [`encode_message`], reusing the checksum `known.1` if the payload equals `known.0`.
+pub fn encode_message_reusing(
+    magic: [u8; 4],
+    msg: &NetworkMessage,
+    out: &mut Vec<u8>,
+    known: Option<(&[u8], [u8; 4])>,
+) -> usize {
+    let write = |buf: &mut Vec<u8>| {
         // Writing into a Vec cannot fail.
         let _ = msg.consensus_encode(buf);
-    })
+    };
+    encode_frame_reusing(magic, command_of(msg), out, write, known)
 }
 
 #[cfg(test)]

@@ -120,3 +120,27 @@ impl fmt::Display for DisconnectReason {
         }
     }
 }
+
+/// Hasher for maps keyed by [`PeerId`]. Ids are assigned by us, sequentially, never chosen by a
+/// peer, so a multiplicative hash is safe and far cheaper than SipHash on the per-message path.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct IdHasher(u64);
+
+impl std::hash::Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
+
+/// A map keyed by peer id.
+pub type PeerMap<V> = std::collections::HashMap<PeerId, V, std::hash::BuildHasherDefault<IdHasher>>;

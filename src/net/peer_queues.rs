@@ -3,7 +3,7 @@
 //! handler fills, the send queue the message handler fills, and atomic statistics.
 //!
 //! Queues hold bytes, not per-message allocations: the process queue stores each checked frame
-//! as `type (12) | length (4) | receive time (8) | payload`, the send queue stores encoded
+//! as `type (12) | length (4) | receive time (8) | checksum (4) | payload`, the send queue stores encoded
 //! frames back to back.
 
 use std::io::{self, Read, Write};
@@ -18,7 +18,7 @@ use super::peer::PeerId;
 use super::totals::NetTotals;
 use super::transport::{COMMAND_SIZE, Command};
 
-const ENTRY_HEADER: usize = COMMAND_SIZE + 4 + 8;
+const ENTRY_HEADER: usize = COMMAND_SIZE + 4 + 8 + 4;
 /// Consumed process-queue bytes are compacted away once they exceed this.
 const COMPACT_AT: usize = 64 * 1024;
 /// A drained buffer keeps at most this much capacity.
@@ -54,6 +54,8 @@ pub struct Popped {
     pub command: Command,
     /// When the socket handler decoded it (µs since node start).
     pub recv_time_us: u64,
+    /// Its verified header checksum.
+    pub checksum: [u8; 4],
     /// Whether more messages remain queued.
     pub more: bool,
     /// Whether this pop brought the queue back under the receive limit (reading may resume).
@@ -179,7 +181,9 @@ impl PeerQueues {
         let mut len4 = [0u8; 4];
         len4.copy_from_slice(&head[COMMAND_SIZE..COMMAND_SIZE + 4]);
         let mut t8 = [0u8; 8];
-        t8.copy_from_slice(&head[COMMAND_SIZE + 4..]);
+        t8.copy_from_slice(&head[COMMAND_SIZE + 4..COMMAND_SIZE + 12]);
+        let mut checksum = [0u8; 4];
+        checksum.copy_from_slice(&head[COMMAND_SIZE + 12..]);
         let len = u32::from_le_bytes(len4) as usize;
         let body = rest.get(..len).unwrap_or(rest);
         payload.clear();
@@ -203,7 +207,7 @@ impl PeerQueues {
         if resumed {
             q.paused = false;
         }
-        Some(Popped { command, recv_time_us: u64::from_le_bytes(t8), more, resumed })
+        Some(Popped { command, recv_time_us: u64::from_le_bytes(t8), checksum, more, resumed })
     }
 
     /// Bytes waiting in the process queue.
@@ -338,12 +342,13 @@ pub struct FrameAppender<'a> {
 }
 
 impl FrameAppender<'_> {
-    /// Appends one checked frame received at `recv_time_us`.
-    pub fn push(&mut self, command: &Command, payload: &[u8], recv_time_us: u64) {
+    /// Appends one checked frame (its verified `checksum` kept) received at `recv_time_us`.
+    pub fn push(&mut self, command: &Command, payload: &[u8], checksum: [u8; 4], recv_time_us: u64) {
         self.buf.reserve(ENTRY_HEADER + payload.len());
         self.buf.extend_from_slice(command);
         self.buf.extend_from_slice(&(payload.len() as u32).to_le_bytes());
         self.buf.extend_from_slice(&recv_time_us.to_le_bytes());
+        self.buf.extend_from_slice(&checksum);
         self.buf.extend_from_slice(payload);
         self.count += 1;
     }

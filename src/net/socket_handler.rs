@@ -425,7 +425,7 @@ impl SocketHandler {
             let chunk = self.buf.get(..n).unwrap_or(&[]);
             let pushed = conn.queues.push_frames(|app| {
                 result = decoder.decode(chunk, |frame| match frame {
-                    Ok(f) => app.push(f.command, f.payload, now_us),
+                    Ok(f) => app.push(f.command, f.payload, f.checksum, now_us),
                     Err(r) => {
                         stats.msgs_rejected.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                         NetTotals::add(&totals.msgs_rejected, 1);

@@ -26,11 +26,13 @@ pub type Command = [u8; COMMAND_SIZE];
 pub enum TransportError {
     /// The frame did not start with this network's magic (also what a BIP324 v2 handshake looks
     /// like to a v1 node).
-    #[error("wrong network magic {}", hex4(got))]
+    #[error("wrong network magic {}", hex(&got[..usize::from(*len).min(4)]))]
     WrongMagic {
         /// The bytes received where the magic belongs, up to and including the first wrong
         /// one (zero after it).
         got: [u8; 4],
+        /// How many bytes of `got` were received (through the first wrong one).
+        len: u8,
     },
     /// The header declared a payload longer than [`MAX_PROTOCOL_MESSAGE_LENGTH`].
     #[error("oversized message: {command} declares {len} bytes")]
@@ -58,6 +60,8 @@ pub struct Frame<'a> {
     pub command: &'a Command,
     /// The payload.
     pub payload: &'a [u8],
+    /// The header checksum (verified against the payload).
+    pub checksum: [u8; 4],
 }
 
 /// A complete frame that failed a per-message check.
@@ -121,7 +125,7 @@ impl V1Decoder {
                         // depend on how the bytes were split into reads.
                         let mut got = [0u8; 4];
                         got[..=bad].copy_from_slice(&self.hdr[..=bad]);
-                        return Err(TransportError::WrongMagic { got });
+                        return Err(TransportError::WrongMagic { got, len: bad as u8 + 1 });
                     }
                 }
                 if self.hdr_pos < HEADER_SIZE {
@@ -186,7 +190,7 @@ impl V1Decoder {
             None
         };
         match reason {
-            None => on_frame(Ok(Frame { command: &command, payload })),
+            None => on_frame(Ok(Frame { command: &command, payload, checksum })),
             Some(reason) => on_frame(Err(Rejected { command: &command, len: payload.len(), reason })),
         }
     }
@@ -237,6 +241,18 @@ pub fn encode_frame(
     out: &mut Vec<u8>,
     write_payload: impl FnOnce(&mut Vec<u8>),
 ) -> usize {
+    encode_frame_reusing(magic, command, out, write_payload, None)
+}
+
+/// [`encode_frame`], but when the payload turns out byte-identical to `known.0`, its checksum
+/// `known.1` is reused instead of hashing again (a `pong` echoes the `ping` just verified).
+pub fn encode_frame_reusing(
+    magic: [u8; 4],
+    command: &str,
+    out: &mut Vec<u8>,
+    write_payload: impl FnOnce(&mut Vec<u8>),
+    known: Option<(&[u8], [u8; 4])>,
+) -> usize {
     let start = out.len();
     out.extend_from_slice(&magic);
     let mut cmd = [0u8; COMMAND_SIZE];
@@ -245,14 +261,18 @@ pub fn encode_frame(
     out.extend_from_slice(&cmd);
     out.extend_from_slice(&[0u8; 8]);
     write_payload(out);
-    let payload_len = out.len() - start - HEADER_SIZE;
-    let checksum = checksum_of(&out[start + HEADER_SIZE..]);
+    let payload = &out[start + HEADER_SIZE..];
+    let payload_len = payload.len();
+    let checksum = match known {
+        Some((bytes, sum)) if bytes == payload => sum,
+        _ => checksum_of(payload),
+    };
     out[start + 16..start + 20].copy_from_slice(&(payload_len as u32).to_le_bytes());
     out[start + 20..start + 24].copy_from_slice(&checksum);
     payload_len
 }
 
-fn hex4(b: &[u8; 4]) -> String {
+fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 

@@ -253,7 +253,7 @@ impl Core {
         let pinging = self.pinging;
         let inflight = self.inflight;
         dec.decode(data, |frame| {
-            let Frame { command, payload } = match frame {
+            let Frame { command, payload, .. } = match frame {
                 Ok(f) => f,
                 Err(_) => {
                     st.rejected_frames += 1;

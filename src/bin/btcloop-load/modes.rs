@@ -231,7 +231,7 @@ impl Blocking {
             let reply = &mut self.reply;
             self.dec
                 .decode(&self.buf[..n], |frame| {
-                    let Ok(Frame { command, payload }) = frame else { return };
+                    let Ok(Frame { command, payload, .. }) = frame else { return };
                     let cmd = command_str(command);
                     if cmd == "ping" {
                         if let Some(nonce) = nonce_of(payload) {

@@ -19,9 +19,9 @@ const CMD: Command = *b"ping\0\0\0\0\0\0\0\0";
 #[test]
 fn process_queue_signals_ready_once_and_pauses_at_limit() {
     let (q, _peer) = pair(100, 1000);
-    let p = q.push_frames(|a| a.push(&CMD, &[1; 40], 5));
+    let p = q.push_frames(|a| a.push(&CMD, &[1; 40], [0; 4], 5));
     assert!(p.newly_ready && !p.paused);
-    let p = q.push_frames(|a| a.push(&CMD, &[2; 40], 6));
+    let p = q.push_frames(|a| a.push(&CMD, &[2; 40], [0; 4], 6));
     assert!(!p.newly_ready, "already in the work set");
     assert!(p.paused, "2 × (24 + 40) bytes > 100");
     assert!(q.recv_paused());
@@ -37,7 +37,7 @@ fn process_queue_signals_ready_once_and_pauses_at_limit() {
     assert_eq!(payload, vec![2; 40]);
     assert!(q.pop_message(&mut payload).is_none());
     // Empty again: the next push makes it ready again.
-    assert!(q.push_frames(|a| a.push(&CMD, &[], 7)).newly_ready);
+    assert!(q.push_frames(|a| a.push(&CMD, &[], [0; 4], 7)).newly_ready);
 }
 
 #[test]

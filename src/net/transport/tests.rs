@@ -76,7 +76,8 @@ fn wrong_magic_fails_at_first_wrong_byte() {
     let mut dec = V1Decoder::new(MAGIC);
     // The first byte already differs: fatal with one byte received.
     let r = dec.decode(&[0xf9], |_| panic!("no frame"));
-    assert_eq!(r, Err(TransportError::WrongMagic { got: [0xf9, 0, 0, 0] }));
+    assert_eq!(r, Err(TransportError::WrongMagic { got: [0xf9, 0, 0, 0], len: 1 }));
+    assert_eq!(r.unwrap_err().to_string(), "wrong network magic f9");
     // A mainnet frame sent to a regtest decoder.
     let mut main = Vec::new();
     encode_frame([0xf9, 0xbe, 0xb4, 0xd9], "verack", &mut main, |_| {});
