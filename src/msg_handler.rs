@@ -25,6 +25,8 @@ use crate::time::{Clock, unix_now};
 
 /// Longest sleep when idle (Core: 100 ms).
 const IDLE_WAIT: Duration = Duration::from_millis(100);
+/// How long to spin for new messages before sleeping.
+const SPIN: Duration = Duration::from_micros(50);
 /// How often every peer's timers run.
 const SWEEP_EVERY: Duration = Duration::from_millis(100);
 /// Queued output is written at the latest after this many passes.
@@ -124,7 +126,7 @@ impl MessageHandler {
                 self.cx.flush(&mut self.peers);
                 passes_since_flush = 0;
             }
-            self.wake.take(more_work, IDLE_WAIT, &mut ready, &mut events);
+            self.wake.take(more_work, SPIN, IDLE_WAIT, &mut ready, &mut events);
             // One clock read per pass: the protocol's timers need no finer grain.
             let now = Now { mono: Instant::now(), unix: unix_now() };
             for ev in events.drain(..) {

@@ -6,7 +6,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
 use parking_lot::{Condvar, Mutex};
@@ -55,6 +55,8 @@ pub struct MsgWake {
     inbox: Mutex<Inbox>,
     cv: Condvar,
     interrupted: AtomicBool,
+    /// Set with every post, so a spinning handler can see one without taking the lock.
+    posted: AtomicBool,
 }
 
 impl MsgWake {
@@ -68,6 +70,7 @@ impl MsgWake {
         inbox.ready.append(ready);
         inbox.events.append(events);
         inbox.woken = true;
+        self.posted.store(true, Ordering::Release);
         drop(inbox);
         self.cv.notify_one();
     }
@@ -77,14 +80,38 @@ impl MsgWake {
         self.post(&mut Vec::new(), &mut vec![event]);
     }
 
-    /// Takes what was posted into `ready` and `events`. Unless `more_work`, first sleeps until
-    /// something is posted, the node is interrupted, or `timeout` passes.
-    pub fn take(&self, more_work: bool, timeout: Duration, ready: &mut Vec<PeerId>, events: &mut Vec<NetEvent>) {
+    /// Takes what was posted into `ready` and `events`. Unless `more_work`, first waits until
+    /// something is posted, the node is interrupted, or `timeout` passes: spinning for up to
+    /// `spin` (a post then costs the poster no futex wake and the handler no context switch),
+    /// then sleeping on the condvar.
+    pub fn take(
+        &self,
+        more_work: bool,
+        spin: Duration,
+        timeout: Duration,
+        ready: &mut Vec<PeerId>,
+        events: &mut Vec<NetEvent>,
+    ) {
+        if !more_work && !spin.is_zero() {
+            let until = Instant::now() + spin;
+            'spin: loop {
+                for _ in 0..64 {
+                    if self.posted.load(Ordering::Acquire) || self.interrupted.load(Ordering::Acquire) {
+                        break 'spin;
+                    }
+                    std::hint::spin_loop();
+                }
+                if Instant::now() >= until {
+                    break;
+                }
+            }
+        }
         let mut inbox = self.inbox.lock();
         if !more_work && !inbox.woken && !self.interrupted.load(Ordering::Acquire) {
             self.cv.wait_for(&mut inbox, timeout);
         }
         inbox.woken = false;
+        self.posted.store(false, Ordering::Release);
         ready.append(&mut inbox.ready);
         events.append(&mut inbox.events);
     }
