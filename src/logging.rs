@@ -91,6 +91,30 @@ where
     }
 }
 
+/// A layer writing one JSON object per event to `writer`.
+fn json_layer<S, W>(writer: W) -> impl tracing_subscriber::Layer<S>
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
+{
+    tracing_subscriber::fmt::layer()
+        .json()
+        .flatten_event(true)
+        .with_current_span(false)
+        .with_span_list(false)
+        .with_ansi(false)
+        .with_writer(writer)
+}
+
+/// A layer writing Core-style text lines to `writer`.
+fn text_layer<S, W>(writer: W) -> impl tracing_subscriber::Layer<S>
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
+{
+    tracing_subscriber::fmt::layer().event_format(CoreFormat).with_ansi(false).with_writer(writer)
+}
+
 /// Installs the global subscriber.
 pub fn init(cfg: &LogConfig, net_dir: &Path) -> Result<(), LoggingError> {
     let categories = expand_categories(&cfg.categories)?;
@@ -106,33 +130,11 @@ pub fn init(cfg: &LogConfig, net_dir: &Path) -> Result<(), LoggingError> {
         None
     };
     let registry = tracing_subscriber::registry().with(filter(&categories));
+    let console = cfg.print_to_console.then_some(std::io::stderr);
     let result = if cfg.json {
-        let file_layer = file.map(|f| {
-            tracing_subscriber::fmt::layer()
-                .json()
-                .flatten_event(true)
-                .with_current_span(false)
-                .with_span_list(false)
-                .with_ansi(false)
-                .with_writer(f)
-        });
-        let console = cfg.print_to_console.then(|| {
-            tracing_subscriber::fmt::layer()
-                .json()
-                .flatten_event(true)
-                .with_current_span(false)
-                .with_span_list(false)
-                .with_ansi(false)
-                .with_writer(std::io::stderr)
-        });
-        registry.with(file_layer).with(console).try_init()
+        registry.with(file.map(json_layer)).with(console.map(json_layer)).try_init()
     } else {
-        let file_layer =
-            file.map(|f| tracing_subscriber::fmt::layer().event_format(CoreFormat).with_ansi(false).with_writer(f));
-        let console = cfg.print_to_console.then(|| {
-            tracing_subscriber::fmt::layer().event_format(CoreFormat).with_ansi(false).with_writer(std::io::stderr)
-        });
-        registry.with(file_layer).with(console).try_init()
+        registry.with(file.map(text_layer)).with(console.map(text_layer)).try_init()
     };
     result.map_err(|_| LoggingError::AlreadySet)
 }

@@ -82,18 +82,56 @@ pub struct Written {
     pub unpaused: bool,
 }
 
+/// A byte FIFO: appended at the back, consumed from the front. Consumed bytes are reclaimed
+/// when the queue empties (dropping a buffer grown past [`KEEP_CAPACITY`]) or once they are
+/// more than half of it and over [`COMPACT_AT`].
 #[derive(Debug, Default)]
-struct RecvQueue {
+struct ByteQueue {
     buf: Vec<u8>,
     pos: usize,
+}
+
+impl ByteQueue {
+    fn len(&self) -> usize {
+        self.buf.len() - self.pos
+    }
+
+    fn unread(&self) -> &[u8] {
+        self.buf.get(self.pos..).unwrap_or(&[])
+    }
+
+    fn consume(&mut self, n: usize) {
+        self.pos = (self.pos + n).min(self.buf.len());
+        if self.pos == self.buf.len() {
+            self.buf.clear();
+            self.pos = 0;
+            if self.buf.capacity() > KEEP_CAPACITY {
+                self.buf = Vec::new();
+            }
+        } else if self.pos > COMPACT_AT && self.pos * 2 > self.buf.len() {
+            self.buf.drain(..self.pos);
+            self.pos = 0;
+        }
+    }
+
+    /// Frees the buffer if nothing is queued.
+    fn release_if_empty(&mut self) {
+        if self.len() == 0 && self.buf.capacity() > 0 {
+            *self = ByteQueue::default();
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct RecvQueue {
+    bytes: ByteQueue,
     paused: bool,
     in_work_set: bool,
 }
 
 #[derive(Debug, Default)]
 struct SendQueue {
-    buf: Vec<u8>,
-    pos: usize,
+    bytes: ByteQueue,
     /// The socket handler is responsible for writing (the socket was full).
     socket_owned: bool,
     /// The connection is closed; nothing more is written.
@@ -145,7 +183,7 @@ impl PeerQueues {
     /// Appends checked frames: `fill` is called with an appender (socket handler only).
     pub fn push_frames(&self, fill: impl FnOnce(&mut FrameAppender<'_>)) -> Pushed {
         let mut q = self.recv.lock();
-        let mut app = FrameAppender { buf: &mut q.buf, count: 0 };
+        let mut app = FrameAppender { buf: &mut q.bytes.buf, count: 0 };
         fill(&mut app);
         let count = app.count;
         if count == 0 {
@@ -154,7 +192,7 @@ impl PeerQueues {
         self.stats.msgs_recv.fetch_add(count, Ordering::Relaxed);
         let newly_ready = !q.in_work_set;
         q.in_work_set = true;
-        let paused = q.buf.len() - q.pos > self.recv_limit;
+        let paused = q.bytes.len() > self.recv_limit;
         if paused && !q.paused {
             self.stats.pause_recv_events.fetch_add(1, Ordering::Relaxed);
         }
@@ -171,7 +209,7 @@ impl PeerQueues {
     pub fn pop_message(&self, payload: &mut Vec<u8>) -> Option<Popped> {
         let mut q = self.recv.lock();
         let q = &mut *q;
-        let avail = &q.buf[q.pos..];
+        let avail = q.bytes.unread();
         let Some((head, rest)) = avail.split_at_checked(ENTRY_HEADER) else {
             q.in_work_set = false;
             return None;
@@ -188,22 +226,13 @@ impl PeerQueues {
         let body = rest.get(..len).unwrap_or(rest);
         payload.clear();
         payload.extend_from_slice(body);
-        q.pos += ENTRY_HEADER + body.len();
-        if q.pos == q.buf.len() {
-            q.buf.clear();
-            q.pos = 0;
-            if q.buf.capacity() > KEEP_CAPACITY {
-                q.buf = Vec::new();
-            }
-        } else if q.pos > COMPACT_AT && q.pos * 2 > q.buf.len() {
-            q.buf.drain(..q.pos);
-            q.pos = 0;
-        }
-        let more = q.pos < q.buf.len();
+        let used = ENTRY_HEADER + body.len();
+        q.bytes.consume(used);
+        let more = q.bytes.len() > 0;
         if !more {
             q.in_work_set = false;
         }
-        let resumed = q.paused && q.buf.len() - q.pos <= self.recv_limit;
+        let resumed = q.paused && q.bytes.len() <= self.recv_limit;
         if resumed {
             q.paused = false;
         }
@@ -212,8 +241,7 @@ impl PeerQueues {
 
     /// Bytes waiting in the process queue.
     pub fn recv_queued(&self) -> usize {
-        let q = self.recv.lock();
-        q.buf.len() - q.pos
+        self.recv.lock().bytes.len()
     }
 
     // ---- send queue (vSendMsg) ----
@@ -225,9 +253,9 @@ impl PeerQueues {
         if q.closed {
             return 0;
         }
-        let before = q.buf.len() - q.pos;
-        fill(&mut q.buf);
-        let after = q.buf.len() - q.pos;
+        let before = q.bytes.len();
+        fill(&mut q.bytes.buf);
+        let after = q.bytes.len();
         if before <= self.send_limit && after > self.send_limit {
             self.stats.pause_send_events.fetch_add(1, Ordering::Relaxed);
         }
@@ -237,14 +265,12 @@ impl PeerQueues {
     /// Whether processing this peer's messages must wait for its send queue to drain
     /// (Core's `fPauseSend`).
     pub fn send_paused(&self) -> bool {
-        let q = self.send.lock();
-        q.buf.len() - q.pos > self.send_limit
+        self.send.lock().bytes.len() > self.send_limit
     }
 
     /// Bytes waiting in the send queue.
     pub fn send_queued(&self) -> usize {
-        let q = self.send.lock();
-        q.buf.len() - q.pos
+        self.send.lock().bytes.len()
     }
 
     /// The message handler's optimistic write (Core's `PushMessage` → `SocketSendData`):
@@ -276,13 +302,13 @@ impl PeerQueues {
     }
 
     fn write_locked(&self, q: &mut SendQueue, now_us: u64) -> io::Result<Written> {
-        let before = q.buf.len() - q.pos;
+        let before = q.bytes.len();
         let mut written = 0;
-        while q.pos < q.buf.len() {
-            match (&self.stream).write(&q.buf[q.pos..]) {
+        while q.bytes.len() > 0 {
+            match (&self.stream).write(q.bytes.unread()) {
                 Ok(0) => return Err(io::Error::new(io::ErrorKind::WriteZero, "socket wrote 0 bytes")),
                 Ok(n) => {
-                    q.pos += n;
+                    q.bytes.consume(n);
                     written += n;
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
@@ -295,17 +321,7 @@ impl PeerQueues {
             NetTotals::add(&self.totals.bytes_sent, written as u64);
             self.stats.last_send_us.store(now_us.max(1), Ordering::Relaxed);
         }
-        if q.pos == q.buf.len() {
-            q.buf.clear();
-            q.pos = 0;
-            if q.buf.capacity() > KEEP_CAPACITY {
-                q.buf = Vec::new();
-            }
-        } else if q.pos > COMPACT_AT && q.pos * 2 > q.buf.len() {
-            q.buf.drain(..q.pos);
-            q.pos = 0;
-        }
-        let left = q.buf.len() - q.pos;
+        let left = q.bytes.len();
         Ok(Written { bytes: written, left, unpaused: before > self.send_limit && left <= self.send_limit })
     }
 
@@ -313,25 +329,14 @@ impl PeerQueues {
     pub fn close(&self) {
         let mut q = self.send.lock();
         q.closed = true;
-        q.buf = Vec::new();
-        q.pos = 0;
+        q.bytes = ByteQueue::default();
         let _ = self.stream.shutdown(Shutdown::Both);
     }
 
     /// Releases idle buffer capacity (message handler's periodic sweep).
     pub fn trim(&self) {
-        {
-            let mut q = self.recv.lock();
-            if q.pos == q.buf.len() && q.buf.capacity() > 0 {
-                q.buf = Vec::new();
-                q.pos = 0;
-            }
-        }
-        let mut q = self.send.lock();
-        if q.pos == q.buf.len() && q.buf.capacity() > 0 {
-            q.buf = Vec::new();
-            q.pos = 0;
-        }
+        self.recv.lock().bytes.release_if_empty();
+        self.send.lock().bytes.release_if_empty();
     }
 }
 
