@@ -1,0 +1,6 @@
+//! The block-header chain: per-network consensus parameters, proof-of-work rules, the header
+//! tree with its best chain, contextual validation, and the on-disk header store.
+
+pub mod params;
+pub mod pow;
+pub mod store;

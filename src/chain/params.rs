@@ -1,0 +1,1 @@
+//! Per-network consensus parameters for headers (Core's `CChainParams` / `Consensus::Params`).

@@ -1,0 +1,1 @@
+//! The append-only on-disk header store.
