@@ -4,3 +4,4 @@
 pub mod params;
 pub mod pow;
 pub mod store;
+pub mod tree;
