@@ -40,6 +40,9 @@ use std::path::{Path, PathBuf};
 use bitcoin::block::Header;
 use bitcoin::hashes::{Hash, HashEngine, sha256d};
 
+#[cfg(test)]
+mod tests;
+
 /// First 16 bytes of every header store file.
 const FORMAT_MAGIC: [u8; 16] = *b"btcloop-headers\0";
 /// The file format version this code reads and writes.
