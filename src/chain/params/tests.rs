@@ -4,6 +4,7 @@ use bitcoin::hashes::Hash;
 use bitcoin::pow::CompactTarget;
 
 use super::*;
+use crate::chain::pow::{check_proof_of_work, derive_target};
 
 /// Genesis hashes and merkle roots Core asserts in `kernel/chainparams.cpp`.
 const GENESIS: [(Network, &str, &str); 5] = [
@@ -53,6 +54,39 @@ fn genesis_headers_match_the_bitcoin_crate() {
         let theirs = bitcoin::constants::genesis_block(network.to_bitcoin()).header;
         assert_eq!(ours, theirs, "{network}");
     }
+}
+
+/// Core's `sanity_check_chainparams` (pow_tests.cpp), for every network, plus the genesis
+/// header's own proof of work.
+#[test]
+fn chain_params_sanity() {
+    for network in Network::ALL {
+        let params = ChainParams::new(network);
+        // The genesis's stated hash is the header's real hash and it meets its own bits.
+        assert!(check_proof_of_work(params.genesis_hash(), params.genesis.bits, &params), "{network}");
+        // Target timespan is an even multiple of spacing.
+        assert_eq!(params.pow_target_timespan % params.pow_target_spacing, 0, "{network}");
+        // Genesis bits are positive, non-zero, do not overflow, and are within pow_limit.
+        let target = derive_target(params.genesis.bits, params.pow_limit).expect("valid genesis bits");
+        assert!(target <= params.pow_limit);
+        // pow_limit * 4 * timespan cannot overflow 256 bits (CalculateNextWorkRequired).
+        if !params.no_retargeting {
+            let factor = 4 * u128::from(params.pow_target_timespan);
+            assert!(be_lt_div(&params.pow_limit.to_be_bytes(), &[0xff; 32], factor), "{network}");
+        }
+    }
+}
+
+/// `a < b / d` for big-endian 256-bit `a`, `b` and a small `d`.
+fn be_lt_div(a: &[u8; 32], b: &[u8; 32], d: u128) -> bool {
+    let mut q = [0u8; 32];
+    let mut rem = 0u128;
+    for (i, &byte) in b.iter().enumerate() {
+        let cur = (rem << 8) | u128::from(byte);
+        q[i] = (cur / d) as u8;
+        rem = cur % d;
+    }
+    a < &q
 }
 
 #[test]
