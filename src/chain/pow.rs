@@ -2,7 +2,7 @@
 //!
 //! The compact-bits arithmetic follows Core's `arith_uint256` bit for bit (`SetCompact` with
 //! its negative and overflow flags, `GetCompact`, wrapping 256-bit shifts and products), on a
-//! private allocation-free [`U256`] rather than the `bitcoin` crate's `Target::from_compact`,
+//! private allocation-free `U256` rather than the `bitcoin` crate's `Target::from_compact`,
 //! which differs from Core on malformed bits (see [`derive_target`]).
 
 use std::cmp::Ordering;
