@@ -75,6 +75,8 @@ pub struct Config {
     pub max_send_buffer: usize,
     /// Comments appended to the user agent (`--uacomment`).
     pub ua_comments: Vec<String>,
+    /// Overrides the network's minimum chain work (`--minimumchainwork`).
+    pub minimum_chain_work: Option<bitcoin::pow::Work>,
     /// Logging settings.
     pub log: LogConfig,
 }
@@ -95,6 +97,7 @@ impl Default for Config {
             max_receive_buffer: DEFAULT_MAX_RECEIVE_BUFFER_KB * 1000,
             max_send_buffer: DEFAULT_MAX_SEND_BUFFER_KB * 1000,
             ua_comments: Vec::new(),
+            minimum_chain_work: None,
             log: LogConfig::default(),
         }
     }

@@ -25,6 +25,20 @@ fn core_bool(s: &str) -> Result<bool, String> {
     }
 }
 
+/// Core's `-minimumchainwork`: a hex number of at most 256 bits (optional `0x`).
+fn parse_work(s: &str) -> Result<bitcoin::pow::Work, String> {
+    let hex = s.strip_prefix("0x").unwrap_or(s);
+    if hex.is_empty() || hex.len() > 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(format!("'{s}' is not a hex number of at most 256 bits"));
+    }
+    let padded = format!("{hex:0>64}");
+    let mut be = [0u8; 32];
+    for (i, byte) in be.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(&padded[2 * i..2 * i + 2], 16).map_err(|e| e.to_string())?;
+    }
+    Ok(bitcoin::pow::Work::from_be_bytes(be))
+}
+
 fn positive_secs(s: &str) -> Result<u64, String> {
     match s.parse::<u64>() {
         Ok(n) if n > 0 => Ok(n),
@@ -80,6 +94,10 @@ struct Cli {
     /// Per-peer send queue limit, in units of 1,000 bytes.
     #[arg(long, default_value_t = btcloop::config::DEFAULT_MAX_SEND_BUFFER_KB)]
     maxsendbuffer: usize,
+    /// Minimum total chain work (hex) a header chain needs before its headers are stored
+    /// [default: the network's].
+    #[arg(long, value_parser = parse_work, value_name = "HEX")]
+    minimumchainwork: Option<bitcoin::pow::Work>,
     /// Comment appended to the user agent (repeatable).
     #[arg(long, value_name = "TEXT")]
     uacomment: Vec<String>,
@@ -181,6 +199,7 @@ fn build_config(cli: Cli) -> Result<Config, String> {
         check_ua_comment(c)?;
     }
     cfg.ua_comments = cli.uacomment;
+    cfg.minimum_chain_work = cli.minimumchainwork;
     let ua_len = cfg.user_agent().len();
     if ua_len > btcloop::net::message::MAX_SUBVERSION_LENGTH {
         return Err(format!(
@@ -287,6 +306,20 @@ mod tests {
         assert!(cfg(&["--debug=bogus"]).is_err());
         assert!(cfg(&["--bind=nope"]).is_err());
         assert!(cfg(&["--network=mars"]).is_err());
+        assert!(cfg(&["--minimumchainwork=xyz"]).is_err());
+        assert!(cfg(&["--minimumchainwork=1".repeat(65).as_str()]).is_err());
+    }
+
+    #[test]
+    fn minimum_chain_work_is_hex() {
+        let c = cfg(&["--minimumchainwork=0x100"]).unwrap();
+        let mut be = [0u8; 32];
+        be[30] = 1;
+        assert_eq!(c.minimum_chain_work, Some(bitcoin::pow::Work::from_be_bytes(be)));
+        assert_eq!(
+            cfg(&["--minimumchainwork=0"]).unwrap().minimum_chain_work,
+            Some(bitcoin::pow::Work::from_be_bytes([0; 32]))
+        );
     }
 
     #[test]

@@ -12,7 +12,7 @@ use bitcoin::p2p::message::NetworkMessage;
 use rand::SeedableRng;
 use rand::rngs::SmallRng;
 use rand::seq::SliceRandom;
-use tracing::{debug, info};
+use tracing::{debug, info, warn};
 
 use crate::net::message::{command_of, decode_payload, encode_message_reusing};
 use crate::net::peer::{DisconnectReason, PeerId, PeerMap};
@@ -124,6 +124,7 @@ impl MessageHandler {
         loop {
             if !more_work || passes_since_flush >= FLUSH_EVERY_PASSES {
                 self.cx.flush(&mut self.peers);
+                self.cx.flush_chain();
                 passes_since_flush = 0;
             }
             self.wake.take(more_work, SPIN, IDLE_WAIT, &mut ready, &mut events);
@@ -151,6 +152,7 @@ impl MessageHandler {
             }
         }
         self.cx.flush(&mut self.peers);
+        self.cx.flush_chain();
     }
 
     fn on_event(&mut self, ev: NetEvent, now: Now) {
@@ -218,6 +220,13 @@ impl MessageHandler {
 }
 
 impl Cx {
+    /// Makes accepted headers durable (the store only writes when some are queued).
+    fn flush_chain(&mut self) {
+        if let Err(e) = self.protocol.headers.chain.flush() {
+            warn!("cannot write headers: {e}");
+        }
+    }
+
     /// Core's `ProcessMessages` for one peer (one message), then its `SendMessages`. Returns
     /// (stay in the work set, may continue now).
     fn process_one(&mut self, e: &mut Entry, now: Now) -> (bool, bool) {

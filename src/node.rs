@@ -11,6 +11,8 @@ use bitcoin::p2p::ServiceFlags;
 use mio::{Poll, Waker};
 use tracing::{info, warn};
 
+use crate::chain::accept::Chain;
+use crate::chain::params::ChainParams;
 use crate::config::Config;
 use crate::msg_handler::MessageHandler;
 use crate::net::dialer::{self, BadPeerSpec, DialPlan, PeerSpec};
@@ -26,6 +28,8 @@ use crate::time::Clock;
 const MIN_CORE_FDS: u64 = 151;
 /// Core's `MAX_ADDNODE_CONNECTIONS`.
 const MAX_ADDNODE_CONNECTIONS: u64 = 8;
+/// The header store's file name in the network's data directory.
+pub const HEADERS_FILE: &str = "headers.dat";
 
 /// Starting the node failed.
 #[derive(Debug, thiserror::Error)]
@@ -47,6 +51,9 @@ pub enum StartError {
     /// The poll or a thread could not be created.
     #[error("cannot start network threads: {0}")]
     Io(#[from] std::io::Error),
+    /// The header store could not be opened.
+    #[error(transparent)]
+    Store(#[from] crate::chain::store::StoreError),
 }
 
 /// A running node. Dropping it without [`Node::stop`] leaves the threads running.
@@ -115,12 +122,18 @@ impl Node {
                 log_ips: cfg.log.log_ips,
             },
         )?;
-        let protocol = Protocol::new(ProtocolParams {
-            user_agent: cfg.user_agent(),
-            services: ServiceFlags::NONE,
-            peer_timeout: cfg.peer_timeout,
-            log_ips: cfg.log.log_ips,
-        });
+        let params = ChainParams::new(cfg.network);
+        let min_work = cfg.minimum_chain_work.unwrap_or(params.minimum_chain_work);
+        let (chain, _restored) = Chain::open(params, min_work, &cfg.net_dir().join(HEADERS_FILE))?;
+        let protocol = Protocol::new(
+            ProtocolParams {
+                user_agent: cfg.user_agent(),
+                services: ServiceFlags::NONE,
+                peer_timeout: cfg.peer_timeout,
+                log_ips: cfg.log.log_ips,
+            },
+            chain,
+        );
         let handler =
             MessageHandler::new(protocol, cfg.network.magic(), wake.clone(), ctl.clone(), clock, totals.clone());
 

@@ -85,6 +85,10 @@ pub enum DisconnectReason {
     AfterVerack(&'static str),
     /// The node is at `--maxconnections` for inbound peers.
     TooManyInbound,
+    /// The peer broke a protocol rule (Core's `Misbehaving`).
+    Misbehaving(String),
+    /// Our only initial-headers-sync peer stalled while others were available.
+    HeadersTimeout,
     /// The node is shutting down.
     Shutdown,
 }
@@ -116,6 +120,8 @@ impl fmt::Display for DisconnectReason {
             R::SelfConnection => f.write_str("connected to self"),
             R::AfterVerack(m) => write!(f, "{m} received after verack"),
             R::TooManyInbound => f.write_str("too many inbound connections"),
+            R::Misbehaving(what) => write!(f, "misbehaving: {what}"),
+            R::HeadersTimeout => f.write_str("timeout downloading headers"),
             R::Shutdown => f.write_str("shutting down"),
         }
     }

@@ -151,10 +151,10 @@ pub fn push_version(proto: &Protocol, peer: &mut Peer, now: Now, out: &mut impl 
         sender: v1_address(None, services),
         nonce: peer.handshake.local_nonce,
         user_agent: proto.params.user_agent.clone(),
-        start_height: proto.best_height,
+        start_height: proto.best_height(),
         relay: false, // no mempool: we ask peers not to announce transactions
     };
-    debug!(target: "net", "send version message: version {}, blocks={}, txrelay=0, peer={}", PROTOCOL_VERSION, proto.best_height, peer.id);
+    debug!(target: "net", "send version message: version {}, blocks={}, txrelay=0, peer={}", PROTOCOL_VERSION, proto.best_height(), peer.id);
     out.send(&NetworkMessage::Version(msg));
     peer.handshake.version_sent = true;
 }

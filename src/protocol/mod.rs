@@ -4,6 +4,7 @@
 //! put what to send, or whom to disconnect, into an [`Outbox`].
 
 pub mod handshake;
+pub mod headers;
 pub mod ping;
 pub mod timeouts;
 
@@ -17,9 +18,11 @@ use rand::SeedableRng;
 use rand::rngs::StdRng;
 use tracing::debug;
 
+use crate::chain::accept::Chain;
 use crate::net::peer::{ConnectionType, DisconnectReason, PeerId};
 
 pub use handshake::Handshake;
+pub use headers::{HeadersNode, HeadersPeer};
 pub use ping::PingState;
 
 /// Where protocol logic puts its decisions.
@@ -76,6 +79,8 @@ pub struct Peer {
     pub handshake: Handshake,
     /// Ping state.
     pub ping: PingState,
+    /// Headers sync state.
+    pub headers: HeadersPeer,
 }
 
 impl Peer {
@@ -89,30 +94,38 @@ impl Peer {
 pub struct Protocol {
     /// Settings.
     pub params: ProtocolParams,
-    /// Height of our best header, announced in `version`.
-    pub best_height: i32,
+    /// The header chain and the node's sync state.
+    pub headers: HeadersNode,
     /// Nonces of our outbound `version`s, to detect connecting to ourselves.
     local_nonces: HashSet<u64>,
+    /// Peers that completed the handshake.
+    established: usize,
     rng: StdRng,
 }
 
 /// Message types some module handles; the others are not even decoded.
-pub const HANDLED: [&str; 7] = ["version", "verack", "wtxidrelay", "sendaddrv2", "sendheaders", "ping", "pong"];
+pub const HANDLED: [&str; 10] =
+    ["version", "verack", "wtxidrelay", "sendaddrv2", "sendheaders", "ping", "pong", "headers", "getheaders", "inv"];
 
 impl Protocol {
-    /// Protocol state with a random seed.
-    pub fn new(params: ProtocolParams) -> Self {
-        Self::with_rng(params, rand::make_rng())
+    /// Protocol state over `chain` with a random seed.
+    pub fn new(params: ProtocolParams, chain: Chain) -> Self {
+        Self::with_rng(params, chain, rand::make_rng())
     }
 
     /// Protocol state with a given random source (tests use a fixed seed).
-    pub fn with_rng(params: ProtocolParams, rng: StdRng) -> Self {
-        Protocol { params, best_height: 0, local_nonces: HashSet::new(), rng }
+    pub fn with_rng(params: ProtocolParams, chain: Chain, rng: StdRng) -> Self {
+        Protocol { params, headers: HeadersNode::new(chain), local_nonces: HashSet::new(), established: 0, rng }
     }
 
     /// A deterministic instance for tests.
-    pub fn seeded(params: ProtocolParams, seed: u64) -> Self {
-        Self::with_rng(params, StdRng::seed_from_u64(seed))
+    pub fn seeded(params: ProtocolParams, chain: Chain, seed: u64) -> Self {
+        Self::with_rng(params, chain, StdRng::seed_from_u64(seed))
+    }
+
+    /// Height of our best header, announced in `version`.
+    pub fn best_height(&self) -> i32 {
+        self.headers.chain.tree().height() as i32
     }
 
     /// State for a new connection.
@@ -128,12 +141,17 @@ impl Protocol {
             connected_at: now,
             handshake: Handshake::new(local_nonce),
             ping: PingState::default(),
+            headers: HeadersPeer::default(),
         }
     }
 
     /// Forgets a closed connection.
     pub fn remove_peer(&mut self, peer: &Peer) {
         self.local_nonces.remove(&peer.handshake.local_nonce);
+        self.headers.remove_peer(peer);
+        if peer.handshake.successfully_connected {
+            self.established = self.established.saturating_sub(1);
+        }
     }
 
     /// Whether `command` is one [`Protocol::process_message`] acts on.
@@ -159,7 +177,10 @@ impl Protocol {
             return;
         }
         match msg {
-            NetworkMessage::Verack => handshake::on_verack(self, peer, out),
+            NetworkMessage::Verack => {
+                handshake::on_verack(self, peer, out);
+                self.established += usize::from(peer.handshake.successfully_connected);
+            }
             NetworkMessage::SendHeaders => handshake::on_sendheaders(peer),
             NetworkMessage::WtxidRelay => handshake::on_wtxidrelay(peer, out),
             NetworkMessage::SendAddrV2 => handshake::on_sendaddrv2(peer, out),
@@ -168,6 +189,9 @@ impl Protocol {
             }
             NetworkMessage::Ping(nonce) => ping::on_ping(peer, nonce, out),
             NetworkMessage::Pong(nonce) => ping::on_pong(peer, nonce, received),
+            NetworkMessage::Headers(h) => headers::on_headers(&mut self.headers, peer, h, now, out),
+            NetworkMessage::GetHeaders(m) => headers::on_getheaders(&self.headers, peer, &m, out),
+            NetworkMessage::Inv(inv) => headers::on_inv(&self.headers, peer, &inv, now, out),
             _ => {}
         }
     }
@@ -184,6 +208,7 @@ impl Protocol {
             return;
         }
         ping::maybe_send_ping(peer, now.mono, self.params.peer_timeout, &mut self.rng, out);
+        headers::send_messages(&mut self.headers, peer, self.established > 1, now, out);
     }
 
     /// Asks for a ping to `peer` at the next `send_messages` (the `ping` RPC).

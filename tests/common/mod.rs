@@ -20,6 +20,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use bitcoin::p2p::ServiceFlags;
 use bitcoin::p2p::address::Address;
 use bitcoin::p2p::message::{CommandString, NetworkMessage};
+use bitcoin::p2p::message_blockdata::GetHeadersMessage;
 use bitcoin::p2p::message_network::VersionMessage;
 use btcloop::net::message::{decode_payload, encode_message};
 use btcloop::net::transport::{V1Decoder, checksum_of, command_str};
@@ -425,6 +426,12 @@ pub struct RawPeer {
     pub bytes_received: usize,
     closed: bool,
     buf: Vec<u8>,
+    /// `getheaders` the daemon sent. Unless [`RawPeer::keep_getheaders`] is set they are set
+    /// aside here instead of the inbox: a scripted peer serves no headers, and the daemon's
+    /// initial headers sync asks the first peer it meets.
+    pub getheaders: Vec<GetHeadersMessage>,
+    /// Deliver `getheaders` through `recv` like any other message.
+    pub keep_getheaders: bool,
 }
 
 /// Read timeout slice: reads wake at least this often to check their deadline.
@@ -461,6 +468,8 @@ impl RawPeer {
             bytes_received: 0,
             closed: false,
             buf: vec![0u8; 64 * 1024],
+            getheaders: Vec::new(),
+            keep_getheaders: false,
         }
     }
 
@@ -501,6 +510,8 @@ impl RawPeer {
                 Ok(n) => {
                     self.bytes_received += n;
                     let inbox = &mut self.inbox;
+                    let getheaders = &mut self.getheaders;
+                    let keep_getheaders = self.keep_getheaders;
                     let chunk = &self.buf[..n];
                     self.decoder
                         .decode(chunk, |f| match f {
@@ -513,7 +524,10 @@ impl RawPeer {
                                         command: CommandString::try_from(cmd.to_string()).expect("valid command"),
                                         payload: frame.payload.to_vec(),
                                     });
-                                inbox.push_back(msg);
+                                match msg {
+                                    NetworkMessage::GetHeaders(g) if !keep_getheaders => getheaders.push(g),
+                                    msg => inbox.push_back(msg),
+                                }
                             }
                             Err(r) => panic!("daemon sent a bad frame: {:?}", r.reason),
                         })

@@ -1,0 +1,154 @@
+//! The node's header chain (Core's `ChainstateManager::ProcessNewBlockHeaders` for a
+//! headers-only node): owns the tree and the store; validates and accepts headers, persists
+//! them, and restores the tree from the store at start.
+
+use std::path::Path;
+
+use bitcoin::block::Header;
+use bitcoin::pow::Work;
+use tracing::{info, warn};
+
+use super::params::ChainParams;
+use super::pow::work_of;
+use super::store::{HeaderStore, StoreError};
+use super::tree::{EntryId, HeaderTree, Inserted};
+use super::validate::{HeaderError, check_contextual, check_header};
+
+/// What accepting a batch of headers did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Accepted {
+    /// Headers newly added to the tree.
+    pub added: usize,
+    /// The entry of the last header processed (new or already known).
+    pub last: Option<EntryId>,
+    /// Set when the best tip changed: (fork height, old tip height).
+    pub new_tip: Option<(u32, u32)>,
+    /// The first header that failed, with its index in the batch; later ones were not looked at.
+    pub error: Option<(usize, HeaderError)>,
+}
+
+/// What restoring from the store found.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Restored {
+    /// Headers read back into the tree.
+    pub headers: usize,
+    /// Bytes of a torn or corrupt tail the store dropped.
+    pub dropped_tail_bytes: u64,
+    /// Stored headers whose parent was missing (skipped).
+    pub orphans: usize,
+}
+
+/// The header chain.
+#[derive(Debug)]
+pub struct Chain {
+    params: ChainParams,
+    tree: HeaderTree,
+    store: Option<HeaderStore>,
+    min_chain_work: Work,
+}
+
+impl Chain {
+    /// A chain holding only genesis, kept in memory only.
+    pub fn in_memory(params: ChainParams, min_chain_work: Work) -> Self {
+        let tree = HeaderTree::new(params.genesis, work_of(params.genesis.bits));
+        Chain { params, tree, store: None, min_chain_work }
+    }
+
+    /// The chain stored at `path` (created if missing), for the network of `params`.
+    pub fn open(params: ChainParams, min_chain_work: Work, path: &Path) -> Result<(Chain, Restored), StoreError> {
+        let (store, loaded) = HeaderStore::open(path, params.network.magic())?;
+        let mut chain = Chain::in_memory(params, min_chain_work);
+        let mut restored = Restored { dropped_tail_bytes: loaded.dropped_tail_bytes, ..Restored::default() };
+        for h in &loaded.headers {
+            match chain.tree.insert(*h, h.block_hash(), work_of(h.bits)) {
+                Some(_) => restored.headers += 1,
+                None => restored.orphans += 1,
+            }
+        }
+        if restored.dropped_tail_bytes > 0 {
+            warn!("header store {}: dropped a torn tail of {} bytes", path.display(), restored.dropped_tail_bytes);
+        }
+        info!("Loaded {} headers from {}, best height {}", restored.headers, path.display(), chain.tree.height());
+        chain.store = Some(store);
+        Ok((chain, restored))
+    }
+
+    /// The consensus parameters.
+    pub fn params(&self) -> &ChainParams {
+        &self.params
+    }
+
+    /// The header tree.
+    pub fn tree(&self) -> &HeaderTree {
+        &self.tree
+    }
+
+    /// The minimum chain work (`--minimumchainwork` or the network's).
+    pub fn min_chain_work(&self) -> Work {
+        self.min_chain_work
+    }
+
+    /// Core's `GetAntiDoSWorkThreshold`: headers must lead to at least this much work before
+    /// they are stored — the minimum chain work, or our tip's work less 144 headers' worth,
+    /// whichever is more.
+    pub fn anti_dos_threshold(&self) -> Work {
+        let tip = self.tree.tip();
+        let proof = work_of(tip.header.bits);
+        let mut buffer = Work::from_be_bytes([0; 32]);
+        for _ in 0..144 {
+            buffer = buffer + proof;
+            if buffer >= tip.chain_work {
+                buffer = tip.chain_work;
+                break;
+            }
+        }
+        let near_tip = tip.chain_work - buffer;
+        near_tip.max(self.min_chain_work)
+    }
+
+    /// Validates and adds `headers` (each extending the tree), stopping at the first invalid
+    /// one. Accepted headers are queued for the store.
+    pub fn accept(&mut self, headers: &[Header], now_unix: i64) -> Accepted {
+        let mut out = Accepted::default();
+        for (i, h) in headers.iter().enumerate() {
+            let hash = h.block_hash();
+            if let Some((id, _)) = self.tree.get(&hash) {
+                out.last = Some(id);
+                continue;
+            }
+            let checked = check_header(&self.params, h, hash)
+                .and_then(|()| check_contextual(&self.params, &self.tree, h, now_unix));
+            if let Err(e) = checked {
+                out.error = Some((i, e));
+                break;
+            }
+            match self.tree.insert(*h, hash, work_of(h.bits)) {
+                Some(Inserted::NewTip { id, fork_height, old_height }) => {
+                    out.last = Some(id);
+                    out.new_tip = Some(match out.new_tip {
+                        Some((f, o)) => (f.min(fork_height), o),
+                        None => (fork_height, old_height),
+                    });
+                }
+                Some(Inserted::SideBranch(id)) | Some(Inserted::Known(id)) => out.last = Some(id),
+                None => {
+                    out.error = Some((i, HeaderError::UnknownParent(h.prev_blockhash)));
+                    break;
+                }
+            }
+            out.added += 1;
+            if let Some(store) = self.store.as_mut() {
+                store.append(std::slice::from_ref(h));
+            }
+        }
+        out
+    }
+
+    /// Makes every accepted header durable.
+    pub fn flush(&mut self) -> Result<(), StoreError> {
+        match self.store.as_mut() {
+            Some(s) => s.flush(),
+            None => Ok(()),
+        }
+    }
+}

@@ -1,0 +1,378 @@
+//! Headers-first sync and serving (Core's `ProcessHeadersMessage`, `GETHEADERS`, block `INV`,
+//! the sync-start and stall rules of `SendMessages`, and BIP130 announcements): owns each
+//! peer's headers state and the node's count of sync peers; the chain itself is
+//! [`crate::chain::accept::Chain`].
+
+use std::time::{Duration, Instant};
+
+use bitcoin::BlockHash;
+use bitcoin::block::Header;
+use bitcoin::p2p::message::NetworkMessage;
+use bitcoin::p2p::message_blockdata::{GetHeadersMessage, Inventory};
+use bitcoin::pow::Work;
+use tracing::{debug, info};
+
+use super::{Now, Outbox, Peer};
+use crate::chain::accept::Chain;
+use crate::chain::pow::{check_proof_of_work, work_of};
+use crate::chain::presync::{ChainStart, HeadersSync, Phase, SyncParams};
+use crate::chain::tree::{EntryId, MAX_LOCATOR_SZ, no_stop};
+use crate::net::peer::DisconnectReason;
+
+/// Core's `MAX_HEADERS_RESULTS`.
+pub const MAX_HEADERS_RESULTS: usize = 2000;
+/// Core's `MAX_BLOCKS_TO_ANNOUNCE`: longer runs of new headers are announced by `inv`.
+pub const MAX_BLOCKS_TO_ANNOUNCE: u32 = 8;
+/// Core's `HEADERS_RESPONSE_TIME`: a `getheaders` unanswered this long may be repeated.
+pub const HEADERS_RESPONSE_TIME: Duration = Duration::from_secs(2 * 60);
+/// Core's `HEADERS_DOWNLOAD_TIMEOUT_BASE`.
+pub const HEADERS_DOWNLOAD_TIMEOUT_BASE: Duration = Duration::from_secs(15 * 60);
+/// Core's `HEADERS_DOWNLOAD_TIMEOUT_PER_HEADER`.
+pub const HEADERS_DOWNLOAD_TIMEOUT_PER_HEADER: Duration = Duration::from_millis(1);
+/// Core's `MAX_INV_SZ`.
+pub const MAX_INV_SZ: usize = 50_000;
+/// A tip older than this means we are far behind: sync from one peer only.
+const CAUGHT_UP_AGE: i64 = 24 * 60 * 60;
+
+/// One peer's headers state.
+#[derive(Debug, Default)]
+pub struct HeadersPeer {
+    /// We asked this peer for the initial sync (Core's `fSyncStarted`).
+    pub sync_started: bool,
+    /// When a stalled initial sync from this peer times out (`None`: no deadline).
+    pub sync_timeout: Option<Instant>,
+    /// When our last unanswered `getheaders` went out.
+    pub last_getheaders: Option<Instant>,
+    /// A low-work headers sync in progress with this peer.
+    pub presync: Option<Box<HeadersSync>>,
+    /// The best header we know the peer has (it sent it, announced it, or we sent it).
+    pub best_known: Option<EntryId>,
+    /// Our best tip when we last announced to this peer.
+    pub announced_tip: Option<EntryId>,
+}
+
+/// Node-wide headers state.
+#[derive(Debug)]
+pub struct HeadersNode {
+    /// The chain.
+    pub chain: Chain,
+    /// Peers with an initial sync started (Core's `nSyncStarted`).
+    pub sync_peers: usize,
+    sync_params: SyncParams,
+}
+
+impl HeadersNode {
+    /// Headers state over `chain`.
+    pub fn new(chain: Chain) -> Self {
+        let sync_params = SyncParams::for_network(chain.params().network);
+        HeadersNode { chain, sync_peers: 0, sync_params }
+    }
+
+    /// Forgets a closed peer.
+    pub fn remove_peer(&mut self, peer: &Peer) {
+        if peer.headers.sync_started {
+            self.sync_peers = self.sync_peers.saturating_sub(1);
+        }
+    }
+
+    fn far_behind(&self, now: Now) -> bool {
+        i64::from(self.chain.tree().tip().header.time) <= now.unix - CAUGHT_UP_AGE
+    }
+}
+
+fn misbehaving(out: &mut impl Outbox, what: String) {
+    out.disconnect(DisconnectReason::Misbehaving(what));
+}
+
+/// Core's `MaybeSendGetHeaders`: at most one unanswered `getheaders` per
+/// [`HEADERS_RESPONSE_TIME`].
+fn maybe_send_getheaders(peer: &mut Peer, locator: Vec<BlockHash>, now: Now, out: &mut impl Outbox) -> bool {
+    let h = &mut peer.headers;
+    if h.last_getheaders.is_some_and(|t| now.mono.saturating_duration_since(t) <= HEADERS_RESPONSE_TIME) {
+        return false;
+    }
+    let msg = GetHeadersMessage {
+        version: super::handshake::PROTOCOL_VERSION as u32,
+        locator_hashes: locator,
+        stop_hash: no_stop(),
+    };
+    out.send(&NetworkMessage::GetHeaders(msg));
+    h.last_getheaders = Some(now.mono);
+    true
+}
+
+/// A `headers` message.
+pub fn on_headers(node: &mut HeadersNode, peer: &mut Peer, mut headers: Vec<Header>, now: Now, out: &mut impl Outbox) {
+    let count = headers.len();
+    if count > MAX_HEADERS_RESULTS {
+        return misbehaving(out, format!("headers message size = {count}"));
+    }
+    if count == 0 {
+        peer.headers.presync = None;
+        peer.headers.last_getheaders = None;
+        return;
+    }
+    let params = node.chain.params();
+    let mut prev: Option<BlockHash> = None;
+    for h in &headers {
+        let hash = h.block_hash();
+        if !check_proof_of_work(hash, h.bits, params) {
+            return misbehaving(out, "header with invalid proof of work".into());
+        }
+        if prev.is_some_and(|p| h.prev_blockhash != p) {
+            return misbehaving(out, "non-continuous headers sequence".into());
+        }
+        prev = Some(hash);
+    }
+    let full = count == MAX_HEADERS_RESULTS;
+    let mut validated_work = false;
+    let in_presync = peer.headers.presync.is_some();
+    if in_presync {
+        match continue_presync(node, peer, &headers, full, now, out) {
+            Some(released) => {
+                validated_work = true;
+                headers = released;
+            }
+            None => return,
+        }
+        if headers.is_empty() {
+            return;
+        }
+    }
+    let tree = node.chain.tree();
+    let Some((start_id, start)) = tree.get(&headers[0].prev_blockhash) else {
+        // Possibly a BIP130 announcement we cannot connect: ask for what we miss.
+        let locator = tree.locator(tree.tip_id());
+        if maybe_send_getheaders(peer, locator, now, out) {
+            debug!(target: "net", "received header {}: missing prev block {}, sending getheaders ({}) to end (peer={})", headers[0].block_hash(), headers[0].prev_blockhash, tree.height(), peer.id);
+        }
+        return;
+    };
+    peer.headers.last_getheaders = None;
+    let last_hash = headers[headers.len() - 1].block_hash();
+    let known_last = tree.get(&last_hash).map(|(id, _)| id);
+    validated_work |= known_last.is_some_and(|id| tree.on_best_chain(id));
+    if !validated_work {
+        let claimed = headers.iter().fold(start.chain_work, |w, h| w + work_of(h.bits));
+        let threshold = node.chain.anti_dos_threshold();
+        if claimed < threshold {
+            if full {
+                let start = ChainStart {
+                    header: start.header,
+                    hash: start.hash,
+                    height: start.height,
+                    chain_work: start.chain_work,
+                    median_time_past: tree.median_time_past(start_id),
+                    locator: tree.locator(start_id),
+                };
+                let offset = (now.mono.elapsed().subsec_nanos() ^ peer.handshake.local_nonce as u32)
+                    % node.sync_params.commitment_period;
+                let sync =
+                    HeadersSync::new(node.chain.params().clone(), node.sync_params, start, threshold, now.unix, offset);
+                peer.headers.presync = Some(Box::new(sync));
+                let _ = continue_presync(node, peer, &headers, full, now, out);
+            } else {
+                debug!(target: "net", "Ignoring low-work chain (height={}) from peer={}", start.height as usize + count, peer.id);
+            }
+            return;
+        }
+    }
+    accept(node, peer, &headers, full && !in_presync, now, out);
+}
+
+/// Feeds a low-work sync; returns the headers it released for acceptance, or `None` when it
+/// failed (the sync is then dropped).
+fn continue_presync(
+    node: &mut HeadersNode,
+    peer: &mut Peer,
+    headers: &[Header],
+    full: bool,
+    now: Now,
+    out: &mut impl Outbox,
+) -> Option<Vec<Header>> {
+    let sync = peer.headers.presync.as_mut()?;
+    let r = sync.process(headers, full);
+    if r.success {
+        peer.headers.last_getheaders = None;
+    }
+    if r.request_more {
+        let locator = sync.next_locator();
+        if maybe_send_getheaders(peer, locator, now, out) {
+            debug!(target: "net", "more getheaders (presync) to peer={}", peer.id);
+        }
+    }
+    if let Some(sync) = peer.headers.presync.as_ref() {
+        match sync.phase() {
+            Phase::Final => peer.headers.presync = None,
+            Phase::Presync => info!(
+                "Pre-synchronizing blockheaders, height: {} (~{:.2}%)",
+                sync.presync_height(),
+                progress(sync.presync_height(), sync.presync_time(), now, node.chain.params().pow_target_spacing)
+            ),
+            Phase::Redownload => {}
+        }
+    }
+    r.success.then_some(r.headers)
+}
+
+/// Estimated sync progress for a tip at `height` with time `time`.
+fn progress(height: u32, time: u32, now: Now, spacing: u32) -> f64 {
+    let left = ((now.unix - i64::from(time)).max(0) / i64::from(spacing.max(1))) as f64;
+    let h = f64::from(height);
+    if h + left == 0.0 { 100.0 } else { 100.0 * h / (h + left) }
+}
+
+fn accept(
+    node: &mut HeadersNode,
+    peer: &mut Peer,
+    headers: &[Header],
+    ask_more: bool,
+    now: Now,
+    out: &mut impl Outbox,
+) {
+    let r = node.chain.accept(headers, now.unix);
+    if let Some((i, e)) = r.error {
+        if e.is_misbehaviour() {
+            let hash = headers.get(i).map(|h| h.block_hash()).unwrap_or_else(no_stop);
+            return misbehaving(out, format!("invalid header received: {hash}: {e}"));
+        }
+    }
+    let Some(last) = r.last else { return };
+    let tree = node.chain.tree();
+    peer.headers.best_known = Some(match peer.headers.best_known {
+        Some(old)
+            if tree.entry(old).map_or(Work::from_be_bytes([0; 32]), |e| e.chain_work)
+                >= tree.entry(last).map_or(Work::from_be_bytes([0; 32]), |e| e.chain_work) =>
+        {
+            old
+        }
+        _ => last,
+    });
+    if r.new_tip.is_some() {
+        let tip = tree.tip();
+        let p = progress(tip.height, tip.header.time, now, node.chain.params().pow_target_spacing);
+        info!("Synchronizing blockheaders, height: {} (~{p:.2}%)", tip.height);
+    }
+    if ask_more {
+        let locator = tree.locator(last);
+        let height = tree.entry(last).map_or(0, |e| e.height);
+        if maybe_send_getheaders(peer, locator, now, out) {
+            debug!(target: "net", "more getheaders ({height}) to end to peer={}", peer.id);
+        }
+    }
+}
+
+/// A `getheaders` message: up to 2,000 headers of our best chain after the locator's fork
+/// point (or the single `hashStop` header for an empty locator).
+pub fn on_getheaders(node: &HeadersNode, peer: &mut Peer, msg: &GetHeadersMessage, out: &mut impl Outbox) {
+    if msg.locator_hashes.len() > MAX_LOCATOR_SZ {
+        return out.disconnect(DisconnectReason::Misbehaving(format!(
+            "getheaders locator size {} > {MAX_LOCATOR_SZ}",
+            msg.locator_hashes.len()
+        )));
+    }
+    let tree = node.chain.tree();
+    if tree.tip().chain_work < node.chain.min_chain_work() {
+        debug!(target: "net", "Ignoring getheaders from peer={} because active chain has too little work; sending empty response", peer.id);
+        return out.send(&NetworkMessage::Headers(Vec::new()));
+    }
+    let headers = if msg.locator_hashes.is_empty() {
+        match tree.get(&msg.stop_hash) {
+            Some((id, e)) if tree.on_best_chain(id) => vec![e.header],
+            _ => return,
+        }
+    } else {
+        tree.headers_after(&msg.locator_hashes, &msg.stop_hash, MAX_HEADERS_RESULTS)
+    };
+    debug!(target: "net", "getheaders {} to {} from peer={}", tree.find_fork(&msg.locator_hashes), if msg.stop_hash == no_stop() { "end".to_string() } else { msg.stop_hash.to_string() }, peer.id);
+    if let Some(last) = headers.last() {
+        peer.headers.best_known = tree.get(&last.block_hash()).map(|(id, _)| id).or(peer.headers.best_known);
+    }
+    peer.headers.announced_tip = Some(tree.tip_id());
+    out.send(&NetworkMessage::Headers(headers));
+}
+
+/// An `inv`: an unknown block makes us ask for headers up to it.
+pub fn on_inv(node: &HeadersNode, peer: &mut Peer, inv: &[Inventory], now: Now, out: &mut impl Outbox) {
+    if inv.len() > MAX_INV_SZ {
+        return misbehaving(out, format!("inv message size = {}", inv.len()));
+    }
+    let tree = node.chain.tree();
+    let unknown_block = inv.iter().rev().find_map(|i| match i {
+        Inventory::Block(h) | Inventory::WitnessBlock(h) | Inventory::CompactBlock(h) if !tree.contains(h) => Some(*h),
+        _ => None,
+    });
+    if let Some(hash) = unknown_block {
+        let locator = tree.locator(tree.tip_id());
+        if maybe_send_getheaders(peer, locator, now, out) {
+            debug!(target: "net", "getheaders ({}) {hash} to peer={}", tree.height(), peer.id);
+        }
+    }
+}
+
+/// The headers part of `SendMessages`: start the initial sync (one peer while far behind),
+/// drop a stalling sync peer, and announce a new best tip (BIP130 `headers` or `inv`).
+pub fn send_messages(node: &mut HeadersNode, peer: &mut Peer, others_available: bool, now: Now, out: &mut impl Outbox) {
+    let far_behind = node.far_behind(now);
+    let tree = node.chain.tree();
+    if !peer.headers.sync_started && (node.sync_peers == 0 || !far_behind) {
+        let tip = tree.tip_id();
+        let start = tree.entry(tip).map_or(tip, |e| e.parent);
+        let (height, tip_time) = tree.entry(start).map_or((0, 0), |e| (e.height, tree.tip().header.time));
+        if maybe_send_getheaders(peer, tree.locator(start), now, out) {
+            debug!(target: "net", "initial getheaders ({height}) to peer={}", peer.id);
+            peer.headers.sync_started = true;
+            node.sync_peers += 1;
+            let behind = (now.unix - i64::from(tip_time)).max(0) as u32 / node.chain.params().pow_target_spacing.max(1);
+            peer.headers.sync_timeout =
+                Some(now.mono + HEADERS_DOWNLOAD_TIMEOUT_BASE + HEADERS_DOWNLOAD_TIMEOUT_PER_HEADER * behind);
+        }
+    }
+    if peer.headers.sync_started {
+        if let Some(deadline) = peer.headers.sync_timeout {
+            if !far_behind {
+                peer.headers.sync_timeout = None;
+            } else if now.mono > deadline && node.sync_peers == 1 && others_available {
+                info!("Timeout downloading headers, disconnecting peer={}", peer.id);
+                return out.disconnect(DisconnectReason::HeadersTimeout);
+            }
+        }
+    }
+    announce(node, peer, out);
+}
+
+fn announce(node: &HeadersNode, peer: &mut Peer, out: &mut impl Outbox) {
+    let tree = node.chain.tree();
+    let tip_id = tree.tip_id();
+    let Some(announced) = peer.headers.announced_tip else {
+        // Nothing announced yet: the peer learns our tip from its sync; start from here.
+        peer.headers.announced_tip = Some(tip_id);
+        return;
+    };
+    if announced == tip_id {
+        return;
+    }
+    peer.headers.announced_tip = Some(tip_id);
+    let tip = tree.tip();
+    // Announce only headers the peer may not have: those above what it is known to have.
+    let known = peer
+        .headers
+        .best_known
+        .filter(|&k| tree.ancestor(tip_id, tree.entry(k).map_or(u32::MAX, |e| e.height)) == Some(k));
+    if known == Some(tip_id) {
+        return;
+    }
+    let from_height = known.and_then(|k| tree.entry(k)).map_or(0, |e| e.height) + 1;
+    let count = tip.height + 1 - from_height.min(tip.height + 1);
+    if peer.handshake.prefers_headers && known.is_some() && count <= MAX_BLOCKS_TO_ANNOUNCE {
+        let headers: Vec<Header> =
+            (from_height..=tip.height).filter_map(|h| tree.at_height(h).map(|e| e.header)).collect();
+        out.send(&NetworkMessage::Headers(headers));
+    } else {
+        out.send(&NetworkMessage::Inv(vec![Inventory::Block(tip.hash)]));
+    }
+    peer.headers.best_known = Some(tip_id);
+}
+
+#[cfg(test)]
+mod tests;

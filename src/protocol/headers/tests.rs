@@ -1,0 +1,285 @@
+//! Headers sync, serving and announcements through the protocol's entry points, fake time.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use bitcoin::p2p::ServiceFlags;
+use bitcoin::p2p::address::Address;
+use bitcoin::p2p::message_network::VersionMessage;
+use bitcoin::pow::Work;
+
+use super::*;
+use crate::chain::mine::mine_chain;
+use crate::chain::params::ChainParams;
+use crate::chainparams::Network;
+use crate::net::peer::ConnectionType;
+use crate::protocol::{LinkTimes, Protocol, ProtocolParams, Recorder};
+
+fn zero() -> Work {
+    Work::from_be_bytes([0; 32])
+}
+
+fn protocol_with(headers: &[Header], min_work: Work) -> Protocol {
+    let p = ChainParams::new(Network::Regtest);
+    let mut chain = Chain::in_memory(p, min_work);
+    assert_eq!(chain.accept(headers, NOW_UNIX).error, None);
+    Protocol::seeded(
+        ProtocolParams {
+            user_agent: "/t/".into(),
+            services: ServiceFlags::NONE,
+            peer_timeout: Duration::from_secs(60),
+            log_ips: false,
+        },
+        chain,
+        1,
+    )
+}
+
+const NOW_UNIX: i64 = 2_000_000_000;
+
+fn now(t0: Instant, s: u64) -> Now {
+    Now { mono: t0 + Duration::from_secs(s), unix: NOW_UNIX + s as i64 }
+}
+
+fn addr() -> SocketAddr {
+    "127.0.0.1:1".parse().unwrap()
+}
+
+/// An established inbound peer; `sendheaders` if `prefers_headers`.
+fn peer(p: &mut Protocol, id: u64, t0: Instant, prefers_headers: bool) -> Peer {
+    let mut peer = p.add_peer(id, addr(), ConnectionType::Inbound, t0);
+    let empty = Address { services: ServiceFlags::NONE, address: [0; 8], port: 0 };
+    let v = VersionMessage {
+        version: 70016,
+        services: ServiceFlags::NETWORK,
+        timestamp: NOW_UNIX,
+        receiver: empty.clone(),
+        sender: empty,
+        nonce: 1000 + id,
+        user_agent: "/peer/".into(),
+        start_height: 0,
+        relay: true,
+    };
+    let mut out = Recorder::default();
+    p.process_message(&mut peer, NetworkMessage::Version(v), t0, now(t0, 0), &mut out);
+    if prefers_headers {
+        p.process_message(&mut peer, NetworkMessage::SendHeaders, t0, now(t0, 0), &mut out);
+    }
+    p.process_message(&mut peer, NetworkMessage::Verack, t0, now(t0, 0), &mut out);
+    peer
+}
+
+/// `SendMessages` for `peer` at `at`; the peer answers our pings at once (a live peer).
+fn tick(p: &mut Protocol, peer: &mut Peer, at: Now) -> Recorder {
+    let mut out = Recorder::default();
+    let link = LinkTimes { last_send: Some(at.mono), last_recv: Some(at.mono) };
+    p.send_messages(peer, at, link, &mut out);
+    for m in &out.sent {
+        if let NetworkMessage::Ping(n) = m {
+            crate::protocol::ping::on_pong(peer, *n, at.mono);
+        }
+    }
+    out
+}
+
+fn deliver(p: &mut Protocol, peer: &mut Peer, msg: NetworkMessage, at: Now) -> Recorder {
+    let mut out = Recorder::default();
+    p.process_message(peer, msg, at.mono, at, &mut out);
+    out
+}
+
+fn getheaders_of(out: &Recorder) -> Vec<&GetHeadersMessage> {
+    out.sent.iter().filter_map(|m| if let NetworkMessage::GetHeaders(g) = m { Some(g) } else { None }).collect()
+}
+
+#[test]
+fn serves_2000_headers_after_the_locator_and_honours_hash_stop() {
+    let params = ChainParams::new(Network::Regtest);
+    let chain = mine_chain(&params, &params.genesis, 2500, 1);
+    let mut p = protocol_with(&chain, zero());
+    let t0 = Instant::now();
+    let mut a = peer(&mut p, 1, t0, false);
+    let ask = |locator, stop| {
+        NetworkMessage::GetHeaders(GetHeadersMessage { version: 70016, locator_hashes: locator, stop_hash: stop })
+    };
+    let out = deliver(&mut p, &mut a, ask(vec![params.genesis_hash()], no_stop()), now(t0, 1));
+    let [NetworkMessage::Headers(h)] = out.sent.as_slice() else { panic!("{:?}", out.commands()) };
+    assert_eq!(h.len(), 2000);
+    assert_eq!(h[0], chain[0]);
+    assert_eq!(h[1999], chain[1999]);
+    let out = deliver(&mut p, &mut a, ask(vec![chain[1999].block_hash()], no_stop()), now(t0, 1));
+    let [NetworkMessage::Headers(h)] = out.sent.as_slice() else { panic!() };
+    assert_eq!(h.len(), 500);
+    let out = deliver(&mut p, &mut a, ask(vec![chain[9].block_hash()], chain[14].block_hash()), now(t0, 1));
+    let [NetworkMessage::Headers(h)] = out.sent.as_slice() else { panic!() };
+    assert_eq!(h.as_slice(), &chain[10..15]);
+    // Empty locator: just the hashStop header.
+    let out = deliver(&mut p, &mut a, ask(vec![], chain[7].block_hash()), now(t0, 1));
+    assert_eq!(out.sent, vec![NetworkMessage::Headers(vec![chain[7]])]);
+    // More than 101 locator entries: disconnect.
+    let out = deliver(&mut p, &mut a, ask(vec![chain[0].block_hash(); 102], no_stop()), now(t0, 1));
+    assert!(matches!(out.disconnect, Some(DisconnectReason::Misbehaving(_))));
+}
+
+#[test]
+fn syncs_from_one_peer_in_batches_of_2000() {
+    let params = ChainParams::new(Network::Regtest);
+    let theirs = mine_chain(&params, &params.genesis, 4500, 2);
+    let mut p = protocol_with(&[], zero());
+    let t0 = Instant::now();
+    let mut a = peer(&mut p, 1, t0, false);
+    let mut b = peer(&mut p, 2, t0, false);
+    let out = tick(&mut p, &mut a, now(t0, 0));
+    let gh = getheaders_of(&out);
+    assert_eq!(gh.len(), 1, "initial getheaders");
+    assert_eq!(gh[0].locator_hashes, vec![params.genesis_hash()]);
+    // Far behind (regtest genesis is from 2011): only one sync peer.
+    assert!(getheaders_of(&tick(&mut p, &mut b, now(t0, 0))).is_empty());
+    let out = deliver(&mut p, &mut a, NetworkMessage::Headers(theirs[..2000].to_vec()), now(t0, 1));
+    let gh = getheaders_of(&out);
+    assert_eq!(gh.len(), 1, "a full batch asks for more");
+    assert_eq!(gh[0].locator_hashes[0], theirs[1999].block_hash());
+    deliver(&mut p, &mut a, NetworkMessage::Headers(theirs[2000..4000].to_vec()), now(t0, 2));
+    let out = deliver(&mut p, &mut a, NetworkMessage::Headers(theirs[4000..].to_vec()), now(t0, 3));
+    assert!(getheaders_of(&out).is_empty(), "a short batch ends the sync");
+    assert_eq!(p.headers.chain.tree().height(), 4500);
+    assert_eq!(p.best_height(), 4500);
+}
+
+#[test]
+fn invalid_header_disconnects_and_is_not_stored() {
+    let params = ChainParams::new(Network::Regtest);
+    let mut theirs = mine_chain(&params, &params.genesis, 20, 3);
+    theirs[5].time = params.genesis.time; // time-too-old, then re-mine so PoW holds
+    theirs[5].nonce = 0;
+    while !check_proof_of_work(theirs[5].block_hash(), theirs[5].bits, &params) {
+        theirs[5].nonce += 1;
+    }
+    let rest = mine_chain(&params, &theirs[5], 14, 4);
+    theirs.truncate(6);
+    theirs.extend(rest);
+    let mut p = protocol_with(&[], zero());
+    let t0 = Instant::now();
+    let mut a = peer(&mut p, 1, t0, false);
+    let out = deliver(&mut p, &mut a, NetworkMessage::Headers(theirs.clone()), now(t0, 1));
+    assert!(
+        matches!(&out.disconnect, Some(DisconnectReason::Misbehaving(m)) if m.contains("time-too-old")),
+        "{:?}",
+        out.disconnect
+    );
+    assert_eq!(p.headers.chain.tree().height(), 5);
+    // Bad proof of work is caught before anything else.
+    let mut bad = mine_chain(&params, &params.genesis, 3, 5);
+    while check_proof_of_work(bad[1].block_hash(), bad[1].bits, &params) {
+        bad[1].nonce += 1;
+    }
+    let mut c = peer(&mut p, 2, t0, false);
+    let out = deliver(&mut p, &mut c, NetworkMessage::Headers(bad), now(t0, 1));
+    assert!(matches!(&out.disconnect, Some(DisconnectReason::Misbehaving(m)) if m.contains("proof of work")));
+    // More than 2,000 headers in one message.
+    let many = mine_chain(&params, &params.genesis, 2001, 6);
+    let mut d = peer(&mut p, 3, t0, false);
+    let out = deliver(&mut p, &mut d, NetworkMessage::Headers(many), now(t0, 1));
+    assert!(matches!(out.disconnect, Some(DisconnectReason::Misbehaving(_))));
+}
+
+#[test]
+fn unconnecting_headers_and_block_inv_ask_for_headers_without_punishment() {
+    let params = ChainParams::new(Network::Regtest);
+    let theirs = mine_chain(&params, &params.genesis, 30, 7);
+    let mut p = protocol_with(&theirs[..10], zero());
+    let t0 = Instant::now();
+    let mut a = peer(&mut p, 1, t0, false);
+    let out = deliver(&mut p, &mut a, NetworkMessage::Headers(theirs[20..].to_vec()), now(t0, 1));
+    assert_eq!(out.disconnect, None);
+    let gh = getheaders_of(&out);
+    assert_eq!(gh.len(), 1);
+    assert_eq!(gh[0].locator_hashes[0], theirs[9].block_hash());
+    // Another unconnecting batch within 2 minutes does not repeat the request.
+    let out = deliver(&mut p, &mut a, NetworkMessage::Headers(theirs[21..].to_vec()), now(t0, 2));
+    assert!(getheaders_of(&out).is_empty());
+    // A block inv for something unknown, after the response window.
+    let mut b = peer(&mut p, 2, t0, false);
+    let inv = NetworkMessage::Inv(vec![Inventory::Block(theirs[29].block_hash())]);
+    let out = deliver(&mut p, &mut b, inv, now(t0, 3));
+    assert_eq!(getheaders_of(&out).len(), 1);
+    // A known one: nothing.
+    let mut c = peer(&mut p, 3, t0, false);
+    let out = deliver(&mut p, &mut c, NetworkMessage::Inv(vec![Inventory::Block(theirs[3].block_hash())]), now(t0, 3));
+    assert!(out.sent.is_empty());
+}
+
+#[test]
+fn low_work_headers_go_to_presync_and_are_not_stored() {
+    let params = ChainParams::new(Network::Regtest);
+    let theirs = mine_chain(&params, &params.genesis, 2000, 8);
+    let mut huge = [0u8; 32];
+    huge[0] = 1;
+    let mut p = protocol_with(&[], Work::from_be_bytes(huge));
+    let t0 = Instant::now();
+    let mut a = peer(&mut p, 1, t0, false);
+    let out = deliver(&mut p, &mut a, NetworkMessage::Headers(theirs.clone()), now(t0, 1));
+    assert_eq!(out.disconnect, None);
+    assert_eq!(p.headers.chain.tree().height(), 0, "nothing stored");
+    assert!(a.headers.presync.is_some());
+    assert_eq!(getheaders_of(&out)[0].locator_hashes[0], theirs[1999].block_hash(), "presync continues");
+    // A short low-work batch without a sync in progress is just ignored.
+    let mut b = peer(&mut p, 2, t0, false);
+    let out = deliver(&mut p, &mut b, NetworkMessage::Headers(theirs[..10].to_vec()), now(t0, 1));
+    assert!(out.sent.is_empty() && out.disconnect.is_none() && b.headers.presync.is_none());
+}
+
+#[test]
+fn new_tip_is_announced_with_headers_or_inv() {
+    let params = ChainParams::new(Network::Regtest);
+    let chain = mine_chain(&params, &params.genesis, 12, 9);
+    let mut p = protocol_with(&chain[..10], zero());
+    let t0 = Instant::now();
+    let mut h = peer(&mut p, 1, t0, true);
+    let mut i = peer(&mut p, 2, t0, false);
+    let mut src = peer(&mut p, 3, t0, false);
+    // Both peers learn our tip from a getheaders exchange.
+    for x in [&mut h, &mut i] {
+        deliver(
+            &mut p,
+            x,
+            NetworkMessage::GetHeaders(GetHeadersMessage {
+                version: 70016,
+                locator_hashes: vec![params.genesis_hash()],
+                stop_hash: no_stop(),
+            }),
+            now(t0, 1),
+        );
+        tick(&mut p, x, now(t0, 1));
+    }
+    deliver(&mut p, &mut src, NetworkMessage::Headers(chain[10..].to_vec()), now(t0, 2));
+    let out = tick(&mut p, &mut h, now(t0, 3));
+    assert!(out.sent.contains(&NetworkMessage::Headers(chain[10..].to_vec())), "{:?}", out.commands());
+    let out = tick(&mut p, &mut i, now(t0, 3));
+    assert!(
+        out.sent.contains(&NetworkMessage::Inv(vec![Inventory::Block(chain[11].block_hash())])),
+        "{:?}",
+        out.commands()
+    );
+    // Announced once.
+    assert!(!tick(&mut p, &mut h, now(t0, 4)).commands().contains(&"headers"));
+}
+
+#[test]
+fn stalled_sync_peer_is_dropped_when_others_exist() {
+    let mut p = protocol_with(&[], zero());
+    let t0 = Instant::now();
+    let mut a = peer(&mut p, 1, t0, false);
+    let mut b = peer(&mut p, 2, t0, false);
+    tick(&mut p, &mut a, now(t0, 0));
+    assert!(a.headers.sync_started);
+    let deadline = a.headers.sync_timeout.unwrap();
+    let secs = deadline.duration_since(t0).as_secs();
+    assert!(secs > 15 * 60, "base 15 min plus 1 ms per missing header");
+    assert_eq!(tick(&mut p, &mut a, now(t0, secs)).disconnect, None);
+    assert_eq!(tick(&mut p, &mut a, now(t0, secs + 1)).disconnect, Some(DisconnectReason::HeadersTimeout));
+    // Once it is gone, the other peer becomes the sync peer.
+    p.remove_peer(&a);
+    let out = tick(&mut p, &mut b, now(t0, secs + 2));
+    assert_eq!(getheaders_of(&out).len(), 1);
+}
