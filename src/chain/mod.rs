@@ -7,5 +7,7 @@ pub mod params;
 pub mod pow;
 pub mod presync;
 pub mod store;
+#[cfg(test)]
+pub(crate) mod testdata;
 pub mod tree;
 pub mod validate;

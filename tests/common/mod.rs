@@ -116,6 +116,8 @@ pub struct Daemon {
     pub port: u16,
     /// The listening address.
     pub addr: SocketAddr,
+    /// `Bound to` lines already in the log when this process started (restarts append).
+    starts_before: usize,
 }
 
 enum StartError {
@@ -159,9 +161,52 @@ impl Daemon {
         }
     }
 
+    /// Starts (with `--debug=net`) on a free port in an existing data directory, e.g. one whose
+    /// `regtest/headers.dat` the test wrote.
+    pub fn start_in(dir: TempDir, args: &[&str]) -> Daemon {
+        let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        match Self::try_start_in(free_port(), true, &args, Some(dir)) {
+            Ok(d) => d,
+            Err(StartError::PortTaken(e) | StartError::Other(e)) => panic!("btcloopd did not start: {e}"),
+        }
+    }
+
+    /// A fresh temporary data directory.
+    pub fn new_dir() -> TempDir {
+        tempfile::Builder::new().prefix("btcloop-it-").tempdir().expect("tempdir")
+    }
+
+    /// The network's data directory (`<datadir>/regtest`).
+    pub fn net_dir(&self) -> PathBuf {
+        self.dir.path().join("regtest")
+    }
+
+    /// Stops the daemon with SIGTERM and starts it again on the same data directory and port.
+    pub fn restart(mut self, args: &[&str]) -> Daemon {
+        let status = self.sigterm_and_wait(Duration::from_secs(10));
+        assert!(status.success(), "btcloopd exited with {status}");
+        let dir = std::mem::replace(&mut self.dir, Self::new_dir());
+        let port = self.port;
+        drop(self);
+        let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        match Self::try_start_in(port, true, &args, Some(dir)) {
+            Ok(d) => d,
+            Err(StartError::PortTaken(e) | StartError::Other(e)) => panic!("btcloopd did not restart: {e}"),
+        }
+    }
+
     fn try_start(port: u16, debug: bool, extra: &[String]) -> Result<Daemon, StartError> {
-        let dir =
-            tempfile::Builder::new().prefix("btcloop-it-").tempdir().map_err(|e| StartError::Other(e.to_string()))?;
+        Self::try_start_in(port, debug, extra, None)
+    }
+
+    fn try_start_in(port: u16, debug: bool, extra: &[String], dir: Option<TempDir>) -> Result<Daemon, StartError> {
+        let dir = match dir {
+            Some(d) => d,
+            None => tempfile::Builder::new()
+                .prefix("btcloop-it-")
+                .tempdir()
+                .map_err(|e| StartError::Other(e.to_string()))?,
+        };
         let stderr = fs::File::create(dir.path().join("stderr.txt")).map_err(|e| StartError::Other(e.to_string()))?;
         let mut cmd = Command::new(BIN);
         cmd.arg("--regtest")
@@ -173,10 +218,12 @@ impl Daemon {
         }
         cmd.args(extra).stdin(Stdio::null()).stdout(Stdio::null()).stderr(stderr);
         let child = cmd.spawn().map_err(|e| StartError::Other(format!("spawn {BIN}: {e}")))?;
-        let mut d = Daemon { child, dir, port, addr: SocketAddr::from(([127, 0, 0, 1], port)) };
+        let starts_before =
+            fs::read_to_string(dir.path().join("regtest/debug.log")).unwrap_or_default().matches("Bound to").count();
+        let mut d = Daemon { child, dir, port, addr: SocketAddr::from(([127, 0, 0, 1], port)), starts_before };
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
-            if d.log().contains("Bound to") {
+            if d.log().matches("Bound to").count() > d.starts_before {
                 return Ok(d);
             }
             if let Ok(Some(status)) = d.child.try_wait() {

@@ -475,24 +475,7 @@ fn retarget_clamps_negative_and_huge_timespans() {
 // Real chains
 // ---------------------------------------------------------------------------------------------
 
-/// The shared test-data directory: `../shared/data` next to the crate (worktrees), else
-/// `/work/shared/data`. Panics if neither exists: these tests never skip silently.
-fn data_dir() -> PathBuf {
-    let candidates = [Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data"), PathBuf::from("/work/shared/data")];
-    for dir in &candidates {
-        if dir.is_dir() {
-            return dir.clone();
-        }
-    }
-    panic!("test data directory not found; looked in {candidates:?}");
-}
-
-fn load_headers(name: &str) -> Vec<Header> {
-    let path = data_dir().join(name);
-    let raw = std::fs::read(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
-    assert_eq!(raw.len() % 80, 0, "{} is not a whole number of headers", path.display());
-    raw.chunks_exact(80).map(|c| deserialize(c).expect("80-byte header")).collect()
-}
+use crate::chain::testdata::load_headers;
 
 /// Every check a header at `height` fails when extending `chain[..height]` (whose facts are
 /// `facts`): its link to the parent, its proof of work, the bits rule.

@@ -113,3 +113,37 @@ fn accept_stops_at_first_invalid_header() {
     assert!(matches!(r.error, Some((10, HeaderError::TimeTooOld { .. }))));
     assert_eq!(c.tree().height(), 10);
 }
+
+#[test]
+fn real_mainnet_and_signet_headers_all_validate_and_one_altered_byte_is_caught() {
+    use crate::chain::testdata::load_headers;
+    for (network, file, count) in
+        [(Network::Main, "mainnet-headers-0-10236.bin", 10_237), (Network::Signet, "signet-headers-0-2015.bin", 2_016)]
+    {
+        let headers = load_headers(file);
+        assert_eq!(headers.len(), count);
+        let p = ChainParams::new(network);
+        assert_eq!(headers[0], p.genesis);
+        let mut c = Chain::in_memory(p.clone(), zero());
+        let r = c.accept(&headers[1..], NOW);
+        assert_eq!(r.error, None, "{file}");
+        assert_eq!(r.added, count - 1);
+        assert_eq!(c.tree().height() as usize, count - 1);
+        assert_eq!(c.tree().tip().hash, headers[count - 1].block_hash());
+        // Any single altered byte in a header is caught (hash, linkage, bits, time or version).
+        for (height, byte) in
+            [(1usize, 0usize), (500, 4), (2015, 40), (count - 1, 68), (count / 2, 72), (count - 2, 79)]
+        {
+            let mut raw = bitcoin::consensus::serialize(&headers[height]);
+            raw[byte] ^= 0x01;
+            let altered: Header = bitcoin::consensus::deserialize(&raw).unwrap();
+            let mut c = Chain::in_memory(p.clone(), zero());
+            let mut input = headers[1..].to_vec();
+            input[height - 1] = altered;
+            let r = c.accept(&input, NOW);
+            let (at, _) = r.error.unwrap_or_else(|| panic!("{file}: byte {byte} of header {height} not caught"));
+            assert!(at <= height, "{file}: caught late, at {at}");
+            assert!(c.tree().height() as usize <= height);
+        }
+    }
+}

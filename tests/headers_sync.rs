@@ -1,0 +1,136 @@
+//! Headers sync between btcloopd processes over loopback: a 20,000-header sync from zero, a
+//! reorg to a heavier branch, invalid headers from a scripted peer, restart from the store and
+//! recovery of a truncated store.
+
+mod common;
+
+use std::fs::OpenOptions;
+use std::time::Duration;
+
+use bitcoin::block::Header;
+use bitcoin::p2p::message::NetworkMessage;
+use bitcoin::p2p::message_blockdata::GetHeadersMessage;
+use btcloop::chain::mine::mine_chain;
+use btcloop::chain::params::ChainParams;
+use btcloop::chain::store::HeaderStore;
+use btcloop::chainparams::Network;
+use common::Daemon;
+use tempfile::TempDir;
+
+const SYNC_WAIT: Duration = Duration::from_secs(60);
+
+fn regtest() -> ChainParams {
+    ChainParams::new(Network::Regtest)
+}
+
+/// A data directory whose header store already holds `headers`.
+fn dir_with(headers: &[Header]) -> TempDir {
+    let dir = Daemon::new_dir();
+    let net = dir.path().join("regtest");
+    std::fs::create_dir_all(&net).unwrap();
+    let (mut store, loaded) = HeaderStore::open(&net.join("headers.dat"), Network::Regtest.magic()).unwrap();
+    assert!(loaded.headers.is_empty());
+    store.append(headers);
+    store.flush().unwrap();
+    dir
+}
+
+/// The daemon's best chain as a raw peer sees it: the last header it serves after `from`.
+fn served_tip(d: &Daemon, from: &Header) -> Header {
+    let mut p = d.connect_ready();
+    p.keep_getheaders = true;
+    let mut last = *from;
+    loop {
+        let ask = GetHeadersMessage {
+            version: 70016,
+            locator_hashes: vec![last.block_hash()],
+            stop_hash: btcloop::chain::tree::no_stop(),
+        };
+        p.send(&NetworkMessage::GetHeaders(ask));
+        let Some(NetworkMessage::Headers(h)) = p.recv_until("headers", Duration::from_secs(10)) else {
+            panic!("no headers answer")
+        };
+        match h.last() {
+            Some(l) => last = *l,
+            None => return last,
+        }
+        if h.len() < 2000 {
+            return last;
+        }
+    }
+}
+
+#[test]
+fn second_node_syncs_20000_headers_from_zero_and_resumes_after_restart() {
+    let p = regtest();
+    let chain = mine_chain(&p, &p.genesis, 20_000, 1);
+    let a = Daemon::start_in(dir_with(&chain), &[]);
+    a.wait_log("Loaded 20000 headers", Duration::from_secs(10));
+    let b = Daemon::start(&[&format!("--connect=127.0.0.1:{}", a.port), "--listen=1"]);
+    b.wait_log("Synchronizing blockheaders, height: 20000 ", SYNC_WAIT);
+    assert_eq!(served_tip(&b, &p.genesis), chain[19_999]);
+    // Ten full batches of 2,000 were asked for, one at a time.
+    assert!(b.log_count("more getheaders") >= 9, "{}", common::tail(&b.log(), 20));
+    // Restart: the chain comes back from the store, nothing is asked again from zero.
+    let b = b.restart(&["--listen=1"]);
+    b.wait_log("Loaded 20000 headers", Duration::from_secs(10));
+    assert_eq!(served_tip(&b, &p.genesis), chain[19_999]);
+}
+
+#[test]
+fn node_reorgs_to_a_heavier_branch() {
+    let p = regtest();
+    let trunk = mine_chain(&p, &p.genesis, 10, 2);
+    let light = mine_chain(&p, &trunk[9], 20, 3);
+    let heavy = mine_chain(&p, &trunk[9], 25, 4);
+    let a = Daemon::start_in(dir_with(&[trunk.clone(), light.clone()].concat()), &[]);
+    assert_eq!(served_tip(&a, &p.genesis), light[19]);
+    let b = Daemon::start_in(dir_with(&[trunk.clone(), heavy.clone()].concat()), &[]);
+    // A learns B's branch: 35 headers of work beat 30.
+    let a = a.restart(&[&format!("--addnode=127.0.0.1:{}", b.port)]);
+    a.wait_log("Synchronizing blockheaders, height: 35 ", SYNC_WAIT);
+    assert_eq!(served_tip(&a, &p.genesis), heavy[24]);
+    // The lighter branch stays stored (a side branch) and survives a restart, the best tip too.
+    let a = a.restart(&[]);
+    a.wait_log("Loaded 55 headers", Duration::from_secs(10));
+    assert_eq!(served_tip(&a, &p.genesis), heavy[24]);
+}
+
+#[test]
+fn invalid_headers_disconnect_the_sender_and_are_not_stored() {
+    let p = regtest();
+    let chain = mine_chain(&p, &p.genesis, 5, 5);
+    let d = Daemon::start(&[]);
+    // Bad proof of work.
+    let mut bad = chain.clone();
+    while btcloop::chain::pow::check_proof_of_work(bad[2].block_hash(), bad[2].bits, &p) {
+        bad[2].nonce += 1;
+    }
+    let mut peer = d.connect_ready();
+    peer.send(&NetworkMessage::Headers(bad));
+    assert!(peer.is_closed(Duration::from_secs(10)));
+    d.wait_log("misbehaving: header with invalid proof of work", Duration::from_secs(10));
+    // Time too far ahead (mined, so PoW holds).
+    let future = btcloop::chain::mine::mine_child(&p, &chain[1], 4_000_000_000, 9);
+    let mut peer = d.connect_ready();
+    peer.send(&NetworkMessage::Headers(vec![chain[0], chain[1], future]));
+    assert!(peer.is_closed(Duration::from_secs(10)));
+    d.wait_log("time-too-new", Duration::from_secs(10));
+    // Only the two valid headers before it were stored.
+    assert_eq!(served_tip(&d, &p.genesis), chain[1]);
+}
+
+#[test]
+fn truncated_store_is_recovered_at_start() {
+    let p = regtest();
+    let chain = mine_chain(&p, &p.genesis, 300, 6);
+    let dir = dir_with(&chain);
+    let path = dir.path().join("regtest/headers.dat");
+    let len = std::fs::metadata(&path).unwrap().len();
+    // A crash mid-write: the last record is torn.
+    OpenOptions::new().write(true).open(&path).unwrap().set_len(len - 30).unwrap();
+    let d = Daemon::start_in(dir, &[]);
+    d.wait_log("dropped a torn tail of 54 bytes", Duration::from_secs(10));
+    d.wait_log("Loaded 299 headers", Duration::from_secs(10));
+    assert_eq!(served_tip(&d, &p.genesis), chain[298]);
+}
