@@ -14,7 +14,7 @@ use rand::rngs::SmallRng;
 use rand::seq::SliceRandom;
 use tracing::{debug, info, warn};
 
-use crate::net::message::{command_of, decode_payload, encode_message_reusing};
+use crate::net::message::{command_of, decode_payload, encode_headers, encode_message_reusing};
 use crate::net::peer::{DisconnectReason, PeerId, PeerMap};
 use crate::net::peer_queues::PeerQueues;
 use crate::net::totals::NetTotals;
@@ -87,6 +87,16 @@ impl Outbox for PeerOut<'_> {
         let mut len = 0;
         self.queues.queue_send(|buf| len = encode_message_reusing(self.magic, msg, buf, self.echo));
         debug!(target: "net", "sending {} ({len} bytes) peer={}", command_of(msg), self.queues.id);
+        self.sent = true;
+    }
+
+    fn send_headers<'h>(&mut self, headers: impl ExactSizeIterator<Item = &'h bitcoin::block::Header>) {
+        if self.disconnect.is_some() {
+            return;
+        }
+        let mut len = 0;
+        self.queues.queue_send(|buf| len = encode_headers(self.magic, headers, buf));
+        debug!(target: "net", "sending headers ({len} bytes) peer={}", self.queues.id);
         self.sent = true;
     }
 

@@ -258,19 +258,27 @@ impl HeaderTree {
         0
     }
 
-    /// Headers of the best chain after the locator's fork point, up to `max`, stopping after
-    /// `stop` if it is reached (Core's `getheaders` answer).
-    pub fn headers_after(&self, locator: &[BlockHash], stop: &BlockHash, max: usize) -> Vec<Header> {
+    /// Heights of the best chain after the locator's fork point, at most `max` of them, ending
+    /// with `stop` if it is among them (Core's `getheaders` answer).
+    pub fn serve_range(&self, locator: &[BlockHash], stop: &BlockHash, max: usize) -> std::ops::Range<u32> {
         let start = self.find_fork(locator) as usize + 1;
-        let mut out = Vec::with_capacity(max.min(self.best.len().saturating_sub(start)));
-        for &id in self.best.iter().skip(start).take(max) {
-            let e = &self.entries[id as usize];
-            out.push(e.header);
-            if e.hash == *stop {
-                break;
-            }
-        }
-        out
+        let end = start.saturating_add(max).min(self.best.len()).max(start);
+        let stop_at = self.best[start.min(end)..end].iter().position(|&id| self.entries[id as usize].hash == *stop);
+        let end = stop_at.map_or(end, |i| start + i + 1);
+        start as u32..end as u32
+    }
+
+    /// The best chain's headers at `heights`.
+    pub fn best_headers(&self, heights: std::ops::Range<u32>) -> impl ExactSizeIterator<Item = &Header> + '_ {
+        let lo = (heights.start as usize).min(self.best.len());
+        let hi = (heights.end as usize).clamp(lo, self.best.len());
+        self.best[lo..hi].iter().map(|&id| &self.entries[id as usize].header)
+    }
+
+    /// Headers of the best chain after the locator's fork point, up to `max`, stopping after
+    /// `stop` if it is reached (Core's `getheaders` answer), copied out.
+    pub fn headers_after(&self, locator: &[BlockHash], stop: &BlockHash, max: usize) -> Vec<Header> {
+        self.best_headers(self.serve_range(locator, stop, max)).copied().collect()
     }
 
     /// Entries in insertion order (parents before children), for persistence.

@@ -8,7 +8,9 @@ use bitcoin::p2p::address::Address;
 use bitcoin::p2p::message::{CommandString, NetworkMessage};
 use bitcoin::p2p::message_network::VersionMessage;
 
-use super::transport::encode_frame_reusing;
+use super::transport::{encode_frame, encode_frame_reusing};
+use bitcoin::block::Header;
+use bitcoin::hashes::Hash;
 
 /// Core's `MAX_SUBVERSION_LENGTH`: the longest user agent accepted in `version`.
 pub const MAX_SUBVERSION_LENGTH: usize = 256;
@@ -175,6 +177,31 @@ pub fn command_of(msg: &NetworkMessage) -> &str {
     }
 }
 
+/// Appends a `headers` frame carrying `headers` to `out`, writing each header's 80 bytes and
+/// its zero transaction count directly (the hot path of serving `getheaders`). Returns the
+/// payload length.
+pub fn encode_headers<'h>(
+    magic: [u8; 4],
+    headers: impl ExactSizeIterator<Item = &'h Header>,
+    out: &mut Vec<u8>,
+) -> usize {
+    encode_frame(magic, "headers", out, |buf| {
+        let n = headers.len();
+        buf.reserve(9 + n * 81);
+        // Writing into a Vec cannot fail.
+        let _ = encode::VarInt(n as u64).consensus_encode(buf);
+        for h in headers {
+            buf.extend_from_slice(&h.version.to_consensus().to_le_bytes());
+            buf.extend_from_slice(h.prev_blockhash.as_byte_array());
+            buf.extend_from_slice(h.merkle_root.as_byte_array());
+            buf.extend_from_slice(&h.time.to_le_bytes());
+            buf.extend_from_slice(&h.bits.to_consensus().to_le_bytes());
+            buf.extend_from_slice(&h.nonce.to_le_bytes());
+            buf.push(0);
+        }
+    })
+}
+
 /// Appends `msg` as a v1 frame to `out`; returns the payload length.
 pub fn encode_message(magic: [u8; 4], msg: &NetworkMessage, out: &mut Vec<u8>) -> usize {
     encode_message_reusing(magic, msg, out, None)
@@ -280,6 +307,24 @@ mod tests {
         let mut p = Vec::new();
         encode::VarInt(u64::MAX).consensus_encode(&mut p).unwrap();
         assert!(decode_payload("headers", &p).is_err());
+    }
+
+    #[test]
+    fn direct_headers_encoding_matches_bitcoin_crate() {
+        let g = bitcoin::constants::genesis_block(bitcoin::Network::Bitcoin).header;
+        let mut h2 = g;
+        h2.nonce = 7;
+        h2.version = bitcoin::block::Version::from_consensus(-5);
+        let mut out = Vec::new();
+        encode_headers([0xfa, 0xbf, 0xb5, 0xda], [g, h2].iter(), &mut out);
+        let mut expected = Vec::new();
+        encode_message([0xfa, 0xbf, 0xb5, 0xda], &NetworkMessage::Headers(vec![g, h2]), &mut expected);
+        assert_eq!(out, expected);
+        let mut empty = Vec::new();
+        encode_headers([0xfa, 0xbf, 0xb5, 0xda], [].iter(), &mut empty);
+        let mut expected = Vec::new();
+        encode_message([0xfa, 0xbf, 0xb5, 0xda], &NetworkMessage::Headers(vec![]), &mut expected);
+        assert_eq!(empty, expected);
     }
 
     #[test]

@@ -276,20 +276,22 @@ pub fn on_getheaders(node: &HeadersNode, peer: &mut Peer, msg: &GetHeadersMessag
         debug!(target: "net", "Ignoring getheaders from peer={} because active chain has too little work; sending empty response", peer.id);
         return out.send(&NetworkMessage::Headers(Vec::new()));
     }
-    let headers = if msg.locator_hashes.is_empty() {
+    let range = if msg.locator_hashes.is_empty() {
         match tree.get(&msg.stop_hash) {
-            Some((id, e)) if tree.on_best_chain(id) => vec![e.header],
+            Some((id, e)) if tree.on_best_chain(id) => e.height..e.height + 1,
             _ => return,
         }
     } else {
-        tree.headers_after(&msg.locator_hashes, &msg.stop_hash, MAX_HEADERS_RESULTS)
+        tree.serve_range(&msg.locator_hashes, &msg.stop_hash, MAX_HEADERS_RESULTS)
     };
-    debug!(target: "net", "getheaders {} to {} from peer={}", tree.find_fork(&msg.locator_hashes), if msg.stop_hash == no_stop() { "end".to_string() } else { msg.stop_hash.to_string() }, peer.id);
-    if let Some(last) = headers.last() {
-        peer.headers.best_known = tree.get(&last.block_hash()).map(|(id, _)| id).or(peer.headers.best_known);
+    debug!(target: "net", "getheaders {} to {} from peer={}", range.start.saturating_sub(1), if msg.stop_hash == no_stop() { "end".to_string() } else { msg.stop_hash.to_string() }, peer.id);
+    if let Some(last) = range.end.checked_sub(1).filter(|&h| h >= range.start) {
+        if let Some(e) = tree.at_height(last) {
+            peer.headers.best_known = tree.get(&e.hash).map(|(id, _)| id).or(peer.headers.best_known);
+        }
     }
     peer.headers.announced_tip = Some(tree.tip_id());
-    out.send(&NetworkMessage::Headers(headers));
+    out.send_headers(tree.best_headers(range));
 }
 
 /// An `inv`: an unknown block makes us ask for headers up to it.

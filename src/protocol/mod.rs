@@ -29,6 +29,8 @@ pub use ping::PingState;
 pub trait Outbox {
     /// Queue `msg` for the peer.
     fn send(&mut self, msg: &NetworkMessage);
+    /// Queue a `headers` message holding `headers` (no intermediate vector: the serving path).
+    fn send_headers<'h>(&mut self, headers: impl ExactSizeIterator<Item = &'h bitcoin::block::Header>);
     /// Disconnect the peer for `reason` (nothing more is sent to it).
     fn disconnect(&mut self, reason: DisconnectReason);
 }
@@ -229,6 +231,9 @@ pub struct Recorder {
 impl Outbox for Recorder {
     fn send(&mut self, msg: &NetworkMessage) {
         self.sent.push(msg.clone());
+    }
+    fn send_headers<'h>(&mut self, headers: impl ExactSizeIterator<Item = &'h bitcoin::block::Header>) {
+        self.sent.push(NetworkMessage::Headers(headers.copied().collect()));
     }
     fn disconnect(&mut self, reason: DisconnectReason) {
         self.disconnect.get_or_insert(reason);

@@ -1,7 +1,6 @@
 //! Tests of the proof-of-work rules: Core's `pow_tests.cpp` and `arith_uint256_tests.cpp`
 //! vectors, hand-built testnet/regtest chains, and the real mainnet and signet headers.
 
-
 use bitcoin::consensus::deserialize;
 use proptest::prelude::*;
 
