@@ -31,6 +31,8 @@ const SPIN: Duration = Duration::from_micros(50);
 const SWEEP_EVERY: Duration = Duration::from_millis(100);
 /// Queued output is written at the latest after this many passes.
 const FLUSH_EVERY_PASSES: u32 = 8;
+/// A peer's queue is written at once when it holds this much (a `headers` answer, say).
+const FLUSH_BYTES: usize = 64 * 1024;
 
 struct Entry {
     queues: Arc<PeerQueues>,
@@ -70,12 +72,27 @@ struct PeerOut<'a> {
     /// The payload being answered and its verified checksum, reused if a reply echoes it.
     echo: Option<(&'a [u8], [u8; 4])>,
     sent: bool,
+    /// Bytes in the send queue after the last message queued.
+    queued: usize,
     disconnect: Option<DisconnectReason>,
+}
+
+/// What one protocol call produced for a peer.
+struct Produced {
+    sent: bool,
+    queued: usize,
+    disconnect: Option<DisconnectReason>,
+}
+
+impl PeerOut<'_> {
+    fn produced(self) -> Produced {
+        Produced { sent: self.sent, queued: self.queued, disconnect: self.disconnect }
+    }
 }
 
 impl<'a> PeerOut<'a> {
     fn new(queues: &'a PeerQueues, magic: [u8; 4], echo: Option<(&'a [u8], [u8; 4])>) -> Self {
-        PeerOut { queues, magic, echo, sent: false, disconnect: None }
+        PeerOut { queues, magic, echo, sent: false, queued: 0, disconnect: None }
     }
 }
 
@@ -85,7 +102,7 @@ impl Outbox for PeerOut<'_> {
             return;
         }
         let mut len = 0;
-        self.queues.queue_send(|buf| len = encode_message_reusing(self.magic, msg, buf, self.echo));
+        self.queued = self.queues.queue_send(|buf| len = encode_message_reusing(self.magic, msg, buf, self.echo));
         debug!(target: "net", "sending {} ({len} bytes) peer={}", command_of(msg), self.queues.id);
         self.sent = true;
     }
@@ -95,7 +112,7 @@ impl Outbox for PeerOut<'_> {
             return;
         }
         let mut len = 0;
-        self.queues.queue_send(|buf| len = encode_headers(self.magic, headers, buf));
+        self.queued = self.queues.queue_send(|buf| len = encode_headers(self.magic, headers, buf));
         debug!(target: "net", "sending headers ({len} bytes) peer={}", self.queues.id);
         self.sent = true;
     }
@@ -261,7 +278,7 @@ impl Cx {
                     let echo = Some((self.payload.as_slice(), popped.checksum));
                     let mut out = PeerOut::new(&e.queues, self.magic, echo);
                     self.protocol.process_message(&mut e.peer, msg, received, now, &mut out);
-                    let out = (out.sent, out.disconnect);
+                    let out = out.produced();
                     self.apply(e, out);
                 }
                 Err(err) => {
@@ -275,15 +292,15 @@ impl Cx {
         (go_on, go_on)
     }
 
-    /// Records what the protocol produced for `e`: marks it for flushing, or starts its
-    /// disconnect.
-    fn apply(&mut self, e: &mut Entry, (sent, disconnect): (bool, Option<DisconnectReason>)) {
+    /// Records what the protocol produced for `e`: marks it for flushing (or writes at once when
+    /// much is queued), or starts its disconnect.
+    fn apply(&mut self, e: &mut Entry, out: Produced) {
         let id = e.queues.id;
-        if sent && !e.dirty {
+        if out.sent && !e.dirty {
             e.dirty = true;
             self.dirty.push(id);
         }
-        if let Some(reason) = disconnect {
+        if let Some(reason) = out.disconnect {
             debug!(target: "net", "{reason}, disconnecting {}", e.peer.label(self.protocol.params.log_ips));
             // Replies queued before the disconnecting message go out first, as Core's optimistic
             // write would already have sent them; what the socket does not take is dropped.
@@ -292,11 +309,12 @@ impl Cx {
             }
             e.closing = true;
             self.ctl.send(SocketCommand::Disconnect { id, reason });
+        } else if out.queued >= FLUSH_BYTES {
+            self.write(e, self.clock.now_us());
         }
     }
 
-    /// Writes every queue that gained bytes; hands what the socket did not take to the socket
-    /// handler.
+    /// Writes every queue that gained bytes.
     fn flush(&mut self, peers: &mut PeerMap<Entry>) {
         if self.dirty.is_empty() {
             return;
@@ -305,17 +323,23 @@ impl Cx {
         for id in std::mem::take(&mut self.dirty) {
             let Some(e) = peers.get_mut(&id) else { continue };
             e.dirty = false;
-            if e.closing {
-                continue;
-            }
-            match e.queues.flush_from_handler(now_us) {
-                Ok((_, false)) => {}
-                Ok((_, true)) => self.ctl.send(SocketCommand::Flush(id)),
-                Err(err) => {
-                    e.closing = true;
-                    self.ctl
-                        .send(SocketCommand::Disconnect { id, reason: DisconnectReason::WriteError(err.to_string()) });
-                }
+            self.write(e, now_us);
+        }
+    }
+
+    /// Writes `e`'s queue now (Core's optimistic write); hands what the socket did not take to
+    /// the socket handler.
+    fn write(&self, e: &mut Entry, now_us: u64) {
+        if e.closing {
+            return;
+        }
+        let id = e.queues.id;
+        match e.queues.flush_from_handler(now_us) {
+            Ok((_, false)) => {}
+            Ok((_, true)) => self.ctl.send(SocketCommand::Flush(id)),
+            Err(err) => {
+                e.closing = true;
+                self.ctl.send(SocketCommand::Disconnect { id, reason: DisconnectReason::WriteError(err.to_string()) });
             }
         }
     }
@@ -332,7 +356,7 @@ impl Cx {
         };
         let mut out = PeerOut::new(&e.queues, self.magic, None);
         self.protocol.send_messages(&mut e.peer, now, link, &mut out);
-        let out = (out.sent, out.disconnect);
+        let out = out.produced();
         if e.peer.handshake.successfully_connected {
             e.queues.stats.handshake_complete.store(true, Ordering::Relaxed);
         }
