@@ -5,12 +5,16 @@
 //! - `ping`: K handshaken peers each keep W pings in flight; reports pongs/s.
 //! - `latency`: one peer, sequential ping/pong round trips; reports percentiles in µs.
 //! - `conns`: opens N handshaken connections and reports the node's RSS per peer.
+//! - `headers`: K handshaken peers each keep W `getheaders` for random 2,000-header ranges of
+//!   the node's best chain in flight; reports headers/s served.
+//! - `mkchain`: mines a regtest header chain into a data directory before a node starts on it
+//!   (no network).
 //!
-//! `ping` and `conns` run on one single-threaded `mio` event loop (non-blocking sockets,
-//! TCP_NODELAY, one shared 64 KiB read buffer, one write call per peer per read batch) so that
-//! the node under test, not this tool, is the bottleneck. Every mode stops by itself and has a
-//! hard deadline on the handshake. Results are printed as human-readable lines followed by one
-//! final JSON line.
+//! `ping`, `conns` and `headers` run on one single-threaded `mio` event loop (non-blocking
+//! sockets, TCP_NODELAY, one shared read buffer of 64 KiB, 1 MiB for `headers`, one write call
+//! per peer per read batch) so that the node under test, not this tool, is the bottleneck.
+//! Every mode stops by itself and has a hard deadline on the handshake. Results are printed as
+//! human-readable lines followed by one final JSON line.
 
 use std::collections::VecDeque;
 use std::io::{self, Read, Write};
@@ -31,8 +35,13 @@ use mio::{Events, Interest, Poll, Registry, Token};
 use rand::RngExt;
 
 mod engine;
+mod headers;
+mod mkchain;
 mod modes;
+mod scan;
 
+use headers::{HeadersArgs, headers_mode};
+use mkchain::mkchain_mode;
 use modes::{conns_mode, latency_mode, ping_mode};
 
 /// Protocol version we announce (`WTXID_RELAY_VERSION`).
@@ -51,11 +60,12 @@ const MAX_INFLIGHT: usize = 1 << 16;
 #[derive(Parser, Debug)]
 #[command(name = "btcloop-load", version, about = "P2P load generator for Bitcoin nodes (v1 transport)")]
 struct Cli {
-    /// The node's P2P address (the only address this tool connects to).
-    #[arg(long)]
-    connect: SocketAddr,
+    /// The node's P2P address (the only address this tool connects to); required by every
+    /// mode except `mkchain`.
+    #[arg(long, global = true)]
+    connect: Option<SocketAddr>,
     /// Network whose magic to use: main, test, testnet4, signet, regtest.
-    #[arg(long, default_value = "regtest")]
+    #[arg(long, global = true, default_value = "regtest")]
     network: Network,
     #[command(subcommand)]
     mode: Mode,
@@ -102,6 +112,38 @@ enum Mode {
         #[arg(long, default_value_t = 500)]
         batch: usize,
     },
+    /// Serving throughput: K peers each keep W `getheaders` (random 2,000-header ranges of the
+    /// node's best chain) in flight; reports headers/s.
+    Headers {
+        /// Number of connections.
+        #[arg(long, default_value_t = 8)]
+        peers: usize,
+        /// Requests kept outstanding per connection.
+        #[arg(long, default_value_t = 4)]
+        inflight: usize,
+        /// Length of the measurement window, seconds (after the warm-up).
+        #[arg(long, default_value_t = 5.0)]
+        duration: f64,
+        /// Warm-up before the measurement window, seconds.
+        #[arg(long, default_value_t = 1.0)]
+        warmup: f64,
+        /// Decode and check every response (slower; for correctness testing).
+        #[arg(long)]
+        verify: bool,
+    },
+    /// Mines N regtest headers on top of genesis into DIR/regtest/headers.dat (run before the
+    /// node starts on DIR).
+    Mkchain {
+        /// The node's data directory (the header store goes in its `regtest` sub-directory).
+        #[arg(long)]
+        datadir: std::path::PathBuf,
+        /// Headers to mine.
+        #[arg(long)]
+        count: usize,
+        /// Makes the chain distinct from chains mined with other salts.
+        #[arg(long, default_value_t = 0)]
+        salt: u64,
+    },
 }
 
 fn main() -> ExitCode {
@@ -117,6 +159,7 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> Result<ExitCode, String> {
     let magic = cli.network.magic();
+    let connect = cli.connect.ok_or_else(|| "--connect ADDR:PORT is required".to_string());
     match cli.mode {
         Mode::Ping { peers, inflight, duration, warmup } => {
             if peers == 0 {
@@ -127,21 +170,33 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             }
             let duration = secs_arg("--duration", duration, false)?;
             let warmup = secs_arg("--warmup", warmup, true)?;
-            ping_mode(cli.connect, magic, peers, inflight, duration, warmup)
+            ping_mode(connect?, magic, peers, inflight, duration, warmup)
         }
         Mode::Latency { count, warmup } => {
             if count == 0 {
                 return Err("--count must be at least 1".into());
             }
-            latency_mode(cli.connect, magic, count, warmup)
+            latency_mode(connect?, magic, count, warmup)
         }
         Mode::Conns { count, pid, hold, batch } => {
             if count == 0 || batch == 0 {
                 return Err("--count and --batch must be at least 1".into());
             }
             let hold = secs_arg("--hold", hold, true)?;
-            conns_mode(cli.connect, magic, count, pid, hold, batch)
+            conns_mode(connect?, magic, count, pid, hold, batch)
         }
+        Mode::Headers { peers, inflight, duration, warmup, verify } => {
+            if peers == 0 {
+                return Err("--peers must be at least 1".into());
+            }
+            if inflight == 0 || inflight > MAX_INFLIGHT {
+                return Err(format!("--inflight must be in 1..={MAX_INFLIGHT}"));
+            }
+            let duration = secs_arg("--duration", duration, false)?;
+            let warmup = secs_arg("--warmup", warmup, true)?;
+            headers_mode(connect?, cli.network, HeadersArgs { peers, inflight, duration, warmup, verify })
+        }
+        Mode::Mkchain { datadir, count, salt } => mkchain_mode(&datadir, cli.network, count, salt),
     }
 }
 

@@ -205,10 +205,52 @@ pub(crate) struct Blocking {
 }
 
 impl Blocking {
+    /// Connects to `addr` and completes the version handshake (answering the node's pings);
+    /// returns the connection, what the node said about itself and how long it took.
+    pub(crate) fn handshake(
+        addr: SocketAddr,
+        magic: [u8; 4],
+    ) -> Result<(Blocking, Option<NodeInfo>, Duration), String> {
+        let stream = std::net::TcpStream::connect_timeout(&addr, HANDSHAKE_TIMEOUT)
+            .map_err(|e| format!("cannot connect to {addr}: {e}"))?;
+        stream.set_nodelay(true).map_err(|e| format!("TCP_NODELAY: {e}"))?;
+        stream.set_read_timeout(Some(REPLY_TIMEOUT)).map_err(|e| format!("set_read_timeout: {e}"))?;
+        stream.set_write_timeout(Some(REPLY_TIMEOUT)).map_err(|e| format!("set_write_timeout: {e}"))?;
+        let mut b = Blocking { stream, dec: V1Decoder::new(magic), buf: vec![0u8; READ_BUF], reply: Vec::new(), magic };
+        let t0 = Instant::now();
+        let mut out = Vec::new();
+        push_version(magic, &mut out);
+        b.send(&out)?;
+        let (mut got_version, mut got_verack) = (false, false);
+        let mut node = None;
+        b.read_until(t0 + HANDSHAKE_TIMEOUT, |cmd, payload, reply| {
+            match cmd {
+                "version" if !got_version => {
+                    got_version = true;
+                    node = node_info(payload);
+                    encode_message(magic, &NetworkMessage::Verack, reply);
+                }
+                "verack" => got_verack = true,
+                _ => {}
+            }
+            got_version && got_verack
+        })?;
+        let took = t0.elapsed();
+        if took > HANDSHAKE_TIMEOUT {
+            return Err(format!("handshake with {addr} took longer than {}s", HANDSHAKE_TIMEOUT.as_secs()));
+        }
+        Ok((b, node, took))
+    }
+
+    /// Writes all of `bytes`.
+    pub(crate) fn send(&mut self, bytes: &[u8]) -> Result<(), String> {
+        self.stream.write_all(bytes).map_err(|e| format!("write: {e}"))
+    }
+
     /// Reads until `want` has returned true for some frame; `want` may append replies to its
     /// third argument, written once the read batch is decoded.
     /// Fails once `deadline` has passed, even if the node keeps sending other messages.
-    fn read_until(
+    pub(crate) fn read_until(
         &mut self,
         deadline: Instant,
         mut want: impl FnMut(&str, &[u8], &mut Vec<u8>) -> bool,
@@ -253,36 +295,8 @@ impl Blocking {
 }
 
 pub(crate) fn latency_mode(addr: SocketAddr, magic: [u8; 4], count: usize, warmup: usize) -> Result<ExitCode, String> {
-    let stream = std::net::TcpStream::connect_timeout(&addr, HANDSHAKE_TIMEOUT)
-        .map_err(|e| format!("cannot connect to {addr}: {e}"))?;
-    stream.set_nodelay(true).map_err(|e| format!("TCP_NODELAY: {e}"))?;
-    stream.set_read_timeout(Some(REPLY_TIMEOUT)).map_err(|e| format!("set_read_timeout: {e}"))?;
-    stream.set_write_timeout(Some(REPLY_TIMEOUT)).map_err(|e| format!("set_write_timeout: {e}"))?;
-    let mut b = Blocking { stream, dec: V1Decoder::new(magic), buf: vec![0u8; READ_BUF], reply: Vec::new(), magic };
-
-    // Handshake.
-    let t0 = Instant::now();
-    let mut out = Vec::new();
-    push_version(magic, &mut out);
-    b.stream.write_all(&out).map_err(|e| format!("write: {e}"))?;
-    let (mut got_version, mut got_verack) = (false, false);
-    let mut node = None;
-    b.read_until(t0 + HANDSHAKE_TIMEOUT, |cmd, payload, reply| {
-        match cmd {
-            "version" if !got_version => {
-                got_version = true;
-                node = node_info(payload);
-                encode_message(magic, &NetworkMessage::Verack, reply);
-            }
-            "verack" => got_verack = true,
-            _ => {}
-        }
-        got_version && got_verack
-    })?;
-    if t0.elapsed() > HANDSHAKE_TIMEOUT {
-        return Err(format!("handshake with {addr} took longer than {}s", HANDSHAKE_TIMEOUT.as_secs()));
-    }
-    println!("handshaken with {addr} in {:.1} ms", t0.elapsed().as_secs_f64() * 1e3);
+    let (mut b, node, took) = Blocking::handshake(addr, magic)?;
+    println!("handshaken with {addr} in {:.1} ms", took.as_secs_f64() * 1e3);
     print_node(&node);
 
     let pings = PingTable::new(magic, 1);
@@ -293,7 +307,7 @@ pub(crate) fn latency_mode(addr: SocketAddr, magic: [u8; 4], count: usize, warmu
         frame.clear();
         let nonce = pings.push(i, &mut frame);
         let t = Instant::now();
-        b.stream.write_all(&frame).map_err(|e| format!("write: {e}"))?;
+        b.send(&frame)?;
         b.read_until(t + REPLY_TIMEOUT, |cmd, payload, _| cmd == "pong" && nonce_of(payload) == Some(nonce))?;
         let rtt = t.elapsed();
         if i as usize >= warmup {
