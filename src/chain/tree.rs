@@ -261,11 +261,16 @@ impl HeaderTree {
     /// Heights of the best chain after the locator's fork point, at most `max` of them, ending
     /// with `stop` if it is among them (Core's `getheaders` answer).
     pub fn serve_range(&self, locator: &[BlockHash], stop: &BlockHash, max: usize) -> std::ops::Range<u32> {
-        let start = self.find_fork(locator) as usize + 1;
-        let end = start.saturating_add(max).min(self.best.len()).max(start);
-        let stop_at = self.best[start.min(end)..end].iter().position(|&id| self.entries[id as usize].hash == *stop);
-        let end = stop_at.map_or(end, |i| start + i + 1);
-        start as u32..end as u32
+        let start = self.find_fork(locator) + 1;
+        let mut end = (start as usize).saturating_add(max).min(self.best.len()).max(start as usize) as u32;
+        // The stop header ends the answer if it is on the best chain within the range (a lookup,
+        // not a scan; the null hash of "no stop" is never found).
+        if let Some((id, e)) = self.get(stop) {
+            if e.height >= start && e.height < end && self.on_best_chain(id) {
+                end = e.height + 1;
+            }
+        }
+        start..end
     }
 
     /// The best chain's headers at `heights`.
