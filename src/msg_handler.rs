@@ -4,6 +4,7 @@
 //! writes what it queued (optimistically, as Core's `PushMessage`), and sleeps on the condvar
 //! when no peer has work.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -14,6 +15,7 @@ use rand::rngs::SmallRng;
 use rand::seq::SliceRandom;
 use tracing::{debug, info, warn};
 
+use crate::net::discourage::Discouraged;
 use crate::net::message::{command_of, decode_payload, encode_headers, encode_message_reusing};
 use crate::net::peer::{DisconnectReason, PeerId, PeerMap};
 use crate::net::peer_queues::PeerQueues;
@@ -63,6 +65,10 @@ struct Cx {
     dirty: Vec<PeerId>,
     /// Reused buffer for the payload being processed.
     payload: Vec<u8>,
+    /// Recently misbehaving addresses (shared with the socket handler).
+    discouraged: Arc<Discouraged>,
+    /// Addresses discouraged this pass whose other connections must be dropped too.
+    newly_discouraged: Vec<IpAddr>,
 }
 
 /// The Outbox of one peer: encodes straight into its send queue.
@@ -75,6 +81,7 @@ struct PeerOut<'a> {
     /// Bytes in the send queue after the last message queued.
     queued: usize,
     disconnect: Option<DisconnectReason>,
+    discourage: Option<IpAddr>,
 }
 
 /// What one protocol call produced for a peer.
@@ -82,17 +89,18 @@ struct Produced {
     sent: bool,
     queued: usize,
     disconnect: Option<DisconnectReason>,
+    discourage: Option<IpAddr>,
 }
 
 impl PeerOut<'_> {
     fn produced(self) -> Produced {
-        Produced { sent: self.sent, queued: self.queued, disconnect: self.disconnect }
+        Produced { sent: self.sent, queued: self.queued, disconnect: self.disconnect, discourage: self.discourage }
     }
 }
 
 impl<'a> PeerOut<'a> {
     fn new(queues: &'a PeerQueues, magic: [u8; 4], echo: Option<(&'a [u8], [u8; 4])>) -> Self {
-        PeerOut { queues, magic, echo, sent: false, queued: 0, disconnect: None }
+        PeerOut { queues, magic, echo, sent: false, queued: 0, disconnect: None, discourage: None }
     }
 }
 
@@ -120,6 +128,10 @@ impl Outbox for PeerOut<'_> {
     fn disconnect(&mut self, reason: DisconnectReason) {
         self.disconnect.get_or_insert(reason);
     }
+
+    fn discourage(&mut self, ip: IpAddr) {
+        self.discourage = Some(ip);
+    }
 }
 
 impl MessageHandler {
@@ -131,10 +143,21 @@ impl MessageHandler {
         ctl: SocketControl,
         clock: Clock,
         totals: Arc<NetTotals>,
+        discouraged: Arc<Discouraged>,
     ) -> Self {
         MessageHandler {
             peers: PeerMap::default(),
-            cx: Cx { protocol, magic, ctl, clock, totals, dirty: Vec::new(), payload: Vec::new() },
+            cx: Cx {
+                protocol,
+                magic,
+                ctl,
+                clock,
+                totals,
+                dirty: Vec::new(),
+                payload: Vec::new(),
+                discouraged,
+                newly_discouraged: Vec::new(),
+            },
             wake,
             work: Vec::new(),
             rng: SmallRng::from_rng(&mut rand::rng()),
@@ -172,6 +195,7 @@ impl MessageHandler {
                 }
             }
             more_work = self.pass(now);
+            self.disconnect_discouraged();
             passes_since_flush += 1;
             if now.mono >= next_sweep {
                 self.sweep(now);
@@ -235,6 +259,17 @@ impl MessageHandler {
         more
     }
 
+    /// Core's `DisconnectNode(addr)`: every other connection from a newly discouraged address goes.
+    fn disconnect_discouraged(&mut self) {
+        for ip in std::mem::take(&mut self.cx.newly_discouraged) {
+            for (&id, e) in self.peers.iter_mut().filter(|(_, e)| e.peer.addr.ip() == ip && !e.closing) {
+                e.closing = true;
+                let reason = DisconnectReason::Misbehaving(format!("address {ip} discouraged"));
+                self.cx.ctl.send(SocketCommand::Disconnect { id, reason });
+            }
+        }
+    }
+
     /// Runs every peer's timers and releases idle buffers.
     fn sweep(&mut self, now: Now) {
         for e in self.peers.values_mut() {
@@ -296,6 +331,10 @@ impl Cx {
     /// much is queued), or starts its disconnect.
     fn apply(&mut self, e: &mut Entry, out: Produced) {
         let id = e.queues.id;
+        if let Some(ip) = out.discourage {
+            self.discouraged.add(ip);
+            self.newly_discouraged.push(ip);
+        }
         if out.sent && !e.dirty {
             e.dirty = true;
             self.dirty.push(id);

@@ -16,6 +16,7 @@ use crate::chain::params::ChainParams;
 use crate::config::Config;
 use crate::msg_handler::MessageHandler;
 use crate::net::dialer::{self, BadPeerSpec, DialPlan, PeerSpec};
+use crate::net::discourage::Discouraged;
 use crate::net::listen::{self, BindError};
 use crate::net::socket_handler::{SocketConfig, SocketHandler, SocketParts, WAKER_TOKEN};
 use crate::net::totals::NetTotals;
@@ -100,6 +101,7 @@ impl Node {
         let wake = Arc::new(MsgWake::default());
         let totals = Arc::new(NetTotals::default());
         let clock = Clock::new();
+        let discouraged = Arc::new(Discouraged::default());
         let (dialer_tx, dialer_rx) = crossbeam_channel::unbounded();
 
         let socket = SocketHandler::new(
@@ -112,6 +114,7 @@ impl Node {
                 dialer: (!targets.is_empty()).then_some(dialer_tx),
                 totals: totals.clone(),
                 clock,
+                discouraged: discouraged.clone(),
             },
             SocketConfig {
                 magic: cfg.network.magic(),
@@ -134,8 +137,15 @@ impl Node {
             },
             chain,
         );
-        let handler =
-            MessageHandler::new(protocol, cfg.network.magic(), wake.clone(), ctl.clone(), clock, totals.clone());
+        let handler = MessageHandler::new(
+            protocol,
+            cfg.network.magic(),
+            wake.clone(),
+            ctl.clone(),
+            clock,
+            totals.clone(),
+            discouraged,
+        );
 
         let mut threads = Vec::new();
         threads.push(std::thread::Builder::new().name("btcloop-net".into()).spawn(move || socket.run())?);

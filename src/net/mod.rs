@@ -2,6 +2,7 @@
 //! thread and the wake-ups that join it to the message handler.
 
 pub mod dialer;
+pub mod discourage;
 pub mod listen;
 pub mod message;
 pub mod peer;

@@ -17,6 +17,7 @@ use mio::{Events, Interest, Poll, Token};
 use std::os::fd::AsRawFd;
 use tracing::{debug, warn};
 
+use super::discourage::Discouraged;
 use super::peer::{ConnectionType, DisconnectReason, PeerId};
 use super::peer_queues::PeerQueues;
 use super::totals::NetTotals;
@@ -106,6 +107,7 @@ pub struct SocketHandler {
     dialer: Option<Sender<DialerEvent>>,
     totals: Arc<NetTotals>,
     clock: Clock,
+    discouraged: Arc<Discouraged>,
     buf: Box<[u8]>,
     ready: Vec<PeerId>,
     events: Vec<NetEvent>,
@@ -129,12 +131,14 @@ pub struct SocketParts {
     pub totals: Arc<NetTotals>,
     /// Node clock.
     pub clock: Clock,
+    /// Recently misbehaving addresses.
+    pub discouraged: Arc<Discouraged>,
 }
 
 impl SocketHandler {
     /// Registers the listeners and builds the handler.
     pub fn new(parts: SocketParts, cfg: SocketConfig) -> io::Result<Self> {
-        let SocketParts { poll, mut listeners, commands, ctl, wake, dialer, totals, clock } = parts;
+        let SocketParts { poll, mut listeners, commands, ctl, wake, dialer, totals, clock, discouraged } = parts;
         for (i, l) in listeners.iter_mut().enumerate() {
             poll.registry().register(l, Token(LISTENER_BASE + i), Interest::READABLE)?;
         }
@@ -152,6 +156,7 @@ impl SocketHandler {
             dialer,
             totals,
             clock,
+            discouraged,
             buf: vec![0u8; READ_BUF].into_boxed_slice(),
             ready: Vec::new(),
             events: Vec::new(),
@@ -232,6 +237,12 @@ impl SocketHandler {
                     return;
                 }
             };
+            // Core: discouraged addresses get in only while inbound slots are not (almost) full.
+            if self.inbound + 1 >= self.cfg.max_inbound && self.discouraged.contains(&addr.ip()) {
+                NetTotals::add(&self.totals.inbound_refused, 1);
+                debug!(target: "net", "connection from {} dropped (discouraged)", if self.cfg.log_ips { addr.to_string() } else { "peer".into() });
+                continue;
+            }
             if self.inbound >= self.cfg.max_inbound {
                 NetTotals::add(&self.totals.inbound_refused, 1);
                 debug!(target: "net", "connection from {} dropped (full)", if self.cfg.log_ips { addr.to_string() } else { "peer".into() });

@@ -12,7 +12,7 @@ use bitcoin::p2p::message_blockdata::{GetHeadersMessage, Inventory};
 use bitcoin::pow::Work;
 use tracing::{debug, info};
 
-use super::{Now, Outbox, Peer};
+use super::{Now, Outbox, Peer, misbehaving};
 use crate::chain::accept::Chain;
 use crate::chain::pow::{check_proof_of_work, work_of};
 use crate::chain::presync::{ChainStart, HeadersSync, Phase, SyncParams};
@@ -80,10 +80,6 @@ impl HeadersNode {
     }
 }
 
-fn misbehaving(out: &mut impl Outbox, what: String) {
-    out.disconnect(DisconnectReason::Misbehaving(what));
-}
-
 /// Core's `MaybeSendGetHeaders`: at most one unanswered `getheaders` per
 /// [`HEADERS_RESPONSE_TIME`].
 fn maybe_send_getheaders(peer: &mut Peer, locator: Vec<BlockHash>, now: Now, out: &mut impl Outbox) -> bool {
@@ -105,7 +101,7 @@ fn maybe_send_getheaders(peer: &mut Peer, locator: Vec<BlockHash>, now: Now, out
 pub fn on_headers(node: &mut HeadersNode, peer: &mut Peer, mut headers: Vec<Header>, now: Now, out: &mut impl Outbox) {
     let count = headers.len();
     if count > MAX_HEADERS_RESULTS {
-        return misbehaving(out, format!("headers message size = {count}"));
+        return misbehaving(peer, out, format!("headers message size = {count}"));
     }
     if count == 0 {
         peer.headers.presync = None;
@@ -117,10 +113,10 @@ pub fn on_headers(node: &mut HeadersNode, peer: &mut Peer, mut headers: Vec<Head
     for h in &headers {
         let hash = h.block_hash();
         if !check_proof_of_work(hash, h.bits, params) {
-            return misbehaving(out, "header with invalid proof of work".into());
+            return misbehaving(peer, out, "header with invalid proof of work".into());
         }
         if prev.is_some_and(|p| h.prev_blockhash != p) {
-            return misbehaving(out, "non-continuous headers sequence".into());
+            return misbehaving(peer, out, "non-continuous headers sequence".into());
         }
         prev = Some(hash);
     }
@@ -234,7 +230,7 @@ fn accept(
     if let Some((i, e)) = r.error {
         if e.is_misbehaviour() {
             let hash = headers.get(i).map(|h| h.block_hash()).unwrap_or_else(no_stop);
-            return misbehaving(out, format!("invalid header received: {hash}: {e}"));
+            return misbehaving(peer, out, format!("invalid header received: {hash}: {e}"));
         }
     }
     let Some(last) = r.last else { return };
@@ -266,6 +262,7 @@ fn accept(
 /// point (or the single `hashStop` header for an empty locator).
 pub fn on_getheaders(node: &HeadersNode, peer: &mut Peer, msg: &GetHeadersMessage, out: &mut impl Outbox) {
     if msg.locator_hashes.len() > MAX_LOCATOR_SZ {
+        // Core only disconnects here (no discouragement).
         return out.disconnect(DisconnectReason::Misbehaving(format!(
             "getheaders locator size {} > {MAX_LOCATOR_SZ}",
             msg.locator_hashes.len()
@@ -297,7 +294,7 @@ pub fn on_getheaders(node: &HeadersNode, peer: &mut Peer, msg: &GetHeadersMessag
 /// An `inv`: an unknown block makes us ask for headers up to it.
 pub fn on_inv(node: &HeadersNode, peer: &mut Peer, inv: &[Inventory], now: Now, out: &mut impl Outbox) {
     if inv.len() > MAX_INV_SZ {
-        return misbehaving(out, format!("inv message size = {}", inv.len()));
+        return misbehaving(peer, out, format!("inv message size = {}", inv.len()));
     }
     let tree = node.chain.tree();
     let unknown_block = inv.iter().rev().find_map(|i| match i {

@@ -33,6 +33,9 @@ pub trait Outbox {
     fn send_headers<'h>(&mut self, headers: impl ExactSizeIterator<Item = &'h bitcoin::block::Header>);
     /// Disconnect the peer for `reason` (nothing more is sent to it).
     fn disconnect(&mut self, reason: DisconnectReason);
+    /// Discourage the peer's address: every connection from it is dropped and inbound ones are
+    /// refused while inbound slots are nearly full.
+    fn discourage(&mut self, ip: std::net::IpAddr);
 }
 
 /// The current time, as the thread that calls the protocol read it.
@@ -219,6 +222,25 @@ impl Protocol {
     }
 }
 
+/// Core's `Misbehaving` + `MaybeDiscourageAndDisconnect`: manually connected peers are only
+/// warned about; local (loopback) peers are disconnected; any other peer is disconnected and
+/// its address discouraged.
+pub fn misbehaving(peer: &Peer, out: &mut impl Outbox, what: String) {
+    if peer.conn_type == ConnectionType::Manual {
+        tracing::warn!("Not punishing manually connected peer {}: {what}", peer.id);
+        return;
+    }
+    let ip = peer.addr.ip();
+    let local = ip.is_loopback() || matches!(ip, std::net::IpAddr::V4(v4) if v4.octets()[0] == 0);
+    if local {
+        debug!(target: "net", "Warning: disconnecting but not discouraging local peer {}!", peer.id);
+    } else {
+        debug!(target: "net", "Disconnecting and discouraging peer {}!", peer.id);
+        out.discourage(ip);
+    }
+    out.disconnect(DisconnectReason::Misbehaving(what));
+}
+
 /// An [`Outbox`] that records, for tests and simulations.
 #[derive(Debug, Default)]
 pub struct Recorder {
@@ -226,6 +248,8 @@ pub struct Recorder {
     pub sent: Vec<NetworkMessage>,
     /// The disconnect reason, if any.
     pub disconnect: Option<DisconnectReason>,
+    /// Addresses discouraged.
+    pub discouraged: Vec<std::net::IpAddr>,
 }
 
 impl Outbox for Recorder {
@@ -237,6 +261,9 @@ impl Outbox for Recorder {
     }
     fn disconnect(&mut self, reason: DisconnectReason) {
         self.disconnect.get_or_insert(reason);
+    }
+    fn discourage(&mut self, ip: std::net::IpAddr) {
+        self.discouraged.push(ip);
     }
 }
 
@@ -250,6 +277,7 @@ impl Recorder {
     pub fn clear(&mut self) {
         self.sent.clear();
         self.disconnect = None;
+        self.discouraged.clear();
     }
 }
 

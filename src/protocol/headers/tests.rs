@@ -283,3 +283,30 @@ fn stalled_sync_peer_is_dropped_when_others_exist() {
     let out = tick(&mut p, &mut b, now(t0, secs + 2));
     assert_eq!(getheaders_of(&out).len(), 1);
 }
+
+#[test]
+fn misbehaviour_discourages_remote_peers_disconnects_local_ones_and_spares_manual_ones() {
+    let params = ChainParams::new(Network::Regtest);
+    let mut bad = mine_chain(&params, &params.genesis, 2, 10);
+    while check_proof_of_work(bad[1].block_hash(), bad[1].bits, &params) {
+        bad[1].nonce += 1;
+    }
+    let mut p = protocol_with(&[], zero());
+    let t0 = Instant::now();
+    // Remote inbound peer: disconnected and its address discouraged.
+    let mut remote = peer(&mut p, 1, t0, false);
+    remote.addr = "203.0.113.5:8333".parse().unwrap();
+    let out = deliver(&mut p, &mut remote, NetworkMessage::Headers(bad.clone()), now(t0, 1));
+    assert!(matches!(out.disconnect, Some(DisconnectReason::Misbehaving(_))));
+    assert_eq!(out.discouraged, vec!["203.0.113.5".parse::<std::net::IpAddr>().unwrap()]);
+    // Loopback: disconnected, not discouraged (that would hit every local peer).
+    let mut local = peer(&mut p, 2, t0, false);
+    let out = deliver(&mut p, &mut local, NetworkMessage::Headers(bad.clone()), now(t0, 1));
+    assert!(out.disconnect.is_some() && out.discouraged.is_empty());
+    // Manual connection: Core never punishes those.
+    let mut manual = peer(&mut p, 3, t0, false);
+    manual.conn_type = ConnectionType::Manual;
+    manual.addr = "203.0.113.6:8333".parse().unwrap();
+    let out = deliver(&mut p, &mut manual, NetworkMessage::Headers(bad), now(t0, 1));
+    assert!(out.disconnect.is_none() && out.discouraged.is_empty());
+}
