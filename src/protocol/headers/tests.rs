@@ -310,3 +310,65 @@ fn misbehaviour_discourages_remote_peers_disconnects_local_ones_and_spares_manua
     let out = deliver(&mut p, &mut manual, NetworkMessage::Headers(bad), now(t0, 1));
     assert!(out.disconnect.is_none() && out.discouraged.is_empty());
 }
+
+/// Re-mines `h` after a change so its proof of work holds again.
+fn remine(params: &ChainParams, mut h: Header) -> Header {
+    h.nonce = 0;
+    while !check_proof_of_work(h.block_hash(), h.bits, params) {
+        h.nonce += 1;
+    }
+    h
+}
+
+#[test]
+fn every_header_rule_disconnects_the_sender_and_stores_nothing_of_the_bad_header() {
+    let params = ChainParams::new(Network::Regtest);
+    let base = mine_chain(&params, &params.genesis, 12, 11);
+    let tip = base[11];
+    let good = crate::chain::mine::mine_child(&params, &tip, tip.time + 1, 77);
+    let mut bad_pow = good;
+    while check_proof_of_work(bad_pow.block_hash(), bad_pow.bits, &params) {
+        bad_pow.nonce += 1;
+    }
+    let cases: Vec<(&str, Header)> = vec![
+        ("proof of work", bad_pow),
+        ("bad-diffbits", remine(&params, Header { bits: bitcoin::CompactTarget::from_consensus(0x207ffffe), ..good })),
+        ("time-too-old", remine(&params, Header { time: params.genesis.time, ..good })),
+        ("time-too-new", remine(&params, Header { time: (NOW_UNIX + 1 + 2 * 60 * 60 + 1) as u32, ..good })),
+        ("bad-version", remine(&params, Header { version: bitcoin::block::Version::from_consensus(1), ..good })),
+    ];
+    for (rule, header) in cases {
+        let mut p = protocol_with(&base, zero());
+        let t0 = Instant::now();
+        let mut a = peer(&mut p, 1, t0, false);
+        let out = deliver(&mut p, &mut a, NetworkMessage::Headers(vec![header]), now(t0, 1));
+        assert!(
+            matches!(&out.disconnect, Some(DisconnectReason::Misbehaving(m)) if m.contains(rule)),
+            "{rule}: {:?}",
+            out.disconnect
+        );
+        assert_eq!(p.headers.chain.tree().height(), 12, "{rule}");
+        assert!(!p.headers.chain.tree().contains(&header.block_hash()), "{rule}");
+    }
+}
+
+#[test]
+fn low_work_chain_of_100000_headers_stores_nothing_and_stays_small() {
+    let params = ChainParams::new(Network::Regtest);
+    let theirs = mine_chain(&params, &params.genesis, 100_000, 12);
+    let mut huge = [0u8; 32];
+    huge[0] = 1;
+    let mut p = protocol_with(&[], Work::from_be_bytes(huge));
+    let t0 = Instant::now();
+    let mut a = peer(&mut p, 1, t0, false);
+    let mut peak = 0;
+    for (i, batch) in theirs.chunks(2000).enumerate() {
+        let out = deliver(&mut p, &mut a, NetworkMessage::Headers(batch.to_vec()), now(t0, 1 + i as u64));
+        assert_eq!(out.disconnect, None);
+        assert_eq!(getheaders_of(&out).len(), 1, "batch {i}: presync asks for the next batch");
+        peak = peak.max(a.headers.presync.as_ref().map_or(0, |s| s.memory_usage()));
+    }
+    assert_eq!(p.headers.chain.tree().len(), 1, "only genesis: the header store got nothing");
+    assert_eq!(a.headers.presync.as_ref().unwrap().presync_height(), 100_000);
+    assert!(peak <= 64, "presync state held {peak} bytes for 100,000 headers");
+}
