@@ -118,7 +118,10 @@ pub struct Loaded {
 #[derive(Debug)]
 pub struct HeaderStore {
     path: PathBuf,
-    file: File,
+    /// The open file; `None` until the first flush creates it (opening never writes).
+    file: Option<File>,
+    /// The network's message start, for the file header of a file still to be created.
+    magic: [u8; 4],
     /// Records durably on disk (written and synced).
     on_disk: u64,
     /// Encoded records waiting for `flush`.
@@ -134,13 +137,22 @@ impl HeaderStore {
     /// `dropped_tail_bytes`.
     ///
     /// A missing or empty file, or one holding only a prefix of this network's file header (a
-    /// torn creation by some other writer), is (re)created atomically. Anything else that does not
-    /// start with this network's file header is an error and the file is left untouched.
+    /// torn creation by some other writer), is (re)created atomically by the first [`flush`]
+    /// that has records to write, so opening a new store writes (and syncs) nothing. Anything
+    /// else that does not start with this network's file header is an error and the file is
+    /// left untouched.
+    ///
+    /// [`flush`]: HeaderStore::flush
     pub fn open(path: &Path, magic: [u8; 4]) -> Result<(HeaderStore, Loaded), StoreError> {
         let path = path.to_path_buf();
         let file = match OpenOptions::new().read(true).write(true).open(&path) {
             Ok(file) => file,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return create(path, magic, 0),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                // The file is created by the first flush, but its directory must exist now.
+                let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+                std::fs::metadata(dir).map_err(io_err("open", &path))?;
+                return Ok(not_yet_created(path, magic, 0));
+            }
             Err(e) => return Err(io_err("open", &path)(e)),
         };
         let file_len = file.metadata().map_err(io_err("stat", &path))?.len();
@@ -155,7 +167,7 @@ impl HeaderStore {
                 // Empty, or a file header cut short: nothing in it worth keeping.
                 drop(reader);
                 drop(file);
-                return create(path, magic, file_len);
+                return Ok(not_yet_created(path, magic, file_len));
             }
             return Err(StoreError::BadFileHeader { path, reason: "file shorter than a header store's file header" });
         }
@@ -183,7 +195,7 @@ impl HeaderStore {
             file.set_len(end).map_err(io_err("truncate", &path))?;
             file.sync_all().map_err(io_err("sync", &path))?;
         }
-        let store = HeaderStore { path, file, on_disk, queue: Vec::new(), queued: 0 };
+        let store = HeaderStore { path, file: Some(file), magic, on_disk, queue: Vec::new(), queued: 0 };
         Ok((store, Loaded { headers, dropped_tail_bytes }))
     }
 
@@ -209,10 +221,15 @@ impl HeaderStore {
         if self.queue.is_empty() {
             return Ok(());
         }
-        let end = record_offset(self.on_disk);
-        self.file.seek(SeekFrom::Start(end)).map_err(io_err("seek", &self.path))?;
-        self.file.write_all(&self.queue).map_err(io_err("write", &self.path))?;
-        self.file.sync_data().map_err(io_err("sync", &self.path))?;
+        match self.file.as_mut() {
+            Some(file) => {
+                let end = record_offset(self.on_disk);
+                file.seek(SeekFrom::Start(end)).map_err(io_err("seek", &self.path))?;
+                file.write_all(&self.queue).map_err(io_err("write", &self.path))?;
+                file.sync_data().map_err(io_err("sync", &self.path))?;
+            }
+            None => self.file = Some(create(&self.path, self.magic, &self.queue)?),
+        }
         self.on_disk += self.queued;
         self.queued = 0;
         self.queue.clear();
@@ -235,9 +252,16 @@ impl HeaderStore {
     }
 }
 
-/// Creates a new, empty store at `path` atomically (temp file, sync, rename, sync directory),
-/// replacing an empty or torn file there. `dropped` is reported as `dropped_tail_bytes`.
-fn create(path: PathBuf, magic: [u8; 4], dropped: u64) -> Result<(HeaderStore, Loaded), StoreError> {
+/// A store whose file does not exist yet (or is empty or torn and will be replaced); `dropped`
+/// is reported as `dropped_tail_bytes`.
+fn not_yet_created(path: PathBuf, magic: [u8; 4], dropped: u64) -> (HeaderStore, Loaded) {
+    let store = HeaderStore { path, file: None, magic, on_disk: 0, queue: Vec::new(), queued: 0 };
+    (store, Loaded { headers: Vec::new(), dropped_tail_bytes: dropped })
+}
+
+/// Creates the store file at `path` atomically with its first `records` (temp file, sync,
+/// rename over whatever empty or torn file was there, sync directory) and opens it.
+fn create(path: &Path, magic: [u8; 4], records: &[u8]) -> Result<File, StoreError> {
     let dir = match path.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
         _ => PathBuf::from("."),
@@ -250,18 +274,16 @@ fn create(path: PathBuf, magic: [u8; 4], dropped: u64) -> Result<(HeaderStore, L
     let write_tmp = || -> Result<(), StoreError> {
         let mut f = File::create(&tmp).map_err(io_err("create", &tmp))?;
         f.write_all(&file_header(magic)).map_err(io_err("write", &tmp))?;
+        f.write_all(records).map_err(io_err("write", &tmp))?;
         f.sync_all().map_err(io_err("sync", &tmp))?;
-        std::fs::rename(&tmp, &path).map_err(io_err("rename into place", &path))
+        std::fs::rename(&tmp, path).map_err(io_err("rename into place", path))
     };
     if let Err(e) = write_tmp() {
         let _ = std::fs::remove_file(&tmp);
         return Err(e);
     }
-    File::open(&dir).and_then(|d| d.sync_all()).map_err(io_err("sync directory of", &path))?;
-
-    let file = OpenOptions::new().read(true).write(true).open(&path).map_err(io_err("open", &path))?;
-    let store = HeaderStore { path, file, on_disk: 0, queue: Vec::new(), queued: 0 };
-    Ok((store, Loaded { headers: Vec::new(), dropped_tail_bytes: dropped }))
+    File::open(&dir).and_then(|d| d.sync_all()).map_err(io_err("sync directory of", path))?;
+    OpenOptions::new().read(true).write(true).open(path).map_err(io_err("open", path))
 }
 
 /// The file header for a store of the network with message start `magic`.

@@ -221,7 +221,7 @@ impl Daemon {
         let starts_before =
             fs::read_to_string(dir.path().join("regtest/debug.log")).unwrap_or_default().matches("Bound to").count();
         let mut d = Daemon { child, dir, port, addr: SocketAddr::from(([127, 0, 0, 1], port)), starts_before };
-        let deadline = Instant::now() + Duration::from_secs(20);
+        let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             if d.log().matches("Bound to").count() > d.starts_before {
                 return Ok(d);
@@ -236,7 +236,7 @@ impl Daemon {
             }
             if Instant::now() >= deadline {
                 return Err(StartError::Other(format!(
-                    "no 'Bound to' in debug.log within 20 s:\n{}",
+                    "no 'Bound to' in debug.log within 60 s:\n{}",
                     tail(&d.log(), 20)
                 )));
             }

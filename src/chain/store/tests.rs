@@ -105,18 +105,25 @@ fn encoding_matches_consensus_serialization() {
 }
 
 #[test]
-fn new_store_holds_only_the_file_header() {
+fn new_store_writes_nothing_until_its_first_flush() {
     let d = dir();
     let path = d.path().join("headers.dat");
-    let (store, loaded) = open_ok(&path);
+    let (mut store, loaded) = open_ok(&path);
     assert_eq!(loaded, Loaded { headers: vec![], dropped_tail_bytes: 0 });
     assert_eq!(store.len(), 0);
     assert!(store.is_empty());
     assert_eq!(store.path(), path);
+    assert!(!path.exists(), "opening a new store must not touch the disk");
+    store.flush().expect("empty flush");
+    assert!(!path.exists(), "nothing to write, nothing written");
+    let headers = chain(2);
+    store.append(&headers);
+    store.flush().expect("flush");
     let mut expected = b"btcloop-headers\0".to_vec();
     expected.extend_from_slice(&1u32.to_le_bytes());
     expected.extend_from_slice(&REGTEST);
-    assert_eq!(fs::read(&path).expect("read"), expected);
+    assert_eq!(fs::read(&path).expect("read")[..FILE_HEADER_LEN], expected[..]);
+    assert_eq!(fs::read(&path).expect("read"), clean_bytes(&headers));
 }
 
 #[test]
@@ -125,12 +132,14 @@ fn creation_is_atomic_and_leaves_no_temp_file() {
     let path = d.path().join("headers.dat");
     // A temp file left by a crash during an earlier creation is replaced, not trusted.
     fs::write(d.path().join(".headers.dat.tmp"), b"half a file").expect("write");
-    let (store, _) = open_ok(&path);
+    let (mut store, _) = open_ok(&path);
+    store.append(&chain(1));
+    store.flush().expect("flush");
     assert_eq!(file_names(d.path()), ["headers.dat"]);
     drop(store);
     open_ok(&path);
     assert_eq!(file_names(d.path()), ["headers.dat"]);
-    assert_eq!(fs::metadata(&path).expect("stat").len(), FH);
+    assert_eq!(fs::metadata(&path).expect("stat").len(), FH + RECORD_LEN as u64);
 }
 
 #[test]
@@ -244,8 +253,6 @@ fn torn_file_header_is_recreated() {
         fs::write(&path, &full[..cut]).expect("write");
         let (mut store, loaded) = open_ok(&path);
         assert_eq!(loaded, Loaded { headers: vec![], dropped_tail_bytes: cut as u64 }, "cut at {cut}");
-        assert_eq!(fs::read(&path).expect("read"), full[..FILE_HEADER_LEN], "cut at {cut}");
-        assert_eq!(file_names(d.path()), ["headers.dat"]);
         store.append(&headers);
         store.flush().expect("flush");
         assert_eq!(fs::read(&path).expect("read"), full, "cut at {cut}");
@@ -401,8 +408,12 @@ fn flush_with_nothing_queued_is_a_no_op() {
     let path = d.path().join("headers.dat");
     let (mut store, _) = open_ok(&path);
     store.flush().expect("flush");
+    assert!(!path.exists());
+    store.append(&chain(3));
     store.flush().expect("flush");
-    assert_eq!(fs::metadata(&path).expect("stat").len(), FH);
+    store.flush().expect("flush");
+    store.flush().expect("flush");
+    assert_eq!(fs::metadata(&path).expect("stat").len(), FH + 3 * RECORD_LEN as u64);
 }
 
 #[test]
