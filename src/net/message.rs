@@ -92,7 +92,8 @@ pub fn decode_payload(command: &str, payload: &[u8]) -> Result<NetworkMessage, P
     })
 }
 
-/// `headers`: a count, then that many 80-byte headers each followed by a zero tx count.
+/// `headers`: a count, then that many 80-byte headers each followed by a transaction count
+/// (zero; Core ignores its value).
 fn decode_headers(payload: &[u8]) -> Result<Vec<bitcoin::block::Header>, PayloadError> {
     let malformed = |source| PayloadError::Malformed { command: "headers".into(), source };
     let mut r = payload;
@@ -105,10 +106,8 @@ fn decode_headers(payload: &[u8]) -> Result<Vec<bitcoin::block::Header>, Payload
     let mut out = Vec::with_capacity(n as usize);
     for _ in 0..n {
         out.push(bitcoin::block::Header::consensus_decode(&mut r).map_err(malformed)?);
-        let txs = encode::VarInt::consensus_decode(&mut r).map_err(malformed)?.0;
-        if txs != 0 {
-            return Err(malformed(encode::Error::ParseFailed("headers message should not contain transactions")));
-        }
+        // Core reads the transaction count and ignores it ("assume it is 0").
+        encode::VarInt::consensus_decode(&mut r).map_err(malformed)?;
     }
     Ok(out)
 }
@@ -300,6 +299,15 @@ mod tests {
     fn unknown_type_kept_verbatim() {
         let m = decode_payload("foo", &[1, 2]).unwrap();
         assert_eq!(command_of(&m), "foo");
+    }
+
+    #[test]
+    fn headers_tx_count_is_ignored_as_core_does() {
+        let g = bitcoin::constants::genesis_block(bitcoin::Network::Regtest).header;
+        let mut p = vec![1u8];
+        p.extend_from_slice(&serialize(&g));
+        p.push(3);
+        assert_eq!(decode_payload("headers", &p).unwrap(), NetworkMessage::Headers(vec![g]));
     }
 
     #[test]
