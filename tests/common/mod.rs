@@ -217,9 +217,10 @@ impl Daemon {
             cmd.arg("--debug=net");
         }
         cmd.args(extra).stdin(Stdio::null()).stdout(Stdio::null()).stderr(stderr);
-        let child = cmd.spawn().map_err(|e| StartError::Other(format!("spawn {BIN}: {e}")))?;
+        // Count earlier starts' lines before this process can write its own (restarts append).
         let starts_before =
             fs::read_to_string(dir.path().join("regtest/debug.log")).unwrap_or_default().matches("Bound to").count();
+        let child = cmd.spawn().map_err(|e| StartError::Other(format!("spawn {BIN}: {e}")))?;
         let mut d = Daemon { child, dir, port, addr: SocketAddr::from(([127, 0, 0, 1], port)), starts_before };
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
