@@ -217,8 +217,10 @@ impl U256 {
     #[inline]
     fn from_le_bytes(bytes: [u8; 32]) -> U256 {
         let mut limbs = [0u64; 4];
-        for (i, limb) in limbs.iter_mut().enumerate() {
-            *limb = u64::from_le_bytes(bytes[i * 8..i * 8 + 8].try_into().expect("8 bytes"));
+        for (limb, chunk) in limbs.iter_mut().zip(bytes.chunks_exact(8)) {
+            let mut le = [0u8; 8];
+            le.copy_from_slice(chunk);
+            *limb = u64::from_le_bytes(le);
         }
         U256(limbs)
     }
