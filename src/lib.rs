@@ -3,6 +3,7 @@
 
 pub mod chain;
 pub mod chainparams;
+pub mod conffile;
 pub mod config;
 pub mod logging;
 pub mod msg_handler;

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use btcloop::chainparams::Network;
+use btcloop::conffile::ConfFile;
 use btcloop::config::{Config, LogConfig};
 use btcloop::net::dialer::PeerSpec;
 use btcloop::node::Node;
@@ -47,7 +48,12 @@ fn positive_secs(s: &str) -> Result<u64, String> {
 }
 
 #[derive(Parser, Debug)]
-#[command(name = "btcloopd", version, about = "btcloop: a Bitcoin P2P network node on Bitcoin Core's two-loop design")]
+#[command(
+    name = "btcloopd",
+    version,
+    about = "btcloop: a Bitcoin P2P network node on Bitcoin Core's two-loop design",
+    args_override_self = true
+)]
 struct Cli {
     /// Network: main, test, testnet4, signet or regtest.
     #[arg(long, value_name = "NAME")]
@@ -67,6 +73,10 @@ struct Cli {
     /// Data directory [default: ~/.btcloop]; other networks use a sub-directory.
     #[arg(long, value_name = "DIR")]
     datadir: Option<PathBuf>,
+    /// Configuration file, relative to the data directory unless absolute [default:
+    /// btcloop.conf]. Core's syntax; the command line wins over it.
+    #[arg(long, value_name = "FILE")]
+    conf: Option<PathBuf>,
     /// Connect only to this peer (repeatable); --connect=0 disables outbound connections.
     #[arg(long, value_name = "HOST[:PORT]")]
     connect: Vec<String>,
@@ -222,18 +232,69 @@ fn fail(msg: impl std::fmt::Display) -> ExitCode {
     ExitCode::from(1)
 }
 
+/// One-line error for a clap failure; `None` for `--help`/`--version` (printed, exit 0).
+fn clap_error(e: clap::Error) -> Option<String> {
+    if matches!(e.kind(), clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion) {
+        let _ = e.print();
+        return None;
+    }
+    let rendered = e.to_string();
+    Some(rendered.lines().next().unwrap_or("invalid command line").trim_start_matches("error: ").to_string())
+}
+
+/// Whether `key` is an option a configuration file may set.
+fn conf_key_known(key: &str) -> bool {
+    use clap::CommandFactory;
+    !matches!(key, "help" | "version") && Cli::command().get_arguments().any(|a| a.get_long() == Some(key))
+}
+
+/// The command line with the configuration file's settings in front of it (so the command line
+/// wins), and the file's default-section network-only settings that do not apply.
+fn with_conf_file(args: Vec<String>) -> Result<(Vec<String>, Vec<String>), Option<String>> {
+    let first = Cli::try_parse_from(&args).map_err(clap_error)?;
+    let datadir = first.datadir.clone().unwrap_or_else(btcloop::config::default_datadir);
+    let path = match &first.conf {
+        Some(p) if p.is_absolute() => p.clone(),
+        Some(p) => datadir.join(p),
+        None => datadir.join(btcloop::conffile::CONF_FILE),
+    };
+    let Some(conf) = ConfFile::read(&path, first.conf.is_some(), conf_key_known).map_err(|e| Some(e.to_string()))?
+    else {
+        return Ok((args, Vec::new()));
+    };
+    let (prog, rest) = args.split_first().map_or((String::new(), &[][..]), |(p, r)| (p.clone(), r));
+    let mut with_net = vec![prog.clone()];
+    with_net.extend(conf.network_args());
+    with_net.extend(rest.iter().cloned());
+    let network = build_config(Cli::try_parse_from(&with_net).map_err(clap_error)?).map_err(Some)?.network;
+    let mut merged = vec![prog];
+    merged.extend(conf.network_args());
+    merged.extend(conf.args_for(network));
+    merged.extend(rest.iter().cloned());
+    let ignored = conf
+        .ignored_on(network)
+        .iter()
+        .map(|s| {
+            format!(
+                "Config setting for --{} only applied on main network when in [main] section ({}:{}).",
+                s.key,
+                conf.path.display(),
+                s.line
+            )
+        })
+        .collect();
+    Ok((merged, ignored))
+}
+
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse_from(normalize_args(std::env::args())) {
+    let (args, conf_warnings) = match with_conf_file(normalize_args(std::env::args())) {
+        Ok(x) => x,
+        Err(None) => return ExitCode::SUCCESS,
+        Err(Some(e)) => return fail(e),
+    };
+    let cli = match Cli::try_parse_from(args) {
         Ok(c) => c,
-        Err(e) if matches!(e.kind(), clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion) => {
-            let _ = e.print();
-            return ExitCode::SUCCESS;
-        }
-        Err(e) => {
-            let rendered = e.to_string();
-            let line = rendered.lines().next().unwrap_or("invalid command line");
-            return fail(line.trim_start_matches("error: "));
-        }
+        Err(e) => return clap_error(e).map_or(ExitCode::SUCCESS, fail),
     };
     let cfg = match build_config(cli) {
         Ok(c) => c,
@@ -257,6 +318,9 @@ fn main() -> ExitCode {
     };
     info!("btcloopd version v{} ({})", env!("CARGO_PKG_VERSION"), cfg.user_agent());
     info!("Using data directory {} (network {})", net_dir.display(), cfg.network);
+    for w in &conf_warnings {
+        tracing::warn!("{w}");
+    }
     let node = match Node::start(&cfg) {
         Ok(n) => n,
         Err(e) => return fail(e),
