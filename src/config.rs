@@ -77,6 +77,8 @@ pub struct Config {
     pub ua_comments: Vec<String>,
     /// Overrides the network's minimum chain work (`--minimumchainwork`).
     pub minimum_chain_work: Option<bitcoin::pow::Work>,
+    /// Write every message sent and received to `message_capture/` (`--capturemessages`).
+    pub capture_messages: bool,
     /// Logging settings.
     pub log: LogConfig,
 }
@@ -98,6 +100,7 @@ impl Default for Config {
             max_send_buffer: DEFAULT_MAX_SEND_BUFFER_KB * 1000,
             ua_comments: Vec::new(),
             minimum_chain_work: None,
+            capture_messages: false,
             log: LogConfig::default(),
         }
     }

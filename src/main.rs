@@ -114,6 +114,10 @@ struct Cli {
     /// Log debug lines of a category (repeatable): net, all.
     #[arg(long, value_name = "CATEGORY")]
     debug: Vec<String>,
+    /// Capture every message sent and received, per peer, in Bitcoin Core's format under
+    /// `message_capture/` in the network's data directory.
+    #[arg(long, num_args = 0..=1, default_missing_value = "1", value_parser = core_bool, value_name = "0|1")]
+    capturemessages: Option<bool>,
     /// Show peer IP addresses in the log.
     #[arg(long, num_args = 0..=1, default_missing_value = "1", value_parser = core_bool, value_name = "0|1")]
     logips: Option<bool>,
@@ -210,6 +214,7 @@ fn build_config(cli: Cli) -> Result<Config, String> {
     }
     cfg.ua_comments = cli.uacomment;
     cfg.minimum_chain_work = cli.minimumchainwork;
+    cfg.capture_messages = cli.capturemessages.unwrap_or(false);
     let ua_len = cfg.user_agent().len();
     if ua_len > btcloop::net::message::MAX_SUBVERSION_LENGTH {
         return Err(format!(

@@ -5,6 +5,7 @@
 //! when no peer has work.
 
 use std::net::IpAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -15,12 +16,13 @@ use rand::rngs::SmallRng;
 use rand::seq::SliceRandom;
 use tracing::{debug, info, warn};
 
+use crate::capture::PeerCapture;
 use crate::net::discourage::Discouraged;
 use crate::net::message::{command_of, decode_payload, encode_headers, encode_message_reusing};
 use crate::net::peer::{DisconnectReason, PeerId, PeerMap};
 use crate::net::peer_queues::PeerQueues;
 use crate::net::totals::NetTotals;
-use crate::net::transport::command_str;
+use crate::net::transport::{HEADER_SIZE, command_str};
 use crate::net::wake::{MsgWake, NetEvent, SocketCommand, SocketControl};
 use crate::protocol::{LinkTimes, Now, Outbox, Peer, Protocol};
 use crate::time::{Clock, unix_now};
@@ -42,6 +44,26 @@ struct Entry {
     in_work: bool,
     dirty: bool,
     closing: bool,
+    /// Open capture files (`--capturemessages`).
+    capture: Option<Box<PeerCapture>>,
+}
+
+/// What the message handler shares with the rest of the node.
+pub struct HandlerParts {
+    /// Network magic.
+    pub magic: [u8; 4],
+    /// Its wake-up.
+    pub wake: Arc<MsgWake>,
+    /// The socket handler's control handle.
+    pub ctl: SocketControl,
+    /// Node clock.
+    pub clock: Clock,
+    /// Node-wide counters.
+    pub totals: Arc<NetTotals>,
+    /// Recently misbehaving addresses.
+    pub discouraged: Arc<Discouraged>,
+    /// The network's data directory when messages are captured (`--capturemessages`).
+    pub capture_dir: Option<PathBuf>,
 }
 
 /// The message handler's state; [`MessageHandler::run`] is the thread body.
@@ -69,6 +91,8 @@ struct Cx {
     discouraged: Arc<Discouraged>,
     /// Addresses discouraged this pass whose other connections must be dropped too.
     newly_discouraged: Vec<IpAddr>,
+    /// Where captures go, when on.
+    capture_dir: Option<PathBuf>,
 }
 
 /// The Outbox of one peer: encodes straight into its send queue.
@@ -77,6 +101,8 @@ struct PeerOut<'a> {
     magic: [u8; 4],
     /// The payload being answered and its verified checksum, reused if a reply echoes it.
     echo: Option<(&'a [u8], [u8; 4])>,
+    /// Where sent messages are captured, if on.
+    capture: Option<&'a mut PeerCapture>,
     sent: bool,
     /// Bytes in the send queue after the last message queued.
     queued: usize,
@@ -99,8 +125,23 @@ impl PeerOut<'_> {
 }
 
 impl<'a> PeerOut<'a> {
-    fn new(queues: &'a PeerQueues, magic: [u8; 4], echo: Option<(&'a [u8], [u8; 4])>) -> Self {
-        PeerOut { queues, magic, echo, sent: false, queued: 0, disconnect: None, discourage: None }
+    fn new(
+        queues: &'a PeerQueues,
+        magic: [u8; 4],
+        echo: Option<(&'a [u8], [u8; 4])>,
+        capture: Option<&'a mut PeerCapture>,
+    ) -> Self {
+        PeerOut { queues, magic, echo, capture, sent: false, queued: 0, disconnect: None, discourage: None }
+    }
+
+    /// Captures the frame the last `encode` appended to `buf` from `start`.
+    fn capture_sent(capture: &mut Option<&'a mut PeerCapture>, command: &str, buf: &[u8], start: usize) {
+        if let Some(c) = capture.as_deref_mut() {
+            let payload = buf.get(start + HEADER_SIZE..).unwrap_or(&[]);
+            if let Err(e) = c.sent(command, payload) {
+                warn!("message capture failed: {e}");
+            }
+        }
     }
 }
 
@@ -110,7 +151,12 @@ impl Outbox for PeerOut<'_> {
             return;
         }
         let mut len = 0;
-        self.queued = self.queues.queue_send(|buf| len = encode_message_reusing(self.magic, msg, buf, self.echo));
+        let capture = &mut self.capture;
+        self.queued = self.queues.queue_send(|buf| {
+            let start = buf.len();
+            len = encode_message_reusing(self.magic, msg, buf, self.echo);
+            Self::capture_sent(capture, command_of(msg), buf, start);
+        });
         debug!(target: "net", "sending {} ({len} bytes) peer={}", command_of(msg), self.queues.id);
         self.sent = true;
     }
@@ -120,7 +166,12 @@ impl Outbox for PeerOut<'_> {
             return;
         }
         let mut len = 0;
-        self.queued = self.queues.queue_send(|buf| len = encode_headers(self.magic, headers, buf));
+        let capture = &mut self.capture;
+        self.queued = self.queues.queue_send(|buf| {
+            let start = buf.len();
+            len = encode_headers(self.magic, headers, buf);
+            Self::capture_sent(capture, "headers", buf, start);
+        });
         debug!(target: "net", "sending headers ({len} bytes) peer={}", self.queues.id);
         self.sent = true;
     }
@@ -136,15 +187,8 @@ impl Outbox for PeerOut<'_> {
 
 impl MessageHandler {
     /// A handler with no peers.
-    pub fn new(
-        protocol: Protocol,
-        magic: [u8; 4],
-        wake: Arc<MsgWake>,
-        ctl: SocketControl,
-        clock: Clock,
-        totals: Arc<NetTotals>,
-        discouraged: Arc<Discouraged>,
-    ) -> Self {
+    pub fn new(protocol: Protocol, parts: HandlerParts) -> Self {
+        let HandlerParts { magic, wake, ctl, clock, totals, discouraged, capture_dir } = parts;
         MessageHandler {
             peers: PeerMap::default(),
             cx: Cx {
@@ -157,6 +201,7 @@ impl MessageHandler {
                 payload: Vec::new(),
                 discouraged,
                 newly_discouraged: Vec::new(),
+                capture_dir,
             },
             wake,
             work: Vec::new(),
@@ -212,7 +257,14 @@ impl MessageHandler {
                 let id = p.queues.id;
                 let peer = self.cx.protocol.add_peer(id, p.addr, p.conn_type, now.mono);
                 debug!(target: "net", "Added connection {} ({})", peer.label(self.cx.protocol.params.log_ips), p.conn_type);
-                let mut e = Entry { queues: p.queues, peer, in_work: false, dirty: false, closing: false };
+                let capture = self.cx.capture_dir.as_ref().and_then(|dir| match PeerCapture::open(dir, &p.addr) {
+                    Ok(c) => Some(Box::new(c)),
+                    Err(e) => {
+                        warn!("cannot capture messages of peer={id}: {e}");
+                        None
+                    }
+                });
+                let mut e = Entry { queues: p.queues, peer, in_work: false, dirty: false, closing: false, capture };
                 self.cx.send_messages(&mut e, now);
                 self.peers.insert(id, e);
             }
@@ -306,12 +358,17 @@ impl Cx {
         }
         let command = command_str(&popped.command);
         debug!(target: "net", "received: {command} ({} bytes) peer={id}", self.payload.len());
+        if let Some(c) = e.capture.as_deref_mut() {
+            if let Err(err) = c.received(command, &self.payload) {
+                warn!("message capture failed: {err}");
+            }
+        }
         if Protocol::handles(command) {
             match decode_payload(command, &self.payload) {
                 Ok(msg) => {
                     let received = self.clock.instant_at(popped.recv_time_us);
                     let echo = Some((self.payload.as_slice(), popped.checksum));
-                    let mut out = PeerOut::new(&e.queues, self.magic, echo);
+                    let mut out = PeerOut::new(&e.queues, self.magic, echo, e.capture.as_deref_mut());
                     self.protocol.process_message(&mut e.peer, msg, received, now, &mut out);
                     let out = out.produced();
                     self.apply(e, out);
@@ -393,7 +450,7 @@ impl Cx {
             last_send: at(e.queues.stats.last_send_us.load(Ordering::Relaxed)),
             last_recv: at(e.queues.stats.last_recv_us.load(Ordering::Relaxed)),
         };
-        let mut out = PeerOut::new(&e.queues, self.magic, None);
+        let mut out = PeerOut::new(&e.queues, self.magic, None, e.capture.as_deref_mut());
         self.protocol.send_messages(&mut e.peer, now, link, &mut out);
         let out = out.produced();
         if e.peer.handshake.successfully_connected {

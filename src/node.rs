@@ -14,7 +14,7 @@ use tracing::{info, warn};
 use crate::chain::accept::Chain;
 use crate::chain::params::ChainParams;
 use crate::config::Config;
-use crate::msg_handler::MessageHandler;
+use crate::msg_handler::{HandlerParts, MessageHandler};
 use crate::net::dialer::{self, BadPeerSpec, DialPlan, PeerSpec};
 use crate::net::discourage::Discouraged;
 use crate::net::listen::{self, BindError};
@@ -139,12 +139,15 @@ impl Node {
         );
         let handler = MessageHandler::new(
             protocol,
-            cfg.network.magic(),
-            wake.clone(),
-            ctl.clone(),
-            clock,
-            totals.clone(),
-            discouraged,
+            HandlerParts {
+                magic: cfg.network.magic(),
+                wake: wake.clone(),
+                ctl: ctl.clone(),
+                clock,
+                totals: totals.clone(),
+                discouraged,
+                capture_dir: cfg.capture_messages.then(|| cfg.net_dir()),
+            },
         );
 
         let mut threads = Vec::new();
