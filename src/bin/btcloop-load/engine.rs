@@ -1,9 +1,8 @@
-//! The single-threaded mio event loop shared by the `ping` and `conns` modes: connections,
-//! handshakes, batched writes, pong accounting.
+//! The single-threaded mio event loop shared by the `ping`, `conns` and `headers` modes:
+//! non-blocking connects, edge-triggered reads, batched writes, handshake and failure
+//! bookkeeping. What a connection says is decided by a per-mode [`Protocol`].
 
 use super::*;
-// ---------------------------------------------------------------------------------------------
-// The event loop shared by `ping` and `conns`.
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Phase {
@@ -13,39 +12,92 @@ pub(crate) enum Phase {
     Closed,
 }
 
-pub(crate) struct Conn {
-    /// Index in the engine's list, also the mio token.
-    pub(crate) idx: usize,
-    pub(crate) stream: Option<TcpStream>,
-    pub(crate) dec: V1Decoder,
+/// What a mode does with a connection: the bytes it receives and what it sends in reply.
+pub(crate) trait Protocol {
+    /// The mode's per-connection state.
+    type State;
+    /// The network magic (used for our `version`).
+    fn magic(&self) -> [u8; 4];
+    /// State for a new connection.
+    fn new_state(&self) -> Self::State;
+    /// Handles bytes received on a connection, appending anything to send to `link.out`.
+    /// Marks the handshake complete with [`Link::try_ready`]. An error closes the connection.
+    fn on_bytes(&mut self, state: &mut Self::State, link: &mut Link, data: &[u8]) -> Result<(), String>;
+}
+
+/// The protocol-visible part of a connection: its handshake progress and pending output.
+pub(crate) struct Link {
     /// Bytes not yet written.
     pub(crate) out: Vec<u8>,
     pub(crate) phase: Phase,
     pub(crate) got_version: bool,
     pub(crate) got_verack: bool,
-    /// WRITABLE interest is registered.
-    pub(crate) want_write: bool,
-    /// Nonces of our pings not yet answered, oldest first.
-    pub(crate) outstanding: VecDeque<u64>,
-    /// Next ping sequence number.
-    pub(crate) seq: u64,
-    /// Matching pongs received.
-    pub(crate) pongs: u64,
 }
 
+/// A frame every mode handles alike, as reported by [`Link::on_control`].
+pub(crate) enum Control {
+    /// The node's ping (answered).
+    Ping,
+    /// The node's first `version` (answered with `verack`).
+    Version,
+}
+
+impl Link {
+    /// Answers the node's `ping` with a `pong` and its first `version` with a `verack`, and notes
+    /// its `verack`. Returns which of the first two `command` was, if any.
+    #[inline]
+    pub(crate) fn on_control(&mut self, magic: [u8; 4], command: &str, payload: &[u8]) -> Option<Control> {
+        match command {
+            "ping" => {
+                if let Some(n) = nonce_of(payload) {
+                    encode_message(magic, &NetworkMessage::Pong(n), &mut self.out);
+                }
+                Some(Control::Ping)
+            }
+            "version" if !self.got_version => {
+                self.got_version = true;
+                encode_message(magic, &NetworkMessage::Verack, &mut self.out);
+                Some(Control::Version)
+            }
+            "verack" => {
+                self.got_verack = true;
+                None
+            }
+            _ => None,
+        }
+    }
+
+    /// Moves a handshaking connection that got both `version` and `verack` to [`Phase::Ready`];
+    /// returns whether it did (the protocol then starts sending its requests).
+    #[inline]
+    pub(crate) fn try_ready(&mut self) -> bool {
+        if self.phase == Phase::Handshaking && self.got_version && self.got_verack {
+            self.phase = Phase::Ready;
+            return true;
+        }
+        false
+    }
+}
+
+pub(crate) struct Conn<S> {
+    /// Index in the engine's list, also the mio token.
+    pub(crate) idx: usize,
+    pub(crate) stream: Option<TcpStream>,
+    pub(crate) link: Link,
+    /// WRITABLE interest is registered.
+    pub(crate) want_write: bool,
+    pub(crate) state: S,
+}
+
+/// Connection and transport counters common to every mode.
 #[derive(Default, Debug)]
-pub(crate) struct Stats {
+pub(crate) struct LinkStats {
     /// Connections that completed the handshake.
     pub(crate) ready: usize,
     /// Connections that ended before completing the handshake.
     pub(crate) failed: usize,
     /// Handshaken connections that ended afterwards.
     pub(crate) disconnects: usize,
-    pub(crate) pongs: u64,
-    pub(crate) pings_sent: u64,
-    pub(crate) unmatched_pongs: u64,
-    pub(crate) rejected_frames: u64,
-    pub(crate) node_pings: u64,
     pub(crate) bytes_in: u64,
     pub(crate) bytes_out: u64,
     pub(crate) write_calls: u64,
@@ -53,45 +105,32 @@ pub(crate) struct Stats {
 }
 
 /// Everything the per-connection handlers need besides the connection itself.
-pub(crate) struct Core {
-    pub(crate) magic: [u8; 4],
-    /// Pings each connection keeps in flight once handshaken (0: answer pings only).
-    pub(crate) inflight: usize,
-    pub(crate) pings: PingTable,
-    pub(crate) st: Stats,
-    pub(crate) node: Option<NodeInfo>,
+pub(crate) struct Core<P> {
+    pub(crate) proto: P,
+    pub(crate) st: LinkStats,
     pub(crate) first_error: Option<String>,
-    /// Whether handshaken connections send pings (and a new one for every matching pong).
-    pub(crate) pinging: bool,
 }
 
-pub(crate) struct Engine {
+pub(crate) struct Engine<P: Protocol> {
     pub(crate) addr: SocketAddr,
     pub(crate) poll: Poll,
     pub(crate) events: Events,
-    pub(crate) conns: Vec<Conn>,
+    pub(crate) conns: Vec<Conn<P::State>>,
     pub(crate) buf: Vec<u8>,
-    pub(crate) core: Core,
+    pub(crate) core: Core<P>,
 }
 
-impl Engine {
-    pub(crate) fn new(addr: SocketAddr, magic: [u8; 4], inflight: usize) -> Result<Engine, String> {
+impl<P: Protocol> Engine<P> {
+    /// An engine with no connections yet, reading into a buffer of `read_buf` bytes.
+    pub(crate) fn new(addr: SocketAddr, proto: P, read_buf: usize) -> Result<Engine<P>, String> {
         let poll = Poll::new().map_err(|e| format!("cannot create poll: {e}"))?;
         Ok(Engine {
             addr,
             poll,
             events: Events::with_capacity(1024),
             conns: Vec::new(),
-            buf: vec![0u8; READ_BUF],
-            core: Core {
-                magic,
-                inflight,
-                pings: if inflight > 0 { PingTable::new(magic, inflight) } else { PingTable::empty() },
-                st: Stats::default(),
-                node: None,
-                first_error: None,
-                pinging: inflight > 0,
-            },
+            buf: vec![0u8; read_buf],
+            core: Core { proto, st: LinkStats::default(), first_error: None },
         })
     }
 
@@ -101,36 +140,54 @@ impl Engine {
         let mut conn = Conn {
             idx,
             stream: None,
-            dec: V1Decoder::new(self.core.magic),
-            out: Vec::new(),
-            phase: Phase::Connecting,
-            got_version: false,
-            got_verack: false,
+            link: Link { out: Vec::new(), phase: Phase::Connecting, got_version: false, got_verack: false },
             want_write: true,
-            outstanding: VecDeque::new(),
-            seq: 0,
-            pongs: 0,
+            state: self.core.proto.new_state(),
         };
         match TcpStream::connect(self.addr) {
             Ok(mut s) => {
                 match self.poll.registry().register(&mut s, Token(idx), Interest::READABLE | Interest::WRITABLE) {
                     Ok(()) => conn.stream = Some(s),
                     Err(e) => {
-                        conn.phase = Phase::Closed;
+                        conn.link.phase = Phase::Closed;
                         self.core.fail(format!("register: {e}"), false);
                     }
                 }
             }
             Err(e) => {
-                conn.phase = Phase::Closed;
+                conn.link.phase = Phase::Closed;
                 self.core.fail(format!("cannot connect to {}: {e}", self.addr), false);
             }
         }
         self.conns.push(conn);
     }
 
+    /// Opens `peers` connections and waits for all of them to complete the handshake; fails
+    /// unless every one did within [`HANDSHAKE_TIMEOUT`]. Returns how long that took.
+    pub(crate) fn handshake_all(&mut self, peers: usize) -> Result<Duration, String> {
+        let t0 = Instant::now();
+        for _ in 0..peers {
+            self.connect();
+        }
+        self.run_until(t0 + HANDSHAKE_TIMEOUT, |st| st.ready + st.failed >= peers)?;
+        let st = &self.core.st;
+        if st.ready < peers || st.disconnects > 0 {
+            let why = self
+                .core
+                .first_error
+                .clone()
+                .unwrap_or_else(|| format!("timed out after {}s", HANDSHAKE_TIMEOUT.as_secs()));
+            return Err(format!(
+                "only {} of {peers} connections to {} completed the handshake: {why}",
+                st.ready - st.disconnects,
+                self.addr
+            ));
+        }
+        Ok(t0.elapsed())
+    }
+
     /// Runs the event loop until `deadline` or until `stop` holds.
-    pub(crate) fn run_until(&mut self, deadline: Instant, stop: impl Fn(&Stats) -> bool) -> Result<(), String> {
+    pub(crate) fn run_until(&mut self, deadline: Instant, stop: impl Fn(&LinkStats) -> bool) -> Result<(), String> {
         loop {
             if stop(&self.core.st) {
                 return Ok(());
@@ -154,7 +211,7 @@ impl Engine {
     /// Closes every connection that has not completed the handshake.
     pub(crate) fn abandon_unfinished(&mut self, why: &str) {
         for c in &mut self.conns {
-            if matches!(c.phase, Phase::Connecting | Phase::Handshaking) {
+            if matches!(c.link.phase, Phase::Connecting | Phase::Handshaking) {
                 self.core.close(c, self.poll.registry(), why.to_string());
             }
         }
@@ -165,7 +222,12 @@ impl Engine {
     }
 }
 
-impl Core {
+/// Stops a measurement window once every handshaken connection has gone.
+pub(crate) fn everyone_gone(st: &LinkStats) -> bool {
+    st.disconnects >= st.ready
+}
+
+impl<P: Protocol> Core<P> {
     pub(crate) fn fail(&mut self, msg: String, after_ready: bool) {
         if after_ready {
             self.st.disconnects += 1;
@@ -177,24 +239,24 @@ impl Core {
         }
     }
 
-    pub(crate) fn close(&mut self, c: &mut Conn, registry: &Registry, why: String) {
-        if c.phase == Phase::Closed {
+    pub(crate) fn close(&mut self, c: &mut Conn<P::State>, registry: &Registry, why: String) {
+        if c.link.phase == Phase::Closed {
             return;
         }
         if let Some(mut s) = c.stream.take() {
             let _ = registry.deregister(&mut s);
         }
-        let after_ready = c.phase == Phase::Ready;
-        c.phase = Phase::Closed;
-        c.out = Vec::new();
+        let after_ready = c.link.phase == Phase::Ready;
+        c.link.phase = Phase::Closed;
+        c.link.out = Vec::new();
         self.fail(why, after_ready);
     }
 
-    pub(crate) fn on_event(&mut self, c: &mut Conn, buf: &mut [u8], registry: &Registry, is_error: bool) {
-        if c.phase == Phase::Closed {
+    pub(crate) fn on_event(&mut self, c: &mut Conn<P::State>, buf: &mut [u8], registry: &Registry, is_error: bool) {
+        if c.link.phase == Phase::Closed {
             return;
         }
-        if c.phase == Phase::Connecting && !self.check_connected(c, registry, is_error) {
+        if c.link.phase == Phase::Connecting && !self.check_connected(c, registry, is_error) {
             return;
         }
         // Edge-triggered: read until the socket is drained.
@@ -204,7 +266,13 @@ impl Core {
                 Ok(0) => return self.close(c, registry, "connection closed by the node".into()),
                 Ok(n) => {
                     self.st.bytes_in += n as u64;
-                    if let Err(e) = self.on_bytes(c, &buf[..n]) {
+                    let was_ready = c.link.phase == Phase::Ready;
+                    let res = self.proto.on_bytes(&mut c.state, &mut c.link, &buf[..n]);
+                    // Counted before any error, so that closing counts a disconnect after it.
+                    if !was_ready && c.link.phase == Phase::Ready {
+                        self.st.ready += 1;
+                    }
+                    if let Err(e) = res {
                         return self.close(c, registry, format!("protocol error: {e}"));
                     }
                 }
@@ -217,7 +285,7 @@ impl Core {
     }
 
     /// For a connection still connecting: whether it is now connected (and set up).
-    pub(crate) fn check_connected(&mut self, c: &mut Conn, registry: &Registry, is_error: bool) -> bool {
+    pub(crate) fn check_connected(&mut self, c: &mut Conn<P::State>, registry: &Registry, is_error: bool) -> bool {
         let Some(s) = c.stream.as_mut() else { return false };
         match s.take_error() {
             Ok(Some(e)) | Err(e) => {
@@ -238,95 +306,26 @@ impl Core {
             self.close(c, registry, format!("TCP_NODELAY: {e}"));
             return false;
         }
-        c.phase = Phase::Handshaking;
-        push_version(self.magic, &mut c.out);
+        c.link.phase = Phase::Handshaking;
+        push_version(self.proto.magic(), &mut c.link.out);
         true
     }
 
-    /// Feeds received bytes to the connection's decoder and reacts to each frame.
-    pub(crate) fn on_bytes(&mut self, c: &mut Conn, data: &[u8]) -> Result<(), String> {
-        let Conn { dec, out, phase, got_version, got_verack, outstanding, seq, pongs, .. } = c;
-        let magic = self.magic;
-        let pings = &self.pings;
-        let st = &mut self.st;
-        let node = &mut self.node;
-        let pinging = self.pinging;
-        let inflight = self.inflight;
-        dec.decode(data, |frame| {
-            let Frame { command, payload, .. } = match frame {
-                Ok(f) => f,
-                Err(_) => {
-                    st.rejected_frames += 1;
-                    return;
-                }
-            };
-            match command_str(command) {
-                "pong" => {
-                    let Some(n) = nonce_of(payload) else {
-                        st.unmatched_pongs += 1;
-                        return;
-                    };
-                    if outstanding.front() == Some(&n) {
-                        outstanding.pop_front();
-                    } else if let Some(pos) = outstanding.iter().position(|&x| x == n) {
-                        outstanding.remove(pos);
-                    } else {
-                        st.unmatched_pongs += 1;
-                        return;
-                    }
-                    st.pongs += 1;
-                    *pongs += 1;
-                    if pinging {
-                        outstanding.push_back(pings.push(*seq, out));
-                        *seq += 1;
-                        st.pings_sent += 1;
-                    }
-                }
-                "ping" => {
-                    if let Some(n) = nonce_of(payload) {
-                        encode_message(magic, &NetworkMessage::Pong(n), out);
-                    }
-                    st.node_pings += 1;
-                }
-                "version" if !*got_version => {
-                    *got_version = true;
-                    if node.is_none() {
-                        *node = node_info(payload);
-                    }
-                    encode_message(magic, &NetworkMessage::Verack, out);
-                }
-                "verack" => *got_verack = true,
-                _ => {}
-            }
-            if *phase == Phase::Handshaking && *got_version && *got_verack {
-                *phase = Phase::Ready;
-                st.ready += 1;
-                if pinging {
-                    for _ in 0..inflight {
-                        outstanding.push_back(pings.push(*seq, out));
-                        *seq += 1;
-                        st.pings_sent += 1;
-                    }
-                }
-            }
-        })
-        .map_err(|e| e.to_string())
-    }
-
     /// One write of everything pending; the remainder waits for WRITABLE.
-    pub(crate) fn flush(&mut self, c: &mut Conn, registry: &Registry) {
+    pub(crate) fn flush(&mut self, c: &mut Conn<P::State>, registry: &Registry) {
         let Some(s) = c.stream.as_mut() else { return };
-        if !c.out.is_empty() {
+        let out = &mut c.link.out;
+        if !out.is_empty() {
             self.st.write_calls += 1;
-            match s.write(&c.out) {
-                Ok(n) if n == c.out.len() => {
+            match s.write(out) {
+                Ok(n) if n == out.len() => {
                     self.st.bytes_out += n as u64;
-                    c.out.clear();
+                    out.clear();
                 }
                 Ok(n) => {
                     self.st.bytes_out += n as u64;
                     self.st.partial_writes += 1;
-                    c.out.drain(..n);
+                    out.drain(..n);
                 }
                 Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted) => {
                     self.st.partial_writes += 1;
@@ -334,7 +333,7 @@ impl Core {
                 Err(e) => return self.close(c, registry, format!("write: {e}")),
             }
         }
-        let want = !c.out.is_empty();
+        let want = !c.link.out.is_empty();
         if want != c.want_write {
             let interest = if want { Interest::READABLE | Interest::WRITABLE } else { Interest::READABLE };
             let Some(s) = c.stream.as_mut() else { return };

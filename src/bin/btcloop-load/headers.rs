@@ -17,7 +17,7 @@ use bitcoin::hashes::Hash;
 use btcloop::chain::params::ChainParams;
 use btcloop::net::transport::encode_frame;
 
-use super::engine::Phase;
+use super::engine::{Control, Engine, Link, Protocol, everyone_gone};
 use super::modes::{Blocking, json_node, print_node};
 use super::scan::{HEADER_ENTRY, HEADERS_CMD, Scanned, Scanner, varint_len};
 use super::*;
@@ -147,15 +147,9 @@ fn walk_chain(addr: SocketAddr, network: Network) -> Result<(BestChain, Option<N
     Ok((BestChain { hashes }, node, round_trips))
 }
 
+/// Per-connection state of the headers protocol.
 struct HConn {
-    idx: usize,
-    stream: Option<TcpStream>,
     scan: Scanner,
-    out: Vec<u8>,
-    phase: Phase,
-    got_version: bool,
-    got_verack: bool,
-    want_write: bool,
     /// Start heights of our requests not yet answered, oldest first.
     pending: VecDeque<u32>,
     /// Headers received.
@@ -166,11 +160,9 @@ struct HConn {
     max_gap: Duration,
 }
 
+/// Counters of the headers protocol.
 #[derive(Default, Debug)]
 struct HStats {
-    ready: usize,
-    failed: usize,
-    disconnects: usize,
     requests: u64,
     responses: u64,
     headers: u64,
@@ -183,10 +175,6 @@ struct HStats {
     unsolicited: u64,
     node_pings: u64,
     node_getheaders: u64,
-    bytes_in: u64,
-    bytes_out: u64,
-    write_calls: u64,
-    partial_writes: u64,
 }
 
 /// What requests are made of.
@@ -200,11 +188,12 @@ struct Plan {
     verify: bool,
 }
 
+/// The `headers` protocol: once handshaken, keep `inflight` `getheaders` in flight per
+/// connection, sending the next for every response.
 struct HCore {
     plan: Plan,
     rng: u64,
     st: HStats,
-    first_error: Option<String>,
     first_bad: Option<String>,
 }
 
@@ -232,84 +221,27 @@ fn note(slot: &mut Option<String>, msg: impl FnOnce() -> String) {
     }
 }
 
-impl HCore {
-    fn fail(&mut self, msg: String, after_ready: bool) {
-        if after_ready {
-            self.st.disconnects += 1;
-        } else {
-            self.st.failed += 1;
-        }
-        note(&mut self.first_error, || msg);
+impl Protocol for HCore {
+    type State = HConn;
+
+    fn magic(&self) -> [u8; 4] {
+        self.plan.magic
     }
 
-    fn close(&mut self, c: &mut HConn, registry: &Registry, why: String) {
-        if c.phase == Phase::Closed {
-            return;
+    fn new_state(&self) -> HConn {
+        let collect_every = if self.plan.verify { 1 } else { SAMPLE_EVERY };
+        HConn {
+            scan: Scanner::new(self.plan.magic, collect_every),
+            pending: VecDeque::new(),
+            headers: 0,
+            last_response: None,
+            max_gap: Duration::ZERO,
         }
-        if let Some(mut s) = c.stream.take() {
-            let _ = registry.deregister(&mut s);
-        }
-        let after_ready = c.phase == Phase::Ready;
-        c.phase = Phase::Closed;
-        c.out = Vec::new();
-        self.fail(why, after_ready);
     }
 
-    fn on_event(&mut self, c: &mut HConn, buf: &mut [u8], registry: &Registry, is_error: bool) {
-        if c.phase == Phase::Closed {
-            return;
-        }
-        if c.phase == Phase::Connecting && !self.check_connected(c, registry, is_error) {
-            return;
-        }
-        // Edge-triggered: read until the socket is drained.
-        loop {
-            let Some(s) = c.stream.as_mut() else { return };
-            match s.read(buf) {
-                Ok(0) => return self.close(c, registry, "connection closed by the node".into()),
-                Ok(n) => {
-                    self.st.bytes_in += n as u64;
-                    if let Err(e) = self.on_bytes(c, &buf[..n]) {
-                        return self.close(c, registry, format!("protocol error: {e}"));
-                    }
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return self.close(c, registry, format!("read: {e}")),
-            }
-        }
-        self.flush(c, registry);
-    }
-
-    fn check_connected(&mut self, c: &mut HConn, registry: &Registry, is_error: bool) -> bool {
-        let Some(s) = c.stream.as_mut() else { return false };
-        match s.take_error() {
-            Ok(Some(e)) | Err(e) => {
-                self.close(c, registry, format!("cannot connect: {e}"));
-                return false;
-            }
-            Ok(None) => {}
-        }
-        match s.peer_addr() {
-            Ok(_) => {}
-            Err(e) if e.kind() == io::ErrorKind::NotConnected && !is_error => return false,
-            Err(e) => {
-                self.close(c, registry, format!("cannot connect: {e}"));
-                return false;
-            }
-        }
-        if let Err(e) = s.set_nodelay(true) {
-            self.close(c, registry, format!("TCP_NODELAY: {e}"));
-            return false;
-        }
-        c.phase = Phase::Handshaking;
-        push_version(self.plan.magic, &mut c.out);
-        true
-    }
-
-    fn on_bytes(&mut self, c: &mut HConn, data: &[u8]) -> Result<(), String> {
-        let HConn { scan, out, got_version, got_verack, pending, headers, last_response, max_gap, .. } = c;
-        let HCore { plan, rng, st, first_bad, .. } = self;
+    fn on_bytes(&mut self, c: &mut HConn, link: &mut Link, data: &[u8]) -> Result<(), String> {
+        let HConn { scan, pending, headers, last_response, max_gap } = c;
+        let HCore { plan, rng, st, first_bad } = self;
         let magic = plan.magic;
         let now = Instant::now();
         let mut answered = false;
@@ -330,7 +262,7 @@ impl HCore {
                 st.headers += count;
                 st.responses += 1;
                 answered = true;
-                request(plan, rng, st, pending, out);
+                request(plan, rng, st, pending, &mut link.out);
             }
             Scanned::Frame { command, payload } if *command == HEADERS_CMD => {
                 let Some(h) = pending.pop_front() else {
@@ -350,25 +282,18 @@ impl HCore {
                 st.headers += count;
                 st.responses += 1;
                 answered = true;
-                request(plan, rng, st, pending, out);
+                request(plan, rng, st, pending, &mut link.out);
             }
             Scanned::Frame { command, payload } => match command_str(command) {
-                "ping" => {
-                    if let Some(n) = nonce_of(payload) {
-                        encode_message(magic, &NetworkMessage::Pong(n), out);
-                    }
-                    st.node_pings += 1;
-                }
                 "getheaders" => {
-                    push_empty_headers(magic, out);
+                    push_empty_headers(magic, &mut link.out);
                     st.node_getheaders += 1;
                 }
-                "version" if !*got_version => {
-                    *got_version = true;
-                    encode_message(magic, &NetworkMessage::Verack, out);
+                cmd => {
+                    if let Some(Control::Ping) = link.on_control(magic, cmd, payload) {
+                        st.node_pings += 1;
+                    }
                 }
-                "verack" => *got_verack = true,
-                _ => {}
             },
             Scanned::BadChecksum { command } => {
                 st.bad_checksums += 1;
@@ -376,7 +301,7 @@ impl HCore {
                     // The response is lost: keep the window full.
                     st.bad_responses += 1;
                     note(first_bad, || "a headers response failed its checksum".into());
-                    request(plan, rng, st, pending, out);
+                    request(plan, rng, st, pending, &mut link.out);
                 }
             }
         })?;
@@ -386,111 +311,12 @@ impl HCore {
             }
             *last_response = Some(now);
         }
-        if c.phase == Phase::Handshaking && c.got_version && c.got_verack {
-            c.phase = Phase::Ready;
-            self.st.ready += 1;
+        if link.try_ready() {
             for _ in 0..self.plan.inflight {
-                request(&self.plan, &mut self.rng, &mut self.st, &mut c.pending, &mut c.out);
+                request(&self.plan, &mut self.rng, &mut self.st, &mut c.pending, &mut link.out);
             }
         }
         Ok(())
-    }
-
-    /// One write of everything pending; the remainder waits for WRITABLE.
-    fn flush(&mut self, c: &mut HConn, registry: &Registry) {
-        let Some(s) = c.stream.as_mut() else { return };
-        if !c.out.is_empty() {
-            self.st.write_calls += 1;
-            match s.write(&c.out) {
-                Ok(n) => {
-                    self.st.bytes_out += n as u64;
-                    if n < c.out.len() {
-                        self.st.partial_writes += 1;
-                    }
-                    c.out.drain(..n);
-                }
-                Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted) => {
-                    self.st.partial_writes += 1;
-                }
-                Err(e) => return self.close(c, registry, format!("write: {e}")),
-            }
-        }
-        let want = !c.out.is_empty();
-        if want != c.want_write {
-            let interest = if want { Interest::READABLE | Interest::WRITABLE } else { Interest::READABLE };
-            let Some(s) = c.stream.as_mut() else { return };
-            if let Err(e) = registry.reregister(s, Token(c.idx), interest) {
-                return self.close(c, registry, format!("reregister: {e}"));
-            }
-            c.want_write = want;
-        }
-    }
-}
-
-struct HEngine {
-    addr: SocketAddr,
-    poll: Poll,
-    events: Events,
-    conns: Vec<HConn>,
-    buf: Vec<u8>,
-    core: HCore,
-}
-
-impl HEngine {
-    fn connect(&mut self) {
-        let idx = self.conns.len();
-        let collect_every = if self.core.plan.verify { 1 } else { SAMPLE_EVERY };
-        let mut conn = HConn {
-            idx,
-            stream: None,
-            scan: Scanner::new(self.core.plan.magic, collect_every),
-            out: Vec::new(),
-            phase: Phase::Connecting,
-            got_version: false,
-            got_verack: false,
-            want_write: true,
-            pending: VecDeque::new(),
-            headers: 0,
-            last_response: None,
-            max_gap: Duration::ZERO,
-        };
-        match TcpStream::connect(self.addr) {
-            Ok(mut s) => {
-                match self.poll.registry().register(&mut s, Token(idx), Interest::READABLE | Interest::WRITABLE) {
-                    Ok(()) => conn.stream = Some(s),
-                    Err(e) => {
-                        conn.phase = Phase::Closed;
-                        self.core.fail(format!("register: {e}"), false);
-                    }
-                }
-            }
-            Err(e) => {
-                conn.phase = Phase::Closed;
-                self.core.fail(format!("cannot connect to {}: {e}", self.addr), false);
-            }
-        }
-        self.conns.push(conn);
-    }
-
-    fn run_until(&mut self, deadline: Instant, stop: impl Fn(&HStats) -> bool) -> Result<(), String> {
-        loop {
-            if stop(&self.core.st) {
-                return Ok(());
-            }
-            let now = Instant::now();
-            if now >= deadline {
-                return Ok(());
-            }
-            match self.poll.poll(&mut self.events, Some(deadline - now)) {
-                Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(format!("poll: {e}")),
-            }
-            for ev in self.events.iter() {
-                let Some(conn) = self.conns.get_mut(ev.token().0) else { continue };
-                self.core.on_event(conn, &mut self.buf, self.poll.registry(), ev.is_error());
-            }
-        }
     }
 }
 
@@ -506,17 +332,9 @@ fn cpu_time() -> Duration {
     tv(ru.ru_utime) + tv(ru.ru_stime)
 }
 
-/// Knobs of the `headers` mode.
-pub(crate) struct HeadersArgs {
-    pub(crate) peers: usize,
-    pub(crate) inflight: usize,
-    pub(crate) duration: Duration,
-    pub(crate) warmup: Duration,
-    pub(crate) verify: bool,
-}
-
-pub(crate) fn headers_mode(addr: SocketAddr, network: Network, a: HeadersArgs) -> Result<ExitCode, String> {
-    let HeadersArgs { peers, inflight, duration, warmup, verify } = a;
+/// Runs the `headers` mode; `verify` checks every response.
+pub(crate) fn headers_mode(addr: SocketAddr, network: Network, a: LoadArgs, verify: bool) -> Result<ExitCode, String> {
+    let LoadArgs { peers, inflight, duration, warmup } = a;
     let magic = network.magic();
     btcloop::sys::raise_fd_limit(peers as u64 + 100);
 
@@ -537,35 +355,14 @@ pub(crate) fn headers_mode(addr: SocketAddr, network: Network, a: HeadersArgs) -
     }
     let max_start = tip.saturating_sub(MAX_HEADERS);
 
-    let poll = Poll::new().map_err(|e| format!("cannot create poll: {e}"))?;
-    let mut eng = HEngine {
-        addr,
-        poll,
-        events: Events::with_capacity(1024),
-        conns: Vec::new(),
-        buf: vec![0u8; HEADERS_READ_BUF],
-        core: HCore {
-            plan: Plan { magic, inflight, best, max_start, verify },
-            rng: rand::rng().random::<u64>() | 1,
-            st: HStats::default(),
-            first_error: None,
-            first_bad: None,
-        },
+    let proto = HCore {
+        plan: Plan { magic, inflight, best, max_start, verify },
+        rng: rand::rng().random::<u64>() | 1,
+        st: HStats::default(),
+        first_bad: None,
     };
-    let t0 = Instant::now();
-    for _ in 0..peers {
-        eng.connect();
-    }
-    eng.run_until(t0 + HANDSHAKE_TIMEOUT, |st| st.ready + st.failed >= peers)?;
-    if eng.core.st.ready < peers || eng.core.st.disconnects > 0 {
-        let why =
-            eng.core.first_error.clone().unwrap_or_else(|| format!("timed out after {}s", HANDSHAKE_TIMEOUT.as_secs()));
-        return Err(format!(
-            "only {} of {peers} connections to {addr} completed the handshake: {why}",
-            eng.core.st.ready - eng.core.st.disconnects
-        ));
-    }
-    let hs_ms = t0.elapsed().as_secs_f64() * 1e3;
+    let mut eng = Engine::new(addr, proto, HEADERS_READ_BUF)?;
+    let hs_ms = eng.handshake_all(peers)?.as_secs_f64() * 1e3;
     let check = if verify {
         "every response decoded and checked".to_string()
     } else {
@@ -575,29 +372,30 @@ pub(crate) fn headers_mode(addr: SocketAddr, network: Network, a: HeadersArgs) -
         "{peers} peers handshaken in {hs_ms:.1} ms; {inflight} getheaders in flight per peer, random starts in 0..={max_start}; {check}"
     );
 
-    let everyone_gone = |st: &HStats| st.disconnects >= st.ready;
     eng.run_until(Instant::now() + warmup, everyone_gone)?;
-    let st0 = (eng.core.st.headers, eng.core.st.responses, eng.core.st.bytes_in, eng.core.st.write_calls);
-    let per_peer0: Vec<u64> = eng.conns.iter().map(|c| c.headers).collect();
+    let (hs, ls) = (&eng.core.proto.st, &eng.core.st);
+    let st0 = (hs.headers, hs.responses, ls.bytes_in, ls.write_calls);
+    let per_peer0: Vec<u64> = eng.conns.iter().map(|c| c.state.headers).collect();
     for c in &mut eng.conns {
-        c.max_gap = Duration::ZERO;
+        c.state.max_gap = Duration::ZERO;
     }
     let (t1, cpu1) = (Instant::now(), cpu_time());
     eng.run_until(t1 + duration, everyone_gone)?;
     let (secs, cpu) = (t1.elapsed().as_secs_f64(), (cpu_time().saturating_sub(cpu1)).as_secs_f64());
 
-    let st = &eng.core.st;
+    let (st, ls) = (&eng.core.proto.st, &eng.core.st);
     let s = secs.max(1e-9);
     let headers = st.headers - st0.0;
     let responses = st.responses - st0.1;
     let (hps, rps) = (headers as f64 / s, responses as f64 / s);
-    let mb_s = (st.bytes_in - st0.2) as f64 / s / 1e6;
-    let writes = st.write_calls - st0.3;
-    let per_peer: Vec<f64> = eng.conns.iter().zip(&per_peer0).map(|(c, h0)| (c.headers - h0) as f64 / s).collect();
+    let mb_s = (ls.bytes_in - st0.2) as f64 / s / 1e6;
+    let writes = ls.write_calls - st0.3;
+    let per_peer: Vec<f64> =
+        eng.conns.iter().zip(&per_peer0).map(|(c, h0)| (c.state.headers - h0) as f64 / s).collect();
     let min_peer = per_peer.iter().copied().fold(f64::INFINITY, f64::min);
     let max_peer = per_peer.iter().copied().fold(0.0, f64::max);
     let cpu_pct = 100.0 * cpu / s;
-    let max_gap_ms = eng.conns.iter().map(|c| c.max_gap).max().unwrap_or_default().as_secs_f64() * 1e3;
+    let max_gap_ms = eng.conns.iter().map(|c| c.state.max_gap).max().unwrap_or_default().as_secs_f64() * 1e3;
     println!(
         "measured {secs:.3} s (after {:.1} s warm-up): {headers} headers in {responses} responses: {hps:.0} headers/s, {rps:.1} responses/s, {mb_s:.1} MB/s in",
         warmup.as_secs_f64()
@@ -616,13 +414,13 @@ pub(crate) fn headers_mode(addr: SocketAddr, network: Network, a: HeadersArgs) -
         st.unsolicited,
         st.node_pings,
         st.node_getheaders,
-        st.partial_writes,
-        st.disconnects
+        ls.partial_writes,
+        ls.disconnects
     );
-    if let Some(e) = &eng.core.first_bad {
+    if let Some(e) = &eng.core.proto.first_bad {
         println!("first bad response: {e}");
     }
-    if let (true, Some(e)) = (st.disconnects > 0, &eng.core.first_error) {
+    if let (true, Some(e)) = (ls.disconnects > 0, &eng.core.first_error) {
         println!("first disconnect: {e}");
     }
     println!(
@@ -633,10 +431,10 @@ pub(crate) fn headers_mode(addr: SocketAddr, network: Network, a: HeadersArgs) -
         st.bad_responses,
         st.bad_checksums,
         st.unsolicited,
-        st.disconnects,
+        ls.disconnects,
         json_node(&node)
     );
-    let ok = st.disconnects == 0 && st.bad_responses == 0 && st.bad_checksums == 0;
+    let ok = ls.disconnects == 0 && st.bad_responses == 0 && st.bad_checksums == 0;
     Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
 

@@ -40,7 +40,7 @@ mod mkchain;
 mod modes;
 mod scan;
 
-use headers::{HeadersArgs, headers_mode};
+use headers::headers_mode;
 use mkchain::mkchain_mode;
 use modes::{conns_mode, latency_mode, ping_mode};
 
@@ -162,15 +162,8 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
     let connect = cli.connect.ok_or_else(|| "--connect ADDR:PORT is required".to_string());
     match cli.mode {
         Mode::Ping { peers, inflight, duration, warmup } => {
-            if peers == 0 {
-                return Err("--peers must be at least 1".into());
-            }
-            if inflight == 0 || inflight > MAX_INFLIGHT {
-                return Err(format!("--inflight must be in 1..={MAX_INFLIGHT}"));
-            }
-            let duration = secs_arg("--duration", duration, false)?;
-            let warmup = secs_arg("--warmup", warmup, true)?;
-            ping_mode(connect?, magic, peers, inflight, duration, warmup)
+            let load = LoadArgs::check(peers, inflight, duration, warmup)?;
+            ping_mode(connect?, magic, load)
         }
         Mode::Latency { count, warmup } => {
             if count == 0 {
@@ -186,17 +179,34 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             conns_mode(connect?, magic, count, pid, hold, batch)
         }
         Mode::Headers { peers, inflight, duration, warmup, verify } => {
-            if peers == 0 {
-                return Err("--peers must be at least 1".into());
-            }
-            if inflight == 0 || inflight > MAX_INFLIGHT {
-                return Err(format!("--inflight must be in 1..={MAX_INFLIGHT}"));
-            }
-            let duration = secs_arg("--duration", duration, false)?;
-            let warmup = secs_arg("--warmup", warmup, true)?;
-            headers_mode(connect?, cli.network, HeadersArgs { peers, inflight, duration, warmup, verify })
+            let load = LoadArgs::check(peers, inflight, duration, warmup)?;
+            headers_mode(connect?, cli.network, load, verify)
         }
         Mode::Mkchain { datadir, count, salt } => mkchain_mode(&datadir, cli.network, count, salt),
+    }
+}
+
+/// The knobs of the measuring modes (`ping`, `headers`): K peers each keeping W requests in
+/// flight, measured for `duration` after `warmup`.
+pub(crate) struct LoadArgs {
+    pub(crate) peers: usize,
+    pub(crate) inflight: usize,
+    pub(crate) duration: Duration,
+    pub(crate) warmup: Duration,
+}
+
+impl LoadArgs {
+    /// Checks `--peers`, `--inflight`, `--duration` and `--warmup`, in that order.
+    fn check(peers: usize, inflight: usize, duration: f64, warmup: f64) -> Result<LoadArgs, String> {
+        if peers == 0 {
+            return Err("--peers must be at least 1".into());
+        }
+        if inflight == 0 || inflight > MAX_INFLIGHT {
+            return Err(format!("--inflight must be in 1..={MAX_INFLIGHT}"));
+        }
+        let duration = secs_arg("--duration", duration, false)?;
+        let warmup = secs_arg("--warmup", warmup, true)?;
+        Ok(LoadArgs { peers, inflight, duration, warmup })
     }
 }
 

@@ -1,10 +1,9 @@
-//! The three load modes: `ping` (pongs/s), `conns` (RSS per idle peer), `latency` (RTT
-//! percentiles), each printing readable lines and a final JSON line.
+//! The three ping-based load modes: `ping` (pongs/s), `conns` (RSS per idle peer), `latency`
+//! (RTT percentiles), each printing readable lines and a final JSON line; the ping protocol
+//! they run on the shared event loop; the blocking connection of `latency` (and `headers`).
 
-use super::engine::*;
+use super::engine::{Control, Engine, Link, Protocol, everyone_gone};
 use super::*;
-// ---------------------------------------------------------------------------------------------
-// Modes.
 
 pub(crate) fn print_node(node: &Option<NodeInfo>) {
     if let Some(n) = node {
@@ -20,46 +19,134 @@ pub(crate) fn json_node(node: &Option<NodeInfo>) -> String {
     }
 }
 
-pub(crate) fn ping_mode(
-    addr: SocketAddr,
-    magic: [u8; 4],
-    peers: usize,
-    inflight: usize,
-    duration: Duration,
-    warmup: Duration,
-) -> Result<ExitCode, String> {
-    btcloop::sys::raise_fd_limit(peers as u64 + 100);
-    let mut eng = Engine::new(addr, magic, inflight)?;
-    let t0 = Instant::now();
-    for _ in 0..peers {
-        eng.connect();
-    }
-    eng.run_until(t0 + HANDSHAKE_TIMEOUT, |st| st.ready + st.failed >= peers)?;
-    if eng.core.st.ready < peers || eng.core.st.disconnects > 0 {
-        let why =
-            eng.core.first_error.clone().unwrap_or_else(|| format!("timed out after {}s", HANDSHAKE_TIMEOUT.as_secs()));
-        return Err(format!(
-            "only {} of {peers} connections to {addr} completed the handshake: {why}",
-            eng.core.st.ready - eng.core.st.disconnects
-        ));
-    }
-    let hs_ms = t0.elapsed().as_secs_f64() * 1e3;
-    println!("{peers} peers handshaken with {addr} in {hs_ms:.1} ms; {inflight} pings in flight per peer");
-    print_node(&eng.core.node);
+/// Counters of the ping protocol.
+#[derive(Default, Debug)]
+pub(crate) struct PingStats {
+    pub(crate) pongs: u64,
+    pub(crate) pings_sent: u64,
+    pub(crate) unmatched_pongs: u64,
+    pub(crate) rejected_frames: u64,
+    pub(crate) node_pings: u64,
+}
 
-    let everyone_gone = |st: &Stats| st.disconnects >= st.ready;
+/// Per-connection state of the ping protocol.
+pub(crate) struct PingConn {
+    dec: V1Decoder,
+    /// Nonces of our pings not yet answered, oldest first.
+    outstanding: VecDeque<u64>,
+    /// Next ping sequence number.
+    seq: u64,
+    /// Matching pongs received.
+    pub(crate) pongs: u64,
+}
+
+/// The protocol of `ping` and `conns`: complete the handshake, answer the node's pings and, with
+/// `inflight > 0`, keep that many pings in flight per connection (a new one for every pong).
+pub(crate) struct Pinger {
+    magic: [u8; 4],
+    /// Pings each connection keeps in flight once handshaken (0: answer pings only).
+    inflight: usize,
+    pings: PingTable,
+    pub(crate) st: PingStats,
+    pub(crate) node: Option<NodeInfo>,
+}
+
+impl Pinger {
+    pub(crate) fn new(magic: [u8; 4], inflight: usize) -> Pinger {
+        let pings = if inflight > 0 { PingTable::new(magic, inflight) } else { PingTable::empty() };
+        Pinger { magic, inflight, pings, st: PingStats::default(), node: None }
+    }
+}
+
+/// Appends ping number `seq` (then advances it) to `out` and notes its nonce as outstanding.
+#[inline]
+fn send_ping(pings: &PingTable, seq: &mut u64, outstanding: &mut VecDeque<u64>, st: &mut PingStats, out: &mut Vec<u8>) {
+    outstanding.push_back(pings.push(*seq, out));
+    *seq += 1;
+    st.pings_sent += 1;
+}
+
+impl Protocol for Pinger {
+    type State = PingConn;
+
+    fn magic(&self) -> [u8; 4] {
+        self.magic
+    }
+
+    fn new_state(&self) -> PingConn {
+        PingConn { dec: V1Decoder::new(self.magic), outstanding: VecDeque::new(), seq: 0, pongs: 0 }
+    }
+
+    /// Feeds received bytes to the connection's decoder and reacts to each frame.
+    fn on_bytes(&mut self, state: &mut PingConn, link: &mut Link, data: &[u8]) -> Result<(), String> {
+        let PingConn { dec, outstanding, seq, pongs } = state;
+        let Pinger { magic, inflight, pings, st, node } = self;
+        let (magic, inflight) = (*magic, *inflight);
+        let pinging = inflight > 0;
+        dec.decode(data, |frame| {
+            let Frame { command, payload, .. } = match frame {
+                Ok(f) => f,
+                Err(_) => {
+                    st.rejected_frames += 1;
+                    return;
+                }
+            };
+            match command_str(command) {
+                "pong" => {
+                    let Some(n) = nonce_of(payload) else {
+                        st.unmatched_pongs += 1;
+                        return;
+                    };
+                    if outstanding.front() == Some(&n) {
+                        outstanding.pop_front();
+                    } else if let Some(pos) = outstanding.iter().position(|&x| x == n) {
+                        outstanding.remove(pos);
+                    } else {
+                        st.unmatched_pongs += 1;
+                        return;
+                    }
+                    st.pongs += 1;
+                    *pongs += 1;
+                    if pinging {
+                        send_ping(pings, seq, outstanding, st, &mut link.out);
+                    }
+                }
+                cmd => match link.on_control(magic, cmd, payload) {
+                    Some(Control::Ping) => st.node_pings += 1,
+                    Some(Control::Version) if node.is_none() => *node = node_info(payload),
+                    _ => {}
+                },
+            }
+            if link.try_ready() && pinging {
+                for _ in 0..inflight {
+                    send_ping(pings, seq, outstanding, st, &mut link.out);
+                }
+            }
+        })
+        .map_err(|e| e.to_string())
+    }
+}
+
+pub(crate) fn ping_mode(addr: SocketAddr, magic: [u8; 4], a: LoadArgs) -> Result<ExitCode, String> {
+    let LoadArgs { peers, inflight, duration, warmup } = a;
+    btcloop::sys::raise_fd_limit(peers as u64 + 100);
+    let mut eng = Engine::new(addr, Pinger::new(magic, inflight), READ_BUF)?;
+    let hs_ms = eng.handshake_all(peers)?.as_secs_f64() * 1e3;
+    println!("{peers} peers handshaken with {addr} in {hs_ms:.1} ms; {inflight} pings in flight per peer");
+    print_node(&eng.core.proto.node);
+
     eng.run_until(Instant::now() + warmup, everyone_gone)?;
-    let (p0, t1) = (eng.core.st.pongs, Instant::now());
-    let per_peer0: Vec<u64> = eng.conns.iter().map(|c| c.pongs).collect();
+    let (p0, t1) = (eng.core.proto.st.pongs, Instant::now());
+    let per_peer0: Vec<u64> = eng.conns.iter().map(|c| c.state.pongs).collect();
     let bytes0 = (eng.core.st.bytes_in, eng.core.st.bytes_out, eng.core.st.write_calls);
     eng.run_until(t1 + duration, everyone_gone)?;
-    let (p1, secs) = (eng.core.st.pongs, t1.elapsed().as_secs_f64());
+    let (p1, secs) = (eng.core.proto.st.pongs, t1.elapsed().as_secs_f64());
 
-    let st = &eng.core.st;
+    let (st, ps) = (&eng.core.st, &eng.core.proto.st);
     let pongs = p1 - p0;
     let rate = if secs > 0.0 { pongs as f64 / secs } else { 0.0 };
     let per_peer: Vec<f64> =
-        eng.conns.iter().zip(&per_peer0).map(|(c, p)| (c.pongs - p) as f64 / secs.max(1e-9)).collect();
+        eng.conns.iter().zip(&per_peer0).map(|(c, p)| (c.state.pongs - p) as f64 / secs.max(1e-9)).collect();
     let min_peer = per_peer.iter().copied().fold(f64::INFINITY, f64::min);
     let max_peer = per_peer.iter().copied().fold(0.0, f64::max);
     let mib_in = (st.bytes_in - bytes0.0) as f64 / secs.max(1e-9) / (1024.0 * 1024.0);
@@ -68,11 +155,11 @@ pub(crate) fn ping_mode(
     println!("per peer: min {min_peer:.0} / max {max_peer:.0} pongs/s; in {mib_in:.2} MiB/s; {writes} write calls");
     println!(
         "totals: pings sent {} pongs {} unmatched pongs {} node pings {} rejected frames {} partial writes {} disconnects {}",
-        st.pings_sent,
-        st.pongs,
-        st.unmatched_pongs,
-        st.node_pings,
-        st.rejected_frames,
+        ps.pings_sent,
+        ps.pongs,
+        ps.unmatched_pongs,
+        ps.node_pings,
+        ps.rejected_frames,
         st.partial_writes,
         st.disconnects
     );
@@ -82,11 +169,11 @@ pub(crate) fn ping_mode(
     println!(
         r#"{{"mode":"ping","peers":{peers},"inflight":{inflight},"warmup":{:.3},"secs":{secs:.3},"pongs":{pongs},"pongs_per_sec":{rate:.1},"min_peer_pongs_per_sec":{min_peer:.1},"max_peer_pongs_per_sec":{max_peer:.1},"total_pongs":{},"pings_sent":{},"unmatched_pongs":{},"disconnects":{},"handshake_ms":{hs_ms:.1}{}}}"#,
         warmup.as_secs_f64(),
-        st.pongs,
-        st.pings_sent,
-        st.unmatched_pongs,
+        ps.pongs,
+        ps.pings_sent,
+        ps.unmatched_pongs,
         st.disconnects,
-        json_node(&eng.core.node)
+        json_node(&eng.core.proto.node)
     );
     Ok(if st.disconnects > 0 { ExitCode::FAILURE } else { ExitCode::SUCCESS })
 }
@@ -121,7 +208,7 @@ pub(crate) fn conns_mode(
     }
     let (rss_before, _) = read_rss(pid)?;
     println!("node pid {pid}: VmRSS before {rss_before} KiB");
-    let mut eng = Engine::new(addr, magic, 0)?;
+    let mut eng = Engine::new(addr, Pinger::new(magic, 0), READ_BUF)?;
     let t0 = Instant::now();
     let mut opened = 0;
     while opened < count {
@@ -147,7 +234,7 @@ pub(crate) fn conns_mode(
         }
     }
     let setup_ms = t0.elapsed().as_secs_f64() * 1e3;
-    print_node(&eng.core.node);
+    print_node(&eng.core.proto.node);
 
     // Hold the connections (answering pings) and sample RSS once a second.
     let th = Instant::now();
@@ -188,8 +275,8 @@ pub(crate) fn conns_mode(
         st.disconnects,
         eng.alive(),
         hold.as_secs_f64(),
-        st.node_pings,
-        json_node(&eng.core.node)
+        eng.core.proto.st.node_pings,
+        json_node(&eng.core.proto.node)
     );
     Ok(if st.failed + st.disconnects > 0 { ExitCode::FAILURE } else { ExitCode::SUCCESS })
 }
