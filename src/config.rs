@@ -35,11 +35,57 @@ pub struct LogConfig {
     pub to_file: bool,
     /// One JSON object per line instead of Core-style text (`--log-format=json`).
     pub json: bool,
+    /// Peers whose traffic is logged in detail (`--debugpeer`).
+    pub debug_peers: Vec<PeerSelector>,
+}
+
+/// Which peer `--debugpeer` means: a peer id, every connection from an IP, or one address.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PeerSelector {
+    /// A peer id (`peer=N` in the log).
+    Id(u64),
+    /// Every connection with this IP.
+    Ip(std::net::IpAddr),
+    /// The connection with this address and port.
+    Addr(SocketAddr),
+}
+
+impl PeerSelector {
+    /// Parses `N`, `IP` or `IP:PORT` (`[IPv6]:PORT`).
+    pub fn parse(s: &str) -> Result<PeerSelector, String> {
+        if let Ok(id) = s.parse::<u64>() {
+            return Ok(PeerSelector::Id(id));
+        }
+        if let Ok(a) = s.parse::<SocketAddr>() {
+            return Ok(PeerSelector::Addr(a));
+        }
+        s.trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse()
+            .map(PeerSelector::Ip)
+            .map_err(|_| format!("'{s}' is not a peer id, IP or IP:PORT"))
+    }
+
+    /// Whether the connection `id` with `addr` is meant.
+    pub fn matches(&self, id: u64, addr: &SocketAddr) -> bool {
+        match self {
+            PeerSelector::Id(i) => *i == id,
+            PeerSelector::Ip(ip) => *ip == addr.ip(),
+            PeerSelector::Addr(a) => a == addr,
+        }
+    }
 }
 
 impl Default for LogConfig {
     fn default() -> Self {
-        LogConfig { categories: Vec::new(), log_ips: false, print_to_console: true, to_file: true, json: false }
+        LogConfig {
+            categories: Vec::new(),
+            log_ips: false,
+            print_to_console: true,
+            to_file: true,
+            json: false,
+            debug_peers: Vec::new(),
+        }
     }
 }
 
@@ -166,6 +212,18 @@ mod tests {
         assert_eq!(c.user_agent(), format!("/btcloop:{}/", env!("CARGO_PKG_VERSION")));
         c.ua_comments = vec!["a".into(), "b".into()];
         assert_eq!(c.user_agent(), format!("/btcloop:{}(a; b)/", env!("CARGO_PKG_VERSION")));
+    }
+
+    #[test]
+    fn debugpeer_selectors() {
+        let a: SocketAddr = "127.0.0.1:5".parse().unwrap();
+        assert!(PeerSelector::parse("3").unwrap().matches(3, &a));
+        assert!(!PeerSelector::parse("4").unwrap().matches(3, &a));
+        assert!(PeerSelector::parse("127.0.0.1").unwrap().matches(9, &a));
+        assert!(PeerSelector::parse("127.0.0.1:5").unwrap().matches(9, &a));
+        assert!(!PeerSelector::parse("127.0.0.1:6").unwrap().matches(9, &a));
+        assert!(PeerSelector::parse("[::1]").is_ok());
+        assert!(PeerSelector::parse("peer7").is_err());
     }
 
     #[test]

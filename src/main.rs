@@ -118,6 +118,10 @@ struct Cli {
     /// `message_capture/` in the network's data directory.
     #[arg(long, num_args = 0..=1, default_missing_value = "1", value_parser = core_bool, value_name = "0|1")]
     capturemessages: Option<bool>,
+    /// Log this peer's traffic in detail, each message decoded (repeatable): a peer id, an IP
+    /// (every connection from it) or IP:PORT.
+    #[arg(long, value_parser = btcloop::config::PeerSelector::parse, value_name = "ID|ADDR")]
+    debugpeer: Vec<btcloop::config::PeerSelector>,
     /// Show peer IP addresses in the log.
     #[arg(long, num_args = 0..=1, default_missing_value = "1", value_parser = core_bool, value_name = "0|1")]
     logips: Option<bool>,
@@ -228,6 +232,7 @@ fn build_config(cli: Cli) -> Result<Config, String> {
         print_to_console: cli.printtoconsole.unwrap_or(true),
         to_file: true,
         json: cli.log_format == "json",
+        debug_peers: cli.debugpeer,
     };
     Ok(cfg)
 }

@@ -17,6 +17,7 @@ use rand::seq::SliceRandom;
 use tracing::{debug, info, warn};
 
 use crate::capture::PeerCapture;
+use crate::config::PeerSelector;
 use crate::net::discourage::Discouraged;
 use crate::net::message::{command_of, decode_payload, encode_headers, encode_message_reusing};
 use crate::net::peer::{DisconnectReason, PeerId, PeerMap};
@@ -46,6 +47,8 @@ struct Entry {
     closing: bool,
     /// Open capture files (`--capturemessages`).
     capture: Option<Box<PeerCapture>>,
+    /// Its traffic is logged in detail (`--debugpeer`).
+    traced: bool,
 }
 
 /// What the message handler shares with the rest of the node.
@@ -64,6 +67,8 @@ pub struct HandlerParts {
     pub discouraged: Arc<Discouraged>,
     /// The network's data directory when messages are captured (`--capturemessages`).
     pub capture_dir: Option<PathBuf>,
+    /// Peers whose traffic is logged in detail (`--debugpeer`).
+    pub debug_peers: Vec<PeerSelector>,
 }
 
 /// The message handler's state; [`MessageHandler::run`] is the thread body.
@@ -93,6 +98,8 @@ struct Cx {
     newly_discouraged: Vec<IpAddr>,
     /// Where captures go, when on.
     capture_dir: Option<PathBuf>,
+    /// `--debugpeer` selectors.
+    debug_peers: Vec<PeerSelector>,
 }
 
 /// The Outbox of one peer: encodes straight into its send queue.
@@ -103,6 +110,8 @@ struct PeerOut<'a> {
     echo: Option<(&'a [u8], [u8; 4])>,
     /// Where sent messages are captured, if on.
     capture: Option<&'a mut PeerCapture>,
+    /// Log each sent message in detail (`--debugpeer`).
+    traced: bool,
     sent: bool,
     /// Bytes in the send queue after the last message queued.
     queued: usize,
@@ -130,8 +139,9 @@ impl<'a> PeerOut<'a> {
         magic: [u8; 4],
         echo: Option<(&'a [u8], [u8; 4])>,
         capture: Option<&'a mut PeerCapture>,
+        traced: bool,
     ) -> Self {
-        PeerOut { queues, magic, echo, capture, sent: false, queued: 0, disconnect: None, discourage: None }
+        PeerOut { queues, magic, echo, capture, traced, sent: false, queued: 0, disconnect: None, discourage: None }
     }
 
     /// Captures the frame the last `encode` appended to `buf` from `start`.
@@ -158,6 +168,9 @@ impl Outbox for PeerOut<'_> {
             Self::capture_sent(capture, command_of(msg), buf, start);
         });
         debug!(target: "net", "sending {} ({len} bytes) peer={}", command_of(msg), self.queues.id);
+        if self.traced {
+            debug!(target: "debugpeer", "peer={} sent {} ({len} bytes): {msg:?}", self.queues.id, command_of(msg));
+        }
         self.sent = true;
     }
 
@@ -173,6 +186,9 @@ impl Outbox for PeerOut<'_> {
             Self::capture_sent(capture, "headers", buf, start);
         });
         debug!(target: "net", "sending headers ({len} bytes) peer={}", self.queues.id);
+        if self.traced {
+            debug!(target: "debugpeer", "peer={} sent headers ({len} bytes)", self.queues.id);
+        }
         self.sent = true;
     }
 
@@ -188,7 +204,7 @@ impl Outbox for PeerOut<'_> {
 impl MessageHandler {
     /// A handler with no peers.
     pub fn new(protocol: Protocol, parts: HandlerParts) -> Self {
-        let HandlerParts { magic, wake, ctl, clock, totals, discouraged, capture_dir } = parts;
+        let HandlerParts { magic, wake, ctl, clock, totals, discouraged, capture_dir, debug_peers } = parts;
         MessageHandler {
             peers: PeerMap::default(),
             cx: Cx {
@@ -202,6 +218,7 @@ impl MessageHandler {
                 discouraged,
                 newly_discouraged: Vec::new(),
                 capture_dir,
+                debug_peers,
             },
             wake,
             work: Vec::new(),
@@ -264,7 +281,9 @@ impl MessageHandler {
                         None
                     }
                 });
-                let mut e = Entry { queues: p.queues, peer, in_work: false, dirty: false, closing: false, capture };
+                let traced = self.cx.debug_peers.iter().any(|s| s.matches(id, &p.addr));
+                let mut e =
+                    Entry { queues: p.queues, peer, in_work: false, dirty: false, closing: false, capture, traced };
                 self.cx.send_messages(&mut e, now);
                 self.peers.insert(id, e);
             }
@@ -358,6 +377,13 @@ impl Cx {
         }
         let command = command_str(&popped.command);
         debug!(target: "net", "received: {command} ({} bytes) peer={id}", self.payload.len());
+        if e.traced {
+            let detail = match decode_payload(command, &self.payload) {
+                Ok(m) => format!("{m:?}"),
+                Err(err) => format!("undecodable ({err})"),
+            };
+            debug!(target: "debugpeer", "peer={id} received {command} ({} bytes): {detail}", self.payload.len());
+        }
         if let Some(c) = e.capture.as_deref_mut() {
             if let Err(err) = c.received(command, &self.payload) {
                 warn!("message capture failed: {err}");
@@ -368,7 +394,7 @@ impl Cx {
                 Ok(msg) => {
                     let received = self.clock.instant_at(popped.recv_time_us);
                     let echo = Some((self.payload.as_slice(), popped.checksum));
-                    let mut out = PeerOut::new(&e.queues, self.magic, echo, e.capture.as_deref_mut());
+                    let mut out = PeerOut::new(&e.queues, self.magic, echo, e.capture.as_deref_mut(), e.traced);
                     self.protocol.process_message(&mut e.peer, msg, received, now, &mut out);
                     let out = out.produced();
                     self.apply(e, out);
@@ -450,7 +476,7 @@ impl Cx {
             last_send: at(e.queues.stats.last_send_us.load(Ordering::Relaxed)),
             last_recv: at(e.queues.stats.last_recv_us.load(Ordering::Relaxed)),
         };
-        let mut out = PeerOut::new(&e.queues, self.magic, None, e.capture.as_deref_mut());
+        let mut out = PeerOut::new(&e.queues, self.magic, None, e.capture.as_deref_mut(), e.traced);
         self.protocol.send_messages(&mut e.peer, now, link, &mut out);
         let out = out.produced();
         if e.peer.handshake.successfully_connected {

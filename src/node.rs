@@ -147,6 +147,7 @@ impl Node {
                 totals: totals.clone(),
                 discouraged,
                 capture_dir: cfg.capture_messages.then(|| cfg.net_dir()),
+                debug_peers: cfg.log.debug_peers.clone(),
             },
         );
 

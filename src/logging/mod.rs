@@ -26,6 +26,9 @@ use tracing_subscriber::util::SubscriberInitExt;
 
 use crate::config::LogConfig;
 
+/// Target of the detailed per-peer lines of `--debugpeer`.
+pub const DEBUGPEER: &str = "debugpeer";
+
 /// Debug categories btcloopd logs under (the `tracing` target of each event).
 pub const CATEGORIES: &[&str] = &["net"];
 
@@ -246,7 +249,11 @@ impl<S: Subscriber> Layer<S> for FileLayer {
 
 /// Installs the global subscriber.
 pub fn init(cfg: &LogConfig, net_dir: &Path) -> Result<(), LoggingError> {
-    let categories = expand_categories(&cfg.categories)?;
+    let mut categories = expand_categories(&cfg.categories)?;
+    if !cfg.debug_peers.is_empty() {
+        // `--debugpeer` lines are a debug category of their own, on only for that.
+        categories.push(DEBUGPEER);
+    }
     let file = if cfg.to_file {
         let path = net_dir.join("debug.log");
         let f = OpenOptions::new()
