@@ -56,3 +56,23 @@ fn capture_is_written_in_cores_format_and_decodes_back() {
         .unwrap();
     assert_eq!(bad.status.code(), Some(1));
 }
+
+#[test]
+fn debugpeer_logs_only_the_selected_peers_traffic_decoded() {
+    // Without --debug=net: only the selected peer's lines appear, decoded.
+    let d = Daemon::start_quiet(&["--debugpeer=1"]);
+    let mut first = d.connect();
+    let hs = first.handshake();
+    first.send(&NetworkMessage::Pong(hs.ping_nonce));
+    let mut second = d.connect();
+    let hs = second.handshake();
+    second.send(&NetworkMessage::Pong(hs.ping_nonce));
+    second.ping_pong(0x4242);
+    first.ping_pong(0x1717);
+    d.wait_log(&format!("peer=1 received ping (8 bytes): Ping({})", 0x4242), Duration::from_secs(10));
+    d.wait_log(&format!("peer=1 sent pong (8 bytes): Pong({})", 0x4242), Duration::from_secs(10));
+    let log = d.log();
+    assert!(!log.contains("peer=0 received"), "peer 0 was not selected");
+    assert!(!log.contains(&0x1717u64.to_string()), "peer 0's ping was logged");
+    assert!(!log.contains("[net] received:"), "--debug=net lines without --debug=net");
+}
