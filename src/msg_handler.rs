@@ -155,41 +155,44 @@ impl<'a> PeerOut<'a> {
     }
 }
 
-impl Outbox for PeerOut<'_> {
-    fn send(&mut self, msg: &NetworkMessage) {
+impl PeerOut<'_> {
+    /// Appends one frame with `encode` (which returns its payload length), captures it, and
+    /// logs it; `None` when the peer is being disconnected (nothing is queued then).
+    fn queue(&mut self, command: &str, encode: impl FnOnce(&mut Vec<u8>) -> usize) -> Option<usize> {
         if self.disconnect.is_some() {
-            return;
+            return None;
         }
         let mut len = 0;
         let capture = &mut self.capture;
         self.queued = self.queues.queue_send(|buf| {
             let start = buf.len();
-            len = encode_message_reusing(self.magic, msg, buf, self.echo);
-            Self::capture_sent(capture, command_of(msg), buf, start);
+            len = encode(buf);
+            Self::capture_sent(capture, command, buf, start);
         });
-        debug!(target: "net", "sending {} ({len} bytes) peer={}", command_of(msg), self.queues.id);
-        if self.traced {
-            debug!(target: "debugpeer", "peer={} sent {} ({len} bytes): {msg:?}", self.queues.id, command_of(msg));
-        }
+        debug!(target: "net", "sending {command} ({len} bytes) peer={}", self.queues.id);
         self.sent = true;
+        Some(len)
+    }
+}
+
+impl Outbox for PeerOut<'_> {
+    fn send(&mut self, msg: &NetworkMessage) {
+        let (magic, echo) = (self.magic, self.echo);
+        let command = command_of(msg);
+        if let Some(len) = self.queue(command, |buf| encode_message_reusing(magic, msg, buf, echo)) {
+            if self.traced {
+                debug!(target: "debugpeer", "peer={} sent {command} ({len} bytes): {msg:?}", self.queues.id);
+            }
+        }
     }
 
     fn send_headers<'h>(&mut self, headers: impl ExactSizeIterator<Item = &'h bitcoin::block::Header>) {
-        if self.disconnect.is_some() {
-            return;
+        let magic = self.magic;
+        if let Some(len) = self.queue("headers", |buf| encode_headers(magic, headers, buf)) {
+            if self.traced {
+                debug!(target: "debugpeer", "peer={} sent headers ({len} bytes)", self.queues.id);
+            }
         }
-        let mut len = 0;
-        let capture = &mut self.capture;
-        self.queued = self.queues.queue_send(|buf| {
-            let start = buf.len();
-            len = encode_headers(self.magic, headers, buf);
-            Self::capture_sent(capture, "headers", buf, start);
-        });
-        debug!(target: "net", "sending headers ({len} bytes) peer={}", self.queues.id);
-        if self.traced {
-            debug!(target: "debugpeer", "peer={} sent headers ({len} bytes)", self.queues.id);
-        }
-        self.sent = true;
     }
 
     fn disconnect(&mut self, reason: DisconnectReason) {
