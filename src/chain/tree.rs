@@ -139,7 +139,12 @@ impl HeaderTree {
 
     /// The best chain's entry at `height`.
     pub fn at_height(&self, height: u32) -> Option<&Entry> {
-        self.best.get(height as usize).and_then(|&id| self.entry(id))
+        self.best_id(height).and_then(|id| self.entry(id))
+    }
+
+    /// Id of the best chain's entry at `height`.
+    pub fn best_id(&self, height: u32) -> Option<EntryId> {
+        self.best.get(height as usize).copied()
     }
 
     /// Whether entry `id` is on the best chain.
@@ -278,12 +283,6 @@ impl HeaderTree {
         let lo = (heights.start as usize).min(self.best.len());
         let hi = (heights.end as usize).clamp(lo, self.best.len());
         self.best[lo..hi].iter().map(|&id| &self.entries[id as usize].header)
-    }
-
-    /// Headers of the best chain after the locator's fork point, up to `max`, stopping after
-    /// `stop` if it is reached (Core's `getheaders` answer), copied out.
-    pub fn headers_after(&self, locator: &[BlockHash], stop: &BlockHash, max: usize) -> Vec<Header> {
-        self.best_headers(self.serve_range(locator, stop, max)).copied().collect()
     }
 
     /// Entries in insertion order (parents before children), for persistence.

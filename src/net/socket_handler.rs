@@ -408,11 +408,11 @@ impl SocketHandler {
         if !matches!(conn.state, ConnState::Open) {
             return;
         }
+        if conn.queues.recv_paused() {
+            return;
+        }
         let mut fatal = None;
         loop {
-            if conn.queues.recv_paused() {
-                break;
-            }
             let n = match conn.queues.read_socket(&mut self.buf) {
                 Ok(0) => {
                     fatal = Some(DisconnectReason::PeerClosed);
@@ -453,6 +453,10 @@ impl SocketHandler {
             }
             if let Err(e) = result {
                 fatal = Some(DisconnectReason::Transport(e));
+                break;
+            }
+            if pushed.paused {
+                // Over the receive limit: the message handler sends Resume when it drains.
                 break;
             }
             if n < self.buf.len() {

@@ -9,7 +9,6 @@ use bitcoin::BlockHash;
 use bitcoin::block::Header;
 use bitcoin::p2p::message::NetworkMessage;
 use bitcoin::p2p::message_blockdata::{GetHeadersMessage, Inventory};
-use bitcoin::pow::Work;
 use tracing::{debug, info};
 
 use super::{Now, Outbox, Peer, misbehaving};
@@ -235,13 +234,9 @@ fn accept(
     }
     let Some(last) = r.last else { return };
     let tree = node.chain.tree();
+    let work = |id: EntryId| tree.entry(id).map(|e| e.chain_work);
     peer.headers.best_known = Some(match peer.headers.best_known {
-        Some(old)
-            if tree.entry(old).map_or(Work::from_be_bytes([0; 32]), |e| e.chain_work)
-                >= tree.entry(last).map_or(Work::from_be_bytes([0; 32]), |e| e.chain_work) =>
-        {
-            old
-        }
+        Some(old) if work(old) >= work(last) => old,
         _ => last,
     });
     if r.new_tip.is_some() {
@@ -283,9 +278,7 @@ pub fn on_getheaders(node: &HeadersNode, peer: &mut Peer, msg: &GetHeadersMessag
     };
     debug!(target: "net", "getheaders {} to {} from peer={}", range.start.saturating_sub(1), if msg.stop_hash == no_stop() { "end".to_string() } else { msg.stop_hash.to_string() }, peer.id);
     if let Some(last) = range.end.checked_sub(1).filter(|&h| h >= range.start) {
-        if let Some(e) = tree.at_height(last) {
-            peer.headers.best_known = tree.get(&e.hash).map(|(id, _)| id).or(peer.headers.best_known);
-        }
+        peer.headers.best_known = tree.best_id(last).or(peer.headers.best_known);
     }
     peer.headers.announced_tip = Some(tree.tip_id());
     out.send_headers(tree.best_headers(range));

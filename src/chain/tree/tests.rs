@@ -4,6 +4,11 @@ use bitcoin::hash_types::TxMerkleNode;
 
 use super::*;
 
+/// The `getheaders` answer as the protocol builds it, copied out.
+fn headers_after(t: &HeaderTree, locator: &[BlockHash], stop: &BlockHash, max: usize) -> Vec<Header> {
+    t.best_headers(t.serve_range(locator, stop, max)).copied().collect()
+}
+
 fn work(n: u8) -> Work {
     let mut b = [0u8; 32];
     b[31] = n;
@@ -137,19 +142,19 @@ fn find_fork_and_headers_after_serve_the_best_chain() {
     let main = grow(&mut t, genesis(), 3000, 0, 1);
     let stop = no_stop();
     // Peer knows up to height 100: we serve 101..=2100.
-    let got = t.headers_after(&[main[99].block_hash()], &stop, 2000);
+    let got = headers_after(&t, &[main[99].block_hash()], &stop, 2000);
     assert_eq!(got.len(), 2000);
     assert_eq!(got[0], main[100]);
     assert_eq!(got[1999], main[2099]);
     // hashStop cuts the answer short (inclusive).
-    let got = t.headers_after(&[main[99].block_hash()], &main[104].block_hash(), 2000);
+    let got = headers_after(&t, &[main[99].block_hash()], &main[104].block_hash(), 2000);
     assert_eq!(got.len(), 5);
     // Unknown locator entries are skipped; none known → from genesis.
     let unknown = child(&genesis(), 99).block_hash();
     assert_eq!(t.find_fork(&[unknown, main[9].block_hash()]), 10);
     assert_eq!(t.find_fork(&[unknown]), 0);
     // At the tip: nothing to serve.
-    assert!(t.headers_after(&[main[2999].block_hash()], &stop, 2000).is_empty());
+    assert!(headers_after(&t, &[main[2999].block_hash()], &stop, 2000).is_empty());
     // A locator on a stale branch meets the best chain at the fork.
     let side = grow(&mut t, main[49], 3, 5, 1);
     let side_loc = t.locator(t.get(&side[2].block_hash()).unwrap().0);
