@@ -49,6 +49,12 @@ impl Network {
         }
     }
 
+    /// Default JSON-RPC port: the P2P port + 2, so that it collides with none of Bitcoin
+    /// Core's ports (P2P, RPC = P2P − 1, onion = P2P + 1).
+    pub fn default_rpc_port(self) -> u16 {
+        self.default_port() + 2
+    }
+
     /// Sub-directory of the data directory used for this network (`None` for mainnet), named
     /// as Bitcoin Core names it.
     pub fn datadir_name(self) -> Option<&'static str> {

@@ -22,6 +22,51 @@ pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// 1 feeler); inbound connections get the rest.
 pub const AUTOMATIC_OUTBOUND_SLOTS: usize = 8 + 2 + 1;
 
+/// Core's `DEFAULT_HTTP_THREADS`: threads answering RPC requests.
+pub const DEFAULT_RPC_THREADS: usize = 16;
+/// Core's default `-bantime`: how long `setban` bans without a duration (24 h).
+pub const DEFAULT_BANTIME: Duration = Duration::from_secs(24 * 60 * 60);
+/// The RPC cookie file's name in the network's data directory (Core's `.cookie`).
+pub const COOKIE_FILE: &str = ".cookie";
+
+/// The JSON-RPC server's settings (Core's `-server`, `-rpc*`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RpcConfig {
+    /// Serve JSON-RPC (`--server`).
+    pub server: bool,
+    /// Addresses to listen on (`--rpcbind`, `ADDR[:PORT]`); used only with `--rpcallowip`, as
+    /// in Core. Empty means 127.0.0.1 and ::1.
+    pub bind: Vec<String>,
+    /// Port for binds that name none (`--rpcport`); `None` is the network's default.
+    pub port: Option<u16>,
+    /// Clients allowed besides localhost (`--rpcallowip`, `IP`, `IP/BITS` or `IP/MASK`).
+    pub allow_ip: Vec<String>,
+    /// `--rpcuser`; with `rpc_password` it replaces the cookie.
+    pub user: Option<String>,
+    /// `--rpcpassword`.
+    pub password: Option<String>,
+    /// Where the cookie is written (`--rpccookiefile`); relative paths are under the
+    /// network's data directory.
+    pub cookie_file: Option<std::path::PathBuf>,
+    /// Worker threads (`--rpcthreads`).
+    pub threads: usize,
+}
+
+impl Default for RpcConfig {
+    fn default() -> Self {
+        RpcConfig {
+            server: true,
+            bind: Vec::new(),
+            port: None,
+            allow_ip: Vec::new(),
+            user: None,
+            password: None,
+            cookie_file: None,
+            threads: DEFAULT_RPC_THREADS,
+        }
+    }
+}
+
 /// Where log lines go and how they look.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LogConfig {
@@ -127,6 +172,12 @@ pub struct Config {
     pub capture_messages: bool,
     /// Logging settings.
     pub log: LogConfig,
+    /// JSON-RPC server settings.
+    pub rpc: RpcConfig,
+    /// Serve Prometheus metrics at `http://ADDR:PORT/metrics` (`--metricsbind`).
+    pub metrics_bind: Option<SocketAddr>,
+    /// Default ban duration of `setban` (`--bantime`).
+    pub ban_time: Duration,
 }
 
 impl Default for Config {
@@ -148,6 +199,9 @@ impl Default for Config {
             minimum_chain_work: None,
             capture_messages: false,
             log: LogConfig::default(),
+            rpc: RpcConfig::default(),
+            metrics_bind: None,
+            ban_time: DEFAULT_BANTIME,
         }
     }
 }
@@ -160,6 +214,19 @@ impl Config {
             Some(sub) => self.datadir.join(sub),
             None => self.datadir.clone(),
         }
+    }
+
+    /// The RPC cookie file's path.
+    pub fn cookie_path(&self) -> PathBuf {
+        match &self.rpc.cookie_file {
+            Some(p) => self.net_dir().join(p),
+            None => self.net_dir().join(COOKIE_FILE),
+        }
+    }
+
+    /// The port RPC listens on when a bind names none.
+    pub fn rpc_port(&self) -> u16 {
+        self.rpc.port.unwrap_or_else(|| self.network.default_rpc_port())
     }
 
     /// The port we listen on.
