@@ -133,7 +133,7 @@ echo "mining $COUNT regtest headers into $A..."
 "$BIN/btcloop-load" mkchain --datadir "$A" --count "$COUNT"
 
 A_LOG="$A/regtest/debug.log"
-"$BIN/btcloopd" --regtest --datadir="$A" --bind=127.0.0.1:0 --printtoconsole=0 >"$TMP/a.out" 2>&1 &
+"$BIN/btcloopd" --regtest --datadir="$A" --bind=127.0.0.1:0 --server=0 --printtoconsole=0 >"$TMP/a.out" 2>&1 &
 A_PID=$!
 PIDS+=("$A_PID")
 wait_for_line "$A_LOG" "Loaded $COUNT headers" "$A_PID" "node A start"
@@ -147,7 +147,7 @@ for ((run = 1; run <= RUNS; run++)); do
     B_LOG="$B/regtest/debug.log"
     mkdir -p "$B"
     start="$(date +%s.%N)"
-    "$BIN/btcloopd" --regtest --datadir="$B" --connect="127.0.0.1:$PORT_A" --printtoconsole=0 >"$TMP/b$run.out" 2>&1 &
+    "$BIN/btcloopd" --regtest --datadir="$B" --connect="127.0.0.1:$PORT_A" --server=0 --printtoconsole=0 >"$TMP/b$run.out" 2>&1 &
     B_PID=$!
     PIDS+=("$B_PID")
     wait_for_line "$B_LOG" "Synchronizing blockheaders, height: $COUNT " "$B_PID" "run $run sync"

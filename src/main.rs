@@ -8,9 +8,9 @@ use std::time::Duration;
 
 use btcloop::chainparams::Network;
 use btcloop::conffile::ConfFile;
-use btcloop::config::{Config, LogConfig};
+use btcloop::config::{Config, LogConfig, RpcConfig};
 use btcloop::net::dialer::PeerSpec;
-use btcloop::node::Node;
+use btcloop::node::{Hooks, Node};
 use btcloop::sys::DirLock;
 use clap::Parser;
 use signal_hook::consts::{SIGINT, SIGTERM};
@@ -44,6 +44,13 @@ fn positive_secs(s: &str) -> Result<u64, String> {
     match s.parse::<u64>() {
         Ok(n) if n > 0 => Ok(n),
         _ => Err("must be a positive integer (seconds)".into()),
+    }
+}
+
+fn rpc_threads(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(n) if (1..=512).contains(&n) => Ok(n),
+        _ => Err("must be a number of threads from 1 to 512".into()),
     }
 }
 
@@ -114,6 +121,39 @@ struct Cli {
     /// Log debug lines of a category (repeatable): net, all.
     #[arg(long, value_name = "CATEGORY")]
     debug: Vec<String>,
+    /// Accept JSON-RPC commands [default: 1].
+    #[arg(long, num_args = 0..=1, default_missing_value = "1", value_parser = core_bool, value_name = "0|1")]
+    server: Option<bool>,
+    /// Bind the RPC server to this address (repeatable; only with --rpcallowip) [default:
+    /// 127.0.0.1 and ::1].
+    #[arg(long, value_name = "ADDR[:PORT]")]
+    rpcbind: Vec<String>,
+    /// RPC port [default: P2P port + 2: 8335, 18335 testnet3, 48335 testnet4, 38335 signet,
+    /// 18446 regtest].
+    #[arg(long)]
+    rpcport: Option<u16>,
+    /// Allow RPC clients from this IP, IP/BITS or IP/NETMASK besides localhost (repeatable).
+    #[arg(long, value_name = "IP[/MASK]")]
+    rpcallowip: Vec<String>,
+    /// RPC user name (with --rpcpassword; otherwise a cookie file is used).
+    #[arg(long, value_name = "USER")]
+    rpcuser: Option<String>,
+    /// RPC password; when empty, a random cookie is written to the data directory.
+    #[arg(long, value_name = "PASSWORD")]
+    rpcpassword: Option<String>,
+    /// Cookie file location, relative to the network's data directory unless absolute
+    /// [default: .cookie].
+    #[arg(long, value_name = "PATH")]
+    rpccookiefile: Option<PathBuf>,
+    /// Threads answering RPC calls.
+    #[arg(long, default_value_t = btcloop::config::DEFAULT_RPC_THREADS, value_parser = rpc_threads)]
+    rpcthreads: usize,
+    /// Serve Prometheus metrics at http://ADDR:PORT/metrics.
+    #[arg(long, value_name = "ADDR:PORT")]
+    metricsbind: Option<SocketAddr>,
+    /// Default duration of setban, in seconds.
+    #[arg(long, value_parser = positive_secs, default_value = "86400", value_name = "SECONDS")]
+    bantime: u64,
     /// Capture every message sent and received, per peer, in Bitcoin Core's format under
     /// `message_capture/` in the network's data directory.
     #[arg(long, num_args = 0..=1, default_missing_value = "1", value_parser = core_bool, value_name = "0|1")]
@@ -219,6 +259,18 @@ fn build_config(cli: Cli) -> Result<Config, String> {
     cfg.ua_comments = cli.uacomment;
     cfg.minimum_chain_work = cli.minimumchainwork;
     cfg.capture_messages = cli.capturemessages.unwrap_or(false);
+    cfg.rpc = RpcConfig {
+        server: cli.server.unwrap_or(true),
+        bind: cli.rpcbind,
+        port: cli.rpcport,
+        allow_ip: cli.rpcallowip,
+        user: cli.rpcuser,
+        password: cli.rpcpassword,
+        cookie_file: cli.rpccookiefile,
+        threads: cli.rpcthreads,
+    };
+    cfg.metrics_bind = cli.metricsbind;
+    cfg.ban_time = Duration::from_secs(cli.bantime);
     let ua_len = cfg.user_agent().len();
     if ua_len > btcloop::net::message::MAX_SUBVERSION_LENGTH {
         return Err(format!(
@@ -318,9 +370,10 @@ fn main() -> ExitCode {
         Ok(l) => l,
         Err(e) => return fail(e),
     };
-    if let Err(e) = btcloop::logging::init(&cfg.log, &net_dir) {
-        return fail(e);
-    }
+    let log_control = match btcloop::logging::init(&cfg.log, &net_dir) {
+        Ok(c) => std::sync::Arc::new(c),
+        Err(e) => return fail(e),
+    };
     // Register the handlers before any thread starts so every thread inherits the mask.
     let mut signals = match Signals::new([SIGINT, SIGTERM]) {
         Ok(s) => s,
@@ -331,12 +384,16 @@ fn main() -> ExitCode {
     for w in &conf_warnings {
         tracing::warn!("{w}");
     }
-    let node = match Node::start(&cfg) {
+    let handle = signals.handle();
+    let hooks = Hooks { log: Some(log_control), on_stop: Some(std::sync::Arc::new(move || handle.close())) };
+    let node = match Node::start(&cfg, hooks) {
         Ok(n) => n,
         Err(e) => return fail(e),
     };
-    let sig = signals.forever().next();
-    info!("Shutdown requested (signal {}), stopping", sig.unwrap_or(0));
+    match signals.forever().next() {
+        Some(sig) => info!("Shutdown requested (signal {sig}), stopping"),
+        None => info!("Shutdown requested (RPC stop), stopping"),
+    }
     node.stop();
     info!("Shutdown done");
     ExitCode::SUCCESS

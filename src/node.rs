@@ -1,6 +1,6 @@
-//! Starting and stopping the node (Core's `CConnman::Start`/`Stop`): binds the listeners,
-//! builds the state the threads share, spawns the socket handler, message handler and dialer,
-//! and joins them on stop.
+//! Starting and stopping the node (Core's `CConnman::Start`/`Stop` plus `AppInitServers`):
+//! binds the listeners, builds the state the threads share, spawns the socket handler, message
+//! handler, dialer, RPC server and metrics server, and joins them on stop.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -14,7 +14,10 @@ use tracing::{info, warn};
 use crate::chain::accept::Chain;
 use crate::chain::params::ChainParams;
 use crate::config::Config;
+use crate::logging::LogControl;
+use crate::metrics::{MetricsError, MetricsServer};
 use crate::msg_handler::{HandlerParts, MessageHandler};
+use crate::net::banman::{BANLIST_FILE, BanListError, BanMan};
 use crate::net::dialer::{self, BadPeerSpec, DialPlan, PeerSpec};
 use crate::net::discourage::Discouraged;
 use crate::net::listen::{self, BindError};
@@ -22,6 +25,7 @@ use crate::net::socket_handler::{SocketConfig, SocketHandler, SocketParts, WAKER
 use crate::net::totals::NetTotals;
 use crate::net::wake::{MsgWake, SocketControl};
 use crate::protocol::{Protocol, ProtocolParams};
+use crate::rpc::{RpcContext, RpcServer, RpcStartError};
 use crate::sys;
 use crate::time::Clock;
 
@@ -55,6 +59,24 @@ pub enum StartError {
     /// The header store could not be opened.
     #[error(transparent)]
     Store(#[from] crate::chain::store::StoreError),
+    /// `banlist.json` could not be read.
+    #[error(transparent)]
+    BanList(#[from] BanListError),
+    /// The RPC server could not start.
+    #[error(transparent)]
+    Rpc(#[from] RpcStartError),
+    /// The metrics server could not start.
+    #[error(transparent)]
+    Metrics(#[from] MetricsError),
+}
+
+/// What the node needs from the process that runs it.
+#[derive(Clone, Default)]
+pub struct Hooks {
+    /// Run-time logging control (the `logging` RPC).
+    pub log: Option<Arc<LogControl>>,
+    /// Asks the process to shut down (the `stop` RPC).
+    pub on_stop: Option<Arc<dyn Fn() + Send + Sync>>,
 }
 
 /// A running node. Dropping it without [`Node::stop`] leaves the threads running.
@@ -65,18 +87,22 @@ pub struct Node {
     threads: Vec<JoinHandle<()>>,
     listen_addrs: Vec<SocketAddr>,
     totals: Arc<NetTotals>,
+    rpc: Option<RpcServer>,
+    metrics: Option<MetricsServer>,
 }
 
 impl Node {
     /// Binds, spawns the threads and starts dialing. `max_connections` is trimmed to the
     /// file-descriptor limit as in Core.
-    pub fn start(cfg: &Config) -> Result<Node, StartError> {
+    pub fn start(cfg: &Config, hooks: Hooks) -> Result<Node, StartError> {
         let port = cfg.listen_port();
         let default_port = cfg.network.default_port();
-        let mut targets = Vec::new();
-        for s in cfg.connect.iter().filter(|s| s.as_str() != "0").chain(&cfg.addnode) {
-            targets.push(PeerSpec::parse(s, default_port)?);
-        }
+        let parse = |list: &[String]| -> Result<Vec<PeerSpec>, BadPeerSpec> {
+            list.iter().filter(|s| s.as_str() != "0").map(|s| PeerSpec::parse(s, default_port)).collect()
+        };
+        let (connect, added) = (parse(&cfg.connect)?, parse(&cfg.addnode)?);
+        let banman = Arc::new(BanMan::open(&cfg.net_dir().join(BANLIST_FILE), crate::time::unix_now())?);
+        let network_active = Arc::new(AtomicBool::new(true));
         let listeners = if cfg.listen { listen::bind_all(&cfg.bind, port)? } else { Vec::new() };
         let listen_addrs: Vec<SocketAddr> = listeners.iter().filter_map(|l| l.local_addr().ok()).collect();
 
@@ -103,6 +129,7 @@ impl Node {
         let clock = Clock::new();
         let discouraged = Arc::new(Discouraged::default());
         let (dialer_tx, dialer_rx) = crossbeam_channel::unbounded();
+        let (dialer_cmd_tx, dialer_cmd_rx) = crossbeam_channel::unbounded();
 
         let socket = SocketHandler::new(
             SocketParts {
@@ -111,10 +138,12 @@ impl Node {
                 commands,
                 ctl: ctl.clone(),
                 wake: wake.clone(),
-                dialer: (!targets.is_empty()).then_some(dialer_tx),
+                dialer: Some(dialer_tx),
                 totals: totals.clone(),
                 clock,
                 discouraged: discouraged.clone(),
+                banman: banman.clone(),
+                network_active: network_active.clone(),
             },
             SocketConfig {
                 magic: cfg.network.magic(),
@@ -155,19 +184,62 @@ impl Node {
         threads.push(std::thread::Builder::new().name("btcloop-net".into()).spawn(move || socket.run())?);
         threads.push(std::thread::Builder::new().name("btcloop-msghand".into()).spawn(move || handler.run())?);
         let dial_stop = Arc::new(AtomicBool::new(false));
-        if !targets.is_empty() {
-            let plan = DialPlan::new(targets, std::time::Instant::now());
-            let (ctl2, stop2) = (ctl.clone(), dial_stop.clone());
-            threads.push(
-                std::thread::Builder::new()
-                    .name("btcloop-opencon".into())
-                    .spawn(move || dialer::run(plan, dialer_rx, ctl2, stop2))?,
-            );
+        let plan = DialPlan::with_added(connect, added, std::time::Instant::now());
+        let (ctl2, stop2) = (ctl.clone(), dial_stop.clone());
+        threads.push(
+            std::thread::Builder::new()
+                .name("btcloop-opencon".into())
+                .spawn(move || dialer::run(plan, dialer_rx, dialer_cmd_rx, ctl2, stop2))?,
+        );
+        let mut node = Node { ctl, wake, dial_stop, threads, listen_addrs, totals, rpc: None, metrics: None };
+        // From here on a failure must stop the threads already running.
+        if let Err(e) = node.start_servers(cfg, hooks, banman, network_active, dialer_cmd_tx) {
+            node.stop();
+            return Err(e);
         }
-        for a in &listen_addrs {
+        for a in &node.listen_addrs {
             info!("Bound to {a}");
         }
-        Ok(Node { ctl, wake, dial_stop, threads, listen_addrs, totals })
+        Ok(node)
+    }
+
+    fn start_servers(
+        &mut self,
+        cfg: &Config,
+        hooks: Hooks,
+        banman: Arc<BanMan>,
+        network_active: Arc<AtomicBool>,
+        dialer: crossbeam_channel::Sender<dialer::DialerCommand>,
+    ) -> Result<(), StartError> {
+        if cfg.rpc.server {
+            let ctx = RpcContext {
+                wake: self.wake.clone(),
+                ctl: self.ctl.clone(),
+                dialer,
+                banman,
+                totals: self.totals.clone(),
+                log: hooks.log,
+                network_active,
+                stop_requested: AtomicBool::new(false),
+                started: std::time::Instant::now(),
+                user_agent: cfg.user_agent(),
+                version_number: crate::rpc::version_number(),
+                default_port: cfg.network.default_port(),
+                ban_time_secs: cfg.ban_time.as_secs() as i64,
+                local_addresses: self.listen_addrs.clone(),
+            };
+            let on_stop = hooks.on_stop.unwrap_or_else(|| Arc::new(|| {}));
+            self.rpc = Some(RpcServer::start(cfg, ctx, on_stop)?);
+        }
+        if let Some(addr) = cfg.metrics_bind {
+            self.metrics = Some(MetricsServer::start(addr, self.wake.clone(), self.totals.clone())?);
+        }
+        Ok(())
+    }
+
+    /// The RPC server's addresses (empty without `--server`).
+    pub fn rpc_addrs(&self) -> &[SocketAddr] {
+        self.rpc.as_ref().map_or(&[], |r| r.bound())
     }
 
     /// The addresses actually listened on (with the real port when `--port=0`).
@@ -182,7 +254,14 @@ impl Node {
 
     /// Interrupts and joins every thread; all connections are closed. The socket handler
     /// stops first, so the message handler still logs each connection's end.
-    pub fn stop(self) {
+    pub fn stop(mut self) {
+        // The servers go first: their requests need the message handler to answer.
+        if let Some(m) = self.metrics.take() {
+            m.stop();
+        }
+        if let Some(r) = self.rpc.take() {
+            r.stop();
+        }
         self.dial_stop.store(true, Ordering::Release);
         self.ctl.interrupt();
         let mut threads = self.threads.into_iter();

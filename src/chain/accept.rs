@@ -73,6 +73,11 @@ impl Chain {
         Ok((chain, restored))
     }
 
+    /// Bytes of the header store on disk (`size_on_disk`; 0 when kept in memory only).
+    pub fn store_size(&self) -> u64 {
+        self.store.as_ref().and_then(|s| std::fs::metadata(s.path()).ok()).map_or(0, |m| m.len())
+    }
+
     /// The consensus parameters.
     pub fn params(&self) -> &ChainParams {
         &self.params

@@ -11,8 +11,9 @@ use std::io::Write as _;
 use std::path::Path;
 use std::time::Instant;
 
+use std::collections::BTreeSet;
 use tracing::{Event, Level, Subscriber};
-use tracing_subscriber::EnvFilter;
+
 use tracing_subscriber::Layer;
 use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::time::{FormatTime, SystemTime};
@@ -20,6 +21,7 @@ use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
 use tracing_subscriber::layer::Context;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::registry::LookupSpan;
+use tracing_subscriber::{EnvFilter, Registry, reload};
 
 use self::ratelimit::{RATELIMIT_MAX_BYTES, RATELIMIT_WINDOW, RateLimiter, Verdict};
 use tracing_subscriber::util::SubscriberInitExt;
@@ -29,8 +31,9 @@ use crate::config::LogConfig;
 /// Target of the detailed per-peer lines of `--debugpeer`.
 pub const DEBUGPEER: &str = "debugpeer";
 
-/// Debug categories btcloopd logs under (the `tracing` target of each event).
-pub const CATEGORIES: &[&str] = &["net"];
+/// Debug categories btcloopd logs under (the `tracing` target of each event), sorted as Core
+/// lists them: `http` (the RPC and metrics HTTP servers), `net` (peers), `rpc` (RPC calls).
+pub const CATEGORIES: &[&str] = &["http", "net", "rpc"];
 
 /// Setting up logging failed.
 #[derive(Debug, thiserror::Error)]
@@ -67,6 +70,53 @@ pub fn expand_categories(values: &[String]) -> Result<Vec<&'static str>, Logging
     out.sort_unstable();
     out.dedup();
     Ok(out)
+}
+
+/// Switches debug categories on and off while the node runs (the `logging` RPC).
+pub struct LogControl {
+    handle: reload::Handle<EnvFilter, Registry>,
+    active: parking_lot::Mutex<BTreeSet<&'static str>>,
+    /// `--debugpeer` is on: its category stays enabled whatever the RPC does.
+    debug_peer: bool,
+}
+
+impl LogControl {
+    /// Every category and whether it is logged now (Core's `LogCategoriesList`).
+    pub fn categories(&self) -> Vec<(&'static str, bool)> {
+        let active = self.active.lock();
+        CATEGORIES.iter().map(|c| (*c, active.contains(c))).collect()
+    }
+
+    /// Enables `include`, then disables `exclude` (`all`/`1` mean every category). Nothing
+    /// changes if any name is unknown.
+    pub fn update(&self, include: &[String], exclude: &[String]) -> Result<(), LoggingError> {
+        let resolve = |names: &[String]| -> Result<Vec<&'static str>, LoggingError> {
+            let mut out = Vec::new();
+            for n in names {
+                match n.as_str() {
+                    "all" | "1" => out.extend(CATEGORIES),
+                    other => match CATEGORIES.iter().find(|c| **c == other) {
+                        Some(c) => out.push(*c),
+                        None => return Err(LoggingError::UnknownCategory(other.to_string())),
+                    },
+                }
+            }
+            Ok(out)
+        };
+        let (on, off) = (resolve(include)?, resolve(exclude)?);
+        let mut active = self.active.lock();
+        active.extend(on);
+        for c in off {
+            active.remove(c);
+        }
+        let mut cats: Vec<&str> = active.iter().copied().collect();
+        if self.debug_peer {
+            cats.push(DEBUGPEER);
+        }
+        // The reload fails only if the subscriber is gone (process exit): nothing to log then.
+        let _ = self.handle.reload(filter(&cats));
+        Ok(())
+    }
 }
 
 /// The filter: info for everything, debug for the chosen categories.
@@ -247,13 +297,23 @@ impl<S: Subscriber> Layer<S> for FileLayer {
     }
 }
 
-/// Installs the global subscriber.
-pub fn init(cfg: &LogConfig, net_dir: &Path) -> Result<(), LoggingError> {
-    let mut categories = expand_categories(&cfg.categories)?;
-    if !cfg.debug_peers.is_empty() {
+/// A filter layer whose categories a [`LogControl`] can change.
+fn reloadable(cfg: &LogConfig) -> Result<(reload::Layer<EnvFilter, Registry>, LogControl), LoggingError> {
+    let chosen = expand_categories(&cfg.categories)?;
+    let debug_peer = !cfg.debug_peers.is_empty();
+    let mut categories = chosen.clone();
+    if debug_peer {
         // `--debugpeer` lines are a debug category of their own, on only for that.
         categories.push(DEBUGPEER);
     }
+    let (layer, handle) = reload::Layer::new(filter(&categories));
+    let control = LogControl { handle, active: parking_lot::Mutex::new(chosen.into_iter().collect()), debug_peer };
+    Ok((layer, control))
+}
+
+/// Installs the global subscriber; the returned control changes its categories at run time.
+pub fn init(cfg: &LogConfig, net_dir: &Path) -> Result<LogControl, LoggingError> {
+    let (filter_layer, control) = reloadable(cfg)?;
     let file = if cfg.to_file {
         let path = net_dir.join("debug.log");
         let f = OpenOptions::new()
@@ -265,14 +325,15 @@ pub fn init(cfg: &LogConfig, net_dir: &Path) -> Result<(), LoggingError> {
     } else {
         None
     };
-    let registry = tracing_subscriber::registry().with(filter(&categories)).with(file);
+    let registry = tracing_subscriber::registry().with(filter_layer).with(file);
     let console = cfg.print_to_console.then_some(std::io::stderr);
     let result = if cfg.json {
         registry.with(console.map(json_layer)).try_init()
     } else {
         registry.with(console.map(text_layer)).try_init()
     };
-    result.map_err(|_| LoggingError::AlreadySet)
+    result.map_err(|_| LoggingError::AlreadySet)?;
+    Ok(control)
 }
 
 #[cfg(test)]
@@ -309,6 +370,43 @@ mod tests {
         // Other sites still write, marked while a suppression is active.
         assert!(text.lines().any(|l| l.starts_with("[*] ") && l.contains("another call site")), "{text}");
         assert!(text.contains("debug lines are not limited"));
+    }
+
+    #[test]
+    fn log_control_switches_categories_at_run_time() {
+        use std::sync::{Arc, Mutex};
+        #[derive(Clone, Default)]
+        struct Sink(Arc<Mutex<Vec<u8>>>);
+        impl std::io::Write for Sink {
+            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().unwrap().extend_from_slice(b);
+                Ok(b.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let sink = Sink::default();
+        let (layer, control) = reloadable(&LogConfig::default()).unwrap();
+        let out = sink.clone();
+        let subscriber = tracing_subscriber::registry().with(layer).with(text_layer(move || out.clone()));
+        tracing::subscriber::with_default(subscriber, || {
+            tracing::debug!(target: "net", "hidden before");
+            control.update(&["net".into()], &[]).unwrap();
+            tracing::debug!(target: "net", "shown while on");
+            tracing::debug!(target: "rpc", "rpc still off");
+            let err = control.update(&["rpc".into(), "bogus".into()], &[]).unwrap_err();
+            assert!(err.to_string().contains("bogus"));
+            assert!(!control.categories().contains(&("rpc", true)), "a failed update changes nothing");
+            control.update(&["all".into()], &["net".into()]).unwrap();
+            tracing::debug!(target: "net", "hidden again");
+            tracing::debug!(target: "rpc", "rpc now on");
+        });
+        let text = String::from_utf8(sink.0.lock().unwrap().clone()).unwrap();
+        assert!(!text.contains("hidden"), "{text}");
+        assert!(text.contains("shown while on") && text.contains("rpc now on"), "{text}");
+        assert!(!text.contains("rpc still off"), "{text}");
+        assert_eq!(control.categories(), vec![("http", true), ("net", false), ("rpc", true)]);
     }
 
     #[test]

@@ -1,14 +1,15 @@
 //! The connection-opening thread (Core's `ThreadOpenConnections` for `-connect` and
 //! `ThreadOpenAddedConnections` for `-addnode`): keeps each named peer connected, redialing
 //! with exponential back-off. [`DialPlan`] is the I/O-free schedule; the thread only resolves
-//! names and hands addresses to the socket handler.
+//! names, hands addresses to the socket handler, and applies the `addnode` RPC's
+//! [`DialerCommand`]s to the plan it owns.
 
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::Receiver;
+use crossbeam_channel::{Receiver, Sender};
 use tracing::debug;
 
 use super::peer::ConnectionType;
@@ -77,9 +78,13 @@ impl std::fmt::Display for PeerSpec {
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum TargetState {
-    Waiting { next_try: Instant },
+    Waiting {
+        next_try: Instant,
+    },
     Dialing,
     Connected,
+    /// Taken off the list (`addnode remove`): never dialed again.
+    Removed,
 }
 
 #[derive(Clone, Debug)]
@@ -87,6 +92,34 @@ struct Target {
     spec: PeerSpec,
     state: TargetState,
     failures: u32,
+    /// From `--addnode` or `addnode add` (shown by `getaddednodeinfo`), not `--connect`.
+    added: bool,
+    /// The address it last resolved to.
+    addr: Option<SocketAddr>,
+}
+
+/// An added node as `getaddednodeinfo` shows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AddedNode {
+    /// What the user gave.
+    pub spec: PeerSpec,
+    /// The address dialed, once resolved.
+    pub addr: Option<SocketAddr>,
+    /// Whether a connection to it is open.
+    pub connected: bool,
+}
+
+/// What the `addnode` RPC asks of the dialer thread.
+#[derive(Debug)]
+pub enum DialerCommand {
+    /// Keep this peer connected; answers false if it is already on the list.
+    Add(PeerSpec, Sender<bool>),
+    /// Take this peer off the list; answers false if it was not on it.
+    Remove(PeerSpec, Sender<bool>),
+    /// Dial this peer once, without keeping it connected.
+    OneTry(PeerSpec),
+    /// The added nodes.
+    Info(Sender<Vec<AddedNode>>),
 }
 
 /// The I/O-free redial schedule of the named peers.
@@ -98,12 +131,60 @@ pub struct DialPlan {
 impl DialPlan {
     /// Every target is due at `now`.
     pub fn new(specs: Vec<PeerSpec>, now: Instant) -> Self {
-        DialPlan {
-            targets: specs
-                .into_iter()
-                .map(|spec| Target { spec, state: TargetState::Waiting { next_try: now }, failures: 0 })
-                .collect(),
+        Self::with_added(specs, Vec::new(), now)
+    }
+
+    /// `--connect` targets and `--addnode` targets, all due at `now`.
+    pub fn with_added(connect: Vec<PeerSpec>, added: Vec<PeerSpec>, now: Instant) -> Self {
+        let mut plan = DialPlan { targets: Vec::new() };
+        for spec in connect {
+            plan.push(spec, false, now);
         }
+        for spec in added {
+            plan.add(spec, now);
+        }
+        plan
+    }
+
+    fn push(&mut self, spec: PeerSpec, added: bool, now: Instant) {
+        let state = TargetState::Waiting { next_try: now };
+        self.targets.push(Target { spec, state, failures: 0, added, addr: None });
+    }
+
+    /// Adds an added node, due at `now`; false if it is already on the list.
+    pub fn add(&mut self, spec: PeerSpec, now: Instant) -> bool {
+        if self.targets.iter().any(|t| t.added && t.state != TargetState::Removed && t.spec == spec) {
+            return false;
+        }
+        self.push(spec, true, now);
+        true
+    }
+
+    /// Takes an added node off the list (an open connection to it stays, as in Core).
+    pub fn remove(&mut self, spec: &PeerSpec) -> bool {
+        match self.targets.iter_mut().find(|t| t.added && t.state != TargetState::Removed && t.spec == *spec) {
+            Some(t) => {
+                t.state = TargetState::Removed;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Target `i` resolved to `addr`.
+    pub fn resolved(&mut self, i: usize, addr: SocketAddr) {
+        if let Some(t) = self.targets.get_mut(i) {
+            t.addr = Some(addr);
+        }
+    }
+
+    /// The added nodes, in the order they were added.
+    pub fn added_nodes(&self) -> Vec<AddedNode> {
+        self.targets
+            .iter()
+            .filter(|t| t.added && t.state != TargetState::Removed)
+            .map(|t| AddedNode { spec: t.spec.clone(), addr: t.addr, connected: t.state == TargetState::Connected })
+            .collect()
     }
 
     /// The targets to dial now (marked as dialing).
@@ -130,7 +211,7 @@ impl DialPlan {
     }
 
     fn backoff(&mut self, i: usize, now: Instant) {
-        if let Some(t) = self.targets.get_mut(i) {
+        if let Some(t) = self.targets.get_mut(i).filter(|t| t.state != TargetState::Removed) {
             let shift = t.failures.min(6);
             let delay = (BACKOFF_START * (1u32 << shift)).min(BACKOFF_MAX);
             t.failures = t.failures.saturating_add(1);
@@ -147,7 +228,7 @@ impl DialPlan {
     pub fn on_event(&mut self, ev: &DialerEvent, now: Instant) {
         match *ev {
             DialerEvent::Connected { target, .. } => {
-                if let Some(t) = self.targets.get_mut(target) {
+                if let Some(t) = self.targets.get_mut(target).filter(|t| t.state != TargetState::Removed) {
                     t.state = TargetState::Connected;
                 }
             }
@@ -164,13 +245,40 @@ impl DialPlan {
     }
 }
 
-/// The dialer thread body: dials due targets until `stop` is set.
-pub fn run(mut plan: DialPlan, events: Receiver<DialerEvent>, ctl: SocketControl, stop: Arc<AtomicBool>) {
+/// Applies one `addnode` command.
+fn on_command(plan: &mut DialPlan, cmd: DialerCommand, ctl: &SocketControl) {
+    // A reply can only fail if the RPC thread gave up waiting; nothing to do then.
+    match cmd {
+        DialerCommand::Add(spec, reply) => {
+            let _ = reply.send(plan.add(spec, Instant::now()));
+        }
+        DialerCommand::Remove(spec, reply) => {
+            let _ = reply.send(plan.remove(&spec));
+        }
+        DialerCommand::OneTry(spec) => match spec.resolve() {
+            Ok(addr) => ctl.send(SocketCommand::Connect { addr, conn_type: ConnectionType::Manual, target: None }),
+            Err(e) => debug!(target: "net", "cannot resolve {spec}: {e}"),
+        },
+        DialerCommand::Info(reply) => {
+            let _ = reply.send(plan.added_nodes());
+        }
+    }
+}
+
+/// The dialer thread body: dials due targets and applies commands until `stop` is set.
+pub fn run(
+    mut plan: DialPlan,
+    events: Receiver<DialerEvent>,
+    commands: Receiver<DialerCommand>,
+    ctl: SocketControl,
+    stop: Arc<AtomicBool>,
+) {
     while !stop.load(Ordering::Acquire) {
         let now = Instant::now();
         for (i, spec) in plan.due(now) {
             match spec.resolve() {
                 Ok(addr) => {
+                    plan.resolved(i, addr);
                     ctl.send(SocketCommand::Connect { addr, conn_type: ConnectionType::Manual, target: Some(i) })
                 }
                 Err(e) => {
@@ -183,11 +291,21 @@ pub fn run(mut plan: DialPlan, events: Receiver<DialerEvent>, ctl: SocketControl
             .next_due()
             .map_or(Duration::from_millis(100), |t| t.saturating_duration_since(Instant::now()))
             .min(Duration::from_millis(100));
-        if let Ok(ev) = events.recv_timeout(wait) {
-            plan.on_event(&ev, Instant::now());
-            while let Ok(ev) = events.try_recv() {
-                plan.on_event(&ev, Instant::now());
+        crossbeam_channel::select! {
+            recv(events) -> ev => {
+                if let Ok(ev) = ev {
+                    plan.on_event(&ev, Instant::now());
+                }
+                while let Ok(ev) = events.try_recv() {
+                    plan.on_event(&ev, Instant::now());
+                }
             }
+            recv(commands) -> cmd => {
+                if let Ok(cmd) = cmd {
+                    on_command(&mut plan, cmd, &ctl);
+                }
+            }
+            default(wait) => {}
         }
     }
 }
@@ -230,6 +348,27 @@ mod tests {
             now = next;
         }
         assert_eq!(delays, [1, 2, 4, 8, 16, 32, 60, 60, 60]);
+    }
+
+    #[test]
+    fn added_nodes_are_listed_removed_and_not_redialed() {
+        let t0 = Instant::now();
+        let mut plan = DialPlan::with_added(vec![spec("127.0.0.1:1")], vec![spec("127.0.0.1:2")], t0);
+        assert_eq!(plan.added_nodes().len(), 1, "--connect targets are not added nodes");
+        assert!(!plan.add(spec("127.0.0.1:2"), t0), "already added");
+        assert!(plan.add(spec("127.0.0.1:3"), t0));
+        let due = plan.due(t0);
+        assert_eq!(due.len(), 3);
+        plan.resolved(2, "127.0.0.1:3".parse().unwrap());
+        plan.on_event(&DialerEvent::Connected { target: 2, id: 9 }, t0);
+        let info = plan.added_nodes();
+        assert_eq!(info[1], AddedNode { spec: spec("127.0.0.1:3"), addr: "127.0.0.1:3".parse().ok(), connected: true });
+        assert!(plan.remove(&spec("127.0.0.1:3")));
+        assert!(!plan.remove(&spec("127.0.0.1:3")));
+        plan.on_event(&DialerEvent::Closed { target: 2, handshake_done: true }, t0);
+        assert!(plan.due(t0 + BACKOFF_MAX).iter().all(|(i, _)| *i != 2), "a removed node is never redialed");
+        assert_eq!(plan.added_nodes().len(), 1);
+        assert!(plan.add(spec("127.0.0.1:3"), t0), "it may be added again");
     }
 
     #[test]

@@ -1,10 +1,12 @@
 //! The socket side of the node: framing, the shared per-peer queues, the socket-handler
 //! thread and the wake-ups that join it to the message handler.
 
+pub mod banman;
 pub mod dialer;
 pub mod discourage;
 pub mod listen;
 pub mod message;
+pub mod netaddr;
 pub mod peer;
 pub mod peer_queues;
 pub mod socket_handler;

@@ -91,6 +91,41 @@ pub enum DisconnectReason {
     HeadersTimeout,
     /// The node is shutting down.
     Shutdown,
+    /// The operator asked for it (`disconnectnode`).
+    Requested,
+    /// The operator banned the peer's address (`setban`).
+    Banned,
+    /// Network activity was switched off (`setnetworkactive false`).
+    NetworkInactive,
+}
+
+impl DisconnectReason {
+    /// A short stable code for counters and metrics labels.
+    pub fn code(&self) -> &'static str {
+        use DisconnectReason as R;
+        match self {
+            R::PeerClosed => "peer-closed",
+            R::ReadError(_) => "read-error",
+            R::WriteError(_) => "write-error",
+            R::ConnectFailed(_) => "connect-failed",
+            R::Transport(_) => "transport-error",
+            R::HandshakeTimeout => "handshake-timeout",
+            R::NoFirstMessage { .. } => "no-first-message",
+            R::SendTimeout(_) => "send-timeout",
+            R::RecvTimeout(_) => "recv-timeout",
+            R::PingTimeout(_) => "ping-timeout",
+            R::ObsoleteVersion(_) => "obsolete-version",
+            R::SelfConnection => "self-connection",
+            R::AfterVerack(_) => "handshake-after-verack",
+            R::TooManyInbound => "too-many-inbound",
+            R::Misbehaving(_) => "misbehaving",
+            R::HeadersTimeout => "headers-timeout",
+            R::Shutdown => "shutdown",
+            R::Requested => "disconnectnode",
+            R::Banned => "banned",
+            R::NetworkInactive => "network-inactive",
+        }
+    }
 }
 
 impl fmt::Display for DisconnectReason {
@@ -123,6 +158,9 @@ impl fmt::Display for DisconnectReason {
             R::Misbehaving(what) => write!(f, "misbehaving: {what}"),
             R::HeadersTimeout => f.write_str("timeout downloading headers"),
             R::Shutdown => f.write_str("shutting down"),
+            R::Requested => f.write_str("disconnectnode requested"),
+            R::Banned => f.write_str("address banned"),
+            R::NetworkInactive => f.write_str("network activity disabled"),
         }
     }
 }

@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
@@ -15,15 +16,16 @@ use mio::net::{TcpListener, TcpStream};
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
 use std::os::fd::AsRawFd;
-use tracing::{debug, warn};
+use tracing::{debug, info, warn};
 
+use super::banman::BanMan;
 use super::discourage::Discouraged;
 use super::peer::{ConnectionType, DisconnectReason, PeerId};
 use super::peer_queues::PeerQueues;
 use super::totals::NetTotals;
 use super::transport::{RejectReason, V1Decoder, sanitize_command};
 use super::wake::{MsgWake, NetEvent, NewPeer, SocketCommand, SocketControl};
-use crate::time::Clock;
+use crate::time::{Clock, unix_now};
 
 /// Token of the poll waker.
 pub const WAKER_TOKEN: Token = Token(usize::MAX);
@@ -108,6 +110,8 @@ pub struct SocketHandler {
     totals: Arc<NetTotals>,
     clock: Clock,
     discouraged: Arc<Discouraged>,
+    banman: Arc<BanMan>,
+    network_active: Arc<AtomicBool>,
     buf: Box<[u8]>,
     ready: Vec<PeerId>,
     events: Vec<NetEvent>,
@@ -133,12 +137,28 @@ pub struct SocketParts {
     pub clock: Clock,
     /// Recently misbehaving addresses.
     pub discouraged: Arc<Discouraged>,
+    /// Manual bans.
+    pub banman: Arc<BanMan>,
+    /// Cleared by `setnetworkactive false`: accept and dial nothing.
+    pub network_active: Arc<AtomicBool>,
 }
 
 impl SocketHandler {
     /// Registers the listeners and builds the handler.
     pub fn new(parts: SocketParts, cfg: SocketConfig) -> io::Result<Self> {
-        let SocketParts { poll, mut listeners, commands, ctl, wake, dialer, totals, clock, discouraged } = parts;
+        let SocketParts {
+            poll,
+            mut listeners,
+            commands,
+            ctl,
+            wake,
+            dialer,
+            totals,
+            clock,
+            discouraged,
+            banman,
+            network_active,
+        } = parts;
         for (i, l) in listeners.iter_mut().enumerate() {
             poll.registry().register(l, Token(LISTENER_BASE + i), Interest::READABLE)?;
         }
@@ -157,6 +177,8 @@ impl SocketHandler {
             totals,
             clock,
             discouraged,
+            banman,
+            network_active,
             buf: vec![0u8; READ_BUF].into_boxed_slice(),
             ready: Vec::new(),
             events: Vec::new(),
@@ -237,6 +259,15 @@ impl SocketHandler {
                     return;
                 }
             };
+            if !self.network_active.load(Ordering::Acquire) {
+                NetTotals::add(&self.totals.inbound_refused, 1);
+                continue;
+            }
+            if self.banman.is_banned(addr.ip(), unix_now()) {
+                NetTotals::add(&self.totals.inbound_refused, 1);
+                debug!(target: "net", "connection from {} dropped (banned)", if self.cfg.log_ips { addr.to_string() } else { "peer".into() });
+                continue;
+            }
             // Core: discouraged addresses get in only while inbound slots are not (almost) full.
             if self.inbound + 1 >= self.cfg.max_inbound && self.discouraged.contains(&addr.ip()) {
                 NetTotals::add(&self.totals.inbound_refused, 1);
@@ -289,10 +320,32 @@ impl SocketHandler {
             SocketCommand::Disconnect { id, reason } => self.close(id, reason),
             SocketCommand::Flush(id) => self.write(id),
             SocketCommand::Resume(id) => self.read(id),
+            SocketCommand::SetNetworkActive(active) => {
+                info!("SetNetworkActive: {active}");
+                self.network_active.store(active, Ordering::Release);
+                if !active {
+                    let ids: Vec<PeerId> = self.conns.keys().copied().collect();
+                    for id in ids {
+                        self.close(id, DisconnectReason::NetworkInactive);
+                    }
+                }
+            }
         }
     }
 
     fn connect(&mut self, addr: SocketAddr, conn_type: ConnectionType, target: Option<usize>) {
+        let refusal = if !self.network_active.load(Ordering::Acquire) {
+            Some("network activity disabled")
+        } else if self.banman.is_banned(addr.ip(), unix_now()) {
+            Some("address banned")
+        } else {
+            None
+        };
+        if let Some(why) = refusal {
+            debug!(target: "net", "not connecting to {}: {why}", if self.cfg.log_ips { addr.to_string() } else { "peer".into() });
+            self.tell_dialer(target, |target| DialerEvent::Failed { target, error: why.to_string() });
+            return;
+        }
         let stream = match TcpStream::connect(addr) {
             Ok(s) => s,
             Err(e) => {
@@ -508,7 +561,7 @@ impl SocketHandler {
             self.inbound = self.inbound.saturating_sub(1);
         }
         debug!(target: "net", "closed {}: {reason}", self.peer_label(id, &conn.addr));
-        let handshake_done = conn.queues.stats.handshake_complete.load(std::sync::atomic::Ordering::Relaxed);
+        let handshake_done = conn.queues.stats.handshake_complete.load(Ordering::Relaxed);
         self.tell_dialer(conn.target, |target| DialerEvent::Closed { target, handshake_done });
         self.events.push(NetEvent::Closed { id, reason });
     }

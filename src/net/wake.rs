@@ -26,6 +26,8 @@ pub enum NetEvent {
         /// Why.
         reason: DisconnectReason,
     },
+    /// An RPC or metrics thread asks about the handler's state.
+    Inspect(Box<crate::inspect::Request>),
 }
 
 /// A freshly opened connection.
@@ -157,6 +159,9 @@ pub enum SocketCommand {
     Flush(PeerId),
     /// The peer's process queue fell under the receive limit: read again.
     Resume(PeerId),
+    /// Stop or restart all network activity (`setnetworkactive`): when stopping, every
+    /// connection is closed and none is accepted or opened until restarted.
+    SetNetworkActive(bool),
 }
 
 /// A handle that queues commands for the socket handler and interrupts its poll. Cheap to

@@ -118,6 +118,8 @@ pub struct Daemon {
     pub addr: SocketAddr,
     /// `Bound to` lines already in the log when this process started (restarts append).
     starts_before: usize,
+    /// The RPC server's IPv4 address, if it runs (the harness gives it `--rpcport=0`).
+    pub rpc_addr: Option<SocketAddr>,
 }
 
 enum StartError {
@@ -216,15 +218,27 @@ impl Daemon {
         if debug {
             cmd.arg("--debug=net");
         }
+        if !extra.iter().any(|a| a.starts_with("--rpcport")) {
+            // An OS-chosen port: parallel daemons never collide on the default RPC port.
+            cmd.arg("--rpcport=0");
+        }
         cmd.args(extra).stdin(Stdio::null()).stdout(Stdio::null()).stderr(stderr);
         // Count earlier starts' lines before this process can write its own (restarts append).
         let starts_before =
             fs::read_to_string(dir.path().join("regtest/debug.log")).unwrap_or_default().matches("Bound to").count();
         let child = cmd.spawn().map_err(|e| StartError::Other(format!("spawn {BIN}: {e}")))?;
-        let mut d = Daemon { child, dir, port, addr: SocketAddr::from(([127, 0, 0, 1], port)), starts_before };
+        let mut d =
+            Daemon { child, dir, port, addr: SocketAddr::from(([127, 0, 0, 1], port)), starts_before, rpc_addr: None };
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
-            if d.log().matches("Bound to").count() > d.starts_before {
+            let log = d.log();
+            if log.matches("Bound to").count() > d.starts_before {
+                // The latest start's line is the last one (restarts append).
+                d.rpc_addr = log
+                    .lines()
+                    .rev()
+                    .find_map(|l| l.split_once("RPC listening on 127.0.0.1:").and_then(|(_, p)| p.trim().parse().ok()))
+                    .map(|p: u16| SocketAddr::from(([127, 0, 0, 1], p)));
                 return Ok(d);
             }
             if let Ok(Some(status)) = d.child.try_wait() {

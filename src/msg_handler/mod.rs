@@ -2,9 +2,12 @@
 //! Visits the peers that have messages in shuffled order, one message per peer per pass
 //! (`ProcessMessages`), runs `SendMessages` for each visited peer and, every 100 ms, for all;
 //! writes what it queued (optimistically, as Core's `PushMessage`), and sleeps on the condvar
-//! when no peer has work.
+//! when no peer has work. It also answers the RPC and metrics threads' questions
+//! ([`crate::inspect`]) from the state it owns (`answer.rs`).
 
-use std::net::IpAddr;
+mod answer;
+
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -18,9 +21,11 @@ use tracing::{debug, info, warn};
 
 use crate::capture::PeerCapture;
 use crate::config::PeerSelector;
+use crate::counters::{Direction, Disconnects, MsgType, NetMsgStats, PeerMsgCounts};
 use crate::net::discourage::Discouraged;
 use crate::net::message::{command_of, decode_payload, encode_headers, encode_message_reusing};
-use crate::net::peer::{DisconnectReason, PeerId, PeerMap};
+use crate::net::netaddr::{NetKind, net_kind};
+use crate::net::peer::{ConnectionType, DisconnectReason, PeerId, PeerMap};
 use crate::net::peer_queues::PeerQueues;
 use crate::net::totals::NetTotals;
 use crate::net::transport::{HEADER_SIZE, command_str};
@@ -49,6 +54,14 @@ struct Entry {
     capture: Option<Box<PeerCapture>>,
     /// Its traffic is logged in detail (`--debugpeer`).
     traced: bool,
+    /// Our end of the connection.
+    local_addr: Option<SocketAddr>,
+    /// The peer's network.
+    net: NetKind,
+    /// Messages and bytes per message type.
+    counts: PeerMsgCounts,
+    /// Messages whose payload failed to decode.
+    undecodable: u64,
 }
 
 /// What the message handler shares with the rest of the node.
@@ -100,6 +113,29 @@ struct Cx {
     capture_dir: Option<PathBuf>,
     /// `--debugpeer` selectors.
     debug_peers: Vec<PeerSelector>,
+    /// Node-wide message counts.
+    msg_stats: NetMsgStats,
+    /// Disconnects by reason and the most recent ones.
+    disconnects: Disconnects,
+    /// Pause events (receive, send) of connections already closed.
+    closed_pauses: (u64, u64),
+}
+
+/// Counts messages for one peer and node-wide.
+struct Tally<'a> {
+    peer: &'a mut PeerMsgCounts,
+    global: &'a mut NetMsgStats,
+    conn: ConnectionType,
+    net: NetKind,
+}
+
+impl Tally<'_> {
+    fn add(&mut self, dir: Direction, command: &str, payload_len: usize) {
+        let t = MsgType::of(command);
+        let bytes = (payload_len + HEADER_SIZE) as u64;
+        self.peer.add(dir, t, bytes);
+        self.global.add(dir, self.conn, self.net, t, bytes);
+    }
 }
 
 /// The Outbox of one peer: encodes straight into its send queue.
@@ -112,6 +148,7 @@ struct PeerOut<'a> {
     capture: Option<&'a mut PeerCapture>,
     /// Log each sent message in detail (`--debugpeer`).
     traced: bool,
+    tally: Tally<'a>,
     sent: bool,
     /// Bytes in the send queue after the last message queued.
     queued: usize,
@@ -140,8 +177,20 @@ impl<'a> PeerOut<'a> {
         echo: Option<(&'a [u8], [u8; 4])>,
         capture: Option<&'a mut PeerCapture>,
         traced: bool,
+        tally: Tally<'a>,
     ) -> Self {
-        PeerOut { queues, magic, echo, capture, traced, sent: false, queued: 0, disconnect: None, discourage: None }
+        PeerOut {
+            queues,
+            magic,
+            echo,
+            capture,
+            traced,
+            tally,
+            sent: false,
+            queued: 0,
+            disconnect: None,
+            discourage: None,
+        }
     }
 
     /// Captures the frame the last `encode` appended to `buf` from `start`.
@@ -170,6 +219,7 @@ impl PeerOut<'_> {
             Self::capture_sent(capture, command, buf, start);
         });
         debug!(target: "net", "sending {command} ({len} bytes) peer={}", self.queues.id);
+        self.tally.add(Direction::Sent, command, len);
         self.sent = true;
         Some(len)
     }
@@ -222,6 +272,9 @@ impl MessageHandler {
                 newly_discouraged: Vec::new(),
                 capture_dir,
                 debug_peers,
+                msg_stats: NetMsgStats::default(),
+                disconnects: Disconnects::default(),
+                closed_pauses: (0, 0),
             },
             wake,
             work: Vec::new(),
@@ -285,14 +338,26 @@ impl MessageHandler {
                     }
                 });
                 let traced = self.cx.debug_peers.iter().any(|s| s.matches(id, &p.addr));
-                let mut e =
-                    Entry { queues: p.queues, peer, in_work: false, dirty: false, closing: false, capture, traced };
+                let mut e = Entry {
+                    queues: p.queues,
+                    peer,
+                    in_work: false,
+                    dirty: false,
+                    closing: false,
+                    capture,
+                    traced,
+                    local_addr: p.local_addr,
+                    net: net_kind(p.addr.ip()),
+                    counts: PeerMsgCounts::default(),
+                    undecodable: 0,
+                };
                 self.cx.send_messages(&mut e, now);
                 self.peers.insert(id, e);
             }
             NetEvent::Closed { id, reason } => {
                 if let Some(e) = self.peers.remove(&id) {
                     self.cx.protocol.remove_peer(&e.peer);
+                    self.cx.record_disconnect(&e, &reason, now);
                     info!(
                         target: "net",
                         "disconnected {} ({}, {}): {reason}",
@@ -301,6 +366,11 @@ impl MessageHandler {
                         e.peer.handshake.user_agent()
                     );
                 }
+            }
+            NetEvent::Inspect(req) => {
+                let answer = self.answer(req.query, now);
+                // The asker may have timed out and gone; nothing to do then.
+                let _ = req.reply.send(answer);
             }
         }
     }
@@ -380,6 +450,12 @@ impl Cx {
         }
         let command = command_str(&popped.command);
         debug!(target: "net", "received: {command} ({} bytes) peer={id}", self.payload.len());
+        let (conn, net) = (e.peer.conn_type, e.net);
+        Tally { peer: &mut e.counts, global: &mut self.msg_stats, conn, net }.add(
+            Direction::Received,
+            command,
+            self.payload.len(),
+        );
         if e.traced {
             let detail = match decode_payload(command, &self.payload) {
                 Ok(m) => format!("{m:?}"),
@@ -397,13 +473,15 @@ impl Cx {
                 Ok(msg) => {
                     let received = self.clock.instant_at(popped.recv_time_us);
                     let echo = Some((self.payload.as_slice(), popped.checksum));
-                    let mut out = PeerOut::new(&e.queues, self.magic, echo, e.capture.as_deref_mut(), e.traced);
+                    let tally = Tally { peer: &mut e.counts, global: &mut self.msg_stats, conn, net };
+                    let mut out = PeerOut::new(&e.queues, self.magic, echo, e.capture.as_deref_mut(), e.traced, tally);
                     self.protocol.process_message(&mut e.peer, msg, received, now, &mut out);
                     let out = out.produced();
                     self.apply(e, out);
                 }
                 Err(err) => {
                     NetTotals::add(&self.totals.msgs_undecodable, 1);
+                    e.undecodable += 1;
                     debug!(target: "net", "ProcessMessages({command}, {} bytes): Exception '{err}' caught, peer={id}", self.payload.len());
                 }
             }
@@ -479,7 +557,8 @@ impl Cx {
             last_send: at(e.queues.stats.last_send_us.load(Ordering::Relaxed)),
             last_recv: at(e.queues.stats.last_recv_us.load(Ordering::Relaxed)),
         };
-        let mut out = PeerOut::new(&e.queues, self.magic, None, e.capture.as_deref_mut(), e.traced);
+        let tally = Tally { peer: &mut e.counts, global: &mut self.msg_stats, conn: e.peer.conn_type, net: e.net };
+        let mut out = PeerOut::new(&e.queues, self.magic, None, e.capture.as_deref_mut(), e.traced, tally);
         self.protocol.send_messages(&mut e.peer, now, link, &mut out);
         let out = out.produced();
         if e.peer.handshake.successfully_connected {
