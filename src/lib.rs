@@ -7,6 +7,7 @@ pub mod chainparams;
 pub mod conffile;
 pub mod config;
 pub mod counters;
+pub mod http;
 pub mod inspect;
 pub mod logging;
 pub mod metrics;

@@ -1,12 +1,10 @@
-//! Prometheus metrics (`--metricsbind`, Core #10887): an HTTP thread serving `GET /metrics` in
+//! Prometheus metrics (`--metricsbind`, Core #10887): an HTTP worker serving `GET /metrics` in
 //! the OpenMetrics text format, built per scrape from one snapshot the message handler answers
 //! ([`Query::Metrics`]) plus the node-wide byte counters.
 
-use std::net::SocketAddr;
+use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::thread::JoinHandle;
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use crossbeam_channel::bounded;
 use prometheus_client::encoding::text::encode;
@@ -15,8 +13,9 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 use serde_json::Value;
-use tracing::{debug, info};
+use tracing::info;
 
+use crate::http::{Handler, HttpRequest, HttpResponse, HttpServer};
 use crate::inspect::{ANSWER_TIMEOUT, Query, Request};
 use crate::net::totals::NetTotals;
 use crate::net::wake::{MsgWake, NetEvent};
@@ -42,66 +41,45 @@ pub enum MetricsError {
 
 /// The running metrics server.
 pub struct MetricsServer {
-    thread: JoinHandle<()>,
-    stop: Arc<AtomicBool>,
-    addr: Option<SocketAddr>,
+    http: HttpServer,
 }
 
 impl MetricsServer {
     /// Binds `addr` and serves until stopped.
     pub fn start(addr: SocketAddr, wake: Arc<MsgWake>, totals: Arc<NetTotals>) -> Result<MetricsServer, MetricsError> {
-        let server = tiny_http::Server::http(addr).map_err(|e| MetricsError::Bind { addr, reason: e.to_string() })?;
-        let bound = server.server_addr().to_ip();
-        info!("Serving metrics on http://{}/metrics", bound.unwrap_or(addr));
-        let stop = Arc::new(AtomicBool::new(false));
-        let stop2 = stop.clone();
-        let thread = std::thread::Builder::new().name("btcloop-metrics".into()).spawn(move || {
-            while !stop2.load(Ordering::Acquire) {
-                match server.recv_timeout(Duration::from_millis(100)) {
-                    Ok(Some(req)) => serve(req, &wake, &totals),
-                    Ok(None) => {}
-                    Err(e) => {
-                        debug!(target: "http", "metrics accept error: {e}");
-                        std::thread::sleep(Duration::from_millis(100));
-                    }
-                }
-            }
-        })?;
-        Ok(MetricsServer { thread, stop, addr: bound })
+        let listener = TcpListener::bind(addr).map_err(|e| MetricsError::Bind { addr, reason: e.to_string() })?;
+        let handler: Handler = Arc::new(move |req: &HttpRequest| serve(req, &wake, &totals));
+        let http = HttpServer::start("btcloop-metrics", vec![listener], 1, handler)?;
+        for a in http.bound() {
+            info!("Serving metrics on http://{a}/metrics");
+        }
+        Ok(MetricsServer { http })
     }
 
     /// The address bound.
     pub fn addr(&self) -> Option<SocketAddr> {
-        self.addr
+        self.http.bound().first().copied()
     }
 
-    /// Stops and joins the thread.
+    /// Stops and joins the threads.
     pub fn stop(self) {
-        self.stop.store(true, Ordering::Release);
-        let _ = self.thread.join();
+        self.http.stop();
     }
 }
 
-fn serve(req: tiny_http::Request, wake: &MsgWake, totals: &NetTotals) {
-    let get = matches!(req.method(), tiny_http::Method::Get | tiny_http::Method::Head);
-    let (status, body) = if !get {
-        (405, "only GET is served\n".to_string())
-    } else if req.url() != "/metrics" {
-        (404, "not found; metrics are at /metrics\n".to_string())
-    } else {
-        let (reply, answer) = bounded(1);
-        wake.post_event(NetEvent::Inspect(Box::new(Request { query: Query::Metrics, reply })));
-        match answer.recv_timeout(ANSWER_TIMEOUT) {
-            Ok(Ok(snapshot)) => (200, render(&snapshot, totals)),
-            _ => (503, "node not answering\n".to_string()),
-        }
-    };
-    let mut resp = tiny_http::Response::from_string(body).with_status_code(status);
-    let ctype = if status == 200 { CONTENT_TYPE } else { "text/plain; charset=utf-8" };
-    if let Ok(h) = tiny_http::Header::from_bytes("Content-Type", ctype) {
-        resp = resp.with_header(h);
+fn serve(req: &HttpRequest, wake: &MsgWake, totals: &NetTotals) -> HttpResponse {
+    if req.method != "GET" && req.method != "HEAD" {
+        return HttpResponse::with_body(405, "text/plain; charset=utf-8", "only GET is served\n");
     }
-    let _ = req.respond(resp);
+    if req.path != "/metrics" {
+        return HttpResponse::with_body(404, "text/plain; charset=utf-8", "not found; metrics are at /metrics\n");
+    }
+    let (reply, answer) = bounded(1);
+    wake.post_event(NetEvent::Inspect(Box::new(Request { query: Query::Metrics, reply })));
+    match answer.recv_timeout(ANSWER_TIMEOUT) {
+        Ok(Ok(snapshot)) => HttpResponse::with_body(200, CONTENT_TYPE, render(&snapshot, totals)),
+        _ => HttpResponse::with_body(503, "text/plain; charset=utf-8", "node not answering\n"),
+    }
 }
 
 type Labels = Vec<(String, String)>;

@@ -139,7 +139,10 @@ pub static METHODS: &[Method] = &[
                 (Some(addr), None) => match addr.as_str().and_then(|s| s.parse().ok()) {
                     Some(sa) => Query::Disconnect { addr: Some(sa), id: None },
                     None => {
-                        return Err(RpcError::new(code::CLIENT_NODE_NOT_CONNECTED, "Node not found in connected nodes"));
+                        return Err(RpcError::new(
+                            code::CLIENT_NODE_NOT_CONNECTED,
+                            "Node not found in connected nodes",
+                        ));
                     }
                 },
                 (None, Some(id)) => Query::Disconnect { addr: None, id: id.as_u64() },

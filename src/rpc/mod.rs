@@ -8,11 +8,9 @@ pub mod jsonrpc;
 pub mod methods;
 pub mod params;
 
-use std::io::Read;
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, SocketAddr, TcpListener};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Sender, bounded};
@@ -20,6 +18,7 @@ use tracing::{debug, info, warn};
 
 use self::auth::{AllowList, AuthError, Cookie, Credentials};
 use crate::config::Config;
+use crate::http::{Handler, HttpRequest, HttpResponse, HttpServer};
 use crate::inspect::{ANSWER_TIMEOUT, Answer, Query, Request, RpcError, code};
 use crate::logging::LogControl;
 use crate::net::banman::BanMan;
@@ -27,12 +26,8 @@ use crate::net::dialer::DialerCommand;
 use crate::net::totals::NetTotals;
 use crate::net::wake::{MsgWake, NetEvent, SocketControl};
 
-/// Core's `MAX_SIZE`: the largest request body read.
-const MAX_BODY: u64 = 0x0200_0000;
 /// Core's delay before answering a wrong password (deters brute force).
 const AUTH_FAIL_DELAY: Duration = Duration::from_millis(250);
-/// How often idle workers look at the stop flag.
-const POLL: Duration = Duration::from_millis(100);
 
 /// What the methods reach: handles to the threads that own the node's state, and fixed facts.
 pub struct RpcContext {
@@ -103,9 +98,7 @@ pub enum RpcStartError {
 
 /// The running server. [`RpcServer::stop`] joins its threads and removes the cookie.
 pub struct RpcServer {
-    threads: Vec<JoinHandle<()>>,
-    stop: Arc<AtomicBool>,
-    bound: Vec<SocketAddr>,
+    http: HttpServer,
     _cookie: Option<Cookie>,
 }
 
@@ -143,8 +136,8 @@ fn endpoints(cfg: &Config) -> Result<Vec<SocketAddr>, RpcStartError> {
 }
 
 impl RpcServer {
-    /// Sets up authentication, binds and starts the workers. `on_stop` is called after the
-    /// `stop` method has answered.
+    /// Sets up authentication, binds and starts the workers. `on_stop` is called when the
+    /// `stop` method has run; shutdown then waits for its answer to be written.
     pub fn start(
         cfg: &Config,
         ctx: RpcContext,
@@ -159,54 +152,39 @@ impl RpcServer {
                 (cookie.credentials.clone(), Some(cookie))
             }
         };
-        let mut servers = Vec::new();
+        let mut listeners = Vec::new();
         for addr in endpoints(cfg)? {
             info!("Binding RPC on address {} port {}", addr.ip(), addr.port());
-            match tiny_http::Server::http(addr) {
-                Ok(s) => {
+            match TcpListener::bind(addr) {
+                Ok(l) => {
                     if addr.ip().is_unspecified() {
                         warn!("The RPC server is not safe to expose to untrusted networks such as the public internet");
                     }
-                    servers.push(Arc::new(s));
+                    listeners.push(l);
                 }
                 Err(e) => warn!("Binding RPC on address {addr} failed: {e}"),
             }
         }
-        if servers.is_empty() {
+        if listeners.is_empty() {
             return Err(RpcStartError::NoEndpoint);
         }
-        let bound: Vec<SocketAddr> = servers.iter().filter_map(|s| s.server_addr().to_ip()).collect();
-        for a in &bound {
+        let shared = Arc::new(Shared { ctx, credentials, allow, on_stop });
+        let handler: Handler = Arc::new(move |req: &HttpRequest| serve(req, &shared));
+        let http = HttpServer::start("btcloop-http", listeners, cfg.rpc.threads, handler)?;
+        for a in http.bound() {
             info!("RPC listening on {a}");
         }
-        let shared = Arc::new(Shared { ctx, credentials, allow, on_stop });
-        let stop = Arc::new(AtomicBool::new(false));
-        let per_server = cfg.rpc.threads.max(1).div_ceil(servers.len());
-        let mut threads = Vec::new();
-        for server in &servers {
-            for _ in 0..per_server {
-                let (server, shared, stop) = (server.clone(), shared.clone(), stop.clone());
-                threads.push(
-                    std::thread::Builder::new()
-                        .name("btcloop-httpworker".into())
-                        .spawn(move || worker(&server, &shared, &stop))?,
-                );
-            }
-        }
-        Ok(RpcServer { threads, stop, bound, _cookie: cookie })
+        Ok(RpcServer { http, _cookie: cookie })
     }
 
     /// The addresses actually bound (with the real port when `--rpcport=0`).
     pub fn bound(&self) -> &[SocketAddr] {
-        &self.bound
+        self.http.bound()
     }
 
     /// Stops the workers (each finishes its request) and removes the cookie.
     pub fn stop(self) {
-        self.stop.store(true, Ordering::Release);
-        for t in self.threads {
-            let _ = t.join();
-        }
+        self.http.stop();
     }
 }
 
@@ -217,72 +195,37 @@ struct Shared {
     on_stop: Arc<dyn Fn() + Send + Sync>,
 }
 
-fn worker(server: &tiny_http::Server, shared: &Shared, stop: &AtomicBool) {
-    while !stop.load(Ordering::Acquire) {
-        match server.recv_timeout(POLL) {
-            Ok(Some(req)) => serve(req, shared),
-            Ok(None) => {}
-            Err(e) => {
-                debug!(target: "http", "RPC accept error: {e}");
-                std::thread::sleep(POLL);
-            }
-        }
-    }
-}
-
-fn reply(req: tiny_http::Request, status: u16, body: Option<String>, extra: Option<tiny_http::Header>) {
-    let json = body.is_some();
-    let mut resp = tiny_http::Response::from_string(body.unwrap_or_default()).with_status_code(status);
-    if json {
-        if let Ok(h) = tiny_http::Header::from_bytes("Content-Type", "application/json") {
-            resp = resp.with_header(h);
-        }
-    }
-    if let Some(h) = extra {
-        resp = resp.with_header(h);
-    }
-    // The client may already be gone; nothing to do then.
-    let _ = req.respond(resp);
-}
-
 /// One HTTP request: Core's `MaybeDispatchRequestToWorker` and `HTTPReq_JSONRPC`.
-fn serve(mut req: tiny_http::Request, shared: &Shared) {
-    let peer = req.remote_addr().copied();
-    debug!(target: "http", "Received a {} request for {} from {}", req.method(), req.url(), peer.map_or_else(|| "?".into(), |p| p.to_string()));
-    if !peer.is_some_and(|p| shared.allow.allows(p.ip())) {
-        debug!(target: "http", "HTTP request from {peer:?} rejected: Client network is not allowed RPC access");
-        return reply(req, 403, None, None);
+fn serve(req: &HttpRequest, shared: &Shared) -> HttpResponse {
+    let peer = req.peer.map_or_else(|| "?".to_string(), |p| p.to_string());
+    debug!(target: "http", "Received a {} request for {} from {peer}", req.method.escape_debug(), req.path.escape_debug());
+    if !req.peer.is_some_and(|p| shared.allow.allows(p.ip())) {
+        debug!(target: "http", "HTTP request from {peer} rejected: Client network is not allowed RPC access");
+        return HttpResponse::empty(403);
     }
-    if req.url() != "/" {
-        return reply(req, 404, None, None);
+    if req.path != "/" {
+        return HttpResponse::empty(404);
     }
-    if *req.method() != tiny_http::Method::Post {
-        let resp = tiny_http::Response::from_string("JSONRPC server handles only POST requests").with_status_code(405);
-        let _ = req.respond(resp);
-        return;
+    if req.method != "POST" {
+        return HttpResponse::with_body(405, "text/plain", "JSONRPC server handles only POST requests");
     }
-    let auth_header = tiny_http::Header::from_bytes("WWW-Authenticate", "Basic realm=\"jsonrpc\"").ok();
-    let authorization = req.headers().iter().find(|h| h.field.equiv("Authorization")).map(|h| h.value.to_string());
-    let Some(authorization) = authorization else { return reply(req, 401, None, auth_header) };
-    if !shared.credentials.check(&authorization) {
-        warn!("ThreadRPCServer incorrect password attempt from {}", peer.map_or_else(|| "?".into(), |p| p.to_string()));
+    let unauthorized = || HttpResponse::empty(401).header("WWW-Authenticate", "Basic realm=\"jsonrpc\"");
+    let Some(authorization) = req.header("Authorization") else { return unauthorized() };
+    if !shared.credentials.check(authorization) {
+        warn!("ThreadRPCServer incorrect password attempt from {peer}");
         std::thread::sleep(AUTH_FAIL_DELAY);
-        return reply(req, 401, None, auth_header);
-    }
-    let mut body = Vec::new();
-    if req.as_reader().take(MAX_BODY + 1).read_to_end(&mut body).is_err() {
-        return reply(req, 400, None, None);
-    }
-    if body.len() as u64 > MAX_BODY {
-        return reply(req, 413, None, None);
+        return unauthorized();
     }
     let ctx = &shared.ctx;
-    let out = jsonrpc::handle(&body, &mut |call| {
+    let out = jsonrpc::handle(&req.body, &mut |call| {
         debug!(target: "rpc", "ThreadRPCServer method={}", call.method.escape_debug());
         methods::execute(ctx, &call.method, &call.params)
     });
-    reply(req, out.status, out.body, None);
     if ctx.stop_requested.load(Ordering::Acquire) {
         (shared.on_stop)();
+    }
+    match out.body {
+        Some(body) => HttpResponse::with_body(out.status, "application/json", body),
+        None => HttpResponse::empty(out.status),
     }
 }
