@@ -1,5 +1,5 @@
-//! `btcloop-cli`: btcloopd's command-line client. Now: `decode-capture`, which prints message
-//! captures (`--capturemessages`) as JSON lines decoded with the `bitcoin` crate, merged by time.
+//! `btcloop-cli decode-capture PATH…`: prints message captures (`--capturemessages`) as JSON
+//! lines decoded with the `bitcoin` crate, merged by time.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -85,8 +85,11 @@ fn decode_capture(paths: &[PathBuf]) -> Result<(), String> {
     Ok(())
 }
 
-fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+/// Runs `decode-capture` with `args` (`decode-capture` first), parsed and reported as before
+/// btcloop-cli became an RPC client.
+pub fn run(args: &[String]) -> ExitCode {
+    let argv = std::iter::once("btcloop-cli").chain(args.iter().map(String::as_str));
+    let cli = match Cli::try_parse_from(argv) {
         Ok(c) => c,
         Err(e) if matches!(e.kind(), clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion) => {
             let _ = e.print();
