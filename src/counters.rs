@@ -371,6 +371,14 @@ mod tests {
     use super::*;
 
     #[test]
+    fn every_known_type_maps_to_itself() {
+        for (i, t) in MSG_TYPES.iter().enumerate() {
+            assert_eq!(MsgType::of(t), MsgType(i as u8));
+            assert_eq!(MsgType::of(t).name(), *t);
+        }
+    }
+
+    #[test]
     fn unknown_types_share_other() {
         assert_eq!(MsgType::of("ping").name(), "ping");
         assert_eq!(MsgType::of("feature").name(), "feature");

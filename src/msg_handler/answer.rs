@@ -298,8 +298,8 @@ impl Cx {
         if let Some(t) = p.ping.min_ping {
             o.insert("minping".into(), json!(secs(t)));
         }
-        if let Some(start) = p.ping.ping_start {
-            o.insert("pingwait".into(), json!(secs(now.mono.saturating_duration_since(start))));
+        if let Some(wait) = p.ping.waiting(now.mono) {
+            o.insert("pingwait".into(), json!(secs(wait)));
         }
         o.insert("version".into(), json!(remote.map_or(0, |r| r.version)));
         o.insert("subver".into(), json!(remote.map(|r| sanitize(&r.user_agent)).unwrap_or_default()));
