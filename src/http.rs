@@ -197,13 +197,17 @@ fn worker(queue: &Receiver<TcpStream>, handler: &Handler, stop: &AtomicBool) {
 }
 
 /// What reading one request gave.
-enum Read1 {
+#[derive(Debug)]
+pub enum ReadOutcome {
+    /// A request, and whether the connection stays open after the answer.
     Request(HttpRequest, bool),
     /// The client closed or timed out between requests.
     Closed,
     /// Answer with this status and close.
     Fail(u16),
 }
+
+use ReadOutcome as Read1;
 
 fn serve_connection(mut stream: TcpStream, handler: &Handler, stop: &AtomicBool) {
     let _ = stream.set_read_timeout(Some(TIMEOUT));
@@ -231,8 +235,10 @@ fn serve_connection(mut stream: TcpStream, handler: &Handler, stop: &AtomicBool)
     let _ = stream.shutdown(Shutdown::Both);
 }
 
-/// Reads one request; `buf` carries bytes read past it (pipelining) to the next call.
-fn read_request(stream: &mut TcpStream, buf: &mut Vec<u8>) -> Read1 {
+/// Reads one request from `stream` (written to only for `100 Continue`); `buf` carries bytes
+/// read past it (pipelining) to the next call. Memory is bounded by [`MAX_HEADERS`] and
+/// [`MAX_BODY`] whatever the client sends.
+pub fn read_request<S: Read + Write>(stream: &mut S, buf: &mut Vec<u8>) -> ReadOutcome {
     let mut chunk = [0u8; 4096];
     let head_len = loop {
         if let Some(i) = find_head_end(buf) {

@@ -318,13 +318,20 @@ fn parse_hash(v: Option<&Value>, name: &str) -> Result<BlockHash, RpcError> {
     s.parse().map_err(|_| RpcError::invalid_param(format!("{name} must be hexadecimal string (not '{s}')")))
 }
 
-/// Runs `method` with `params`.
-pub fn execute(ctx: &RpcContext, method: &str, params: &Value) -> Result<Value, RpcError> {
+/// Finds `method` and checks `params` against its arguments: the positional values to run it
+/// with, or Core's error.
+pub fn prepare(method: &str, params: &Value) -> Result<(&'static Method, Vec<Value>), RpcError> {
     let Some(m) = METHODS.iter().find(|m| m.name == method) else {
         return Err(RpcError::new(code::METHOD_NOT_FOUND, "Method not found"));
     };
     let values = positional(params, m.args)?;
     check(&values, m.args, m.help)?;
+    Ok((m, values))
+}
+
+/// Runs `method` with `params`.
+pub fn execute(ctx: &RpcContext, method: &str, params: &Value) -> Result<Value, RpcError> {
+    let (m, values) = prepare(method, params)?;
     (m.body)(ctx, &values)
 }
 
