@@ -1,0 +1,152 @@
+//! The Prometheus endpoint (`--metricsbind`): scraped over HTTP on loopback, its OpenMetrics
+//! text parsed and compared with what scripted peers did and what the RPC server reports.
+
+mod common;
+
+use std::net::SocketAddr;
+
+use bitcoin::p2p::message::NetworkMessage;
+use btcloop::chain::mine::mine_chain;
+use btcloop::chain::params::ChainParams;
+use btcloop::chainparams::Network;
+use common::{Daemon, HttpReply, WAIT, free_port, http_request, poll_until};
+use serde_json::json;
+
+/// One sample line: `name{k="v",...} value`.
+#[derive(Debug, Clone, PartialEq)]
+struct Sample {
+    name: String,
+    labels: Vec<(String, String)>,
+    value: f64,
+}
+
+impl Sample {
+    fn label(&self, k: &str) -> Option<&str> {
+        self.labels.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str())
+    }
+}
+
+/// Parses the sample lines of an OpenMetrics text exposition (comments skipped).
+fn parse(text: &str) -> Vec<Sample> {
+    let mut out = Vec::new();
+    for line in text.lines().filter(|l| !l.is_empty() && !l.starts_with('#')) {
+        let (series, value) = line.rsplit_once(' ').unwrap_or_else(|| panic!("no value in {line:?}"));
+        let value: f64 = value.parse().unwrap_or_else(|_| panic!("bad value in {line:?}"));
+        let (name, labels) = match series.split_once('{') {
+            None => (series.to_string(), Vec::new()),
+            Some((name, rest)) => {
+                let body = rest.strip_suffix('}').unwrap_or_else(|| panic!("unclosed labels in {line:?}"));
+                let labels = body
+                    .split(',')
+                    .filter(|kv| !kv.is_empty())
+                    .map(|kv| {
+                        let (k, v) = kv.split_once('=').unwrap_or_else(|| panic!("bad label {kv:?} in {line:?}"));
+                        let v = v.strip_prefix('"').and_then(|v| v.strip_suffix('"')).expect("quoted label value");
+                        (k.to_string(), v.to_string())
+                    })
+                    .collect();
+                (name.to_string(), labels)
+            }
+        };
+        out.push(Sample { name, labels, value });
+    }
+    out
+}
+
+/// The sum of the samples named `name` whose labels include all of `want`.
+fn sum(samples: &[Sample], name: &str, want: &[(&str, &str)]) -> f64 {
+    samples.iter().filter(|s| s.name == name && want.iter().all(|(k, v)| s.label(k) == Some(v))).map(|s| s.value).sum()
+}
+
+/// A daemon serving metrics on a free 127.0.0.1 port, and that address.
+fn start_with_metrics() -> (Daemon, SocketAddr) {
+    let port = free_port();
+    let d = Daemon::start_with(true, |_| vec![format!("--metricsbind=127.0.0.1:{port}")]);
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    d.wait_log(&format!("Serving metrics on http://{addr}/metrics"), WAIT);
+    (d, addr)
+}
+
+fn scrape(addr: SocketAddr) -> (HttpReply, Vec<Sample>) {
+    let r = http_request(addr, "GET", "/metrics", &[], b"");
+    assert_eq!(r.status, 200, "{r:?}");
+    let samples = parse(&r.text());
+    (r, samples)
+}
+
+#[test]
+fn metrics_match_the_peers_messages_and_chain() {
+    let (d, addr) = start_with_metrics();
+    let (r, s) = scrape(addr);
+    let ctype = r.header("Content-Type").unwrap_or_default();
+    assert!(ctype.starts_with("application/openmetrics-text"), "{ctype}");
+    let text = r.text();
+    assert!(text.ends_with("# EOF\n"), "{text}");
+    assert!(text.contains("# TYPE btcloop_header_height gauge"), "{text}");
+    assert_eq!(sum(&s, "btcloop_peers", &[("direction", "inbound")]), 0.0);
+    assert_eq!(sum(&s, "btcloop_header_height", &[]), 0.0);
+
+    // Two peers; A feeds five headers, both send pings.
+    let p = ChainParams::new(Network::Regtest);
+    let chain = mine_chain(&p, &p.genesis, 5, 21);
+    let mut a = d.connect_ready();
+    let mut b = d.connect_ready();
+    // B pings first: once A's headers arrive, B gets them announced (an inv).
+    b.ping_pong(10);
+    a.send(&NetworkMessage::Headers(chain.clone()));
+    for n in 0..3 {
+        a.ping_pong(n + 1);
+    }
+    assert!(poll_until(WAIT, || d.rpc_ok("getblockcount", json!([])) == json!(5)));
+
+    let (r, s) = scrape(addr);
+    assert!(r.text().contains("# TYPE btcloop_peers gauge"), "{}", r.text());
+    let inbound: Vec<&Sample> =
+        s.iter().filter(|x| x.name == "btcloop_peers" && x.label("direction") == Some("inbound")).collect();
+    assert_eq!(inbound.iter().map(|x| x.value).sum::<f64>(), 2.0, "{inbound:?}");
+    assert!(inbound.iter().all(|x| x.label("connection_type") == Some("inbound")), "{inbound:?}");
+    assert_eq!(sum(&s, "btcloop_peers", &[("direction", "outbound")]), 0.0);
+    let count = d.rpc_ok("getblockcount", json!([])).as_f64().unwrap();
+    assert_eq!(sum(&s, "btcloop_header_height", &[]), count);
+    assert_eq!(sum(&s, "btcloop_headers_in_tree", &[]), 6.0);
+    let pings = [("direction", "received"), ("message_type", "ping")];
+    assert_eq!(sum(&s, "btcloop_messages_total", &pings), 4.0);
+    assert_eq!(sum(&s, "btcloop_message_bytes_total", &pings), 4.0 * 32.0);
+    let pongs = [("direction", "sent"), ("message_type", "pong")];
+    assert_eq!(sum(&s, "btcloop_messages_total", &pongs), 4.0);
+    assert_eq!(sum(&s, "btcloop_messages_total", &[("direction", "received"), ("message_type", "headers")]), 1.0);
+    // The same counts as getnetmsgstats.
+    let stats = d.rpc_ok("getnetmsgstats", json!([["direction", "message_type"]]));
+    assert_eq!(stats["received"]["ping"]["message_count"], json!(4), "{stats}");
+    let totals = d.rpc_ok("getnettotals", json!([]));
+    assert!(
+        sum(&s, "btcloop_network_bytes_total", &[("direction", "received")])
+            <= totals["totalbytesrecv"].as_f64().unwrap()
+    );
+    assert!(sum(&s, "btcloop_network_bytes_total", &[("direction", "received")]) > 0.0);
+    assert!(sum(&s, "btcloop_ping_seconds", &[("stat", "max")]) > 0.0, "pings were answered");
+
+    // A peer leaves: one fewer inbound, one peer-closed disconnect.
+    b.close_gracefully();
+    assert!(poll_until(WAIT, || sum(&scrape(addr).1, "btcloop_peers", &[("direction", "inbound")]) == 1.0));
+    let (_, s) = scrape(addr);
+    assert_eq!(sum(&s, "btcloop_disconnects_total", &[("reason", "peer-closed")]), 1.0);
+    a.ping_pong(99);
+}
+
+#[test]
+fn metrics_serve_get_on_metrics_only() {
+    let (_d, addr) = start_with_metrics();
+    for method in ["POST", "PUT", "DELETE"] {
+        let r = http_request(addr, method, "/metrics", &[], b"x");
+        assert_eq!(r.status, 405, "{method}: {r:?}");
+    }
+    for path in ["/", "/metric", "/metrics/extra", "/favicon.ico"] {
+        let r = http_request(addr, "GET", path, &[], b"");
+        assert_eq!(r.status, 404, "{path}: {r:?}");
+        assert!(!r.header("Content-Type").unwrap_or_default().starts_with("application/openmetrics-text"));
+    }
+    // The scrape still works afterwards.
+    let (r, _) = scrape(addr);
+    assert!(r.text().ends_with("# EOF\n"));
+}
