@@ -18,6 +18,8 @@ pub mod code {
     pub const INVALID_REQUEST: i32 = -32600;
     /// Standard JSON-RPC 2.0: method not found.
     pub const METHOD_NOT_FOUND: i32 = -32601;
+    /// Standard JSON-RPC 2.0: invalid method parameters.
+    pub const INVALID_PARAMS: i32 = -32602;
     /// Standard JSON-RPC 2.0: parse error.
     pub const PARSE_ERROR: i32 = -32700;
     /// Generic error (also the help text on a wrong number of arguments).

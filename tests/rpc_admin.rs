@@ -100,7 +100,6 @@ fn getpeerinfo_and_getnetworkinfo_show_two_raw_peers() {
 }
 
 #[test]
-#[ignore = "bug: getpeerinfo shows pingwait after the ping was answered (src/msg_handler/answer.rs:301 tests ping_start, not an outstanding nonce)"]
 fn getpeerinfo_shows_pingwait_only_while_a_ping_is_outstanding() {
     let d = Daemon::start(&[]);
     let mut p = d.connect_ready();
@@ -249,7 +248,6 @@ fn disconnectnode_by_id_and_by_address() {
 }
 
 #[test]
-#[ignore = "bug: disconnectnode answers -8 instead of Core's -32602 (RPC_INVALID_PARAMS) for both/neither, and refuses Core's documented `disconnectnode \"\" ID` (src/rpc/methods.rs disconnectnode)"]
 fn disconnectnode_argument_errors_match_core() {
     let d = Daemon::start(&[]);
     let mut p = d.connect_ready();

@@ -41,7 +41,8 @@ struct Parsed {
 fn parse_request(v: &Value) -> Parsed {
     let Some(obj) = v.as_object() else {
         return Parsed {
-            id: None,
+            // Core's request id starts as null; a reply to an unparsable request carries it.
+            id: Some(Value::Null),
             version: Version::Legacy,
             call: Err(RpcError::new(code::INVALID_REQUEST, "Invalid Request object")),
         };
@@ -125,7 +126,7 @@ fn body(v: &Value) -> Option<String> {
 pub fn handle(raw: &[u8], exec: &mut dyn FnMut(&Call) -> Result<Value, RpcError>) -> HttpReply {
     let parse_error = |msg: &str| {
         let e = RpcError::new(code::PARSE_ERROR, msg);
-        HttpReply { status: 500, body: body(&reply_obj(Err(e), None, Version::Legacy)) }
+        HttpReply { status: 500, body: body(&reply_obj(Err(e), Some(Value::Null), Version::Legacy)) }
     };
     let Ok(request) = serde_json::from_slice::<Value>(raw) else { return parse_error("Parse error") };
     match &request {
@@ -221,7 +222,7 @@ mod tests {
             json!([
                 {"jsonrpc":"2.0","result":[1],"id":1},
                 {"result":null,"error":{"code":-8,"message":"bad"},"id":2},
-                {"result":null,"error":{"code":-32600,"message":"Invalid Request object"}}
+                {"result":null,"error":{"code":-32600,"message":"Invalid Request object"},"id":null}
             ])
         );
         assert_eq!(run("[]"), (200, json!([])));

@@ -67,10 +67,7 @@ pub static METHODS: &[Method] = &[
         [req("height", Ty::Num)],
         "getblockhash height\n\nReturns hash of block in best-header-chain at height provided.\n\nArguments:\n1. height    (numeric, required) The height index\n",
         |c, a| {
-            let h = a
-                .first()
-                .and_then(Value::as_i64)
-                .ok_or_else(|| RpcError::invalid_param("Block height out of range"))?;
+            let h = int(a.first())?;
             c.ask(Query::BlockHash(h))
         }
     ),
@@ -134,19 +131,25 @@ pub static METHODS: &[Method] = &[
         [opt("address", Ty::Str), opt("nodeid", Ty::Num)],
         "disconnectnode ( \"address\" nodeid )\n\nImmediately disconnects from the specified peer node.\n\nStrictly one out of 'address' and 'nodeid' can be provided to identify the node.\n\nArguments:\n1. address    (string, optional, default=fallback to nodeid) The IP address/port of the node\n2. nodeid     (numeric, optional, default=fallback to address) The node ID (see getpeerinfo for node IDs)\n",
         |c, a| {
-            let (addr, id) = (arg(a, 0), arg(a, 1));
+            let (addr, id) = (arg(a, 0).and_then(Value::as_str), arg(a, 1));
+            // Core: an address alone, or an id with no or an empty address.
             let query = match (addr, id) {
-                (Some(addr), None) => match addr.as_str().and_then(|s| s.parse().ok()) {
-                    Some(sa) => Query::Disconnect { addr: Some(sa), id: None },
-                    None => {
+                (Some(addr), None) => match addr.parse() {
+                    Ok(sa) => Query::Disconnect { addr: Some(sa), id: None },
+                    Err(_) => {
                         return Err(RpcError::new(
                             code::CLIENT_NODE_NOT_CONNECTED,
                             "Node not found in connected nodes",
                         ));
                     }
                 },
-                (None, Some(id)) => Query::Disconnect { addr: None, id: id.as_u64() },
-                _ => return Err(RpcError::invalid_param("Only one of address and nodeid should be provided.")),
+                (None | Some(""), Some(id)) => Query::Disconnect { addr: None, id: u64::try_from(int(Some(id))?).ok() },
+                _ => {
+                    return Err(RpcError::new(
+                        code::INVALID_PARAMS,
+                        "Only one of address and nodeid should be provided.",
+                    ));
+                }
             };
             c.ask(query)
         }
@@ -186,7 +189,8 @@ pub static METHODS: &[Method] = &[
         |c, a| {
             let n = match arg(a, 0) {
                 None => 20,
-                Some(v) => v.as_u64().ok_or_else(|| RpcError::invalid_param("count must be a non-negative integer"))?,
+                Some(v) => u64::try_from(int(Some(v))?)
+                    .map_err(|_| RpcError::invalid_param("count must be a non-negative integer"))?,
             };
             c.ask(Query::Disconnects(n.min(usize::MAX as u64) as usize))
         }
@@ -244,7 +248,7 @@ pub static METHODS: &[Method] = &[
         [opt("count", Ty::Num), opt("network", Ty::Str)],
         "getnodeaddresses ( count \"network\" )\n\nReturn known addresses, after filtering for quality and recency.\n\nArguments:\n1. count      (numeric, optional, default=1) The maximum number of addresses to return. Specify 0 to return all known addresses.\n2. network    (string, optional, default=all networks) Return only addresses of the specified network. Can be one of: ipv4, ipv6, onion, i2p, cjdns.\n",
         |_, a| {
-            if arg(a, 0).and_then(Value::as_i64).is_some_and(|n| n < 0) {
+            if arg(a, 0).map(|v| int(Some(v))).transpose()?.is_some_and(|n| n < 0) {
                 return Err(RpcError::invalid_param("Address count out of range"));
             }
             if let Some(net) = arg(a, 1).and_then(Value::as_str) {
@@ -308,6 +312,12 @@ pub static METHODS: &[Method] = &[
         }
     ),
 ];
+
+/// An integer argument as UniValue's `getInt<int64_t>` reads it (fractions and out-of-range
+/// numbers are refused, not rounded).
+fn int(v: Option<&Value>) -> Result<i64, RpcError> {
+    v.and_then(Value::as_i64).ok_or_else(|| RpcError::new(code::MISC_ERROR, "JSON integer out of range"))
+}
 
 /// Core's `ParseHashV`.
 fn parse_hash(v: Option<&Value>, name: &str) -> Result<BlockHash, RpcError> {
@@ -500,7 +510,7 @@ fn setban(c: &RpcContext, a: &[Value]) -> Result<Value, RpcError> {
     if already {
         return Err(RpcError::new(code::CLIENT_NODE_ALREADY_ADDED, "Error: IP/Subnet already banned"));
     }
-    let bantime = arg(a, 2).and_then(Value::as_i64).unwrap_or(0);
+    let bantime = arg(a, 2).map(|v| int(Some(v))).transpose()?.unwrap_or(0);
     let absolute = arg(a, 3).and_then(Value::as_bool).unwrap_or(false);
     if absolute && bantime < now {
         return Err(RpcError::invalid_param("Error: Absolute timestamp is in the past"));
