@@ -321,3 +321,45 @@ fn another_rule_or_bucket_count_rebuckets_new_entries() {
         2
     );
 }
+
+#[test]
+fn garbage_never_panics() {
+    use rand::rngs::StdRng;
+    use rand::{RngExt, SeedableRng};
+    let mut rng = StdRng::seed_from_u64(2);
+    let mut small = det();
+    for i in 0..30u32 {
+        let e = at(&format!("{}.{}.1.1", 1 + i, i), 8333, NOW);
+        small.add(std::slice::from_ref(&e), &ip("99.1.1.1"), 0, NOW);
+        if i % 3 == 0 {
+            small.good(&e.addr, e.port, NOW);
+        }
+    }
+    small.add(&[AddrEntry::new(AddrV2::TorV3([9; 32]), 1, ServiceFlags::NONE, NOW)], &ip("99.1.1.1"), 0, NOW);
+    let valid = small.serialize(MAIN);
+    let valid_body = &valid[21..valid.len() - 32];
+    for round in 0..1500 {
+        let bytes = match round % 3 {
+            // Random bytes.
+            0 => (0..rng.random_range(0..200)).map(|_| rng.random()).collect::<Vec<u8>>(),
+            // A random body behind a valid header and checksum.
+            1 => {
+                let mut body = body_header(rng.random_range(0..20));
+                body.extend((0..rng.random_range(0..400)).map(|_| rng.random::<u8>()));
+                wrap(&body, MAIN)
+            }
+            // A valid body with a few bytes changed, re-checksummed.
+            _ => {
+                let mut body = valid_body.to_vec();
+                for _ in 0..rng.random_range(1..4) {
+                    let i = rng.random_range(0..body.len());
+                    body[i] = rng.random();
+                }
+                wrap(&body, MAIN)
+            }
+        };
+        if let Ok(man) = AddrMan::deserialize(&bytes, MAIN, SEED, NetGroupRule::Core) {
+            man.check().unwrap();
+        }
+    }
+}

@@ -454,3 +454,68 @@ fn check_detects_corruption() {
     man.new_table.set((b + 1) % ADDRMAN_NEW_BUCKET_COUNT, p, Some(id));
     assert!(man.check().is_err());
 }
+
+#[test]
+fn random_operations_keep_core_invariants() {
+    use rand::rngs::StdRng;
+    use rand::{RngExt, SeedableRng};
+    let mut rng = StdRng::seed_from_u64(1);
+    let mut man = AddrMan::new(hash_key(3), SEED, NetGroupRule::Core);
+    // Few groups, so that new and tried positions collide often.
+    let pool: Vec<AddrEntry> =
+        (0..600u32).map(|i| at(&format!("250.{}.{}.{}", i % 3, i / 250, i % 250 + 1), 8333, NOW)).collect();
+    let sources: Vec<AddrV2> = (0..40u32).map(|i| ip(&format!("{}.{}.7.7", 20 + i % 4, i))).collect();
+    let mut now = NOW;
+    for step in 0..4000 {
+        now += rng.random_range(0..300);
+        let pick = |rng: &mut StdRng| pool[rng.random_range(0..pool.len())].clone();
+        match rng.random_range(0..10) {
+            0..=2 => {
+                let batch: Vec<AddrEntry> = (0..rng.random_range(1..20))
+                    .map(|_| AddrEntry { time: now - rng.random_range(-900..40 * 86400), ..pick(&mut rng) })
+                    .collect();
+                let source = &sources[rng.random_range(0..sources.len())];
+                man.add(&batch, source, rng.random_range(0..7200), now);
+            }
+            3 | 4 => {
+                let e = pick(&mut rng);
+                man.good(&e.addr, e.port, now);
+            }
+            5 => {
+                let e = pick(&mut rng);
+                man.attempt(&e.addr, e.port, rng.random(), now - rng.random_range(0..120));
+            }
+            6 => {
+                let e = pick(&mut rng);
+                man.connected(&e.addr, e.port, now);
+                man.set_services(&e.addr, e.port, ServiceFlags::from(rng.random_range(0..4096u64)));
+            }
+            7 => {
+                if let Some((e, _)) = man.select(rng.random(), None, now) {
+                    assert!(man.info(&e.addr, e.port).is_some());
+                }
+                let got = man.get_addr(rng.random_range(0..50), rng.random_range(0..=100), None, rng.random(), now);
+                assert!(got.len() <= man.size(None, None));
+            }
+            _ => {
+                if let Some((old, _)) = man.select_tried_collision() {
+                    assert!(man.find_entry(&old.addr, old.port).unwrap().tried);
+                    if rng.random() {
+                        man.good(&old.addr, old.port, now);
+                    } else {
+                        man.attempt(&old.addr, old.port, false, now);
+                    }
+                }
+                man.resolve_collisions(now);
+            }
+        }
+        if step % 100 == 0 {
+            man.check().unwrap_or_else(|e| panic!("step {step}: {e}"));
+        }
+    }
+    man.check().unwrap();
+    assert!(man.size(None, Some(false)) > 0 && man.size(None, Some(true)) > 0);
+    let back = AddrMan::deserialize(&man.serialize([1, 2, 3, 4]), [1, 2, 3, 4], SEED, NetGroupRule::Core).unwrap();
+    assert_eq!(back.entries(false), man.entries(false));
+    assert_eq!(back.entries(true), man.entries(true));
+}
