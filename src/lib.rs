@@ -1,6 +1,7 @@
 //! btcloop: a Bitcoin P2P network node built on Bitcoin Core's two-loop design — a
 //! socket-handler thread and a message-handler thread joined by per-peer queues.
 
+pub mod addrman;
 pub mod capture;
 pub mod chain;
 pub mod chainparams;
