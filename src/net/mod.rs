@@ -9,6 +9,7 @@ pub mod message;
 pub mod netaddr;
 pub mod peer;
 pub mod peer_queues;
+pub mod permissions;
 pub mod seeding;
 pub mod seeds;
 pub mod socket_handler;

@@ -31,7 +31,8 @@ impl Permissions {
     /// Set when the entry named no permissions: resolved by [`Permissions::resolve_implicit`].
     pub const IMPLICIT: Permissions = Permissions(1 << 31);
     /// Every permission.
-    pub const ALL: Permissions = Permissions((1 << 1) | (1 << 2) | (1 << 3) | (1 << 4) | (1 << 5) | (1 << 6) | (1 << 7));
+    pub const ALL: Permissions =
+        Permissions((1 << 1) | (1 << 2) | (1 << 3) | (1 << 4) | (1 << 5) | (1 << 6) | (1 << 7));
 
     /// Whether every flag of `other` is set.
     pub fn has(self, other: Permissions) -> bool {
@@ -48,7 +49,10 @@ impl Permissions {
         if !self.has(Permissions::IMPLICIT) {
             return self;
         }
-        Permissions(self.0 & !Permissions::IMPLICIT.0).union(Permissions::RELAY).union(Permissions::MEMPOOL).union(Permissions::NO_BAN)
+        Permissions(self.0 & !Permissions::IMPLICIT.0)
+            .union(Permissions::RELAY)
+            .union(Permissions::MEMPOOL)
+            .union(Permissions::NO_BAN)
     }
 
     /// Core's names (`NetPermissions::ToStrings`), for `getpeerinfo`'s `permissions`.
