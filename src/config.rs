@@ -178,6 +178,8 @@ pub struct Config {
     pub metrics_bind: Option<SocketAddr>,
     /// Default ban duration of `setban` (`--bantime`).
     pub ban_time: Duration,
+    /// Permissions granted to addresses (`--whitelist`).
+    pub whitelist: Vec<crate::net::permissions::Whitelist>,
 }
 
 impl Default for Config {
@@ -202,6 +204,7 @@ impl Default for Config {
             rpc: RpcConfig::default(),
             metrics_bind: None,
             ban_time: DEFAULT_BANTIME,
+            whitelist: Vec::new(),
         }
     }
 }

@@ -151,6 +151,11 @@ struct Cli {
     /// Serve Prometheus metrics at http://ADDR:PORT/metrics.
     #[arg(long, value_name = "ADDR:PORT")]
     metricsbind: Option<SocketAddr>,
+    /// Grant permissions to peers from an address: [PERMS@]IP[/MASK] (repeatable). PERMS is a
+    /// comma list of bloomfilter, noban, forcerelay, relay, mempool, download, addr, all, in,
+    /// out; without PERMS: noban, relay, mempool, download for inbound peers.
+    #[arg(long, value_name = "[PERMS@]IP[/MASK]")]
+    whitelist: Vec<String>,
     /// Default duration of setban, in seconds.
     #[arg(long, value_parser = positive_secs, default_value = "86400", value_name = "SECONDS")]
     bantime: u64,
@@ -271,6 +276,11 @@ fn build_config(cli: Cli) -> Result<Config, String> {
     };
     cfg.metrics_bind = cli.metricsbind;
     cfg.ban_time = Duration::from_secs(cli.bantime);
+    cfg.whitelist = cli
+        .whitelist
+        .iter()
+        .map(|w| btcloop::net::permissions::Whitelist::parse(w).map_err(|e| e.to_string()))
+        .collect::<Result<_, _>>()?;
     let ua_len = cfg.user_agent().len();
     if ua_len > btcloop::net::message::MAX_SUBVERSION_LENGTH {
         return Err(format!(

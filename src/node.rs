@@ -152,6 +152,7 @@ impl Node {
                 max_inbound: effective.max_inbound(),
                 connect_timeout: cfg.connect_timeout,
                 log_ips: cfg.log.log_ips,
+                whitelist: cfg.whitelist.clone(),
             },
         )?;
         let params = ChainParams::new(cfg.network);

@@ -487,3 +487,20 @@ fn getnodeaddresses_and_getaddrmaninfo_show_an_empty_address_manager() {
     p.ping_pong(1);
     assert_eq!(d.rpc_ok("getnodeaddresses", json!([0])), json!([]));
 }
+
+#[test]
+fn whitelisted_noban_peers_get_in_despite_a_ban_and_show_their_permissions() {
+    let d = Daemon::start(&["--whitelist=noban@127.0.0.2"]);
+    assert_eq!(d.rpc_ok("setban", json!(["127.0.0.2", "add"])), Value::Null);
+    let mut peer = RawPeer::connect_from(OTHER_IP, d.addr);
+    peer.handshake();
+    let mut local = d.connect_ready();
+    local.ping_pong(7);
+    wait_connections(&d, 2);
+    let peers = d.rpc_ok("getpeerinfo", json!([]));
+    let perms: Vec<Value> = peers.as_array().unwrap().iter().map(|p| p["permissions"].clone()).collect();
+    assert!(perms.contains(&json!(["noban", "download"])), "{peers}");
+    assert!(perms.contains(&json!([])), "the 127.0.0.1 peer has no permissions: {peers}");
+    peer.ping_pong(8);
+    assert!(!peer.closed(), "a noban peer was refused for a ban");
+}

@@ -316,7 +316,7 @@ impl Cx {
         o.insert("addr_relay_enabled".into(), json!(false));
         o.insert("addr_processed".into(), json!(0));
         o.insert("addr_rate_limited".into(), json!(0));
-        o.insert("permissions".into(), json!([]));
+        o.insert("permissions".into(), json!(p.permissions.names()));
         o.insert("minfeefilter".into(), json!(0.0));
         o.insert("bytessent_per_msg".into(), Value::Object(e.counts.bytes_per_msg(Direction::Sent)));
         o.insert("bytesrecv_per_msg".into(), Value::Object(e.counts.bytes_per_msg(Direction::Received)));

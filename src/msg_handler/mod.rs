@@ -328,7 +328,8 @@ impl MessageHandler {
         match ev {
             NetEvent::Connected(p) => {
                 let id = p.queues.id;
-                let peer = self.cx.protocol.add_peer(id, p.addr, p.conn_type, now.mono);
+                let mut peer = self.cx.protocol.add_peer(id, p.addr, p.conn_type, now.mono);
+                peer.permissions = p.permissions;
                 debug!(target: "net", "Added connection {} ({})", peer.label(self.cx.protocol.params.log_ips), p.conn_type);
                 let capture = self.cx.capture_dir.as_ref().and_then(|dir| match PeerCapture::open(dir, &p.addr) {
                     Ok(c) => Some(Box::new(c)),

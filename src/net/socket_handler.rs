@@ -22,6 +22,7 @@ use super::banman::BanMan;
 use super::discourage::Discouraged;
 use super::peer::{ConnectionType, DisconnectReason, PeerId};
 use super::peer_queues::PeerQueues;
+use super::permissions::{Permissions, Whitelist, permissions_for};
 use super::totals::NetTotals;
 use super::transport::{RejectReason, V1Decoder, sanitize_command};
 use super::wake::{MsgWake, NetEvent, NewPeer, SocketCommand, SocketControl};
@@ -76,6 +77,8 @@ pub struct SocketConfig {
     pub connect_timeout: Duration,
     /// Show addresses in logs.
     pub log_ips: bool,
+    /// `--whitelist` entries.
+    pub whitelist: Vec<Whitelist>,
 }
 
 enum ConnState {
@@ -263,13 +266,15 @@ impl SocketHandler {
                 NetTotals::add(&self.totals.inbound_refused, 1);
                 continue;
             }
-            if self.banman.is_banned(addr.ip(), unix_now()) {
+            let permissions = permissions_for(&self.cfg.whitelist, addr.ip(), true);
+            let noban = permissions.has(Permissions::NO_BAN);
+            if !noban && self.banman.is_banned(addr.ip(), unix_now()) {
                 NetTotals::add(&self.totals.inbound_refused, 1);
                 debug!(target: "net", "connection from {} dropped (banned)", if self.cfg.log_ips { addr.to_string() } else { "peer".into() });
                 continue;
             }
             // Core: discouraged addresses get in only while inbound slots are not (almost) full.
-            if self.inbound + 1 >= self.cfg.max_inbound && self.discouraged.contains(&addr.ip()) {
+            if !noban && self.inbound + 1 >= self.cfg.max_inbound && self.discouraged.contains(&addr.ip()) {
                 NetTotals::add(&self.totals.inbound_refused, 1);
                 debug!(target: "net", "connection from {} dropped (discouraged)", if self.cfg.log_ips { addr.to_string() } else { "peer".into() });
                 continue;
@@ -310,6 +315,7 @@ impl SocketHandler {
                 addr,
                 local_addr,
                 conn_type: ConnectionType::Inbound,
+                permissions,
             })));
         }
     }
@@ -429,7 +435,8 @@ impl SocketHandler {
         let local_addr = conn.queues.stream().local_addr().ok();
         let (queues, addr, conn_type, target) = (conn.queues.clone(), conn.addr, conn.conn_type, conn.target);
         self.tell_dialer(target, |target| DialerEvent::Connected { target, id });
-        self.events.push(NetEvent::Connected(Box::new(NewPeer { queues, addr, local_addr, conn_type })));
+        let permissions = permissions_for(&self.cfg.whitelist, addr.ip(), false);
+        self.events.push(NetEvent::Connected(Box::new(NewPeer { queues, addr, local_addr, conn_type, permissions })));
     }
 
     fn expire_connects(&mut self) {

@@ -41,6 +41,8 @@ pub struct NewPeer {
     pub local_addr: Option<SocketAddr>,
     /// Why the connection exists.
     pub conn_type: ConnectionType,
+    /// What `--whitelist` grants it.
+    pub permissions: super::permissions::Permissions,
 }
 
 #[derive(Default)]

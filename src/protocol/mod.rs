@@ -20,6 +20,7 @@ use tracing::debug;
 
 use crate::chain::accept::Chain;
 use crate::net::peer::{ConnectionType, DisconnectReason, PeerId};
+use crate::net::permissions::Permissions;
 
 pub use handshake::Handshake;
 pub use headers::{HeadersNode, HeadersPeer};
@@ -86,6 +87,8 @@ pub struct Peer {
     pub ping: PingState,
     /// Headers sync state.
     pub headers: HeadersPeer,
+    /// What `--whitelist` grants it.
+    pub permissions: Permissions,
 }
 
 impl Peer {
@@ -147,6 +150,7 @@ impl Protocol {
             handshake: Handshake::new(local_nonce),
             ping: PingState::default(),
             headers: HeadersPeer::default(),
+            permissions: Permissions::NONE,
         }
     }
 
@@ -226,6 +230,10 @@ impl Protocol {
 /// warned about; local (loopback) peers are disconnected; any other peer is disconnected and
 /// its address discouraged.
 pub fn misbehaving(peer: &Peer, out: &mut impl Outbox, what: String) {
+    if peer.permissions.has(Permissions::NO_BAN) {
+        tracing::warn!("Not punishing noban peer {}: {what}", peer.id);
+        return;
+    }
     if peer.conn_type == ConnectionType::Manual {
         tracing::warn!("Not punishing manually connected peer {}: {what}", peer.id);
         return;

@@ -285,7 +285,7 @@ fn stalled_sync_peer_is_dropped_when_others_exist() {
 }
 
 #[test]
-fn misbehaviour_discourages_remote_peers_disconnects_local_ones_and_spares_manual_ones() {
+fn misbehaviour_discourages_remote_peers_disconnects_local_ones_and_spares_manual_and_noban_ones() {
     let params = ChainParams::new(Network::Regtest);
     let mut bad = mine_chain(&params, &params.genesis, 2, 10);
     while check_proof_of_work(bad[1].block_hash(), bad[1].bits, &params) {
@@ -307,7 +307,13 @@ fn misbehaviour_discourages_remote_peers_disconnects_local_ones_and_spares_manua
     let mut manual = peer(&mut p, 3, t0, false);
     manual.conn_type = ConnectionType::Manual;
     manual.addr = "203.0.113.6:8333".parse().unwrap();
-    let out = deliver(&mut p, &mut manual, NetworkMessage::Headers(bad), now(t0, 1));
+    let out = deliver(&mut p, &mut manual, NetworkMessage::Headers(bad.clone()), now(t0, 1));
+    assert!(out.disconnect.is_none() && out.discouraged.is_empty());
+    // A --whitelist noban peer: only warned about, as Core.
+    let mut noban = peer(&mut p, 4, t0, false);
+    noban.addr = "203.0.113.7:8333".parse().unwrap();
+    noban.permissions = crate::net::permissions::Permissions::NO_BAN;
+    let out = deliver(&mut p, &mut noban, NetworkMessage::Headers(bad), now(t0, 1));
     assert!(out.disconnect.is_none() && out.discouraged.is_empty());
 }
 
