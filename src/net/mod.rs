@@ -4,6 +4,7 @@
 pub mod banman;
 pub mod dialer;
 pub mod discourage;
+pub mod eviction;
 pub mod listen;
 pub mod message;
 pub mod netaddr;
