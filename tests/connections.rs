@@ -108,3 +108,26 @@ fn user_agent_is_sanitized_in_the_log() {
     let line = d.wait_log("New inbound peer connected", WAIT);
     assert!(line.contains("user agent: /evilscript31m:1.0/,"), "{line}");
 }
+
+#[test]
+fn full_inbound_slots_evict_an_unprotected_peer_for_a_newcomer() {
+    // 51 connections leave 40 inbound slots: enough peers that Core's protections
+    // (network group, ping, uptime, …) leave some unprotected.
+    let d = Daemon::start(&["--maxconnections=51"]);
+    let mut peers: Vec<RawPeer> = (0..40u64)
+        .map(|i| {
+            let mut p = d.connect();
+            p.handshake();
+            p.ping_pong(i + 1);
+            p
+        })
+        .collect();
+    let mut newcomer = d.connect();
+    newcomer.handshake();
+    newcomer.ping_pong(99);
+    d.wait_log("selected peer=", WAIT);
+    let log = d.wait_log("evicted to make room for a new inbound peer", WAIT);
+    let evicted = peers.iter_mut().map(|p| p.is_closed(Duration::from_millis(50))).filter(|c| *c).count();
+    assert_eq!(evicted, 1, "exactly one old peer makes room:\n{}", tail(&log, 5));
+    assert!(!newcomer.closed(), "the newcomer was refused");
+}

@@ -563,7 +563,16 @@ impl Cx {
         self.protocol.send_messages(&mut e.peer, now, link, &mut out);
         let out = out.produced();
         if e.peer.handshake.successfully_connected {
-            e.queues.stats.handshake_complete.store(true, Ordering::Relaxed);
+            let stats = &e.queues.stats;
+            stats.handshake_complete.store(true, Ordering::Relaxed);
+            // What the socket handler's eviction needs (Core reads these under cs_main).
+            let min_ping = e.peer.ping.min_ping.map_or(0, |d| d.as_micros().max(1) as u64);
+            stats.min_ping_us.store(min_ping, Ordering::Relaxed);
+            if let Some(r) = &e.peer.handshake.remote {
+                let wanted = bitcoin::p2p::ServiceFlags::NETWORK | bitcoin::p2p::ServiceFlags::WITNESS;
+                stats.relevant_services.store(r.services.has(wanted), Ordering::Relaxed);
+                stats.relay_txs.store(r.relay, Ordering::Relaxed);
+            }
         }
         self.apply(e, out);
     }

@@ -97,6 +97,8 @@ pub enum DisconnectReason {
     Banned,
     /// Network activity was switched off (`setnetworkactive false`).
     NetworkInactive,
+    /// Inbound slots were full and Core's eviction chose this peer for a newcomer.
+    Evicted,
 }
 
 impl DisconnectReason {
@@ -124,6 +126,7 @@ impl DisconnectReason {
             R::Requested => "disconnectnode",
             R::Banned => "banned",
             R::NetworkInactive => "network-inactive",
+            R::Evicted => "evicted",
         }
     }
 }
@@ -161,6 +164,7 @@ impl fmt::Display for DisconnectReason {
             R::Requested => f.write_str("disconnectnode requested"),
             R::Banned => f.write_str("address banned"),
             R::NetworkInactive => f.write_str("network activity disabled"),
+            R::Evicted => f.write_str("evicted to make room for a new inbound peer"),
         }
     }
 }

@@ -45,6 +45,13 @@ pub struct PeerStats {
     pub pause_send_events: AtomicU64,
     /// Set by the message handler once `verack` has been received.
     pub handshake_complete: AtomicBool,
+    /// Smallest ping round trip in µs, 0 before the first pong (set by the message handler,
+    /// read by the socket handler's eviction).
+    pub min_ping_us: AtomicU64,
+    /// The peer offers the services we want from outbound peers (Core's `fRelevantServices`).
+    pub relevant_services: AtomicBool,
+    /// The peer asked for transaction relay in its `version`.
+    pub relay_txs: AtomicBool,
 }
 
 /// One message taken off the process queue.

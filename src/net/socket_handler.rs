@@ -20,13 +20,17 @@ use tracing::{debug, info, warn};
 
 use super::banman::BanMan;
 use super::discourage::Discouraged;
+use super::eviction::{EvictionCandidate, select_node_to_evict};
+use super::netaddr::net_kind;
 use super::peer::{ConnectionType, DisconnectReason, PeerId};
 use super::peer_queues::PeerQueues;
 use super::permissions::{Permissions, Whitelist, permissions_for};
 use super::totals::NetTotals;
 use super::transport::{RejectReason, V1Decoder, sanitize_command};
 use super::wake::{MsgWake, NetEvent, NewPeer, SocketCommand, SocketControl};
+use crate::addrman::{NetGroupRule, netgroup};
 use crate::time::{Clock, unix_now};
+use std::hash::{BuildHasher, Hasher};
 
 /// Token of the poll waker.
 pub const WAKER_TOKEN: Token = Token(usize::MAX);
@@ -94,6 +98,12 @@ struct Connection {
     target: Option<usize>,
     state: ConnState,
     write_registered: bool,
+    /// When it opened (node clock, µs), for eviction.
+    opened_us: u64,
+    /// `--whitelist` permissions.
+    permissions: Permissions,
+    /// Its keyed network group, for eviction.
+    keyed_group: u64,
 }
 
 /// The socket handler's state; [`SocketHandler::run`] is the thread body.
@@ -115,6 +125,8 @@ pub struct SocketHandler {
     discouraged: Arc<Discouraged>,
     banman: Arc<BanMan>,
     network_active: Arc<AtomicBool>,
+    /// Secret key of the keyed network groups (a random SipHash key).
+    group_key: std::collections::hash_map::RandomState,
     buf: Box<[u8]>,
     ready: Vec<PeerId>,
     events: Vec<NetEvent>,
@@ -182,6 +194,7 @@ impl SocketHandler {
             discouraged,
             banman,
             network_active,
+            group_key: std::collections::hash_map::RandomState::new(),
             buf: vec![0u8; READ_BUF].into_boxed_slice(),
             ready: Vec::new(),
             events: Vec::new(),
@@ -279,7 +292,7 @@ impl SocketHandler {
                 debug!(target: "net", "connection from {} dropped (discouraged)", if self.cfg.log_ips { addr.to_string() } else { "peer".into() });
                 continue;
             }
-            if self.inbound >= self.cfg.max_inbound {
+            if self.inbound >= self.cfg.max_inbound && !self.evict_one() {
                 NetTotals::add(&self.totals.inbound_refused, 1);
                 debug!(target: "net", "connection from {} dropped (full)", if self.cfg.log_ips { addr.to_string() } else { "peer".into() });
                 drop(stream);
@@ -308,6 +321,9 @@ impl SocketHandler {
                     target: None,
                     state: ConnState::Open,
                     write_registered: false,
+                    opened_us: self.clock.now_us(),
+                    permissions,
+                    keyed_group: self.keyed_group(addr.ip()),
                 },
             );
             self.events.push(NetEvent::Connected(Box::new(NewPeer {
@@ -318,6 +334,60 @@ impl SocketHandler {
                 permissions,
             })));
         }
+    }
+
+    /// Core's `AttemptToEvictConnection`: closes the inbound peer [`select_node_to_evict`]
+    /// chooses, if any; false when every inbound peer is protected.
+    fn evict_one(&mut self) -> bool {
+        let candidates: Vec<EvictionCandidate> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| matches!(c.state, ConnState::Open) && c.conn_type.is_inbound())
+            .map(|(&id, c)| {
+                let s = &c.queues.stats;
+                let min_ping = s.min_ping_us.load(Ordering::Relaxed);
+                let ip = c.addr.ip();
+                EvictionCandidate {
+                    id,
+                    connected_at: Duration::from_micros(c.opened_us),
+                    min_ping: (min_ping != 0).then(|| Duration::from_micros(min_ping)),
+                    last_block_time: 0,
+                    last_tx_time: 0,
+                    relevant_services: s.relevant_services.load(Ordering::Relaxed),
+                    relay_txs: s.relay_txs.load(Ordering::Relaxed),
+                    bloom_filter: false,
+                    keyed_net_group: c.keyed_group,
+                    prefer_evict: self.discouraged.contains(&ip),
+                    is_local: ip.is_loopback(),
+                    network: net_kind(ip).into(),
+                    noban: c.permissions.has(Permissions::NO_BAN),
+                    conn_type: c.conn_type,
+                }
+            })
+            .collect();
+        match select_node_to_evict(candidates) {
+            Some(id) => {
+                debug!(target: "net", "selected peer={id} for eviction");
+                self.close(id, DisconnectReason::Evicted);
+                true
+            }
+            None => {
+                debug!(target: "net", "failed to find an eviction candidate - connection dropped (full)");
+                false
+            }
+        }
+    }
+
+    /// Core's keyed net group: the address's network group hashed with this node's secret key.
+    fn keyed_group(&self, ip: std::net::IpAddr) -> u64 {
+        let addr = match ip {
+            std::net::IpAddr::V4(v4) => bitcoin::p2p::address::AddrV2::Ipv4(v4),
+            std::net::IpAddr::V6(v6) => bitcoin::p2p::address::AddrV2::Ipv6(v6),
+        };
+        let group = netgroup(&addr, NetGroupRule::Core);
+        let mut h = self.group_key.build_hasher();
+        h.write(&group);
+        h.finish()
     }
 
     fn on_command(&mut self, cmd: SocketCommand) {
@@ -383,6 +453,9 @@ impl SocketHandler {
                 target,
                 state: ConnState::Connecting,
                 write_registered: true,
+                opened_us: self.clock.now_us(),
+                permissions: permissions_for(&self.cfg.whitelist, addr.ip(), false),
+                keyed_group: self.keyed_group(addr.ip()),
             },
         );
     }
@@ -434,8 +507,8 @@ impl SocketHandler {
         let _ = self.poll.registry().reregister(&mut SourceFd(&fd), Token(id as usize), Interest::READABLE);
         let local_addr = conn.queues.stream().local_addr().ok();
         let (queues, addr, conn_type, target) = (conn.queues.clone(), conn.addr, conn.conn_type, conn.target);
+        let permissions = conn.permissions;
         self.tell_dialer(target, |target| DialerEvent::Connected { target, id });
-        let permissions = permissions_for(&self.cfg.whitelist, addr.ip(), false);
         self.events.push(NetEvent::Connected(Box::new(NewPeer { queues, addr, local_addr, conn_type, permissions })));
     }
 
