@@ -103,6 +103,15 @@ pub enum Query {
     Disconnects(usize),
     /// Everything `/metrics` shows.
     Metrics,
+    /// `getnodeaddresses`: up to `count` (0: all) good addresses, of one network or all.
+    NodeAddresses {
+        /// How many at most.
+        count: usize,
+        /// Only this network (Core's name).
+        network: Option<String>,
+    },
+    /// `getaddrmaninfo`.
+    AddrManInfo,
 }
 
 /// The handler's answer.

@@ -11,6 +11,7 @@ use bitcoin::p2p::ServiceFlags;
 use mio::{Poll, Waker};
 use tracing::{info, warn};
 
+use crate::addrman::{AddrMan, AddrManError, AddrManFileError, NetGroupRule};
 use crate::chain::accept::Chain;
 use crate::chain::params::ChainParams;
 use crate::config::Config;
@@ -35,6 +36,8 @@ const MIN_CORE_FDS: u64 = 151;
 const MAX_ADDNODE_CONNECTIONS: u64 = 8;
 /// The header store's file name in the network's data directory.
 pub const HEADERS_FILE: &str = "headers.dat";
+/// The address book's file name in the network's data directory (as Core's).
+pub const PEERS_FILE: &str = "peers.dat";
 
 /// Starting the node failed.
 #[derive(Debug, thiserror::Error)]
@@ -68,6 +71,45 @@ pub enum StartError {
     /// The metrics server could not start.
     #[error(transparent)]
     Metrics(#[from] MetricsError),
+    /// `peers.dat` is corrupt.
+    #[error(
+        "Invalid or corrupt peers.dat ({0}). As a workaround, you can move the file out of the way (rename, move, or delete) to have a new one created on the next start."
+    )]
+    PeersFile(AddrManFileError),
+}
+
+/// Core's `LoadAddrman`: the address book from `path`; created (and written) if missing; an
+/// unsupported version is moved to `peers.dat.bak` and replaced; any other damage is an error.
+fn open_addrman(path: &std::path::Path, magic: [u8; 4]) -> Result<AddrMan, StartError> {
+    use rand::RngExt;
+    let mut rng = rand::rng();
+    let start = std::time::Instant::now();
+    let fresh = |rng: &mut rand::rngs::ThreadRng| AddrMan::new(rng.random(), rng.random(), NetGroupRule::Core);
+    match AddrMan::load(path, magic, rng.random(), NetGroupRule::Core) {
+        Ok(a) => {
+            info!("Loaded {} addresses from peers.dat {}ms", a.size(None, None), start.elapsed().as_millis());
+            Ok(a)
+        }
+        Err(e) if e.is_not_found() => {
+            info!("Creating peers.dat because the file was not found ({})", path.display());
+            let a = fresh(&mut rng);
+            a.save(path, magic).map_err(StartError::PeersFile)?;
+            Ok(a)
+        }
+        Err(e) if matches!(e.error, AddrManError::UnsupportedVersion(..)) => {
+            let mut backup = path.as_os_str().to_os_string();
+            backup.push(".bak");
+            std::fs::rename(path, &backup).map_err(|_| StartError::PeersFile(e))?;
+            warn!(
+                "Creating new peers.dat because the file version was not compatible ({}). Original backed up to peers.dat.bak",
+                path.display()
+            );
+            let a = fresh(&mut rng);
+            a.save(path, magic).map_err(StartError::PeersFile)?;
+            Ok(a)
+        }
+        Err(e) => Err(StartError::PeersFile(e)),
+    }
 }
 
 /// What the node needs from the process that runs it.
@@ -158,7 +200,8 @@ impl Node {
         let params = ChainParams::new(cfg.network);
         let min_work = cfg.minimum_chain_work.unwrap_or(params.minimum_chain_work);
         let (chain, _restored) = Chain::open(params, min_work, &cfg.net_dir().join(HEADERS_FILE))?;
-        let protocol = Protocol::new(
+        let addrman = open_addrman(&cfg.net_dir().join(PEERS_FILE), cfg.network.magic())?;
+        let mut protocol = Protocol::new(
             ProtocolParams {
                 user_agent: cfg.user_agent(),
                 services: ServiceFlags::NONE,
@@ -167,6 +210,7 @@ impl Node {
             },
             chain,
         );
+        protocol.addrman = addrman;
         let handler = MessageHandler::new(
             protocol,
             HandlerParts {
@@ -178,6 +222,7 @@ impl Node {
                 discouraged,
                 capture_dir: cfg.capture_messages.then(|| cfg.net_dir()),
                 debug_peers: cfg.log.debug_peers.clone(),
+                peers_file: Some(cfg.net_dir().join(PEERS_FILE)),
             },
         );
 

@@ -9,6 +9,7 @@ use bitcoin::p2p::ServiceFlags;
 use serde_json::{Map, Value, json};
 
 use super::{Cx, Entry, MessageHandler};
+use crate::addrman::{AddrNetwork, net_class};
 use crate::chain::pow;
 use crate::chain::tree::{EntryId, HeaderTree};
 use crate::counters::{Direction, DisconnectRecord};
@@ -64,6 +65,18 @@ pub fn difficulty(bits: u32) -> f64 {
         shift -= 1;
     }
     d
+}
+
+/// Core's `ToStringAddr` for the clearnet networks; overlay addresses in hex (no base32 here).
+fn addr_string(a: &bitcoin::p2p::address::AddrV2) -> String {
+    use bitcoin::p2p::address::AddrV2;
+    match a {
+        AddrV2::Ipv4(ip) => ip.to_string(),
+        AddrV2::Ipv6(ip) | AddrV2::Cjdns(ip) => ip.to_string(),
+        AddrV2::TorV2(b) => hex(b),
+        AddrV2::TorV3(b) | AddrV2::I2p(b) => hex(b),
+        AddrV2::Unknown(_, b) => hex(b),
+    }
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -128,6 +141,34 @@ impl MessageHandler {
             Query::NetMsgStats(by) => Ok(self.cx.msg_stats.to_json(&by)),
             Query::Disconnects(n) => Ok(Value::Array(self.cx.disconnects.recent(n).map(|r| json!(r)).collect())),
             Query::Metrics => Ok(self.metrics(now)),
+            Query::NodeAddresses { count, network } => {
+                let net = network.as_deref().and_then(|n| AddrNetwork::REPORTED.into_iter().find(|x| x.name() == n));
+                let rule = self.cx.protocol.addrman.rule();
+                let addrs = self.cx.protocol.addrman.get_addr(count, 0, net, true, now.unix);
+                Ok(Value::Array(
+                    addrs
+                        .iter()
+                        .map(|a| {
+                            json!({
+                                "time": a.time,
+                                "services": a.services.to_u64(),
+                                "address": addr_string(&a.addr),
+                                "port": a.port,
+                                "network": net_class(&a.addr, rule).name(),
+                            })
+                        })
+                        .collect(),
+                ))
+            }
+            Query::AddrManInfo => Ok(Value::Object(
+                self.cx
+                    .protocol
+                    .addrman
+                    .network_counts()
+                    .into_iter()
+                    .map(|(name, c)| (name.to_string(), json!({"new": c.new, "tried": c.tried, "total": c.total()})))
+                    .collect(),
+            )),
         }
     }
 

@@ -43,6 +43,8 @@ const SWEEP_EVERY: Duration = Duration::from_millis(100);
 const FLUSH_EVERY_PASSES: u32 = 8;
 /// A peer's queue is written at once when it holds this much (a `headers` answer, say).
 const FLUSH_BYTES: usize = 64 * 1024;
+/// Core's `DUMP_PEERS_INTERVAL`: how often `peers.dat` is written.
+const DUMP_PEERS_INTERVAL: Duration = Duration::from_secs(15 * 60);
 
 struct Entry {
     queues: Arc<PeerQueues>,
@@ -82,6 +84,8 @@ pub struct HandlerParts {
     pub capture_dir: Option<PathBuf>,
     /// Peers whose traffic is logged in detail (`--debugpeer`).
     pub debug_peers: Vec<PeerSelector>,
+    /// Where the address book is saved (`peers.dat`), if anywhere.
+    pub peers_file: Option<PathBuf>,
 }
 
 /// The message handler's state; [`MessageHandler::run`] is the thread body.
@@ -119,6 +123,8 @@ struct Cx {
     disconnects: Disconnects,
     /// Pause events (receive, send) of connections already closed.
     closed_pauses: (u64, u64),
+    /// Where the address book is saved.
+    peers_file: Option<PathBuf>,
 }
 
 /// Counts messages for one peer and node-wide.
@@ -257,7 +263,7 @@ impl Outbox for PeerOut<'_> {
 impl MessageHandler {
     /// A handler with no peers.
     pub fn new(protocol: Protocol, parts: HandlerParts) -> Self {
-        let HandlerParts { magic, wake, ctl, clock, totals, discouraged, capture_dir, debug_peers } = parts;
+        let HandlerParts { magic, wake, ctl, clock, totals, discouraged, capture_dir, debug_peers, peers_file } = parts;
         MessageHandler {
             peers: PeerMap::default(),
             cx: Cx {
@@ -275,6 +281,7 @@ impl MessageHandler {
                 msg_stats: NetMsgStats::default(),
                 disconnects: Disconnects::default(),
                 closed_pauses: (0, 0),
+                peers_file,
             },
             wake,
             work: Vec::new(),
@@ -288,6 +295,7 @@ impl MessageHandler {
         let mut events = Vec::new();
         let mut more_work = false;
         let mut next_sweep = Instant::now();
+        let mut next_peers_dump = Instant::now() + DUMP_PEERS_INTERVAL;
         let mut passes_since_flush = 0u32;
         loop {
             if !more_work || passes_since_flush >= FLUSH_EVERY_PASSES {
@@ -319,9 +327,14 @@ impl MessageHandler {
                 self.sweep(now);
                 next_sweep = now.mono + SWEEP_EVERY;
             }
+            if now.mono >= next_peers_dump {
+                self.cx.dump_peers();
+                next_peers_dump = now.mono + DUMP_PEERS_INTERVAL;
+            }
         }
         self.cx.flush(&mut self.peers);
         self.cx.flush_chain();
+        self.cx.dump_peers();
     }
 
     fn on_event(&mut self, ev: NetEvent, now: Now) {
@@ -427,6 +440,21 @@ impl MessageHandler {
 }
 
 impl Cx {
+    /// Writes the address book to `peers.dat` (atomically).
+    fn dump_peers(&self) {
+        let Some(path) = &self.peers_file else { return };
+        let start = Instant::now();
+        match self.protocol.addrman.save(path, self.magic) {
+            Ok(()) => debug!(
+                target: "net",
+                "Flushed {} addresses to peers.dat {}ms",
+                self.protocol.addrman.size(None, None),
+                start.elapsed().as_millis()
+            ),
+            Err(e) => warn!("cannot write {e}"),
+        }
+    }
+
     /// Makes accepted headers durable (the store only writes when some are queued).
     fn flush_chain(&mut self) {
         if let Err(e) = self.protocol.headers.chain.flush() {

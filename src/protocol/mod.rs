@@ -18,6 +18,7 @@ use rand::SeedableRng;
 use rand::rngs::StdRng;
 use tracing::debug;
 
+use crate::addrman::{AddrMan, NetGroupRule};
 use crate::chain::accept::Chain;
 use crate::net::peer::{ConnectionType, DisconnectReason, PeerId};
 use crate::net::permissions::Permissions;
@@ -104,6 +105,8 @@ pub struct Protocol {
     pub params: ProtocolParams,
     /// The header chain and the node's sync state.
     pub headers: HeadersNode,
+    /// The address book (Core's `AddrMan`).
+    pub addrman: AddrMan,
     /// Nonces of our outbound `version`s, to detect connecting to ourselves.
     local_nonces: HashSet<u64>,
     /// Peers that completed the handshake.
@@ -122,8 +125,17 @@ impl Protocol {
     }
 
     /// Protocol state with a given random source (tests use a fixed seed).
-    pub fn with_rng(params: ProtocolParams, chain: Chain, rng: StdRng) -> Self {
-        Protocol { params, headers: HeadersNode::new(chain), local_nonces: HashSet::new(), established: 0, rng }
+    pub fn with_rng(params: ProtocolParams, chain: Chain, mut rng: StdRng) -> Self {
+        use rand::RngExt;
+        let addrman = AddrMan::new(rng.random(), rng.random(), NetGroupRule::Core);
+        Protocol {
+            params,
+            headers: HeadersNode::new(chain),
+            addrman,
+            local_nonces: HashSet::new(),
+            established: 0,
+            rng,
+        }
     }
 
     /// A deterministic instance for tests.

@@ -166,13 +166,7 @@ pub static METHODS: &[Method] = &[
         "Network",
         [],
         "getaddrmaninfo\n\nProvides information about the node's address manager by returning the number of addresses in the `new` and `tried` tables and their sum for all networks.\n",
-        |_, _| {
-            // No address manager yet: btcloopd only dials the peers it is given.
-            let empty = json!({"new": 0, "tried": 0, "total": 0});
-            Ok(
-                json!({"ipv4": empty, "ipv6": empty, "onion": empty, "i2p": empty, "cjdns": empty, "all_networks": empty}),
-            )
-        }
+        |c, _| c.ask(Query::AddrManInfo)
     ),
     method!(
         "getconnectioncount",
@@ -247,7 +241,7 @@ pub static METHODS: &[Method] = &[
         "Network",
         [opt("count", Ty::Num), opt("network", Ty::Str)],
         "getnodeaddresses ( count \"network\" )\n\nReturn known addresses, after filtering for quality and recency.\n\nArguments:\n1. count      (numeric, optional, default=1) The maximum number of addresses to return. Specify 0 to return all known addresses.\n2. network    (string, optional, default=all networks) Return only addresses of the specified network. Can be one of: ipv4, ipv6, onion, i2p, cjdns.\n",
-        |_, a| {
+        |c, a| {
             if arg(a, 0).map(|v| int(Some(v))).transpose()?.is_some_and(|n| n < 0) {
                 return Err(RpcError::invalid_param("Address count out of range"));
             }
@@ -256,8 +250,9 @@ pub static METHODS: &[Method] = &[
                     return Err(RpcError::invalid_param(format!("Network not recognized: {net}")));
                 }
             }
-            // No address manager yet: no addresses are known.
-            Ok(json!([]))
+            let count = arg(a, 0).map(|v| int(Some(v))).transpose()?.unwrap_or(1);
+            let network = arg(a, 1).and_then(Value::as_str).map(String::from);
+            c.ask(Query::NodeAddresses { count: usize::try_from(count).unwrap_or(0), network })
         }
     ),
     method!(
