@@ -113,6 +113,8 @@ fn outbound_connection_sends_version_first() {
     p.expect("wtxidrelay");
     p.expect("sendaddrv2");
     p.expect("verack");
+    // Core's one-time address fetch from outbound peers, right after its verack.
+    p.expect("getaddr");
     p.send(&NetworkMessage::Verack);
     p.expect("sendheaders");
     let NetworkMessage::Ping(n) = p.expect("ping") else { unreachable!() };

@@ -354,9 +354,9 @@ impl Cx {
         o.insert("synced_headers".into(), json!(synced));
         o.insert("synced_blocks".into(), json!(-1));
         o.insert("inflight".into(), json!([]));
-        o.insert("addr_relay_enabled".into(), json!(false));
-        o.insert("addr_processed".into(), json!(0));
-        o.insert("addr_rate_limited".into(), json!(0));
+        o.insert("addr_relay_enabled".into(), json!(p.addrs.relay_enabled));
+        o.insert("addr_processed".into(), json!(p.addrs.processed));
+        o.insert("addr_rate_limited".into(), json!(p.addrs.rate_limited));
         o.insert("permissions".into(), json!(p.permissions.names()));
         o.insert("minfeefilter".into(), json!(0.0));
         o.insert("bytessent_per_msg".into(), Value::Object(e.counts.bytes_per_msg(Direction::Sent)));

@@ -19,6 +19,7 @@ use rand::rngs::SmallRng;
 use rand::seq::SliceRandom;
 use tracing::{debug, info, warn};
 
+use crate::addrman::AddrEntry;
 use crate::capture::PeerCapture;
 use crate::config::PeerSelector;
 use crate::counters::{Direction, Disconnects, MsgType, NetMsgStats, PeerMsgCounts};
@@ -30,7 +31,7 @@ use crate::net::peer_queues::PeerQueues;
 use crate::net::totals::NetTotals;
 use crate::net::transport::{HEADER_SIZE, command_str};
 use crate::net::wake::{MsgWake, NetEvent, SocketCommand, SocketControl};
-use crate::protocol::{LinkTimes, Now, Outbox, Peer, Protocol};
+use crate::protocol::{LinkTimes, Now, Outbox, Peer, Protocol, addr};
 use crate::time::{Clock, unix_now};
 
 /// Longest sleep when idle (Core: 100 ms).
@@ -95,6 +96,8 @@ pub struct MessageHandler {
     wake: Arc<MsgWake>,
     work: Vec<PeerId>,
     rng: SmallRng,
+    /// Randomness for address relay's queue replacement.
+    rng_std: rand::rngs::StdRng,
 }
 
 /// Everything per-peer processing uses besides the peer itself (kept apart from `peers` so
@@ -125,6 +128,8 @@ struct Cx {
     closed_pauses: (u64, u64),
     /// Where the address book is saved.
     peers_file: Option<PathBuf>,
+    /// Addresses to relay (source peer, address, reachable), handed out after each pass.
+    pending_relays: Vec<(PeerId, AddrEntry, bool)>,
 }
 
 /// Counts messages for one peer and node-wide.
@@ -160,6 +165,7 @@ struct PeerOut<'a> {
     queued: usize,
     disconnect: Option<DisconnectReason>,
     discourage: Option<IpAddr>,
+    relays: Vec<(AddrEntry, bool)>,
 }
 
 /// What one protocol call produced for a peer.
@@ -168,11 +174,18 @@ struct Produced {
     queued: usize,
     disconnect: Option<DisconnectReason>,
     discourage: Option<IpAddr>,
+    relays: Vec<(AddrEntry, bool)>,
 }
 
 impl PeerOut<'_> {
     fn produced(self) -> Produced {
-        Produced { sent: self.sent, queued: self.queued, disconnect: self.disconnect, discourage: self.discourage }
+        Produced {
+            sent: self.sent,
+            queued: self.queued,
+            disconnect: self.disconnect,
+            discourage: self.discourage,
+            relays: self.relays,
+        }
     }
 }
 
@@ -196,6 +209,7 @@ impl<'a> PeerOut<'a> {
             queued: 0,
             disconnect: None,
             discourage: None,
+            relays: Vec::new(),
         }
     }
 
@@ -258,6 +272,10 @@ impl Outbox for PeerOut<'_> {
     fn discourage(&mut self, ip: IpAddr) {
         self.discourage = Some(ip);
     }
+
+    fn relay_addr(&mut self, addr: AddrEntry, reachable: bool) {
+        self.relays.push((addr, reachable));
+    }
 }
 
 impl MessageHandler {
@@ -282,10 +300,12 @@ impl MessageHandler {
                 disconnects: Disconnects::default(),
                 closed_pauses: (0, 0),
                 peers_file,
+                pending_relays: Vec::new(),
             },
             wake,
             work: Vec::new(),
             rng: SmallRng::from_rng(&mut rand::rng()),
+            rng_std: rand::make_rng(),
         }
     }
 
@@ -322,6 +342,7 @@ impl MessageHandler {
             }
             more_work = self.pass(now);
             self.disconnect_discouraged();
+            self.relay_addresses(now);
             passes_since_flush += 1;
             if now.mono >= next_sweep {
                 self.sweep(now);
@@ -428,6 +449,25 @@ impl MessageHandler {
         }
     }
 
+    /// Core's `RelayAddress`: hands each fresh announcement to the 1–2 peers chosen by
+    /// [`addr::relay_targets`] among those with address relay, except its source.
+    fn relay_addresses(&mut self, now: Now) {
+        for (from, entry, reachable) in std::mem::take(&mut self.cx.pending_relays) {
+            let candidates = self
+                .peers
+                .iter()
+                .filter(|(id, e)| **id != from && e.peer.addrs.relay_enabled && !e.closing)
+                .filter(|(_, e)| e.peer.handshake.wants_addrv2 || entry.socket_addr().is_some())
+                .map(|(id, _)| *id);
+            let targets = addr::relay_targets(self.cx.protocol.relay_key, &entry, reachable, now.unix, candidates);
+            for id in targets {
+                if let Some(e) = self.peers.get_mut(&id) {
+                    addr::push_address(&mut e.peer, entry.clone(), &mut self.rng_std);
+                }
+            }
+        }
+    }
+
     /// Runs every peer's timers and releases idle buffers.
     fn sweep(&mut self, now: Now) {
         for e in self.peers.values_mut() {
@@ -524,6 +564,7 @@ impl Cx {
     /// much is queued), or starts its disconnect.
     fn apply(&mut self, e: &mut Entry, out: Produced) {
         let id = e.queues.id;
+        self.pending_relays.extend(out.relays.into_iter().map(|(a, r)| (id, a, r)));
         if let Some(ip) = out.discourage {
             self.discouraged.add(ip);
             self.newly_discouraged.push(ip);

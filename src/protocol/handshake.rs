@@ -197,6 +197,7 @@ pub fn on_version(proto: &mut Protocol, peer: &mut Peer, v: &VersionMessage, now
         out.send(&NetworkMessage::SendAddrV2);
     }
     out.send(&NetworkMessage::Verack);
+    super::addr::on_outbound_version(peer, out);
 }
 
 /// A `verack`: the connection is established.

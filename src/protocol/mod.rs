@@ -3,6 +3,7 @@
 //! module that owns it; `send_messages` runs the timers. Both take the time as an argument and
 //! put what to send, or whom to disconnect, into an [`Outbox`].
 
+pub mod addr;
 pub mod handshake;
 pub mod headers;
 pub mod ping;
@@ -38,6 +39,9 @@ pub trait Outbox {
     /// Discourage the peer's address: every connection from it is dropped and inbound ones are
     /// refused while inbound slots are nearly full.
     fn discourage(&mut self, ip: std::net::IpAddr);
+    /// Relay a fresh address announcement to 1–2 other peers (the message handler, which sees
+    /// every peer, chooses them with [`addr::relay_targets`]).
+    fn relay_addr(&mut self, addr: crate::addrman::AddrEntry, reachable: bool);
 }
 
 /// The current time, as the thread that calls the protocol read it.
@@ -90,6 +94,8 @@ pub struct Peer {
     pub headers: HeadersPeer,
     /// What `--whitelist` grants it.
     pub permissions: Permissions,
+    /// Address relay state.
+    pub addrs: addr::AddrPeer,
 }
 
 impl Peer {
@@ -107,6 +113,10 @@ pub struct Protocol {
     pub headers: HeadersNode,
     /// The address book (Core's `AddrMan`).
     pub addrman: AddrMan,
+    /// The `getaddr` answer cache.
+    pub addr_node: addr::AddrNode,
+    /// Secret key of the address-relay target choice.
+    pub relay_key: u64,
     /// Nonces of our outbound `version`s, to detect connecting to ourselves.
     local_nonces: HashSet<u64>,
     /// Peers that completed the handshake.
@@ -115,8 +125,21 @@ pub struct Protocol {
 }
 
 /// Message types some module handles; the others are not even decoded.
-pub const HANDLED: [&str; 10] =
-    ["version", "verack", "wtxidrelay", "sendaddrv2", "sendheaders", "ping", "pong", "headers", "getheaders", "inv"];
+pub const HANDLED: [&str; 13] = [
+    "version",
+    "verack",
+    "wtxidrelay",
+    "sendaddrv2",
+    "sendheaders",
+    "ping",
+    "pong",
+    "headers",
+    "getheaders",
+    "inv",
+    "addr",
+    "addrv2",
+    "getaddr",
+];
 
 impl Protocol {
     /// Protocol state over `chain` with a random seed.
@@ -128,10 +151,13 @@ impl Protocol {
     pub fn with_rng(params: ProtocolParams, chain: Chain, mut rng: StdRng) -> Self {
         use rand::RngExt;
         let addrman = AddrMan::new(rng.random(), rng.random(), NetGroupRule::Core);
+        let relay_key = rng.random();
         Protocol {
             params,
             headers: HeadersNode::new(chain),
             addrman,
+            addr_node: addr::AddrNode::default(),
+            relay_key,
             local_nonces: HashSet::new(),
             established: 0,
             rng,
@@ -163,6 +189,7 @@ impl Protocol {
             ping: PingState::default(),
             headers: HeadersPeer::default(),
             permissions: Permissions::NONE,
+            addrs: addr::AddrPeer::default(),
         }
     }
 
@@ -213,6 +240,9 @@ impl Protocol {
             NetworkMessage::Headers(h) => headers::on_headers(&mut self.headers, peer, h, now, out),
             NetworkMessage::GetHeaders(m) => headers::on_getheaders(&self.headers, peer, &m, out),
             NetworkMessage::Inv(inv) => headers::on_inv(&self.headers, peer, &inv, now, out),
+            NetworkMessage::Addr(list) => addr::on_addrs(self, peer, addr::from_v1(&list), now, out),
+            NetworkMessage::AddrV2(list) => addr::on_addrs(self, peer, addr::from_v2(&list), now, out),
+            NetworkMessage::GetAddr => addr::on_getaddr(self, peer, now),
             _ => {}
         }
     }
@@ -230,6 +260,7 @@ impl Protocol {
         }
         ping::maybe_send_ping(peer, now.mono, self.params.peer_timeout, &mut self.rng, out);
         headers::send_messages(&mut self.headers, peer, self.established > 1, now, out);
+        addr::maybe_send_addrs(peer, now, &mut self.rng, out);
     }
 
     /// Asks for a ping to `peer` at the next `send_messages` (the `ping` RPC).
@@ -270,6 +301,8 @@ pub struct Recorder {
     pub disconnect: Option<DisconnectReason>,
     /// Addresses discouraged.
     pub discouraged: Vec<std::net::IpAddr>,
+    /// Addresses handed over for relay, with their reachability.
+    pub relayed: Vec<(crate::addrman::AddrEntry, bool)>,
 }
 
 impl Outbox for Recorder {
@@ -284,6 +317,10 @@ impl Outbox for Recorder {
     }
     fn discourage(&mut self, ip: std::net::IpAddr) {
         self.discouraged.push(ip);
+    }
+
+    fn relay_addr(&mut self, addr: crate::addrman::AddrEntry, reachable: bool) {
+        self.relayed.push((addr, reachable));
     }
 }
 

@@ -1,0 +1,204 @@
+//! Address relay with fake time and a recording Outbox.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use bitcoin::p2p::ServiceFlags;
+use bitcoin::p2p::address::{AddrV2, Address};
+use bitcoin::p2p::message::NetworkMessage;
+use bitcoin::p2p::message_network::VersionMessage;
+
+use super::*;
+use crate::chain::accept::Chain;
+use crate::chain::params::ChainParams;
+use crate::chainparams::Network;
+use crate::net::peer::ConnectionType;
+use crate::protocol::{LinkTimes, ProtocolParams, Recorder};
+
+const UNIX0: i64 = 1_700_000_000;
+
+fn proto() -> Protocol {
+    let chain = Chain::in_memory(ChainParams::new(Network::Regtest), bitcoin::pow::Work::from_be_bytes([0; 32]));
+    let params = ProtocolParams {
+        user_agent: "/btcloop:test/".into(),
+        services: ServiceFlags::NONE,
+        peer_timeout: Duration::from_secs(60),
+        log_ips: false,
+    };
+    Protocol::seeded(params, chain, 11)
+}
+
+fn now(t0: Instant, secs: u64) -> Now {
+    Now { mono: t0 + Duration::from_secs(secs), unix: UNIX0 + secs as i64 }
+}
+
+fn version() -> NetworkMessage {
+    let empty = Address { services: ServiceFlags::NONE, address: [0; 8], port: 0 };
+    NetworkMessage::Version(VersionMessage {
+        version: 70016,
+        services: ServiceFlags::NETWORK | ServiceFlags::WITNESS,
+        timestamp: UNIX0,
+        receiver: empty.clone(),
+        sender: empty,
+        nonce: 9,
+        user_agent: "/peer/".into(),
+        start_height: 0,
+        relay: true,
+    })
+}
+
+/// A handshaken peer of `conn` from `from`; `v2`: it sent `sendaddrv2`.
+fn peer(p: &mut Protocol, id: u64, conn: ConnectionType, from: &str, v2: bool, t0: Instant) -> (Peer, Recorder) {
+    let mut peer = p.add_peer(id, from.parse::<SocketAddr>().unwrap(), conn, t0);
+    let mut out = Recorder::default();
+    if !conn.is_inbound() {
+        p.send_messages(&mut peer, now(t0, 0), LinkTimes::default(), &mut out);
+    }
+    p.process_message(&mut peer, version(), t0, now(t0, 0), &mut out);
+    if v2 {
+        p.process_message(&mut peer, NetworkMessage::SendAddrV2, t0, now(t0, 0), &mut out);
+    }
+    p.process_message(&mut peer, NetworkMessage::Verack, t0, now(t0, 0), &mut out);
+    (peer, out)
+}
+
+fn v1(ip: [u8; 4], time: u32) -> (u32, Address) {
+    let sa = SocketAddr::from((ip, 8333));
+    (time, Address::new(&sa, ServiceFlags::NETWORK | ServiceFlags::WITNESS))
+}
+
+fn deliver(p: &mut Protocol, peer: &mut Peer, msg: NetworkMessage, at: Now) -> Recorder {
+    let mut out = Recorder::default();
+    p.process_message(peer, msg, at.mono, at, &mut out);
+    out
+}
+
+#[test]
+fn outbound_peers_are_asked_for_addresses_once_block_relay_and_inbound_are_not() {
+    let mut p = proto();
+    let t0 = Instant::now();
+    let (_, out) = peer(&mut p, 1, ConnectionType::OutboundFullRelay, "8.8.8.8:8333", false, t0);
+    assert_eq!(out.commands(), ["version", "wtxidrelay", "sendaddrv2", "verack", "getaddr", "sendheaders"]);
+    let (_, out) = peer(&mut p, 2, ConnectionType::BlockRelayOnly, "8.8.4.4:8333", false, t0);
+    assert!(!out.commands().contains(&"getaddr"), "no addr traffic with block-relay-only peers");
+    let (inbound, out) = peer(&mut p, 3, ConnectionType::Inbound, "1.1.1.1:5000", false, t0);
+    assert!(!out.commands().contains(&"getaddr"));
+    assert!(!inbound.addrs.relay_enabled, "inbound relay starts with their first addr message");
+}
+
+#[test]
+fn addresses_go_into_the_book_and_oversized_messages_are_misbehaviour() {
+    let mut p = proto();
+    let t0 = Instant::now();
+    let (mut out_peer, _) = peer(&mut p, 1, ConnectionType::OutboundFullRelay, "8.8.8.8:8333", false, t0);
+    // The answer to our getaddr: 1,000 addresses, all processed thanks to the extra tokens.
+    let list: Vec<(u32, Address)> = (0..1000u32).map(|i| v1([11, (i >> 8) as u8, i as u8, 1], UNIX0 as u32)).collect();
+    let out = deliver(&mut p, &mut out_peer, NetworkMessage::Addr(list), now(t0, 1));
+    assert!(out.disconnect.is_none());
+    assert_eq!(out_peer.addrs.processed, 1000);
+    assert_eq!(out_peer.addrs.rate_limited, 0);
+    assert!(out.relayed.is_empty(), "a getaddr answer is not relayed");
+    assert!(p.addrman.size(None, None) > 0);
+
+    let (mut inbound, _) = peer(&mut p, 2, ConnectionType::Inbound, "203.0.113.9:5000", false, t0);
+    let list: Vec<(u32, Address)> = (0..1001u32).map(|i| v1([12, 0, (i >> 8) as u8, i as u8], UNIX0 as u32)).collect();
+    let out = deliver(&mut p, &mut inbound, NetworkMessage::Addr(list), now(t0, 1));
+    assert!(
+        matches!(&out.disconnect, Some(crate::net::peer::DisconnectReason::Misbehaving(m)) if m == "addr message size = 1001")
+    );
+}
+
+#[test]
+fn unsolicited_addresses_are_rate_limited_by_the_token_bucket() {
+    let mut p = proto();
+    let t0 = Instant::now();
+    let (mut spammer, _) = peer(&mut p, 1, ConnectionType::Inbound, "203.0.113.9:5000", false, t0);
+    let list = |base: u8| -> Vec<(u32, Address)> {
+        (0..500u32).map(|i| v1([13, base, (i >> 8) as u8, i as u8], UNIX0 as u32)).collect()
+    };
+    deliver(&mut p, &mut spammer, NetworkMessage::Addr(list(0)), now(t0, 0));
+    assert_eq!((spammer.addrs.processed, spammer.addrs.rate_limited), (1, 499), "one token to start with");
+    // 100 s later: 0.1 per second = 10 more.
+    deliver(&mut p, &mut spammer, NetworkMessage::Addr(list(1)), now(t0, 100));
+    assert_eq!((spammer.addrs.processed, spammer.addrs.rate_limited), (11, 989));
+    // An `addr`-permission peer is not limited.
+    let (mut trusted, _) = peer(&mut p, 2, ConnectionType::Inbound, "198.51.100.1:5000", false, t0);
+    trusted.permissions = crate::net::permissions::Permissions::ADDR;
+    deliver(&mut p, &mut trusted, NetworkMessage::Addr(list(2)), now(t0, 0));
+    assert_eq!((trusted.addrs.processed, trusted.addrs.rate_limited), (500, 0));
+}
+
+#[test]
+fn small_fresh_announcements_are_handed_over_for_relay() {
+    let mut p = proto();
+    let t0 = Instant::now();
+    let (mut a, _) = peer(&mut p, 1, ConnectionType::Inbound, "203.0.113.9:5000", false, t0);
+    let at = now(t0, 20_000);
+    let fresh = v1([14, 1, 2, 3], at.unix as u32);
+    let stale = v1([14, 1, 2, 4], (at.unix - 3600) as u32);
+    let out = deliver(&mut p, &mut a, NetworkMessage::Addr(vec![fresh, stale]), at);
+    assert_eq!(out.relayed.len(), 1, "only the fresh one: {:?}", out.relayed);
+    assert!(out.relayed[0].1, "IPv4 is reachable: relayed to two peers");
+    // Twelve addresses at once are not an announcement.
+    let many: Vec<(u32, Address)> = (0..12u8).map(|i| v1([15, 0, 0, i], at.unix as u32)).collect();
+    assert!(deliver(&mut p, &mut a, NetworkMessage::Addr(many), now(t0, 30_000)).relayed.is_empty());
+}
+
+#[test]
+fn relay_targets_are_two_stable_peers_per_day() {
+    let e = AddrEntry::new(AddrV2::Ipv4([1, 2, 3, 4].into()), 8333, ServiceFlags::NETWORK, 0);
+    let t1 = relay_targets(7, &e, true, UNIX0, 0..20);
+    assert_eq!(t1.len(), 2);
+    assert_eq!(relay_targets(7, &e, true, UNIX0 + 60, 0..20), t1, "the same peers within the window");
+    assert_ne!(relay_targets(8, &e, true, UNIX0, 0..20), t1, "another key, other peers (almost surely)");
+    assert!(relay_targets(7, &e, true, UNIX0, std::iter::empty()).is_empty());
+    let days: std::collections::HashSet<Vec<u64>> =
+        (0..10).map(|d| relay_targets(7, &e, true, UNIX0 + d * 86_400, 0..20)).collect();
+    assert!(days.len() > 1, "the choice rotates over days");
+}
+
+#[test]
+fn getaddr_is_answered_once_per_inbound_peer_from_a_cache_in_the_right_format() {
+    let mut p = proto();
+    let t0 = Instant::now();
+    let book: Vec<AddrEntry> = (0..50u8)
+        .map(|i| AddrEntry::new(AddrV2::Ipv4([16, i, 0, 1].into()), 8333, ServiceFlags::NETWORK, UNIX0))
+        .chain(std::iter::once(AddrEntry::new(AddrV2::TorV3([7; 32]), 9050, ServiceFlags::NETWORK, UNIX0)))
+        .collect();
+    p.addrman.add(&book, &AddrV2::Ipv4([9, 9, 9, 9].into()), 0, UNIX0);
+    let (mut v1peer, _) = peer(&mut p, 1, ConnectionType::Inbound, "203.0.113.9:5000", false, t0);
+    let (mut v2peer, _) = peer(&mut p, 2, ConnectionType::Inbound, "203.0.113.10:5000", true, t0);
+    let (mut outbound, _) = peer(&mut p, 3, ConnectionType::OutboundFullRelay, "8.8.8.8:8333", true, t0);
+    for pr in [&mut v1peer, &mut v2peer, &mut outbound] {
+        deliver(&mut p, pr, NetworkMessage::GetAddr, now(t0, 1));
+    }
+    assert!(outbound.addrs.to_send.is_empty(), "getaddr from an outbound peer is ignored (fingerprinting)");
+    let send = |p: &mut Protocol, pr: &mut Peer, s| {
+        let mut out = Recorder::default();
+        p.send_messages(pr, now(t0, s), LinkTimes::default(), &mut out);
+        out.sent
+            .into_iter()
+            .filter(|m| matches!(m, NetworkMessage::Addr(_) | NetworkMessage::AddrV2(_)))
+            .collect::<Vec<_>>()
+    };
+    let sent = send(&mut p, &mut v1peer, 1);
+    let [NetworkMessage::Addr(list)] = sent.as_slice() else { panic!("{sent:?}") };
+    assert!(!list.is_empty() && list.len() <= 51 * MAX_PCT_ADDR_TO_SEND / 100 + 1, "23% of the book: {}", list.len());
+    let sent = send(&mut p, &mut v2peer, 1);
+    let [NetworkMessage::AddrV2(list2)] = sent.as_slice() else { panic!("{sent:?}") };
+    assert!(list2.len() >= list.len(), "addrv2 peers may also get the onion address");
+    // A second getaddr is ignored; nothing new is queued.
+    deliver(&mut p, &mut v1peer, NetworkMessage::GetAddr, now(t0, 2));
+    assert!(v1peer.addrs.to_send.is_empty());
+    // Another inbound peer gets the same cached answer.
+    let (mut third, _) = peer(&mut p, 4, ConnectionType::Inbound, "203.0.113.11:5000", false, t0);
+    deliver(&mut p, &mut third, NetworkMessage::GetAddr, now(t0, 3));
+    let sent = send(&mut p, &mut third, 3);
+    let [NetworkMessage::Addr(list3)] = sent.as_slice() else { panic!("{sent:?}") };
+    let key = |l: &[(u32, Address)]| {
+        let mut v: Vec<_> = l.iter().map(|(_, a)| a.socket_addr().unwrap()).collect();
+        v.sort();
+        v
+    };
+    assert_eq!(key(list3), key(list), "served from the cache");
+}
