@@ -1,10 +1,41 @@
 //! Process-level set-up Core does at start: raising the open-file limit
-//! (`RaiseFileDescriptorLimit`) and locking the data directory (`LockDirectory`).
+//! (`RaiseFileDescriptorLimit`) and locking the data directory (`LockDirectory`); and the
+//! atomic file replacement every small persistent file uses (`banlist.json`, `peers.dat`,
+//! `.cookie`).
 
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
+
+/// Mode of files anyone may read (before the umask).
+pub const PUBLIC_FILE_MODE: u32 = 0o666;
+/// Mode of files only the owner may read (the RPC cookie).
+pub const PRIVATE_FILE_MODE: u32 = 0o600;
+
+/// Replaces `path` with `bytes` so that a crash leaves either the old or the new file: a
+/// temporary `NAME.new` created with `mode`, written, synced, renamed over `path`, then the
+/// directory synced.
+pub fn write_atomically(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut tmp_name = path.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+    tmp_name.push(".new");
+    let tmp = path.with_file_name(tmp_name);
+    {
+        let mut f = OpenOptions::new().write(true).create(true).truncate(true).mode(mode).open(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+    }
+    std::fs::rename(&tmp, path)?;
+    if let Some(dir) = path.parent() {
+        // Make the rename itself durable; not every file system allows syncing a directory.
+        if let Ok(d) = File::open(dir) {
+            let _ = d.sync_all();
+        }
+    }
+    Ok(())
+}
 
 /// Raises the soft `RLIMIT_NOFILE` towards `wanted` (up to the hard limit); returns the limit
 /// now in force.

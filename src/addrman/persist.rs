@@ -39,7 +39,7 @@ use super::{
     ADDRMAN_BUCKET_SIZE, ADDRMAN_NEW_BUCKET_COUNT, ADDRMAN_NEW_BUCKETS_PER_ADDRESS, ADDRMAN_TRIED_BUCKET_COUNT,
     AddrEntry, AddrMan, EntryInfo, Inconsistency,
 };
-use crate::net::banman::write_atomically;
+use crate::sys::{PUBLIC_FILE_MODE, write_atomically};
 
 /// The first 8 bytes of a btcloop peers file.
 pub const FILE_MAGIC: [u8; 8] = *b"btcloopA";
@@ -297,7 +297,7 @@ impl AddrMan {
     /// Writes the peers file for network `magic` to `path` atomically (a crash leaves the old
     /// file or the new one).
     pub fn save(&self, path: &Path, magic: [u8; 4]) -> Result<(), AddrManFileError> {
-        write_atomically(path, &self.serialize(magic))
+        write_atomically(path, &self.serialize(magic), PUBLIC_FILE_MODE)
             .map_err(|e| AddrManFileError { path: path.to_path_buf(), error: AddrManError::Io(e) })
     }
 

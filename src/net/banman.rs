@@ -5,12 +5,13 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::io::Write;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 use parking_lot::Mutex;
+
+use crate::sys::{PUBLIC_FILE_MODE, write_atomically};
 use serde_json::{Value, json};
 
 /// The ban list's file name in the network's data directory (as Core).
@@ -242,28 +243,9 @@ impl BanMan {
             .map(|(n, e)| json!({"version": 1, "ban_created": e.created, "banned_until": e.until, "address": n.to_string()}))
             .collect();
         let text = serde_json::to_string_pretty(&json!({ "banned_nets": nets })).unwrap_or_default();
-        write_atomically(path, text.as_bytes()).map_err(|source| BanListError::Io { path: path.clone(), source })
+        write_atomically(path, text.as_bytes(), PUBLIC_FILE_MODE)
+            .map_err(|source| BanListError::Io { path: path.clone(), source })
     }
-}
-
-/// Replaces `path` with `bytes` so that a crash leaves either the old or the new file.
-pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let mut tmp_name = path.file_name().map(|n| n.to_os_string()).unwrap_or_default();
-    tmp_name.push(".new");
-    let tmp = path.with_file_name(tmp_name);
-    {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-    }
-    std::fs::rename(&tmp, path)?;
-    if let Some(dir) = path.parent() {
-        // Make the rename itself durable; not every file system allows syncing a directory.
-        if let Ok(d) = std::fs::File::open(dir) {
-            let _ = d.sync_all();
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]

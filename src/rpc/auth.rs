@@ -3,15 +3,14 @@
 //! `--rpcuser`/`--rpcpassword`, checked from HTTP Basic credentials in constant time, and an
 //! allow list of client networks (localhost plus `--rpcallowip`).
 
-use std::io::Write;
 use std::net::IpAddr;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use base64::Engine;
 use rand::RngExt;
 
 use crate::net::banman::Subnet;
+use crate::sys::{PRIVATE_FILE_MODE, write_atomically};
 
 /// Core's `COOKIEAUTH_USER`.
 pub const COOKIE_USER: &str = "__cookie__";
@@ -85,24 +84,12 @@ pub struct Cookie {
 }
 
 impl Cookie {
-    /// Writes `__cookie__:<64 hex digits>` to `path` (via a temporary file, mode 0600).
+    /// Writes `__cookie__:<64 hex digits>` to `path` (atomically, mode 0600).
     pub fn generate(path: &Path) -> Result<Cookie, AuthError> {
         let err = |source| AuthError::Cookie { path: path.to_path_buf(), source };
         let secret: [u8; 32] = rand::rng().random();
         let hex: String = secret.iter().map(|b| format!("{b:02x}")).collect();
-        let tmp = path.with_extension("tmp");
-        {
-            let mut f = std::fs::OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .mode(0o600)
-                .open(&tmp)
-                .map_err(err)?;
-            f.write_all(format!("{COOKIE_USER}:{hex}").as_bytes()).map_err(err)?;
-            f.sync_all().map_err(err)?;
-        }
-        std::fs::rename(&tmp, path).map_err(err)?;
+        write_atomically(path, format!("{COOKIE_USER}:{hex}").as_bytes(), PRIVATE_FILE_MODE).map_err(err)?;
         Ok(Cookie { path: path.to_path_buf(), credentials: Credentials::new(COOKIE_USER, hex) })
     }
 
