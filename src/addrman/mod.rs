@@ -35,7 +35,7 @@ use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 
 pub use netgroup::{
-    AddrNetwork, NetGroupRule, canonical, is_local, is_routable, is_valid, net_class, netgroup, network,
+    AddrNetwork, NetGroupRule, canonical, from_ip, is_local, is_routable, is_valid, net_class, netgroup, network,
 };
 pub use persist::{AddrManError, AddrManFileError, FILE_MAGIC, FORMAT_VERSION};
 
@@ -92,11 +92,7 @@ impl AddrEntry {
 
     /// The entry for a socket address (IPv4-mapped IPv6 becomes IPv4, as in Core).
     pub fn from_socket(sa: SocketAddr, services: ServiceFlags, time: i64) -> AddrEntry {
-        let addr = match sa.ip() {
-            IpAddr::V4(v4) => AddrV2::Ipv4(v4),
-            IpAddr::V6(v6) => canonical(&AddrV2::Ipv6(v6)),
-        };
-        AddrEntry { addr, port: sa.port(), services, time }
+        AddrEntry { addr: from_ip(sa.ip()), port: sa.port(), services, time }
     }
 
     /// The socket address to dial, for IPv4 and IPv6 entries.

@@ -9,7 +9,7 @@
 //! internal (DNS-seed name) address, and TorV2, TorV2-in-IPv6 (`fd87:d87e:eb43::/48`) and unknown
 //! BIP155 networks are the invalid unspecified address `::`, as Core reads them.
 
-use std::net::{Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use bitcoin::p2p::address::AddrV2;
 
@@ -339,6 +339,14 @@ impl View {
             group.push(partial | ((1u8 << (8 - bits % 8)) - 1));
         }
         group
+    }
+}
+
+/// The address of a socket peer, as Core stores it (IPv4-mapped IPv6 becomes IPv4).
+pub fn from_ip(ip: IpAddr) -> AddrV2 {
+    match ip {
+        IpAddr::V4(v4) => AddrV2::Ipv4(v4),
+        IpAddr::V6(v6) => canonical(&AddrV2::Ipv6(v6)),
     }
 }
 

@@ -2,7 +2,9 @@
 //! `IsRoutable`): the `network` field of `getpeerinfo`, the per-network counts of
 //! `getnetworkinfo` and the network dimension of the message statistics.
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::IpAddr;
+
+use crate::addrman::{AddrNetwork, NetGroupRule, from_ip, network};
 
 /// A network by Core's `GetNetworkName`; only the ones a TCP peer can be on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -38,50 +40,14 @@ impl NetKind {
     }
 }
 
-/// The network of `ip` (IPv4-mapped IPv6 addresses count as IPv4, as in Core).
+/// The network of `ip` (IPv4-mapped IPv6 addresses count as IPv4, as in Core): the address
+/// manager's classification (Core's `GetNetwork`), of which a TCP peer can only be on these.
 pub fn net_kind(ip: IpAddr) -> NetKind {
-    match ip {
-        IpAddr::V4(v4) if routable_v4(v4) => NetKind::Ipv4,
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) if routable_v4(v4) => NetKind::Ipv4,
-            Some(_) => NetKind::Unroutable,
-            None if routable_v6(v6) => NetKind::Ipv6,
-            None => NetKind::Unroutable,
-        },
-        IpAddr::V4(_) => NetKind::Unroutable,
+    match network(&from_ip(ip), NetGroupRule::Core) {
+        AddrNetwork::Ipv4 => NetKind::Ipv4,
+        AddrNetwork::Ipv6 => NetKind::Ipv6,
+        _ => NetKind::Unroutable,
     }
-}
-
-/// Core's `IsRoutable` for IPv4 (RFC 1918, 2544, 3927, 6598, 5737, local and unspecified are not).
-fn routable_v4(ip: Ipv4Addr) -> bool {
-    let [a, b, c, _] = ip.octets();
-    let reserved = a == 10
-        || (a == 192 && b == 168)
-        || (a == 172 && (16..=31).contains(&b))
-        || (a == 198 && (b == 18 || b == 19))
-        || (a == 169 && b == 254)
-        || (a == 100 && (64..=127).contains(&b))
-        || (a == 192 && b == 0 && c == 2)
-        || (a == 198 && b == 51 && c == 100)
-        || (a == 203 && b == 0 && c == 113)
-        || a == 127
-        || a == 0
-        // Core's IsValid: the broadcast address is not a peer.
-        || ip == Ipv4Addr::BROADCAST;
-    !reserved
-}
-
-/// Core's `IsRoutable` for IPv6 (RFC 4862, 4193, 4843, 7343, 3849, loopback, unspecified are not).
-fn routable_v6(ip: Ipv6Addr) -> bool {
-    let s = ip.segments();
-    let reserved = (s[0] == 0xfe80 && s[1] == 0 && s[2] == 0 && s[3] == 0)
-        || (s[0] & 0xfe00) == 0xfc00
-        || (s[0] == 0x2001 && (s[1] & 0xfff0) == 0x0010)
-        || (s[0] == 0x2001 && (s[1] & 0xfff0) == 0x0020)
-        || (s[0] == 0x2001 && s[1] == 0x0db8)
-        || ip.is_loopback()
-        || ip.is_unspecified();
-    !reserved
 }
 
 #[cfg(test)]

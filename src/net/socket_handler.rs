@@ -28,7 +28,7 @@ use super::permissions::{Permissions, Whitelist, permissions_for};
 use super::totals::NetTotals;
 use super::transport::{RejectReason, V1Decoder, sanitize_command};
 use super::wake::{MsgWake, NetEvent, NewPeer, SocketCommand, SocketControl};
-use crate::addrman::{NetGroupRule, netgroup};
+use crate::addrman::{NetGroupRule, from_ip, netgroup};
 use crate::time::{Clock, unix_now};
 use std::hash::{BuildHasher, Hasher};
 
@@ -380,11 +380,7 @@ impl SocketHandler {
 
     /// Core's keyed net group: the address's network group hashed with this node's secret key.
     fn keyed_group(&self, ip: std::net::IpAddr) -> u64 {
-        let addr = match ip {
-            std::net::IpAddr::V4(v4) => bitcoin::p2p::address::AddrV2::Ipv4(v4),
-            std::net::IpAddr::V6(v6) => bitcoin::p2p::address::AddrV2::Ipv6(v6),
-        };
-        let group = netgroup(&addr, NetGroupRule::Core);
+        let group = netgroup(&from_ip(ip), NetGroupRule::Core);
         let mut h = self.group_key.build_hasher();
         h.write(&group);
         h.finish()

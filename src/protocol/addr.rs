@@ -16,7 +16,7 @@ use rand::seq::SliceRandom;
 use tracing::debug;
 
 use super::{Now, Outbox, Peer, Protocol, misbehaving};
-use crate::addrman::{AddrEntry, is_routable};
+use crate::addrman::{AddrEntry, from_ip, is_routable};
 use crate::net::peer::ConnectionType;
 use crate::net::permissions::Permissions;
 
@@ -185,7 +185,7 @@ pub fn on_addrs(proto: &mut Protocol, peer: &mut Peer, mut addrs: Vec<AddrEntry>
     a.processed += processed;
     a.rate_limited += limited;
     debug!(target: "net", "Received addr: {n} addresses ({processed} processed, {limited} rate-limited) from peer={}", peer.id);
-    let source = AddrEntry::from_socket(peer.addr, ServiceFlags::NONE, 0).addr;
+    let source = from_ip(peer.addr.ip());
     proto.addrman.add(&ok, &source, ADDR_TIME_PENALTY, now.unix);
     if n < MAX_ADDR_TO_SEND {
         a.getaddr_sent = false;
