@@ -11,6 +11,7 @@ use serde_json::Value;
 
 use crate::counters::Dimension;
 use crate::net::banman::Subnet;
+use crate::net::wake::{MsgWake, NetEvent};
 
 /// Core's RPC error codes (`rpc/protocol.h`) that btcloopd uses.
 pub mod code {
@@ -128,3 +129,12 @@ pub struct Request {
 
 /// How long an RPC thread waits for the message handler before giving up.
 pub const ANSWER_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Posts `query` to the message handler and waits (at most [`ANSWER_TIMEOUT`]) for its answer.
+pub fn ask(wake: &MsgWake, query: Query) -> Answer {
+    let (reply, answer) = crossbeam_channel::bounded(1);
+    wake.post_event(NetEvent::Inspect(Box::new(Request { query, reply })));
+    answer
+        .recv_timeout(ANSWER_TIMEOUT)
+        .map_err(|_| RpcError::new(code::IN_WARMUP, "the message handler did not answer (shutting down?)"))?
+}

@@ -6,7 +6,6 @@ use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crossbeam_channel::bounded;
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -16,9 +15,9 @@ use serde_json::Value;
 use tracing::info;
 
 use crate::http::{Handler, HttpRequest, HttpResponse, HttpServer};
-use crate::inspect::{ANSWER_TIMEOUT, Query, Request};
+use crate::inspect::{Query, ask};
 use crate::net::totals::NetTotals;
-use crate::net::wake::{MsgWake, NetEvent};
+use crate::net::wake::MsgWake;
 
 /// The content type of the OpenMetrics text format.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -74,11 +73,9 @@ fn serve(req: &HttpRequest, wake: &MsgWake, totals: &NetTotals) -> HttpResponse 
     if req.path != "/metrics" {
         return HttpResponse::with_body(404, "text/plain; charset=utf-8", "not found; metrics are at /metrics\n");
     }
-    let (reply, answer) = bounded(1);
-    wake.post_event(NetEvent::Inspect(Box::new(Request { query: Query::Metrics, reply })));
-    match answer.recv_timeout(ANSWER_TIMEOUT) {
-        Ok(Ok(snapshot)) => HttpResponse::with_body(200, CONTENT_TYPE, render(&snapshot, totals)),
-        _ => HttpResponse::with_body(503, "text/plain; charset=utf-8", "node not answering\n"),
+    match ask(wake, Query::Metrics) {
+        Ok(snapshot) => HttpResponse::with_body(200, CONTENT_TYPE, render(&snapshot, totals)),
+        Err(_) => HttpResponse::with_body(503, "text/plain; charset=utf-8", "node not answering\n"),
     }
 }
 

@@ -13,18 +13,18 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Sender, bounded};
+use crossbeam_channel::Sender;
 use tracing::{debug, info, warn};
 
 use self::auth::{AllowList, AuthError, Cookie, Credentials};
 use crate::config::Config;
 use crate::http::{Handler, HttpRequest, HttpResponse, HttpServer};
-use crate::inspect::{ANSWER_TIMEOUT, Answer, Query, Request, RpcError, code};
+use crate::inspect::{Answer, Query};
 use crate::logging::LogControl;
 use crate::net::banman::BanMan;
 use crate::net::dialer::DialerCommand;
 use crate::net::totals::NetTotals;
-use crate::net::wake::{MsgWake, NetEvent, SocketControl};
+use crate::net::wake::{MsgWake, SocketControl};
 
 /// Core's delay before answering a wrong password (deters brute force).
 const AUTH_FAIL_DELAY: Duration = Duration::from_millis(250);
@@ -64,11 +64,7 @@ pub struct RpcContext {
 impl RpcContext {
     /// Asks the message handler and waits for its answer.
     pub fn ask(&self, query: Query) -> Answer {
-        let (reply, answer) = bounded(1);
-        self.wake.post_event(NetEvent::Inspect(Box::new(Request { query, reply })));
-        answer
-            .recv_timeout(ANSWER_TIMEOUT)
-            .map_err(|_| RpcError::new(code::IN_WARMUP, "the message handler did not answer (shutting down?)"))?
+        crate::inspect::ask(&self.wake, query)
     }
 }
 
