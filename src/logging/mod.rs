@@ -59,17 +59,26 @@ pub fn expand_categories(values: &[String]) -> Result<Vec<&'static str>, Logging
     let mut out: Vec<&'static str> = Vec::new();
     for v in values {
         match v.as_str() {
-            "all" | "1" => out.extend(CATEGORIES),
             "none" | "0" => out.clear(),
-            other => match CATEGORIES.iter().find(|c| **c == other) {
-                Some(c) => out.push(c),
-                None => return Err(LoggingError::UnknownCategory(other.to_string())),
-            },
+            other => out.extend(category_names(other)?),
         }
     }
     out.sort_unstable();
     out.dedup();
     Ok(out)
+}
+
+/// The categories `name` stands for: every one for `all`/`1` (Core's special names), else the
+/// one named.
+fn category_names(name: &str) -> Result<&'static [&'static str], LoggingError> {
+    match name {
+        "all" | "1" => Ok(CATEGORIES),
+        other => CATEGORIES
+            .iter()
+            .find(|c| **c == other)
+            .map(std::slice::from_ref)
+            .ok_or_else(|| LoggingError::UnknownCategory(other.to_string())),
+    }
 }
 
 /// Switches debug categories on and off while the node runs (the `logging` RPC).
@@ -91,17 +100,7 @@ impl LogControl {
     /// changes if any name is unknown.
     pub fn update(&self, include: &[String], exclude: &[String]) -> Result<(), LoggingError> {
         let resolve = |names: &[String]| -> Result<Vec<&'static str>, LoggingError> {
-            let mut out = Vec::new();
-            for n in names {
-                match n.as_str() {
-                    "all" | "1" => out.extend(CATEGORIES),
-                    other => match CATEGORIES.iter().find(|c| **c == other) {
-                        Some(c) => out.push(*c),
-                        None => return Err(LoggingError::UnknownCategory(other.to_string())),
-                    },
-                }
-            }
-            Ok(out)
+            names.iter().map(|n| category_names(n)).collect::<Result<Vec<_>, _>>().map(|v| v.concat())
         };
         let (on, off) = (resolve(include)?, resolve(exclude)?);
         let mut active = self.active.lock();
