@@ -632,16 +632,19 @@ impl Cx {
         self.protocol.send_messages(&mut e.peer, now, link, &mut out);
         let out = out.produced();
         if e.peer.handshake.successfully_connected {
+            // What the socket handler's dialer bookkeeping and eviction read (Core reads these
+            // under cs_main). The version's facts are published once, at the handshake.
             let stats = &e.queues.stats;
-            stats.handshake_complete.store(true, Ordering::Relaxed);
-            // What the socket handler's eviction needs (Core reads these under cs_main).
+            if !stats.handshake_complete.load(Ordering::Relaxed) {
+                if let Some(r) = &e.peer.handshake.remote {
+                    let wanted = bitcoin::p2p::ServiceFlags::NETWORK | bitcoin::p2p::ServiceFlags::WITNESS;
+                    stats.relevant_services.store(r.services.has(wanted), Ordering::Relaxed);
+                    stats.relay_txs.store(r.relay, Ordering::Relaxed);
+                }
+                stats.handshake_complete.store(true, Ordering::Relaxed);
+            }
             let min_ping = e.peer.ping.min_ping.map_or(0, |d| d.as_micros().max(1) as u64);
             stats.min_ping_us.store(min_ping, Ordering::Relaxed);
-            if let Some(r) = &e.peer.handshake.remote {
-                let wanted = bitcoin::p2p::ServiceFlags::NETWORK | bitcoin::p2p::ServiceFlags::WITNESS;
-                stats.relevant_services.store(r.services.has(wanted), Ordering::Relaxed);
-                stats.relay_txs.store(r.relay, Ordering::Relaxed);
-            }
         }
         self.apply(e, out);
     }
