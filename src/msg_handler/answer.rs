@@ -374,13 +374,18 @@ impl Cx {
         Value::Object(o)
     }
 
+    /// The target `bits` encode, as 64 hex digits (Core's `GetTarget`).
+    fn target_hex(&self, bits: bitcoin::CompactTarget) -> String {
+        let limit = self.protocol.headers.chain.params().pow_limit;
+        pow::derive_target(bits, limit).map_or_else(String::new, |t| hex(&t.to_be_bytes()))
+    }
+
     fn blockchain_info(&self, now: Now) -> Value {
         let chain = &self.protocol.headers.chain;
         let tree = chain.tree();
         let tip = tree.tip();
         let bits = tip.header.bits.to_consensus();
-        let target = pow::derive_target(tip.header.bits, chain.params().pow_limit)
-            .map_or_else(String::new, |t| hex(&t.to_be_bytes()));
+        let target = self.target_hex(tip.header.bits);
         let ibd = tip.chain_work < chain.min_chain_work() || i64::from(tip.header.time) < now.unix - MAX_TIP_AGE;
         json!({
             "chain": chain.params().network.to_bitcoin().to_core_arg(),
@@ -403,12 +408,10 @@ impl Cx {
 
     fn header_json(&self, tree: &HeaderTree, id: EntryId) -> Value {
         let Some(e) = tree.entry(id) else { return Value::Null };
-        let chain = &self.protocol.headers.chain;
         let on_best = tree.on_best_chain(id);
         let confirmations = if on_best { i64::from(tree.height()) - i64::from(e.height) + 1 } else { -1 };
         let bits = e.header.bits.to_consensus();
-        let target = pow::derive_target(e.header.bits, chain.params().pow_limit)
-            .map_or_else(String::new, |t| hex(&t.to_be_bytes()));
+        let target = self.target_hex(e.header.bits);
         let mut o = Map::new();
         o.insert("hash".into(), json!(e.hash.to_string()));
         o.insert("confirmations".into(), json!(confirmations));

@@ -323,10 +323,20 @@ fn parse_hash(v: Option<&Value>, name: &str) -> Result<BlockHash, RpcError> {
     s.parse().map_err(|_| RpcError::invalid_param(format!("{name} must be hexadecimal string (not '{s}')")))
 }
 
+/// The method called `name`.
+fn find(name: &str) -> Option<&'static Method> {
+    METHODS.iter().find(|m| m.name == name)
+}
+
+/// Core's answer to a bad call: the method's help as a `RPC_MISC_ERROR`.
+fn help_error(name: &str) -> RpcError {
+    RpcError::new(code::MISC_ERROR, find(name).map_or("", |m| m.help))
+}
+
 /// Finds `method` and checks `params` against its arguments: the positional values to run it
 /// with, or Core's error.
 pub fn prepare(method: &str, params: &Value) -> Result<(&'static Method, Vec<Value>), RpcError> {
-    let Some(m) = METHODS.iter().find(|m| m.name == method) else {
+    let Some(m) = find(method) else {
         return Err(RpcError::new(code::METHOD_NOT_FOUND, "Method not found"));
     };
     let values = positional(params, m.args)?;
@@ -343,7 +353,7 @@ pub fn execute(ctx: &RpcContext, method: &str, params: &Value) -> Result<Value, 
 /// Core's `help`: every signature by category, or one method's text.
 pub fn help(command: Option<&str>) -> String {
     if let Some(name) = command {
-        return match METHODS.iter().find(|m| m.name == name) {
+        return match find(name) {
             Some(m) => m.help.trim_end().to_string(),
             None => format!("help: unknown command: {name}"),
         };
@@ -389,9 +399,8 @@ fn logging(c: &RpcContext, a: &[Value]) -> Result<Value, RpcError> {
 fn addnode(c: &RpcContext, a: &[Value]) -> Result<Value, RpcError> {
     let node = a.first().and_then(Value::as_str).unwrap_or_default();
     let command = a.get(1).and_then(Value::as_str).unwrap_or_default();
-    let help = METHODS.iter().find(|m| m.name == "addnode").map_or("", |m| m.help);
     if !["add", "remove", "onetry"].contains(&command) {
-        return Err(RpcError::new(code::MISC_ERROR, help));
+        return Err(help_error("addnode"));
     }
     if command != "remove" && arg(a, 2).and_then(Value::as_bool) == Some(true) {
         return Err(RpcError::invalid_param("Error: v2transport requested but not enabled (see -v2transport)"));
@@ -484,8 +493,7 @@ fn setban(c: &RpcContext, a: &[Value]) -> Result<Value, RpcError> {
     let subnet = a.first().and_then(Value::as_str).unwrap_or_default();
     let command = a.get(1).and_then(Value::as_str).unwrap_or_default();
     if command != "add" && command != "remove" {
-        let help = METHODS.iter().find(|m| m.name == "setban").map_or("", |m| m.help);
-        return Err(RpcError::new(code::MISC_ERROR, help));
+        return Err(help_error("setban"));
     }
     let net: Subnet =
         subnet.parse().map_err(|_| RpcError::new(code::CLIENT_INVALID_IP_OR_SUBNET, "Error: Invalid IP/Subnet"))?;
