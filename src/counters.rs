@@ -230,15 +230,6 @@ impl NetMsgStats {
         })
     }
 
-    /// Totals of one direction.
-    pub fn total(&self, dir: Direction) -> Count {
-        self.cells().filter(|c| c.0 == dir).fold(Count::default(), |mut acc, c| {
-            acc.message_count += c.4.message_count;
-            acc.byte_count += c.4.byte_count;
-            acc
-        })
-    }
-
     /// The `getnetmsgstats` result: `totals`, then the counts nested by `by` in that order.
     pub fn to_json(&self, by: &[Dimension]) -> Value {
         let mut root = Map::new();
@@ -414,7 +405,8 @@ mod tests {
         let v = s.to_json(&[Dimension::ConnectionType, Dimension::Network]);
         assert_eq!(v["manual"]["not_publicly_routable"], json!({"message_count": 2, "byte_count": 1032}));
         assert_eq!(v["inbound"]["ipv4"]["message_count"], json!(2));
-        assert_eq!(s.total(Direction::Received), Count { message_count: 2, byte_count: 1032 });
+        let v = s.to_json(&[Dimension::Direction]);
+        assert_eq!(v["received"], json!({"message_count": 2, "byte_count": 1032}));
     }
 
     #[test]

@@ -207,8 +207,6 @@ pub enum ReadOutcome {
     Fail(u16),
 }
 
-use ReadOutcome as Read1;
-
 fn serve_connection(mut stream: TcpStream, handler: &Handler, stop: &AtomicBool) {
     let _ = stream.set_read_timeout(Some(TIMEOUT));
     let _ = stream.set_write_timeout(Some(TIMEOUT));
@@ -217,7 +215,7 @@ fn serve_connection(mut stream: TcpStream, handler: &Handler, stop: &AtomicBool)
     let mut buf: Vec<u8> = Vec::new();
     loop {
         match read_request(&mut stream, &mut buf) {
-            Read1::Request(mut req, keep_alive) => {
+            ReadOutcome::Request(mut req, keep_alive) => {
                 req.peer = peer;
                 let resp = handler(&req);
                 let keep = keep_alive && !stop.load(Ordering::Acquire);
@@ -225,8 +223,8 @@ fn serve_connection(mut stream: TcpStream, handler: &Handler, stop: &AtomicBool)
                     break;
                 }
             }
-            Read1::Closed => break,
-            Read1::Fail(status) => {
+            ReadOutcome::Closed => break,
+            ReadOutcome::Fail(status) => {
                 let _ = write_response(&mut stream, &HttpResponse::empty(status), false, false);
                 break;
             }
@@ -245,23 +243,23 @@ pub fn read_request<S: Read + Write>(stream: &mut S, buf: &mut Vec<u8>) -> ReadO
             break i;
         }
         if buf.len() > MAX_HEADERS {
-            return Read1::Fail(431);
+            return ReadOutcome::Fail(431);
         }
         match stream.read(&mut chunk) {
-            Ok(0) => return if buf.is_empty() { Read1::Closed } else { Read1::Fail(400) },
+            Ok(0) => return if buf.is_empty() { ReadOutcome::Closed } else { ReadOutcome::Fail(400) },
             Ok(n) => buf.extend_from_slice(chunk.get(..n).unwrap_or(&[])),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(_) if buf.is_empty() => return Read1::Closed,
-            Err(_) => return Read1::Fail(408),
+            Err(_) if buf.is_empty() => return ReadOutcome::Closed,
+            Err(_) => return ReadOutcome::Fail(408),
         }
     };
     if head_len > MAX_HEADERS {
-        return Read1::Fail(431);
+        return ReadOutcome::Fail(431);
     }
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADER_COUNT];
     let mut parsed = httparse::Request::new(&mut headers);
     let Ok(httparse::Status::Complete(_)) = parsed.parse(buf.get(..head_len).unwrap_or(&[])) else {
-        return Read1::Fail(400);
+        return ReadOutcome::Fail(400);
     };
     let mut req = HttpRequest {
         method: parsed.method.unwrap_or_default().to_string(),
@@ -279,13 +277,13 @@ pub fn read_request<S: Read + Write>(stream: &mut S, buf: &mut Vec<u8>) -> ReadO
     let keep_alive =
         if http10 { connection.as_deref() == Some("keep-alive") } else { connection.as_deref() != Some("close") };
     if req.header("Transfer-Encoding").is_some() {
-        return Read1::Fail(501);
+        return ReadOutcome::Fail(501);
     }
     let len = match req.header("Content-Length").map(|v| v.trim().parse::<usize>()) {
         None => 0,
         Some(Ok(n)) if n <= MAX_BODY => n,
-        Some(Ok(_)) => return Read1::Fail(413),
-        Some(Err(_)) => return Read1::Fail(400),
+        Some(Ok(_)) => return ReadOutcome::Fail(413),
+        Some(Err(_)) => return ReadOutcome::Fail(400),
     };
     buf.drain(..head_len);
     if len > buf.len() && req.header("Expect").is_some_and(|v| v.eq_ignore_ascii_case("100-continue")) {
@@ -294,14 +292,14 @@ pub fn read_request<S: Read + Write>(stream: &mut S, buf: &mut Vec<u8>) -> ReadO
     while buf.len() < len {
         let want = (len - buf.len()).min(chunk.len());
         match stream.read(chunk.get_mut(..want).unwrap_or(&mut [])) {
-            Ok(0) => return Read1::Fail(400),
+            Ok(0) => return ReadOutcome::Fail(400),
             Ok(n) => buf.extend_from_slice(chunk.get(..n).unwrap_or(&[])),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(_) => return Read1::Fail(408),
+            Err(_) => return ReadOutcome::Fail(408),
         }
     }
     req.body = buf.drain(..len).collect();
-    Read1::Request(req, keep_alive)
+    ReadOutcome::Request(req, keep_alive)
 }
 
 fn find_head_end(buf: &[u8]) -> Option<usize> {
