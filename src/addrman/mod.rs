@@ -540,6 +540,11 @@ impl AddrMan {
         Some((old.info.entry.clone(), old.info.last_try))
     }
 
+    /// The network group of `addr` under this book's rule (Core's `NetGroupManager::GetGroup`).
+    pub fn group_of(&self, addr: &AddrV2) -> Vec<u8> {
+        netgroup(addr, self.rule)
+    }
+
     /// Core's `Size`: entries of `network` (all if `None`) in the new table (`Some(true)`), the
     /// tried table (`Some(false)`) or both (`None`).
     pub fn size(&self, network: Option<AddrNetwork>, in_new: Option<bool>) -> usize {

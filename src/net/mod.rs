@@ -8,6 +8,7 @@ pub mod eviction;
 pub mod listen;
 pub mod message;
 pub mod netaddr;
+pub mod outbound;
 pub mod peer;
 pub mod peer_queues;
 pub mod permissions;
