@@ -350,6 +350,17 @@ pub fn from_ip(ip: IpAddr) -> AddrV2 {
     }
 }
 
+/// Core's `SetInternal(name)`: the address standing for a name (a DNS seed, "fixedseeds") as
+/// the source of the addresses it gave: the internal prefix and the name's SHA-256, truncated.
+pub fn internal(name: &str) -> AddrV2 {
+    use bitcoin::hashes::{Hash, sha256};
+    let digest = sha256::Hash::hash(name.as_bytes()).to_byte_array();
+    let mut bytes = [0u8; 16];
+    bytes[..6].copy_from_slice(&INTERNAL_IN_IPV6_PREFIX);
+    bytes[6..].copy_from_slice(&digest[..10]);
+    AddrV2::Ipv6(Ipv6Addr::from(bytes))
+}
+
 /// The address Core would hold for `addr` (IPv4-mapped IPv6 as IPv4; unsupported forms as `::`).
 pub fn canonical(addr: &AddrV2) -> AddrV2 {
     match View::of(addr) {

@@ -391,7 +391,7 @@ impl MessageHandler {
             }
             NetEvent::Closed { id, reason } => {
                 if let Some(e) = self.peers.remove(&id) {
-                    self.cx.protocol.remove_peer(&e.peer);
+                    self.cx.protocol.remove_peer(&e.peer, unix_now());
                     self.cx.record_disconnect(&e, &reason, now);
                     info!(
                         target: "net",

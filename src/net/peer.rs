@@ -99,6 +99,12 @@ pub enum DisconnectReason {
     NetworkInactive,
     /// Inbound slots were full and Core's eviction chose this peer for a newcomer.
     Evicted,
+    /// An automatic outbound peer lacks the services we need (Core's `HasAllDesirableServiceFlags`).
+    MissingServices(u64),
+    /// A feeler connection completed its handshake: the address works.
+    FeelerDone,
+    /// An addr-fetch peer sent its addresses.
+    AddrFetchDone,
 }
 
 impl DisconnectReason {
@@ -127,6 +133,9 @@ impl DisconnectReason {
             R::Banned => "banned",
             R::NetworkInactive => "network-inactive",
             R::Evicted => "evicted",
+            R::MissingServices(_) => "missing-services",
+            R::FeelerDone => "feeler-done",
+            R::AddrFetchDone => "addr-fetch-done",
         }
     }
 }
@@ -165,6 +174,9 @@ impl fmt::Display for DisconnectReason {
             R::Banned => f.write_str("address banned"),
             R::NetworkInactive => f.write_str("network activity disabled"),
             R::Evicted => f.write_str("evicted to make room for a new inbound peer"),
+            R::MissingServices(s) => write!(f, "peer does not offer the expected services ({s:08x} offered)"),
+            R::FeelerDone => f.write_str("feeler connection completed"),
+            R::AddrFetchDone => f.write_str("addr-fetch peer sent its addresses"),
         }
     }
 }

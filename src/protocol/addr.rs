@@ -191,7 +191,7 @@ pub fn on_addrs(proto: &mut Protocol, peer: &mut Peer, mut addrs: Vec<AddrEntry>
         a.getaddr_sent = false;
     }
     if peer.conn_type == ConnectionType::AddrFetch && n > 1 {
-        out.disconnect(crate::net::peer::DisconnectReason::Requested);
+        out.disconnect(crate::net::peer::DisconnectReason::AddrFetchDone);
     }
 }
 

@@ -13,7 +13,9 @@ use rand::rngs::StdRng;
 use tracing::{debug, info};
 
 use super::{Now, Outbox, Peer, Protocol};
-use crate::net::peer::DisconnectReason;
+use crate::addrman::AddrEntry;
+use crate::net::outbound::has_desirable_services;
+use crate::net::peer::{ConnectionType, DisconnectReason};
 
 /// The protocol version we speak (`WTXID_RELAY_VERSION`).
 pub const PROTOCOL_VERSION: i32 = 70016;
@@ -177,6 +179,18 @@ pub fn on_version(proto: &mut Protocol, peer: &mut Peer, v: &VersionMessage, now
     if peer.conn_type.is_inbound() {
         push_version(proto, peer, now, out);
     }
+    let book_entry = AddrEntry::from_socket(peer.addr, v.services, now.unix);
+    if !peer.conn_type.is_inbound() {
+        proto.addrman.set_services(&book_entry.addr, book_entry.port, v.services);
+    }
+    let expects_services = matches!(
+        peer.conn_type,
+        ConnectionType::OutboundFullRelay | ConnectionType::BlockRelayOnly | ConnectionType::AddrFetch
+    );
+    if expects_services && !has_desirable_services(v.services, proto.headers.tip_depth(now.unix)) {
+        debug!(target: "net", "peer does not offer the expected services ({:08x} offered), peer={}", v.services.to_u64(), peer.id);
+        return out.disconnect(DisconnectReason::MissingServices(v.services.to_u64()));
+    }
     let common = version.min(PROTOCOL_VERSION);
     let hs = &mut peer.handshake;
     hs.common_version = common;
@@ -198,6 +212,14 @@ pub fn on_version(proto: &mut Protocol, peer: &mut Peer, v: &VersionMessage, now
     }
     out.send(&NetworkMessage::Verack);
     super::addr::on_outbound_version(peer, out);
+    if !peer.conn_type.is_inbound() {
+        // Record the success: the address moves to the tried table.
+        proto.addrman.good(&book_entry.addr, book_entry.port, now.unix);
+    }
+    if peer.conn_type == ConnectionType::Feeler {
+        debug!(target: "net", "feeler connection completed, peer={}", peer.id);
+        out.disconnect(DisconnectReason::FeelerDone);
+    }
 }
 
 /// A `verack`: the connection is established.

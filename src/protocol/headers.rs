@@ -67,6 +67,12 @@ impl HeadersNode {
         HeadersNode { chain, sync_peers: 0, sync_params }
     }
 
+    /// How many blocks (at the 10-minute spacing) our best header is behind `unix`, as Core's
+    /// `ApproximateBestBlockDepth`.
+    pub fn tip_depth(&self, unix: i64) -> i64 {
+        (unix - i64::from(self.chain.tree().tip().header.time)) / 600
+    }
+
     /// Forgets a closed peer.
     pub fn remove_peer(&mut self, peer: &Peer) {
         if peer.headers.sync_started {

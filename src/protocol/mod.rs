@@ -193,12 +193,18 @@ impl Protocol {
         }
     }
 
-    /// Forgets a closed connection.
-    pub fn remove_peer(&mut self, peer: &Peer) {
+    /// Forgets a closed connection (`unix`: the time now).
+    pub fn remove_peer(&mut self, peer: &Peer, unix: i64) {
         self.local_nonces.remove(&peer.handshake.local_nonce);
         self.headers.remove_peer(peer);
         if peer.handshake.successfully_connected {
             self.established = self.established.saturating_sub(1);
+            // Core's FinalizeNode: full outbound peers refresh their entry's time (not
+            // block-relay-only ones, which would leak them, nor feelers).
+            if matches!(peer.conn_type, ConnectionType::OutboundFullRelay | ConnectionType::Manual | ConnectionType::AddrFetch) {
+                let e = crate::addrman::AddrEntry::from_socket(peer.addr, ServiceFlags::NONE, 0);
+                self.addrman.connected(&e.addr, e.port, unix);
+            }
         }
     }
 

@@ -146,7 +146,7 @@ fn self_connection_detected_by_nonce() {
     p.process_message(&mut inbound, their_version(70016, outbound.handshake.local_nonce), t0, now(t0, 0), &mut out);
     assert_eq!(out.disconnect, Some(DisconnectReason::SelfConnection));
     // Once the outbound connection is gone its nonce no longer matches.
-    p.remove_peer(&outbound);
+    p.remove_peer(&outbound, 0);
     let mut inbound = p.add_peer(2, addr(), ConnectionType::Inbound, t0);
     let mut out = Recorder::default();
     p.process_message(&mut inbound, their_version(70016, outbound.handshake.local_nonce), t0, now(t0, 0), &mut out);

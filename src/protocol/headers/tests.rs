@@ -279,7 +279,7 @@ fn stalled_sync_peer_is_dropped_when_others_exist() {
     assert_eq!(tick(&mut p, &mut a, now(t0, secs)).disconnect, None);
     assert_eq!(tick(&mut p, &mut a, now(t0, secs + 1)).disconnect, Some(DisconnectReason::HeadersTimeout));
     // Once it is gone, the other peer becomes the sync peer.
-    p.remove_peer(&a);
+    p.remove_peer(&a, 0);
     let out = tick(&mut p, &mut b, now(t0, secs + 2));
     assert_eq!(getheaders_of(&out).len(), 1);
 }
