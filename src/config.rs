@@ -180,6 +180,19 @@ pub struct Config {
     pub ban_time: Duration,
     /// Permissions granted to addresses (`--whitelist`).
     pub whitelist: Vec<crate::net::permissions::Whitelist>,
+    /// `--seednode`: peers asked for addresses (addr-fetch) when the book is empty or outbound short.
+    pub seed_nodes: Vec<String>,
+    /// `--dnsseed`: ask the DNS seeds when the address book is small.
+    pub dnsseed: bool,
+    /// `--forcednsseed`: ask them at every start.
+    pub force_dnsseed: bool,
+    /// `--fixedseeds`: the built-in addresses as the last fallback.
+    pub fixed_seeds: bool,
+    /// `--onlynet`: the networks of automatic connections (empty: IPv4 and IPv6).
+    pub only_net: Vec<crate::addrman::AddrNetwork>,
+    /// `--test=loopback-netgroups`, for end-to-end tests only: each 127.x address is a routable
+    /// network group of its own ([`crate::addrman::NetGroupRule::LoopbackPerAddress`]).
+    pub loopback_netgroups: bool,
 }
 
 impl Default for Config {
@@ -205,6 +218,12 @@ impl Default for Config {
             metrics_bind: None,
             ban_time: DEFAULT_BANTIME,
             whitelist: Vec::new(),
+            seed_nodes: Vec::new(),
+            dnsseed: true,
+            force_dnsseed: false,
+            fixed_seeds: true,
+            only_net: Vec::new(),
+            loopback_netgroups: false,
         }
     }
 }

@@ -176,12 +176,44 @@ struct Cli {
     /// Log line format.
     #[arg(long = "log-format", value_parser = ["text", "json"], default_value = "text")]
     log_format: String,
+    /// Connect to this peer to learn addresses, then disconnect (repeatable); asked when the
+    /// address book is empty, and one more every 10 s while fewer than 2 outbound peers are up.
+    #[arg(long, value_name = "HOST[:PORT]")]
+    seednode: Vec<String>,
+    /// Ask the DNS seeds for addresses when the address book is small [default: 1, or 0 with
+    /// --connect].
+    #[arg(long, num_args = 0..=1, default_missing_value = "1", value_parser = core_bool, value_name = "0|1")]
+    dnsseed: Option<bool>,
+    /// Ask the DNS seeds at every start, whatever the address book holds.
+    #[arg(long, num_args = 0..=1, default_missing_value = "1", value_parser = core_bool, value_name = "0|1")]
+    forcednsseed: Option<bool>,
+    /// Fall back to the built-in seed addresses when no other source gives any [default: 1].
+    #[arg(long, num_args = 0..=1, default_missing_value = "1", value_parser = core_bool, value_name = "0|1")]
+    fixedseeds: Option<bool>,
+    /// Make automatic outbound connections only to this network (repeatable): ipv4, ipv6.
+    #[arg(long, value_name = "NET")]
+    onlynet: Vec<String>,
+    /// Test-only behaviour (hidden): loopback-netgroups makes each 127.x address a routable
+    /// network group of its own, so many local processes can fill the outbound slots.
+    #[arg(long = "test", hide = true, value_parser = ["loopback-netgroups"])]
+    test: Vec<String>,
 }
 
 /// Core style `-flag` becomes `--flag`, and `-noflag` / `--noflag` becomes `--flag=0`.
 fn normalize_args(args: impl Iterator<Item = String>) -> Vec<String> {
-    const BOOLS: [&str; 8] =
-        ["listen", "logips", "printtoconsole", "testnet", "testnet4", "signet", "regtest", "debug"];
+    const BOOLS: [&str; 11] = [
+        "listen",
+        "logips",
+        "printtoconsole",
+        "testnet",
+        "testnet4",
+        "signet",
+        "regtest",
+        "debug",
+        "dnsseed",
+        "fixedseeds",
+        "forcednsseed",
+    ];
     args.enumerate()
         .map(|(i, a)| {
             if i == 0 {
@@ -251,6 +283,30 @@ fn build_config(cli: Cli) -> Result<Config, String> {
     // Core's parameter interaction: --bind implies listening, --connect implies not.
     let listen_default = if !cfg.bind.is_empty() { true } else { cli.connect.is_empty() };
     cfg.listen = cli.listen.unwrap_or(listen_default);
+    // Core: --connect also turns DNS seeding off unless asked for.
+    cfg.dnsseed = cli.dnsseed.unwrap_or(cli.connect.is_empty());
+    cfg.force_dnsseed = cli.forcednsseed.unwrap_or(false);
+    if cfg.force_dnsseed && !cfg.dnsseed {
+        return Err("Cannot set -forcednsseed to true when setting -dnsseed to false.".into());
+    }
+    cfg.fixed_seeds = cli.fixedseeds.unwrap_or(true);
+    for s in &cli.seednode {
+        PeerSpec::parse(s, default_port).map_err(|e| e.to_string())?;
+    }
+    cfg.seed_nodes = cli.seednode;
+    cfg.only_net = cli
+        .onlynet
+        .iter()
+        .map(|n| match n.to_ascii_lowercase().as_str() {
+            "ipv4" => Ok(btcloop::addrman::AddrNetwork::Ipv4),
+            "ipv6" => Ok(btcloop::addrman::AddrNetwork::Ipv6),
+            "onion" | "i2p" | "cjdns" => {
+                Err(format!("-onlynet={n}: btcloop does not connect over {n} (no proxy support)"))
+            }
+            _ => Err(format!("Unknown network specified in -onlynet: '{n}'")),
+        })
+        .collect::<Result<_, _>>()?;
+    cfg.loopback_netgroups = cli.test.iter().any(|t| t == "loopback-netgroups");
     cfg.connect = cli.connect;
     cfg.addnode = cli.addnode;
     cfg.port = cli.port;
@@ -395,7 +451,8 @@ fn main() -> ExitCode {
         tracing::warn!("{w}");
     }
     let handle = signals.handle();
-    let hooks = Hooks { log: Some(log_control), on_stop: Some(std::sync::Arc::new(move || handle.close())) };
+    let hooks =
+        Hooks { log: Some(log_control), on_stop: Some(std::sync::Arc::new(move || handle.close())), resolver: None };
     let node = match Node::start(&cfg, hooks) {
         Ok(n) => n,
         Err(e) => return fail(e),

@@ -11,17 +11,25 @@ use bitcoin::p2p::ServiceFlags;
 use mio::{Poll, Waker};
 use tracing::{info, warn};
 
-use crate::addrman::{AddrMan, AddrManError, AddrManFileError, NetGroupRule};
+use rand::RngExt;
+use rand::seq::SliceRandom;
+
+use crate::addrman::{AddrEntry, AddrMan, AddrManError, AddrManFileError, AddrNetwork, NetGroupRule};
 use crate::chain::accept::Chain;
 use crate::chain::params::ChainParams;
 use crate::config::Config;
 use crate::logging::LogControl;
 use crate::metrics::{MetricsError, MetricsServer};
-use crate::msg_handler::{HandlerParts, MessageHandler};
+use crate::msg_handler::{ConnParts, HandlerParts, MessageHandler};
+use crate::net::anchors;
 use crate::net::banman::{BANLIST_FILE, BanListError, BanMan};
 use crate::net::dialer::{self, BadPeerSpec, DialPlan, PeerSpec};
 use crate::net::discourage::Discouraged;
 use crate::net::listen::{self, BindError};
+use crate::net::outbound::{self, OutboundPlanner};
+use crate::net::seeder::{SeedFacts, Seeder, system_resolver};
+use crate::net::seeding::DnsSeeding;
+use crate::net::seeds::{self, dns_seeds};
 use crate::net::socket_handler::{SocketConfig, SocketHandler, SocketParts, WAKER_TOKEN};
 use crate::net::totals::NetTotals;
 use crate::net::wake::{MsgWake, SocketControl};
@@ -80,12 +88,95 @@ pub enum StartError {
 
 /// Core's `LoadAddrman`: the address book from `path`; created (and written) if missing; an
 /// unsupported version is moved to `peers.dat.bak` and replaced; any other damage is an error.
-fn open_addrman(path: &std::path::Path, magic: [u8; 4]) -> Result<AddrMan, StartError> {
+/// Shared handles connection management needs.
+struct ConnShared {
+    banman: Arc<BanMan>,
+    network_active: Arc<AtomicBool>,
+    dialer: crossbeam_channel::Sender<dialer::DialerCommand>,
+    seed_facts: Arc<SeedFacts>,
+}
+
+/// Sets up automatic connections (Core's `CConnman::Start`): the anchors of the last run,
+/// the shuffled seed nodes, the fixed seeds, the reachable networks.
+fn connection_parts(
+    cfg: &Config,
+    addrman: &AddrMan,
+    listen_addrs: &[SocketAddr],
+    max_connections: usize,
+    shared: ConnShared,
+) -> ConnParts {
+    let automatic = cfg.connect.is_empty();
+    let anchors_path = cfg.net_dir().join(anchors::ANCHORS_FILE);
+    let anchors = if automatic {
+        match anchors::take(&anchors_path, cfg.network.magic()) {
+            Ok(a) => {
+                info!("{} block-relay-only anchors will be tried for connections.", a.len());
+                a
+            }
+            Err(e) => {
+                warn!("{e}");
+                Vec::new()
+            }
+        }
+    } else {
+        Vec::new()
+    };
+    let mut seed_nodes = cfg.seed_nodes.clone();
+    seed_nodes.shuffle(&mut rand::rng());
+    let mut rng = rand::rng();
+    let now = crate::time::unix_now();
+    const WEEK: i64 = 7 * 86_400;
+    let fixed: Vec<AddrEntry> = seeds::fixed_seeds(cfg.network)
+        .into_iter()
+        .map(|s| {
+            let time = now - WEEK - rng.random_range(0..WEEK);
+            AddrEntry::new(s.addr, s.port, ServiceFlags::NETWORK | ServiceFlags::WITNESS, time)
+        })
+        .collect();
+    let reachable =
+        if cfg.only_net.is_empty() { vec![AddrNetwork::Ipv4, AddrNetwork::Ipv6] } else { cfg.only_net.clone() };
+    let setup = outbound::Setup {
+        enabled: automatic,
+        seed_nodes,
+        fixed_seeds: cfg.fixed_seeds,
+        dnsseed: cfg.dnsseed,
+        have_addnodes: !cfg.addnode.is_empty(),
+        reachable,
+        anchors,
+        max_connections,
+    };
+    let mut std_rng: rand::rngs::StdRng = rand::make_rng();
+    let planner =
+        OutboundPlanner::new(setup, fixed, std::time::Instant::now(), addrman.size(None, None) == 0, &mut std_rng);
+    for line in planner.start_log() {
+        info!("{line}");
+    }
+    let default_port = cfg.network.default_port();
+    ConnParts {
+        planner,
+        banman: shared.banman,
+        network_active: shared.network_active,
+        dialer: Some(shared.dialer),
+        anchors_file: automatic.then_some(anchors_path),
+        local_ips: listen_addrs.iter().map(|a| a.ip()).filter(|ip| !ip.is_unspecified()).collect(),
+        added: cfg
+            .addnode
+            .iter()
+            .filter_map(|s| {
+                let spec = PeerSpec::parse(s, default_port).ok()?;
+                Some(SocketAddr::new(spec.host.parse().ok()?, spec.port))
+            })
+            .collect(),
+        seed_facts: shared.seed_facts,
+    }
+}
+
+fn open_addrman(path: &std::path::Path, magic: [u8; 4], rule: NetGroupRule) -> Result<AddrMan, StartError> {
     use rand::RngExt;
     let mut rng = rand::rng();
     let start = std::time::Instant::now();
-    let fresh = |rng: &mut rand::rngs::ThreadRng| AddrMan::new(rng.random(), rng.random(), NetGroupRule::Core);
-    match AddrMan::load(path, magic, rng.random(), NetGroupRule::Core) {
+    let fresh = |rng: &mut rand::rngs::ThreadRng| AddrMan::new(rng.random(), rng.random(), rule);
+    match AddrMan::load(path, magic, rng.random(), rule) {
         Ok(a) => {
             info!("Loaded {} addresses from peers.dat {}ms", a.size(None, None), start.elapsed().as_millis());
             Ok(a)
@@ -119,6 +210,8 @@ pub struct Hooks {
     pub log: Option<Arc<LogControl>>,
     /// Asks the process to shut down (the `stop` RPC).
     pub on_stop: Option<Arc<dyn Fn() + Send + Sync>>,
+    /// Resolves DNS seeds (default: the system resolver; tests give a stub).
+    pub resolver: Option<crate::net::seeder::Resolver>,
 }
 
 /// A running node. Dropping it without [`Node::stop`] leaves the threads running.
@@ -200,7 +293,22 @@ impl Node {
         let params = ChainParams::new(cfg.network);
         let min_work = cfg.minimum_chain_work.unwrap_or(params.minimum_chain_work);
         let (chain, _restored) = Chain::open(params, min_work, &cfg.net_dir().join(HEADERS_FILE))?;
-        let addrman = open_addrman(&cfg.net_dir().join(PEERS_FILE), cfg.network.magic())?;
+        let rule = if cfg.loopback_netgroups { NetGroupRule::LoopbackPerAddress } else { NetGroupRule::Core };
+        let addrman = open_addrman(&cfg.net_dir().join(PEERS_FILE), cfg.network.magic(), rule)?;
+        let seed_facts = Arc::new(SeedFacts::default());
+        let automatic = cfg.connect.is_empty();
+        let conn = connection_parts(
+            cfg,
+            &addrman,
+            &listen_addrs,
+            max_connections,
+            ConnShared {
+                banman: banman.clone(),
+                network_active: network_active.clone(),
+                dialer: dialer_cmd_tx.clone(),
+                seed_facts: seed_facts.clone(),
+            },
+        );
         let mut protocol = Protocol::new(
             ProtocolParams {
                 user_agent: cfg.user_agent(),
@@ -223,6 +331,8 @@ impl Node {
                 capture_dir: cfg.capture_messages.then(|| cfg.net_dir()),
                 debug_peers: cfg.log.debug_peers.clone(),
                 peers_file: Some(cfg.net_dir().join(PEERS_FILE)),
+                default_port,
+                conn,
             },
         );
 
@@ -237,6 +347,30 @@ impl Node {
                 .name("btcloop-opencon".into())
                 .spawn(move || dialer::run(plan, dialer_rx, dialer_cmd_rx, ctl2, stop2))?,
         );
+        if automatic && cfg.dnsseed {
+            let mut seeds: Vec<&'static str> = dns_seeds(cfg.network).to_vec();
+            seeds.shuffle(&mut rand::rng());
+            let seeding = DnsSeeding::new(
+                seeds,
+                cfg.dnsseed,
+                cfg.force_dnsseed,
+                !cfg.seed_nodes.is_empty(),
+                std::time::Instant::now(),
+            );
+            let seeder = Seeder {
+                seeding,
+                facts: seed_facts,
+                network_active: network_active.clone(),
+                resolver: hooks.resolver.clone().unwrap_or_else(system_resolver),
+                wake: wake.clone(),
+                dialer: dialer_cmd_tx.clone(),
+                port: default_port,
+            };
+            let stop = dial_stop.clone();
+            threads.push(std::thread::Builder::new().name("btcloop-dnsseed".into()).spawn(move || seeder.run(stop))?);
+        } else if automatic {
+            info!("DNS seeding disabled");
+        }
         let mut node = Node { ctl, wake, dial_stop, threads, listen_addrs, totals, rpc: None, metrics: None };
         // From here on a failure must stop the threads already running.
         if let Err(e) = node.start_servers(cfg, hooks, banman, network_active, dialer_cmd_tx) {

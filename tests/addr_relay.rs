@@ -16,7 +16,8 @@ use serde_json::json;
 fn addresses_learnt_from_an_outbound_peer_are_stored_and_served_to_inbound_ones() {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
-    let d = Daemon::start(&[&format!("--addnode=127.0.0.1:{port}")]);
+    // --connect: the book gets routable addresses, which must never be dialed here.
+    let d = Daemon::start(&[&format!("--connect=127.0.0.1:{port}")]);
     let mut seed = RawPeer::from_stream(accept_within(&listener, WAIT));
     seed.expect("version");
     seed.send(&NetworkMessage::Version(version_msg(70016, "/seed:1.0/", random_u64())));

@@ -6,6 +6,9 @@
 //! ([`crate::inspect`]) from the state it owns (`answer.rs`).
 
 mod answer;
+mod connman;
+
+pub use connman::ConnParts;
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -13,6 +16,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+use bitcoin::p2p::ServiceFlags;
 use bitcoin::p2p::message::NetworkMessage;
 use rand::SeedableRng;
 use rand::rngs::SmallRng;
@@ -87,6 +91,10 @@ pub struct HandlerParts {
     pub debug_peers: Vec<PeerSelector>,
     /// Where the address book is saved (`peers.dat`), if anywhere.
     pub peers_file: Option<PathBuf>,
+    /// The network's default port.
+    pub default_port: u16,
+    /// Connection management.
+    pub conn: ConnParts,
 }
 
 /// The message handler's state; [`MessageHandler::run`] is the thread body.
@@ -98,6 +106,12 @@ pub struct MessageHandler {
     rng: SmallRng,
     /// Randomness for address relay's queue replacement.
     rng_std: rand::rngs::StdRng,
+    /// Connection management: the outbound planner and what it needs.
+    conn: ConnParts,
+    /// The network's default port.
+    default_port: u16,
+    /// Block-relay-only peers closed by the shutdown, kept for `anchors.dat`.
+    shutdown_anchors: Vec<AddrEntry>,
 }
 
 /// Everything per-peer processing uses besides the peer itself (kept apart from `peers` so
@@ -281,7 +295,19 @@ impl Outbox for PeerOut<'_> {
 impl MessageHandler {
     /// A handler with no peers.
     pub fn new(protocol: Protocol, parts: HandlerParts) -> Self {
-        let HandlerParts { magic, wake, ctl, clock, totals, discouraged, capture_dir, debug_peers, peers_file } = parts;
+        let HandlerParts {
+            magic,
+            wake,
+            ctl,
+            clock,
+            totals,
+            discouraged,
+            capture_dir,
+            debug_peers,
+            peers_file,
+            default_port,
+            conn,
+        } = parts;
         MessageHandler {
             peers: PeerMap::default(),
             cx: Cx {
@@ -306,6 +332,9 @@ impl MessageHandler {
             work: Vec::new(),
             rng: SmallRng::from_rng(&mut rand::rng()),
             rng_std: rand::make_rng(),
+            conn,
+            default_port,
+            shutdown_anchors: Vec::new(),
         }
     }
 
@@ -346,6 +375,7 @@ impl MessageHandler {
             passes_since_flush += 1;
             if now.mono >= next_sweep {
                 self.sweep(now);
+                self.open_connections(now);
                 next_sweep = now.mono + SWEEP_EVERY;
             }
             if now.mono >= next_peers_dump {
@@ -356,12 +386,14 @@ impl MessageHandler {
         self.cx.flush(&mut self.peers);
         self.cx.flush_chain();
         self.cx.dump_peers();
+        self.dump_anchors();
     }
 
     fn on_event(&mut self, ev: NetEvent, now: Now) {
         match ev {
             NetEvent::Connected(p) => {
                 let id = p.queues.id;
+                self.conn.planner.dial_done(p.addr);
                 let mut peer = self.cx.protocol.add_peer(id, p.addr, p.conn_type, now.mono);
                 peer.permissions = p.permissions;
                 debug!(target: "net", "Added connection {} ({})", peer.label(self.cx.protocol.params.log_ips), p.conn_type);
@@ -391,7 +423,11 @@ impl MessageHandler {
             }
             NetEvent::Closed { id, reason } => {
                 if let Some(e) = self.peers.remove(&id) {
-                    self.cx.protocol.remove_peer(&e.peer, unix_now());
+                    if reason == DisconnectReason::Shutdown && e.peer.conn_type == ConnectionType::BlockRelayOnly {
+                        let services = e.peer.handshake.remote.as_ref().map_or(ServiceFlags::NONE, |r| r.services);
+                        self.shutdown_anchors.push(AddrEntry::from_socket(e.peer.addr, services, now.unix));
+                    }
+                    self.cx.protocol.remove_peer(&e.peer, now.unix);
                     self.cx.record_disconnect(&e, &reason, now);
                     info!(
                         target: "net",
@@ -402,6 +438,8 @@ impl MessageHandler {
                     );
                 }
             }
+            NetEvent::ConnectFailed { addr, conn_type } => self.on_connect_failed(addr, conn_type),
+            NetEvent::SeedAddrs { source, ips, port } => self.on_seed_addrs(&source, ips, port, now),
             NetEvent::Inspect(req) => {
                 let answer = self.answer(req.query, now);
                 // The asker may have timed out and gone; nothing to do then.

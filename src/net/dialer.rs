@@ -120,6 +120,9 @@ pub enum DialerCommand {
     OneTry(PeerSpec),
     /// The added nodes.
     Info(Sender<Vec<AddedNode>>),
+    /// Connect to this peer to fetch addresses (a `--seednode`, or a DNS seed without the
+    /// service-bits subdomain), once.
+    AddrFetch(PeerSpec),
 }
 
 /// The I/O-free redial schedule of the named peers.
@@ -262,6 +265,10 @@ fn on_command(plan: &mut DialPlan, cmd: DialerCommand, ctl: &SocketControl) {
         DialerCommand::Info(reply) => {
             let _ = reply.send(plan.added_nodes());
         }
+        DialerCommand::AddrFetch(spec) => match spec.resolve() {
+            Ok(addr) => ctl.send(SocketCommand::Connect { addr, conn_type: ConnectionType::AddrFetch, target: None }),
+            Err(e) => debug!(target: "net", "cannot resolve {spec}: {e}"),
+        },
     }
 }
 

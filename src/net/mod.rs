@@ -1,6 +1,7 @@
 //! The socket side of the node: framing, the shared per-peer queues, the socket-handler
 //! thread and the wake-ups that join it to the message handler.
 
+pub mod anchors;
 pub mod banman;
 pub mod dialer;
 pub mod discourage;
@@ -12,6 +13,7 @@ pub mod outbound;
 pub mod peer;
 pub mod peer_queues;
 pub mod permissions;
+pub mod seeder;
 pub mod seeding;
 pub mod seeds;
 pub mod socket_handler;

@@ -415,14 +415,14 @@ impl SocketHandler {
         };
         if let Some(why) = refusal {
             debug!(target: "net", "not connecting to {}: {why}", if self.cfg.log_ips { addr.to_string() } else { "peer".into() });
-            self.tell_dialer(target, |target| DialerEvent::Failed { target, error: why.to_string() });
+            self.connect_failed(target, addr, conn_type, why.to_string());
             return;
         }
         let stream = match TcpStream::connect(addr) {
             Ok(s) => s,
             Err(e) => {
                 debug!(target: "net", "connect to {} failed: {e}", if self.cfg.log_ips { addr.to_string() } else { "peer".into() });
-                self.tell_dialer(target, |target| DialerEvent::Failed { target, error: e.to_string() });
+                self.connect_failed(target, addr, conn_type, e.to_string());
                 return;
             }
         };
@@ -433,7 +433,7 @@ impl SocketHandler {
         let interest = Interest::READABLE | Interest::WRITABLE;
         if let Err(e) = self.poll.registry().register(&mut SourceFd(&fd), Token(id as usize), interest) {
             queues.close();
-            self.tell_dialer(target, |target| DialerEvent::Failed { target, error: e.to_string() });
+            self.connect_failed(target, addr, conn_type, e.to_string());
             return;
         }
         debug!(target: "net", "trying connection {} ({conn_type})", self.peer_label(id, &addr));
@@ -454,6 +454,15 @@ impl SocketHandler {
                 keyed_group: self.keyed_group(addr.ip()),
             },
         );
+    }
+
+    /// Reports a failed dial: to the dialer for its targets, to the message handler (which
+    /// planned it) for automatic connections.
+    fn connect_failed(&mut self, target: Option<usize>, addr: SocketAddr, conn_type: ConnectionType, error: String) {
+        if target.is_none() && !matches!(conn_type, ConnectionType::Manual | ConnectionType::Inbound) {
+            self.events.push(NetEvent::ConnectFailed { addr, conn_type });
+        }
+        self.tell_dialer(target, |target| DialerEvent::Failed { target, error });
     }
 
     fn tell_dialer(&self, target: Option<usize>, ev: impl FnOnce(usize) -> DialerEvent) {
@@ -490,9 +499,9 @@ impl SocketHandler {
             Err(e) if e.kind() == io::ErrorKind::NotConnected => return, // spurious wake-up
             Err(e) => {
                 let reason = DisconnectReason::ConnectFailed(e.to_string());
-                let target = conn.target;
+                let (target, addr, conn_type) = (conn.target, conn.addr, conn.conn_type);
                 self.drop_conn(id);
-                self.tell_dialer(target, |target| DialerEvent::Failed { target, error: reason.to_string() });
+                self.connect_failed(target, addr, conn_type, reason.to_string());
                 return;
             }
         }
@@ -515,9 +524,11 @@ impl SocketHandler {
         let now = Instant::now();
         let expired: Vec<PeerId> = self.connecting.iter().filter(|&(_, &d)| d <= now).map(|(&id, _)| id).collect();
         for id in expired {
-            let target = self.conns.get(&id).and_then(|c| c.target);
+            let Some((target, addr, conn_type)) = self.conns.get(&id).map(|c| (c.target, c.addr, c.conn_type)) else {
+                continue;
+            };
             self.drop_conn(id);
-            self.tell_dialer(target, |target| DialerEvent::Failed { target, error: "connection timeout".into() });
+            self.connect_failed(target, addr, conn_type, "connection timeout".into());
         }
     }
 

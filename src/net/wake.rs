@@ -28,6 +28,22 @@ pub enum NetEvent {
     },
     /// An RPC or metrics thread asks about the handler's state.
     Inspect(Box<crate::inspect::Request>),
+    /// An automatic outbound connection (not `--connect`/`--addnode`) could not be opened.
+    ConnectFailed {
+        /// Where to.
+        addr: SocketAddr,
+        /// Which kind.
+        conn_type: ConnectionType,
+    },
+    /// A DNS seed answered (the seeding thread).
+    SeedAddrs {
+        /// The name resolved (the source recorded in the address book).
+        source: String,
+        /// What it returned.
+        ips: Vec<std::net::IpAddr>,
+        /// The network's default port.
+        port: u16,
+    },
 }
 
 /// A freshly opened connection.

@@ -1,0 +1,145 @@
+//! The message handler's share of connection management: it owns the outbound planner and
+//! runs it in its timer step (the planner needs the address book and the peer list, both the
+//! handler's), turns the planner's actions into socket and dialer commands, publishes the facts
+//! the seeding thread reads, files DNS seeds' answers into the address book, and writes
+//! `anchors.dat` at shutdown.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use bitcoin::p2p::ServiceFlags;
+use crossbeam_channel::Sender;
+use rand::RngExt;
+use tracing::{debug, info, warn};
+
+use super::MessageHandler;
+use crate::addrman::{AddrEntry, internal};
+use crate::net::anchors;
+use crate::net::banman::BanMan;
+use crate::net::dialer::{DialerCommand, PeerSpec};
+use crate::net::outbound::{Action, Conn, OutboundPlanner, View};
+use crate::net::peer::ConnectionType;
+use crate::net::seeder::SeedFacts;
+use crate::net::seeds::seeds_service_flags;
+use crate::net::wake::SocketCommand;
+use crate::protocol::Now;
+
+/// What connection management needs besides the peers.
+pub struct ConnParts {
+    /// The automatic-connection planner (disabled under `--connect`).
+    pub planner: OutboundPlanner,
+    /// Manual bans.
+    pub banman: Arc<BanMan>,
+    /// `setnetworkactive`.
+    pub network_active: Arc<AtomicBool>,
+    /// The dialer thread, for addr-fetch connections to named hosts.
+    pub dialer: Option<Sender<DialerCommand>>,
+    /// Where the block-relay-only peers are written at shutdown, when automatic connections are on.
+    pub anchors_file: Option<PathBuf>,
+    /// Our own addresses, never dialed.
+    pub local_ips: Vec<IpAddr>,
+    /// The `--addnode` addresses given as IP literals, never used for automatic connections.
+    pub added: Vec<SocketAddr>,
+    /// What the seeding thread reads.
+    pub seed_facts: Arc<SeedFacts>,
+}
+
+impl MessageHandler {
+    /// One round of the outbound planner (it keeps its own 500 ms pace).
+    pub(super) fn open_connections(&mut self, now: Now) {
+        let c = &mut self.conn;
+        if now.mono < c.planner.next_tick() {
+            return;
+        }
+        let conns: Vec<Conn> = self
+            .peers
+            .values()
+            .filter(|e| !e.closing)
+            .map(|e| Conn { addr: e.peer.addr, conn_type: e.peer.conn_type })
+            .collect();
+        let mut added = c.added.clone();
+        added.extend(conns.iter().filter(|c| c.conn_type == ConnectionType::Manual).map(|c| c.addr));
+        let (banman, discouraged) = (&c.banman, &self.cx.discouraged);
+        let refused = |ip: IpAddr| banman.is_banned(ip, now.unix) || discouraged.contains(&ip);
+        let local = &c.local_ips;
+        let is_local = |ip: IpAddr| local.contains(&ip);
+        let proto = &mut self.cx.protocol;
+        let view = View {
+            conns: &conns,
+            added: &added,
+            refused: &refused,
+            is_local: &is_local,
+            tip_depth: proto.headers.tip_depth(now.unix),
+            network_active: c.network_active.load(Ordering::Acquire),
+        };
+        let actions = c.planner.tick(now.mono, now.unix, &mut proto.addrman, &view, &mut self.rng_std);
+        let full = conns.iter().filter(|c| c.conn_type == ConnectionType::OutboundFullRelay).count();
+        c.seed_facts.full_outbound.store(full, Ordering::Relaxed);
+        c.seed_facts.addrman_size.store(proto.addrman.size(None, None), Ordering::Relaxed);
+        for action in actions {
+            match action {
+                Action::Dial { addr, conn_type } => {
+                    let shown = if proto.params.log_ips { addr.to_string() } else { "peer".into() };
+                    debug!(target: "net", "Making automatic {conn_type} connection to {shown}");
+                    self.cx.ctl.send(SocketCommand::Connect { addr, conn_type, target: None });
+                }
+                Action::AddrFetch(host) => match (&c.dialer, PeerSpec::parse(&host, self.default_port)) {
+                    (Some(d), Ok(spec)) => {
+                        let _ = d.send(DialerCommand::AddrFetch(spec));
+                    }
+                    (_, Err(e)) => warn!("{e}"),
+                    (None, _) => {}
+                },
+                Action::AddFixedSeeds(seeds) => {
+                    proto.addrman.add(&seeds, &internal("fixedseeds"), 0, now.unix);
+                }
+                Action::Log(line) => info!(target: "net", "{line}"),
+            }
+        }
+    }
+
+    /// An automatic dial ended before becoming a peer.
+    pub(super) fn on_connect_failed(&mut self, addr: SocketAddr, conn_type: ConnectionType) {
+        debug!(target: "net", "automatic {conn_type} connection failed");
+        self.conn.planner.dial_done(addr);
+    }
+
+    /// A DNS seed's answer: Core files each address with the seeds' service bits and a random
+    /// age of three to seven days, the seed's name as source.
+    pub(super) fn on_seed_addrs(&mut self, source: &str, ips: Vec<IpAddr>, port: u16, now: Now) {
+        let entries: Vec<AddrEntry> = ips
+            .into_iter()
+            .map(|ip| {
+                let age = 3 * 86_400 + self.rng_std.random_range(0..4 * 86_400);
+                AddrEntry::from_socket(SocketAddr::new(ip, port), seeds_service_flags(), now.unix - age)
+            })
+            .collect();
+        let added = self.cx.protocol.addrman.add(&entries, &internal(source), 0, now.unix);
+        debug!(target: "net", "{added} of {} addresses from {source} added to the address book", entries.len());
+    }
+
+    /// Core's `DumpAnchors`: the block-relay-only peers (at most two), for the next start.
+    pub(super) fn dump_anchors(&self) {
+        let Some(path) = &self.conn.anchors_file else { return };
+        let mut anchors: Vec<AddrEntry> = self
+            .peers
+            .values()
+            .filter(|e| e.peer.conn_type == ConnectionType::BlockRelayOnly)
+            .map(|e| {
+                let services = e.peer.handshake.remote.as_ref().map_or(ServiceFlags::NONE, |r| r.services);
+                AddrEntry::from_socket(e.peer.addr, services, crate::time::unix_now())
+            })
+            .collect();
+        // The shutdown usually closed them already.
+        anchors.extend(self.shutdown_anchors.iter().cloned());
+        anchors.truncate(crate::net::outbound::MAX_ANCHORS);
+        match anchors::save(path, self.cx.magic, &anchors) {
+            Ok(()) => {
+                info!("DumpAnchors: Flush {} outbound block-relay-only peer addresses to anchors.dat", anchors.len())
+            }
+            Err(e) => warn!("cannot write {}: {e}", path.display()),
+        }
+    }
+}
