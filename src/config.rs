@@ -193,6 +193,9 @@ pub struct Config {
     /// `--test=loopback-netgroups`, for end-to-end tests only: each 127.x address is a routable
     /// network group of its own ([`crate::addrman::NetGroupRule::LoopbackPerAddress`]).
     pub loopback_netgroups: bool,
+    /// `--test=full-node-services`, for end-to-end tests only: advertise NODE_NETWORK|NODE_WITNESS
+    /// (no blocks are served) so btcloopd test nodes pass each other's outbound service checks.
+    pub test_full_node_services: bool,
 }
 
 impl Default for Config {
@@ -224,6 +227,7 @@ impl Default for Config {
             fixed_seeds: true,
             only_net: Vec::new(),
             loopback_netgroups: false,
+            test_full_node_services: false,
         }
     }
 }

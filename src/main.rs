@@ -193,9 +193,11 @@ struct Cli {
     /// Make automatic outbound connections only to this network (repeatable): ipv4, ipv6.
     #[arg(long, value_name = "NET")]
     onlynet: Vec<String>,
-    /// Test-only behaviour (hidden): loopback-netgroups makes each 127.x address a routable
-    /// network group of its own, so many local processes can fill the outbound slots.
-    #[arg(long = "test", hide = true, value_parser = ["loopback-netgroups"])]
+    /// Test-only behaviour (hidden, repeatable): loopback-netgroups makes each 127.x address a
+    /// routable network group of its own, so many local processes can fill the outbound slots;
+    /// full-node-services advertises NODE_NETWORK|NODE_WITNESS (no blocks are served), so other
+    /// btcloopd test nodes accept this one as an automatic outbound peer.
+    #[arg(long = "test", hide = true, value_parser = ["loopback-netgroups", "full-node-services"])]
     test: Vec<String>,
 }
 
@@ -307,6 +309,7 @@ fn build_config(cli: Cli) -> Result<Config, String> {
         })
         .collect::<Result<_, _>>()?;
     cfg.loopback_netgroups = cli.test.iter().any(|t| t == "loopback-netgroups");
+    cfg.test_full_node_services = cli.test.iter().any(|t| t == "full-node-services");
     cfg.connect = cli.connect;
     cfg.addnode = cli.addnode;
     cfg.port = cli.port;

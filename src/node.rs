@@ -312,7 +312,13 @@ impl Node {
         let mut protocol = Protocol::new(
             ProtocolParams {
                 user_agent: cfg.user_agent(),
-                services: ServiceFlags::NONE,
+                // Headers only: nothing to offer, unless a test needs btcloopd peers to pass the
+                // outbound service check.
+                services: if cfg.test_full_node_services {
+                    ServiceFlags::NETWORK | ServiceFlags::WITNESS
+                } else {
+                    ServiceFlags::NONE
+                },
                 peer_timeout: cfg.peer_timeout,
                 log_ips: cfg.log.log_ips,
             },
