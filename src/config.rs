@@ -180,6 +180,16 @@ pub struct Config {
     pub ban_time: Duration,
     /// Permissions granted to addresses (`--whitelist`).
     pub whitelist: Vec<crate::net::permissions::Whitelist>,
+
+    // --- Local addresses (own-address advertisement; `src/net/local.rs`) ---
+    /// Our public addresses (`--externalip`), advertised with score `LOCAL_MANUAL`.
+    pub external_ip: Vec<crate::net::local::ExternalAddr>,
+    /// Learn our addresses from the interfaces, `--bind` and peers (`--discover`; Core's
+    /// default: on unless `--listen=0` or `--externalip`).
+    pub discover: bool,
+    /// Test only (`--test=loopback-netgroups`): the address book and local addresses use
+    /// `NetGroupRule::LoopbackPerAddress`, so `127.x` addresses count as routable IPv4.
+    pub loopback_netgroups: bool,
 }
 
 impl Default for Config {
@@ -205,6 +215,9 @@ impl Default for Config {
             metrics_bind: None,
             ban_time: DEFAULT_BANTIME,
             whitelist: Vec::new(),
+            external_ip: Vec::new(),
+            discover: true,
+            loopback_netgroups: false,
         }
     }
 }

@@ -22,6 +22,7 @@ use crate::net::banman::{BANLIST_FILE, BanListError, BanMan};
 use crate::net::dialer::{self, BadPeerSpec, DialPlan, PeerSpec};
 use crate::net::discourage::Discouraged;
 use crate::net::listen::{self, BindError};
+use crate::net::local::{LOCAL_BIND, LOCAL_IF, LOCAL_MANUAL, LocalAddrs};
 use crate::net::socket_handler::{SocketConfig, SocketHandler, SocketParts, WAKER_TOKEN};
 use crate::net::totals::NetTotals;
 use crate::net::wake::{MsgWake, SocketControl};
@@ -80,12 +81,12 @@ pub enum StartError {
 
 /// Core's `LoadAddrman`: the address book from `path`; created (and written) if missing; an
 /// unsupported version is moved to `peers.dat.bak` and replaced; any other damage is an error.
-fn open_addrman(path: &std::path::Path, magic: [u8; 4]) -> Result<AddrMan, StartError> {
+fn open_addrman(path: &std::path::Path, magic: [u8; 4], rule: NetGroupRule) -> Result<AddrMan, StartError> {
     use rand::RngExt;
     let mut rng = rand::rng();
     let start = std::time::Instant::now();
-    let fresh = |rng: &mut rand::rngs::ThreadRng| AddrMan::new(rng.random(), rng.random(), NetGroupRule::Core);
-    match AddrMan::load(path, magic, rng.random(), NetGroupRule::Core) {
+    let fresh = |rng: &mut rand::rngs::ThreadRng| AddrMan::new(rng.random(), rng.random(), rule);
+    match AddrMan::load(path, magic, rng.random(), rule) {
         Ok(a) => {
             info!("Loaded {} addresses from peers.dat {}ms", a.size(None, None), start.elapsed().as_millis());
             Ok(a)
@@ -110,6 +111,64 @@ fn open_addrman(path: &std::path::Path, magic: [u8; 4]) -> Result<AddrMan, Start
         }
         Err(e) => Err(StartError::PeersFile(e)),
     }
+}
+
+/// Core's `GetLocalAddresses`: the addresses of the interfaces that are up, loopback excluded
+/// (the I/O of `--discover`, done once at start).
+fn interface_addresses() -> Vec<std::net::IpAddr> {
+    let mut out = Vec::new();
+    let mut head: *mut libc::ifaddrs = std::ptr::null_mut();
+    // SAFETY: getifaddrs fills `head` with a list we only read and free with freeifaddrs.
+    if unsafe { libc::getifaddrs(&mut head) } != 0 {
+        return out;
+    }
+    let mut cur = head;
+    while !cur.is_null() {
+        // SAFETY: `cur` is a non-null node of the list getifaddrs returned, not yet freed.
+        let ifa = unsafe { &*cur };
+        cur = ifa.ifa_next;
+        let flags = ifa.ifa_flags as libc::c_int;
+        if ifa.ifa_addr.is_null() || flags & libc::IFF_UP == 0 || flags & libc::IFF_LOOPBACK != 0 {
+            continue;
+        }
+        // SAFETY: ifa_addr is non-null and points at a sockaddr whose family says its real type.
+        let family = i32::from(unsafe { (*ifa.ifa_addr).sa_family });
+        if family == libc::AF_INET {
+            // SAFETY: an AF_INET address is a sockaddr_in.
+            let sin = unsafe { &*(ifa.ifa_addr as *const libc::sockaddr_in) };
+            out.push(std::net::Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr)).into());
+        } else if family == libc::AF_INET6 {
+            // SAFETY: an AF_INET6 address is a sockaddr_in6.
+            let sin6 = unsafe { &*(ifa.ifa_addr as *const libc::sockaddr_in6) };
+            out.push(std::net::Ipv6Addr::from(sin6.sin6_addr.s6_addr).into());
+        }
+    }
+    // SAFETY: `head` came from a successful getifaddrs and is freed once.
+    unsafe { libc::freeifaddrs(head) };
+    out
+}
+
+/// Core's local-address set-up: `--externalip` (`LOCAL_MANUAL`), with `--discover` and a
+/// wildcard bind the interface addresses (`Discover()`, `LOCAL_IF`), and the routable
+/// addresses bound to (`LOCAL_BIND`, with `--discover`).
+fn local_addresses(cfg: &Config, listen_addrs: &[SocketAddr], rule: NetGroupRule) -> LocalAddrs {
+    let port = listen_addrs.first().map_or_else(|| cfg.listen_port(), SocketAddr::port);
+    let mut local = LocalAddrs::new(cfg.listen, cfg.discover, port, rule, cfg.log.log_ips);
+    for e in &cfg.external_ip {
+        local.add(SocketAddr::new(e.ip, e.port.unwrap_or(port)), LOCAL_MANUAL);
+    }
+    let bind_any = cfg.bind.is_empty() || cfg.bind.iter().any(|b| b.ip().is_unspecified());
+    if cfg.discover && bind_any {
+        for ip in interface_addresses() {
+            if local.add_ip(ip, LOCAL_IF) && cfg.log.log_ips {
+                info!("Discover: {ip}");
+            }
+        }
+    }
+    for a in listen_addrs {
+        local.add(*a, LOCAL_BIND);
+    }
+    local
 }
 
 /// What the node needs from the process that runs it.
@@ -200,7 +259,8 @@ impl Node {
         let params = ChainParams::new(cfg.network);
         let min_work = cfg.minimum_chain_work.unwrap_or(params.minimum_chain_work);
         let (chain, _restored) = Chain::open(params, min_work, &cfg.net_dir().join(HEADERS_FILE))?;
-        let addrman = open_addrman(&cfg.net_dir().join(PEERS_FILE), cfg.network.magic())?;
+        let rule = if cfg.loopback_netgroups { NetGroupRule::LoopbackPerAddress } else { NetGroupRule::Core };
+        let addrman = open_addrman(&cfg.net_dir().join(PEERS_FILE), cfg.network.magic(), rule)?;
         let mut protocol = Protocol::new(
             ProtocolParams {
                 user_agent: cfg.user_agent(),
@@ -211,6 +271,10 @@ impl Node {
             chain,
         );
         protocol.addrman = addrman;
+        protocol.local = local_addresses(cfg, &listen_addrs, rule);
+        protocol.bans =
+            Box::new(crate::protocol::addr::BanLists { banman: banman.clone(), discouraged: discouraged.clone() });
+        let local_addrs: Vec<SocketAddr> = protocol.local.iter().map(|(ip, i)| SocketAddr::new(ip, i.port)).collect();
         let handler = MessageHandler::new(
             protocol,
             HandlerParts {
@@ -239,7 +303,7 @@ impl Node {
         );
         let mut node = Node { ctl, wake, dial_stop, threads, listen_addrs, totals, rpc: None, metrics: None };
         // From here on a failure must stop the threads already running.
-        if let Err(e) = node.start_servers(cfg, hooks, banman, network_active, dialer_cmd_tx) {
+        if let Err(e) = node.start_servers(cfg, hooks, banman, network_active, dialer_cmd_tx, local_addrs) {
             node.stop();
             return Err(e);
         }
@@ -256,6 +320,7 @@ impl Node {
         banman: Arc<BanMan>,
         network_active: Arc<AtomicBool>,
         dialer: crossbeam_channel::Sender<dialer::DialerCommand>,
+        local_addresses: Vec<SocketAddr>,
     ) -> Result<(), StartError> {
         if cfg.rpc.server {
             let ctx = RpcContext {
@@ -272,7 +337,7 @@ impl Node {
                 version_number: crate::rpc::version_number(),
                 default_port: cfg.network.default_port(),
                 ban_time_secs: cfg.ban_time.as_secs() as i64,
-                local_addresses: self.listen_addrs.clone(),
+                local_addresses,
             };
             let on_stop = hooks.on_stop.unwrap_or_else(|| Arc::new(|| {}));
             self.rpc = Some(RpcServer::start(cfg, ctx, on_stop)?);
