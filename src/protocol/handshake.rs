@@ -182,7 +182,10 @@ pub fn on_version(proto: &mut Protocol, peer: &mut Peer, v: &VersionMessage, now
         return out.disconnect(DisconnectReason::SelfConnection);
     }
     // Core's `SetAddrLocal` and `SeenLocal`: an inbound peer's view of us is a vote for it.
-    let addr_local = v.receiver.socket_addr().ok().filter(|a| !a.ip().is_unspecified());
+    let addr_local = v.receiver.socket_addr().ok().filter(|a| !a.ip().is_unspecified()).map(|a| match a.ip() {
+        IpAddr::V6(v6) => SocketAddr::new(v6.to_ipv4_mapped().map_or(a.ip(), IpAddr::V4), a.port()),
+        IpAddr::V4(_) => a,
+    });
     if let Some(me) = addr_local.filter(|a| peer.conn_type.is_inbound() && proto.local.is_routable(a.ip())) {
         proto.local.seen(me.ip());
     }
