@@ -191,11 +191,19 @@ pub struct Config {
     /// `--onlynet`: the networks of automatic connections (empty: IPv4 and IPv6).
     pub only_net: Vec<crate::addrman::AddrNetwork>,
     /// `--test=loopback-netgroups`, for end-to-end tests only: each 127.x address is a routable
-    /// network group of its own ([`crate::addrman::NetGroupRule::LoopbackPerAddress`]).
+    /// network group of its own ([`crate::addrman::NetGroupRule::LoopbackPerAddress`]), for the
+    /// address book and the local addresses.
     pub loopback_netgroups: bool,
     /// `--test=full-node-services`, for end-to-end tests only: advertise NODE_NETWORK|NODE_WITNESS
     /// (no blocks are served) so btcloopd test nodes pass each other's outbound service checks.
     pub test_full_node_services: bool,
+
+    // --- Local addresses (own-address advertisement; `src/net/local.rs`) ---
+    /// Our public addresses (`--externalip`), advertised with score `LOCAL_MANUAL`.
+    pub external_ip: Vec<crate::net::local::ExternalAddr>,
+    /// Learn our addresses from the interfaces, `--bind` and peers (`--discover`; Core's
+    /// default: on unless `--listen=0` or `--externalip`).
+    pub discover: bool,
 }
 
 impl Default for Config {
@@ -228,6 +236,8 @@ impl Default for Config {
             only_net: Vec::new(),
             loopback_netgroups: false,
             test_full_node_services: false,
+            external_ip: Vec::new(),
+            discover: true,
         }
     }
 }

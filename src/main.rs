@@ -193,6 +193,16 @@ struct Cli {
     /// Make automatic outbound connections only to this network (repeatable): ipv4, ipv6.
     #[arg(long, value_name = "NET")]
     onlynet: Vec<String>,
+
+    // --- Local addresses (own-address advertisement) ---
+    /// Our own public address, advertised to peers (repeatable); the port defaults to the
+    /// listening port. Turns --discover off unless it is given.
+    #[arg(long, value_parser = btcloop::net::local::ExternalAddr::parse, value_name = "IP[:PORT]")]
+    externalip: Vec<btcloop::net::local::ExternalAddr>,
+    /// Discover our own addresses from the network interfaces and peers [default: 1 when
+    /// listening and no --externalip].
+    #[arg(long, num_args = 0..=1, default_missing_value = "1", value_parser = core_bool, value_name = "0|1")]
+    discover: Option<bool>,
     /// Test-only behaviour (hidden, repeatable): loopback-netgroups makes each 127.x address a
     /// routable network group of its own, so many local processes can fill the outbound slots;
     /// full-node-services advertises NODE_NETWORK|NODE_WITNESS (no blocks are served), so other
@@ -203,7 +213,7 @@ struct Cli {
 
 /// Core style `-flag` becomes `--flag`, and `-noflag` / `--noflag` becomes `--flag=0`.
 fn normalize_args(args: impl Iterator<Item = String>) -> Vec<String> {
-    const BOOLS: [&str; 11] = [
+    const BOOLS: [&str; 12] = [
         "listen",
         "logips",
         "printtoconsole",
@@ -215,6 +225,7 @@ fn normalize_args(args: impl Iterator<Item = String>) -> Vec<String> {
         "dnsseed",
         "fixedseeds",
         "forcednsseed",
+        "discover",
     ];
     args.enumerate()
         .map(|(i, a)| {
@@ -340,6 +351,9 @@ fn build_config(cli: Cli) -> Result<Config, String> {
         .iter()
         .map(|w| btcloop::net::permissions::Whitelist::parse(w).map_err(|e| e.to_string()))
         .collect::<Result<_, _>>()?;
+    // Core's parameter interaction: -listen=0 or -externalip set -> -discover=0.
+    cfg.discover = cli.discover.unwrap_or(cfg.listen && cli.externalip.is_empty());
+    cfg.external_ip = cli.externalip;
     let ua_len = cfg.user_agent().len();
     if ua_len > btcloop::net::message::MAX_SUBVERSION_LENGTH {
         return Err(format!(
@@ -521,6 +535,23 @@ mod tests {
             cfg(&["--minimumchainwork=0"]).unwrap().minimum_chain_work,
             Some(bitcoin::pow::Work::from_be_bytes([0; 32]))
         );
+    }
+
+    #[test]
+    fn discover_follows_listen_and_externalip() {
+        assert!(cfg(&[]).unwrap().discover);
+        assert!(!cfg(&["--listen=0"]).unwrap().discover);
+        assert!(!cfg(&["--connect=127.0.0.1:1"]).unwrap().discover, "--connect turns listening off");
+        let c = cfg(&["--externalip=1.2.3.4", "--externalip=[2a00::1]:9"]).unwrap();
+        assert!(!c.discover);
+        assert_eq!(c.external_ip.len(), 2);
+        assert_eq!(c.external_ip[1].port, Some(9));
+        assert!(cfg(&["--externalip=1.2.3.4", "--discover"]).unwrap().discover);
+        assert!(!cfg(&["--discover=0"]).unwrap().discover);
+        assert!(cfg(&["--externalip=somehost"]).is_err());
+        assert!(cfg(&["--test=loopback-netgroups"]).unwrap().loopback_netgroups);
+        assert!(!cfg(&[]).unwrap().loopback_netgroups);
+        assert!(cfg(&["--test=other"]).is_err());
     }
 
     #[test]

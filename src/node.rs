@@ -26,6 +26,7 @@ use crate::net::banman::{BANLIST_FILE, BanListError, BanMan};
 use crate::net::dialer::{self, BadPeerSpec, DialPlan, PeerSpec};
 use crate::net::discourage::Discouraged;
 use crate::net::listen::{self, BindError};
+use crate::net::local::{LOCAL_BIND, LOCAL_IF, LOCAL_MANUAL, LocalAddrs};
 use crate::net::outbound::{self, OutboundPlanner};
 use crate::net::seeder::{SeedFacts, Seeder, system_resolver};
 use crate::net::seeding::DnsSeeding;
@@ -203,6 +204,64 @@ fn open_addrman(path: &std::path::Path, magic: [u8; 4], rule: NetGroupRule) -> R
     }
 }
 
+/// Core's `GetLocalAddresses`: the addresses of the interfaces that are up, loopback excluded
+/// (the I/O of `--discover`, done once at start).
+fn interface_addresses() -> Vec<std::net::IpAddr> {
+    let mut out = Vec::new();
+    let mut head: *mut libc::ifaddrs = std::ptr::null_mut();
+    // SAFETY: getifaddrs fills `head` with a list we only read and free with freeifaddrs.
+    if unsafe { libc::getifaddrs(&mut head) } != 0 {
+        return out;
+    }
+    let mut cur = head;
+    while !cur.is_null() {
+        // SAFETY: `cur` is a non-null node of the list getifaddrs returned, not yet freed.
+        let ifa = unsafe { &*cur };
+        cur = ifa.ifa_next;
+        let flags = ifa.ifa_flags as libc::c_int;
+        if ifa.ifa_addr.is_null() || flags & libc::IFF_UP == 0 || flags & libc::IFF_LOOPBACK != 0 {
+            continue;
+        }
+        // SAFETY: ifa_addr is non-null and points at a sockaddr whose family says its real type.
+        let family = i32::from(unsafe { (*ifa.ifa_addr).sa_family });
+        if family == libc::AF_INET {
+            // SAFETY: an AF_INET address is a sockaddr_in.
+            let sin = unsafe { &*(ifa.ifa_addr as *const libc::sockaddr_in) };
+            out.push(std::net::Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr)).into());
+        } else if family == libc::AF_INET6 {
+            // SAFETY: an AF_INET6 address is a sockaddr_in6.
+            let sin6 = unsafe { &*(ifa.ifa_addr as *const libc::sockaddr_in6) };
+            out.push(std::net::Ipv6Addr::from(sin6.sin6_addr.s6_addr).into());
+        }
+    }
+    // SAFETY: `head` came from a successful getifaddrs and is freed once.
+    unsafe { libc::freeifaddrs(head) };
+    out
+}
+
+/// Core's local-address set-up: `--externalip` (`LOCAL_MANUAL`), with `--discover` and a
+/// wildcard bind the interface addresses (`Discover()`, `LOCAL_IF`), and the routable
+/// addresses bound to (`LOCAL_BIND`, with `--discover`).
+fn local_addresses(cfg: &Config, listen_addrs: &[SocketAddr], rule: NetGroupRule) -> LocalAddrs {
+    let port = listen_addrs.first().map_or_else(|| cfg.listen_port(), SocketAddr::port);
+    let mut local = LocalAddrs::new(cfg.listen, cfg.discover, port, rule, cfg.log.log_ips);
+    for e in &cfg.external_ip {
+        local.add(SocketAddr::new(e.ip, e.port.unwrap_or(port)), LOCAL_MANUAL);
+    }
+    let bind_any = cfg.bind.is_empty() || cfg.bind.iter().any(|b| b.ip().is_unspecified());
+    if cfg.discover && bind_any {
+        for ip in interface_addresses() {
+            if local.add_ip(ip, LOCAL_IF) && cfg.log.log_ips {
+                info!("Discover: {ip}");
+            }
+        }
+    }
+    for a in listen_addrs {
+        local.add(*a, LOCAL_BIND);
+    }
+    local
+}
+
 /// What the node needs from the process that runs it.
 #[derive(Clone, Default)]
 pub struct Hooks {
@@ -325,6 +384,9 @@ impl Node {
             chain,
         );
         protocol.addrman = addrman;
+        protocol.local = local_addresses(cfg, &listen_addrs, rule);
+        protocol.bans =
+            Box::new(crate::protocol::addr::BanLists { banman: banman.clone(), discouraged: discouraged.clone() });
         let handler = MessageHandler::new(
             protocol,
             HandlerParts {
@@ -412,7 +474,6 @@ impl Node {
                 version_number: crate::rpc::version_number(),
                 default_port: cfg.network.default_port(),
                 ban_time_secs: cfg.ban_time.as_secs() as i64,
-                local_addresses: self.listen_addrs.clone(),
             };
             let on_stop = hooks.on_stop.unwrap_or_else(|| Arc::new(|| {}));
             self.rpc = Some(RpcServer::start(cfg, ctx, on_stop)?);

@@ -188,6 +188,8 @@ impl MessageHandler {
             "inbound": inbound,
             "outbound": self.peers.len() - inbound,
             "timeoffset": median,
+            // `getnetworkinfo`'s `localaddresses`, with the live scores.
+            "localaddresses": self.cx.protocol.local.to_json(),
         })
     }
 
@@ -318,6 +320,9 @@ impl Cx {
         o.insert("addr".into(), json!(p.addr.to_string()));
         if let Some(local) = e.local_addr {
             o.insert("addrbind".into(), json!(local.to_string()));
+        }
+        if let Some(seen) = p.handshake.addr_local {
+            o.insert("addrlocal".into(), json!(seen.to_string()));
         }
         o.insert("network".into(), json!(e.net.as_str()));
         o.insert("services".into(), json!(format!("{:016x}", services.to_u64())));

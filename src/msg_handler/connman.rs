@@ -63,9 +63,10 @@ impl MessageHandler {
         added.extend(conns.iter().filter(|c| c.conn_type == ConnectionType::Manual).map(|c| c.addr));
         let (banman, discouraged) = (&c.banman, &self.cx.discouraged);
         let refused = |ip: IpAddr| banman.is_banned(ip, now.unix) || discouraged.contains(&ip);
-        let local = &c.local_ips;
-        let is_local = |ip: IpAddr| local.contains(&ip);
         let proto = &mut self.cx.protocol;
+        // Core's IsLocal (our advertised addresses), and the addresses we listen on.
+        let (local, listening) = (&proto.local, &c.local_ips);
+        let is_local = |ip: IpAddr| local.is_local(ip) || listening.contains(&ip);
         let view = View {
             conns: &conns,
             added: &added,

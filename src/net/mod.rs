@@ -7,6 +7,7 @@ pub mod dialer;
 pub mod discourage;
 pub mod eviction;
 pub mod listen;
+pub mod local;
 pub mod message;
 pub mod netaddr;
 pub mod outbound;

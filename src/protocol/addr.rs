@@ -2,9 +2,13 @@
 //! outbound peers after their `version`; `addr`/`addrv2` received through Core's token bucket
 //! into the address book, small fresh announcements handed to the message handler for relay to
 //! 1–2 peers; one `getaddr` answer per inbound connection from a cache; queued addresses sent
-//! on a Poisson timer, as `addrv2` to peers that sent `sendaddrv2`.
+//! on a Poisson timer, as `addrv2` to peers that sent `sendaddrv2`; our own address advertised
+//! once relay is set up and about once a day after (Core's self-announcement); addresses that
+//! are banned or discouraged are dropped from received messages.
 
 use std::collections::{HashSet, VecDeque};
+use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bitcoin::p2p::ServiceFlags;
@@ -16,7 +20,10 @@ use rand::seq::SliceRandom;
 use tracing::debug;
 
 use super::{Now, Outbox, Peer, Protocol, misbehaving};
-use crate::addrman::{AddrEntry, from_ip, is_routable};
+use crate::addrman::{AddrEntry, AddrNetwork, from_ip, network};
+use crate::net::banman::BanMan;
+use crate::net::discourage::Discouraged;
+use crate::net::local::LocalAddrs;
 use crate::net::peer::ConnectionType;
 use crate::net::permissions::Permissions;
 
@@ -30,6 +37,8 @@ pub const MAX_ADDR_PROCESSING_TOKEN_BUCKET: f64 = MAX_ADDR_TO_SEND as f64;
 pub const MAX_PCT_ADDR_TO_SEND: usize = 23;
 /// Core's `AVG_ADDRESS_BROADCAST_INTERVAL`.
 pub const AVG_ADDRESS_BROADCAST_INTERVAL: Duration = Duration::from_secs(30);
+/// Core's `AVG_LOCAL_ADDRESS_BROADCAST_INTERVAL`: mean time between self-announcements.
+pub const AVG_LOCAL_ADDRESS_BROADCAST_INTERVAL: Duration = Duration::from_secs(24 * 60 * 60);
 /// Core's `ROTATE_ADDR_RELAY_DEST_INTERVAL`: relay targets stay the same this long.
 pub const ROTATE_ADDR_RELAY_DEST_INTERVAL: u64 = 24 * 60 * 60;
 /// Addresses a peer is remembered to know (Core: a rolling filter of 5,000).
@@ -57,6 +66,8 @@ pub struct AddrPeer {
     known: HashSet<(AddrV2, u16)>,
     known_order: VecDeque<(AddrV2, u16)>,
     next_send: Option<Instant>,
+    /// Next self-announcement (Core's `m_next_local_addr_send`; `None`: none sent yet).
+    next_local_send: Option<Instant>,
     /// Addresses processed (`getpeerinfo` `addr_processed`).
     pub processed: u64,
     /// Addresses dropped by the rate limit (`addr_rate_limited`).
@@ -75,6 +86,7 @@ impl Default for AddrPeer {
             known: HashSet::new(),
             known_order: VecDeque::new(),
             next_send: None,
+            next_local_send: None,
             processed: 0,
             rate_limited: 0,
         }
@@ -100,6 +112,47 @@ impl AddrPeer {
     fn is_known(&self, a: &AddrEntry) -> bool {
         self.known.contains(&(a.addr.clone(), a.port))
     }
+}
+
+/// Whether addresses are banned or discouraged (Core's `BanMan::IsBanned`/`IsDiscouraged`, as
+/// `ProcessAddrs` asks them): such addresses are not stored and not relayed.
+pub trait AddrFilter: Send {
+    /// Whether `ip` is banned or discouraged at `now_unix`.
+    fn is_banned_or_discouraged(&self, ip: IpAddr, now_unix: i64) -> bool;
+}
+
+/// Nothing is banned (a node without ban lists; tests).
+#[derive(Debug, Default)]
+pub struct NoBans;
+
+impl AddrFilter for NoBans {
+    fn is_banned_or_discouraged(&self, _: IpAddr, _: i64) -> bool {
+        false
+    }
+}
+
+/// The node's shared lists: manual bans and recently misbehaving addresses.
+#[derive(Debug, Clone)]
+pub struct BanLists {
+    /// `setban` bans.
+    pub banman: Arc<BanMan>,
+    /// Discouraged addresses.
+    pub discouraged: Arc<Discouraged>,
+}
+
+impl AddrFilter for BanLists {
+    fn is_banned_or_discouraged(&self, ip: IpAddr, now_unix: i64) -> bool {
+        self.discouraged.contains(&ip) || self.banman.is_banned(ip, now_unix)
+    }
+}
+
+/// The IP of an address-book entry as the ban lists hold it (IPv4-mapped IPv6 as IPv4).
+fn entry_ip(a: &AddrEntry) -> Option<IpAddr> {
+    let ip = a.socket_addr()?.ip();
+    Some(match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    })
 }
 
 /// The node-wide part: the `getaddr` answer cache.
@@ -151,6 +204,7 @@ pub fn on_addrs(proto: &mut Protocol, peer: &mut Peer, mut addrs: Vec<AddrEntry>
     }
     a.token_time = Some(now.mono);
     let rate_limited = !peer.permissions.has(Permissions::ADDR);
+    let rule = proto.addrman.rule();
     addrs.shuffle(&mut proto.rng);
     let (mut processed, mut limited) = (0u64, 0u64);
     let mut ok = Vec::new();
@@ -173,9 +227,16 @@ pub fn on_addrs(proto: &mut Protocol, peer: &mut Peer, mut addrs: Vec<AddrEntry>
             entry.time = now.unix - 5 * 24 * 60 * 60;
         }
         a.mark_known(&entry);
+        if entry_ip(&entry).is_some_and(|ip| proto.bans.is_banned_or_discouraged(ip, now.unix)) {
+            // Core remembers that the peer knows it, and goes no further.
+            continue;
+        }
         processed += 1;
         let reachable = matches!(entry.addr, AddrV2::Ipv4(_) | AddrV2::Ipv6(_));
-        if entry.time > now.unix - 10 * 60 && !a.getaddr_sent && n <= 10 && is_routable(&entry.addr) {
+        // Routable under the address book's rule (Core's `IsRoutable` unless the test-only
+        // loopback rule is on).
+        let routable = !matches!(network(&entry.addr, rule), AddrNetwork::Unroutable | AddrNetwork::Internal);
+        if entry.time > now.unix - 10 * 60 && !a.getaddr_sent && n <= 10 && routable {
             out.relay_addr(entry.clone(), reachable);
         }
         if reachable {
@@ -269,6 +330,47 @@ pub fn relay_targets(
     scored.into_iter().take(n).map(|(_, id)| id).collect()
 }
 
+/// The self-announcement part of Core's `MaybeSendAddr`, for a peer with address relay while we
+/// listen: out of initial block download, when the peer's timer (mean
+/// [`AVG_LOCAL_ADDRESS_BROADCAST_INTERVAL`], first at once) runs out, our address for this
+/// peer ([`LocalAddrs::addr_for_peer`]) goes out — the first time in a message of its own (so a
+/// receiver's rate limit, which starts with one token, does not drop it), later queued with
+/// the other addresses after the peer's known-address filter is reset.
+pub fn maybe_send_local_addr(
+    local: &LocalAddrs,
+    in_ibd: bool,
+    services: ServiceFlags,
+    peer: &mut Peer,
+    now: Now,
+    rng: &mut StdRng,
+    out: &mut impl Outbox,
+) {
+    if !peer.addrs.relay_enabled || !local.listening() || in_ibd {
+        return;
+    }
+    if peer.addrs.next_local_send.is_some_and(|t| now.mono <= t) {
+        return;
+    }
+    let first = peer.addrs.next_local_send.is_none();
+    if !first {
+        peer.addrs.known.clear();
+        peer.addrs.known_order.clear();
+    }
+    let inbound = peer.conn_type.is_inbound();
+    if let Some(ours) = local.addr_for_peer(peer.addr.ip(), inbound, peer.handshake.addr_local, rng) {
+        debug!(target: "net", "Advertising address {ours} to peer={}", peer.id);
+        let entry = AddrEntry::from_socket(ours, services, now.unix);
+        if !first {
+            push_address(peer, entry, rng);
+        } else if compatible(peer, &entry) {
+            send_addr_message(peer, vec![entry], out);
+        }
+    }
+    let mean = AVG_LOCAL_ADDRESS_BROADCAST_INTERVAL.as_secs_f64();
+    let u: f64 = rng.random_range(f64::EPSILON..1.0);
+    peer.addrs.next_local_send = Some(now.mono + Duration::from_secs_f64(-u.ln() * mean));
+}
+
 /// Core's `MaybeSendAddr`: on a Poisson timer (mean 30 s), the queued addresses the peer does
 /// not know yet, as `addrv2` or `addr`.
 pub fn maybe_send_addrs(peer: &mut Peer, now: Now, rng: &mut StdRng, out: &mut impl Outbox) {
@@ -287,6 +389,11 @@ pub fn maybe_send_addrs(peer: &mut Peer, now: Now, rng: &mut StdRng, out: &mut i
     if queued.is_empty() {
         return;
     }
+    send_addr_message(peer, queued, out);
+}
+
+/// `queued` as one `addrv2` (to peers that sent `sendaddrv2`) or `addr` message.
+fn send_addr_message(peer: &Peer, queued: Vec<AddrEntry>, out: &mut impl Outbox) {
     if peer.handshake.wants_addrv2 {
         let msgs = queued
             .into_iter()

@@ -202,3 +202,156 @@ fn getaddr_is_answered_once_per_inbound_peer_from_a_cache_in_the_right_format() 
     };
     assert_eq!(key(list3), key(list), "served from the cache");
 }
+
+/// A node listening with the manual address 1.2.3.4:8333, its best header at `UNIX0` (so out
+/// of initial block download at `UNIX0`) unless `in_ibd`.
+fn listening(in_ibd: bool) -> Protocol {
+    let mut p = proto();
+    p.local = crate::net::local::LocalAddrs::new(true, false, 8333, crate::addrman::NetGroupRule::Core, false);
+    assert!(p.local.add("1.2.3.4:8333".parse().unwrap(), crate::net::local::LOCAL_MANUAL));
+    if !in_ibd {
+        let params = ChainParams::new(Network::Regtest);
+        let h = crate::chain::mine::mine_child(&params, &params.genesis, UNIX0 as u32, 1);
+        assert_eq!(p.headers.chain.accept(&[h], UNIX0).error, None);
+    }
+    p
+}
+
+/// Runs `send_messages` at `at` (the link busy, so no inactivity timeout) and returns the
+/// addresses sent in `addr` messages, one vector per message.
+fn addr_sends(p: &mut Protocol, pr: &mut Peer, at: Now) -> Vec<Vec<SocketAddr>> {
+    let mut out = Recorder::default();
+    let link = LinkTimes { last_send: Some(at.mono), last_recv: Some(at.mono) };
+    p.send_messages(pr, at, link, &mut out);
+    assert!(out.disconnect.is_none(), "{:?}", out.disconnect);
+    out.sent
+        .iter()
+        .filter_map(|m| match m {
+            NetworkMessage::Addr(l) => Some(l.iter().map(|(_, a)| a.socket_addr().unwrap()).collect()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn our_address_is_advertised_at_once_out_of_ibd_then_about_daily() {
+    let ours: SocketAddr = "1.2.3.4:8333".parse().unwrap();
+    let mut p = listening(false);
+    let t0 = Instant::now();
+    let (mut pr, out) = peer(&mut p, 1, ConnectionType::OutboundFullRelay, "8.8.8.8:8333", false, t0);
+    assert!(!out.sent.iter().any(|m| matches!(m, NetworkMessage::Addr(_))), "nothing before the handshake ends");
+    let mut out = Recorder::default();
+    p.send_messages(&mut pr, now(t0, 0), LinkTimes::default(), &mut out);
+    let sent: Vec<_> = out.sent.iter().filter(|m| matches!(m, NetworkMessage::Addr(_))).collect();
+    let [NetworkMessage::Addr(list)] = sent.as_slice() else { panic!("{:?}", out.commands()) };
+    assert_eq!(list.len(), 1, "the first self-announcement goes alone");
+    assert_eq!(list[0].1.socket_addr().unwrap(), ours);
+    assert_eq!(list[0].1.services, ServiceFlags::NONE, "with the services we really offer");
+    assert_eq!(list[0].0, UNIX0 as u32);
+    // Not again soon: the timer's mean is a day.
+    assert!(addr_sends(&mut p, &mut pr, now(t0, 60)).is_empty());
+    // Each time the timer runs out it goes out again, although the peer's known-address filter
+    // already holds it (the filter is reset first, as Core does).
+    for day in [40u64, 80] {
+        pr.ping = crate::protocol::PingState::default(); // pings are not the subject here
+        let sent = addr_sends(&mut p, &mut pr, now(t0, day * 86_400));
+        assert_eq!(sent, vec![vec![ours]], "day {day}");
+    }
+}
+
+#[test]
+fn no_advertisement_in_ibd_without_relay_or_when_not_listening() {
+    let t0 = Instant::now();
+    // In initial block download (best header from 2011).
+    let mut p = listening(true);
+    let (mut pr, _) = peer(&mut p, 1, ConnectionType::OutboundFullRelay, "8.8.8.8:8333", false, t0);
+    assert!(addr_sends(&mut p, &mut pr, now(t0, 0)).is_empty());
+    // Block-relay-only peers have no address relay; inbound ones not before their first addr.
+    let mut p = listening(false);
+    let (mut block_only, _) = peer(&mut p, 2, ConnectionType::BlockRelayOnly, "8.8.4.4:8333", false, t0);
+    assert!(addr_sends(&mut p, &mut block_only, now(t0, 0)).is_empty());
+    let (mut inbound, _) = peer(&mut p, 3, ConnectionType::Inbound, "9.9.9.9:5000", false, t0);
+    assert!(addr_sends(&mut p, &mut inbound, now(t0, 0)).is_empty());
+    deliver(&mut p, &mut inbound, NetworkMessage::Addr(vec![v1([20, 1, 1, 1], UNIX0 as u32)]), now(t0, 1));
+    let sent = addr_sends(&mut p, &mut inbound, now(t0, 1));
+    assert_eq!(sent, vec![vec!["1.2.3.4:8333".parse::<SocketAddr>().unwrap()]], "once relay is set up");
+    // Not listening (Core's fListen): nothing to advertise.
+    let mut p = listening(false);
+    p.local = crate::net::local::LocalAddrs::new(false, false, 8333, crate::addrman::NetGroupRule::Core, false);
+    assert!(p.local.add("1.2.3.4:8333".parse().unwrap(), crate::net::local::LOCAL_MANUAL));
+    let (mut pr, _) = peer(&mut p, 4, ConnectionType::OutboundFullRelay, "8.8.8.8:8333", false, t0);
+    assert!(addr_sends(&mut p, &mut pr, now(t0, 0)).is_empty());
+}
+
+#[test]
+fn an_inbound_peers_view_of_us_is_recorded_and_counts_as_a_vote() {
+    let mut p = listening(false);
+    let t0 = Instant::now();
+    let mut pr = p.add_peer(1, "8.8.8.8:5000".parse().unwrap(), ConnectionType::Inbound, t0);
+    let NetworkMessage::Version(mut v) = version() else { unreachable!() };
+    v.receiver = Address::new(&"1.2.3.4:8333".parse().unwrap(), ServiceFlags::NONE);
+    deliver(&mut p, &mut pr, NetworkMessage::Version(v.clone()), now(t0, 0));
+    assert_eq!(pr.handshake.addr_local, Some("1.2.3.4:8333".parse().unwrap()));
+    assert_eq!(p.local.score("1.2.3.4".parse().unwrap()), crate::net::local::LOCAL_MANUAL + 1);
+    // An outbound peer's view is recorded but is no vote.
+    let mut out_peer = p.add_peer(2, "8.8.4.4:8333".parse().unwrap(), ConnectionType::OutboundFullRelay, t0);
+    v.nonce = 77;
+    deliver(&mut p, &mut out_peer, NetworkMessage::Version(v), now(t0, 0));
+    assert!(out_peer.handshake.addr_local.is_some());
+    assert_eq!(p.local.score("1.2.3.4".parse().unwrap()), crate::net::local::LOCAL_MANUAL + 1);
+}
+
+/// Bans for tests: a fixed set of IPs.
+struct FakeBans(Vec<std::net::IpAddr>);
+
+impl AddrFilter for FakeBans {
+    fn is_banned_or_discouraged(&self, ip: std::net::IpAddr, _: i64) -> bool {
+        self.0.contains(&ip)
+    }
+}
+
+#[test]
+fn banned_and_discouraged_addresses_are_neither_stored_nor_relayed() {
+    let mut p = proto();
+    p.bans = Box::new(FakeBans(vec!["21.0.0.1".parse().unwrap(), "21.0.0.2".parse().unwrap()]));
+    let t0 = Instant::now();
+    let (mut pr, _) = peer(&mut p, 1, ConnectionType::Inbound, "203.0.113.9:5000", false, t0);
+    pr.permissions = crate::net::permissions::Permissions::ADDR;
+    let at = now(t0, 10);
+    let fresh = |last: u8| v1([21, 0, 0, last], at.unix as u32);
+    let out = deliver(&mut p, &mut pr, NetworkMessage::Addr(vec![fresh(1), fresh(2), fresh(3)]), at);
+    assert_eq!(pr.addrs.processed, 1, "the banned two are not processed");
+    assert_eq!(out.relayed.len(), 1);
+    assert_eq!(out.relayed[0].0.socket_addr(), Some("21.0.0.3:8333".parse().unwrap()));
+    let stored: Vec<_> =
+        p.addrman.get_addr(0, 0, None, false, at.unix).iter().filter_map(|a| a.socket_addr()).collect();
+    assert_eq!(stored, vec!["21.0.0.3:8333".parse::<SocketAddr>().unwrap()]);
+}
+
+#[test]
+fn real_ban_lists_answer_for_both_kinds() {
+    use std::sync::Arc;
+    let lists = BanLists { banman: Arc::new(crate::net::banman::BanMan::default()), discouraged: Arc::default() };
+    let (a, b) = ("21.0.0.1".parse().unwrap(), "21.0.0.2".parse().unwrap());
+    lists.discouraged.add(a);
+    lists.banman.ban(crate::net::banman::Subnet::host(b), UNIX0, UNIX0 + 100).unwrap();
+    assert!(lists.is_banned_or_discouraged(a, UNIX0));
+    assert!(lists.is_banned_or_discouraged(b, UNIX0));
+    assert!(!lists.is_banned_or_discouraged(b, UNIX0 + 101), "the ban expired");
+    assert!(!lists.is_banned_or_discouraged("21.0.0.3".parse().unwrap(), UNIX0));
+}
+
+#[test]
+fn loopback_rule_relays_127_announcements_core_rule_does_not() {
+    for (rule, relayed) in
+        [(crate::addrman::NetGroupRule::Core, 0), (crate::addrman::NetGroupRule::LoopbackPerAddress, 1)]
+    {
+        let mut p = proto();
+        p.addrman = crate::addrman::AddrMan::new([1; 32], 2, rule);
+        let t0 = Instant::now();
+        let (mut pr, _) = peer(&mut p, 1, ConnectionType::Inbound, "203.0.113.9:5000", false, t0);
+        let at = now(t0, 10);
+        let out = deliver(&mut p, &mut pr, NetworkMessage::Addr(vec![v1([127, 0, 0, 9], at.unix as u32)]), at);
+        assert_eq!(out.relayed.len(), relayed, "{rule:?}");
+    }
+}

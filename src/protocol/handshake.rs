@@ -63,6 +63,9 @@ pub struct Handshake {
     pub wants_addrv2: bool,
     /// The peer sent `sendheaders` (BIP130).
     pub prefers_headers: bool,
+    /// Where the peer sees us, from its `version` (Core's `addrLocal`); `None` when it sent
+    /// no usable address.
+    pub addr_local: Option<SocketAddr>,
 }
 
 impl Handshake {
@@ -77,6 +80,7 @@ impl Handshake {
             wtxid_relay: false,
             wants_addrv2: false,
             prefers_headers: false,
+            addr_local: None,
         }
     }
 
@@ -144,7 +148,10 @@ fn v1_address(addr: Option<SocketAddr>, services: ServiceFlags) -> Address {
 /// Core's `PushNodeVersion`.
 pub fn push_version(proto: &Protocol, peer: &mut Peer, now: Now, out: &mut impl Outbox) {
     let services = proto.params.services;
-    let your_addr = is_routable(peer.addr.ip()).then_some(peer.addr);
+    // Under the test-only loopback rule a 127.x peer is told where we see it, as a routable one.
+    let loopback_rule = proto.addrman.rule() == crate::addrman::NetGroupRule::LoopbackPerAddress;
+    let ip = peer.addr.ip();
+    let your_addr = (is_routable(ip) || (loopback_rule && proto.local.is_routable(ip))).then_some(peer.addr);
     let msg = VersionMessage {
         version: PROTOCOL_VERSION as u32,
         services,
@@ -176,6 +183,15 @@ pub fn on_version(proto: &mut Protocol, peer: &mut Peer, v: &VersionMessage, now
         info!(target: "net", "connected to self at {}, disconnecting", if proto.params.log_ips { peer.addr.to_string() } else { format!("peer={}", peer.id) });
         return out.disconnect(DisconnectReason::SelfConnection);
     }
+    // Core's `SetAddrLocal` and `SeenLocal`: an inbound peer's view of us is a vote for it.
+    let addr_local = v.receiver.socket_addr().ok().filter(|a| !a.ip().is_unspecified()).map(|a| match a.ip() {
+        IpAddr::V6(v6) => SocketAddr::new(v6.to_ipv4_mapped().map_or(a.ip(), IpAddr::V4), a.port()),
+        IpAddr::V4(_) => a,
+    });
+    if let Some(me) = addr_local.filter(|a| peer.conn_type.is_inbound() && proto.local.is_routable(a.ip())) {
+        proto.local.seen(me.ip());
+    }
+    peer.handshake.addr_local = addr_local;
     if peer.conn_type.is_inbound() {
         push_version(proto, peer, now, out);
     }

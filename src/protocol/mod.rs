@@ -21,6 +21,7 @@ use tracing::debug;
 
 use crate::addrman::{AddrMan, NetGroupRule};
 use crate::chain::accept::Chain;
+use crate::net::local::LocalAddrs;
 use crate::net::peer::{ConnectionType, DisconnectReason, PeerId};
 use crate::net::permissions::Permissions;
 
@@ -96,6 +97,9 @@ pub struct Peer {
     pub permissions: Permissions,
     /// Address relay state.
     pub addrs: addr::AddrPeer,
+    /// The test-only loopback rule is on: a misbehaving `127.x` peer is discouraged as a
+    /// remote one would be (Core spares local peers).
+    pub loopback_is_remote: bool,
 }
 
 impl Peer {
@@ -117,12 +121,21 @@ pub struct Protocol {
     pub addr_node: addr::AddrNode,
     /// Secret key of the address-relay target choice.
     pub relay_key: u64,
+    /// Our own addresses (Core's `mapLocalHost`), advertised to peers.
+    pub local: LocalAddrs,
+    /// Which addresses in received `addr` messages are banned or discouraged.
+    pub bans: Box<dyn addr::AddrFilter>,
+    /// Initial block download is over (Core latches it).
+    finished_ibd: bool,
     /// Nonces of our outbound `version`s, to detect connecting to ourselves.
     local_nonces: HashSet<u64>,
     /// Peers that completed the handshake.
     established: usize,
     rng: StdRng,
 }
+
+/// Core's `DEFAULT_MAX_TIP_AGE`: a best header older than this means initial sync.
+pub const MAX_TIP_AGE: i64 = 24 * 60 * 60;
 
 /// Message types some module handles; the others are not even decoded.
 pub const HANDLED: [&str; 13] = [
@@ -158,6 +171,9 @@ impl Protocol {
             addrman,
             addr_node: addr::AddrNode::default(),
             relay_key,
+            local: LocalAddrs::default(),
+            bans: Box::new(addr::NoBans),
+            finished_ibd: false,
             local_nonces: HashSet::new(),
             established: 0,
             rng,
@@ -172,6 +188,21 @@ impl Protocol {
     /// Height of our best header, announced in `version`.
     pub fn best_height(&self) -> i32 {
         self.headers.chain.tree().height() as i32
+    }
+
+    /// Core's `IsInitialBlockDownload` for a headers-only node: our best header has less than
+    /// the minimum chain work or is more than a day old. Once over, it stays over.
+    pub fn in_ibd(&mut self, now: Now) -> bool {
+        if self.finished_ibd {
+            return false;
+        }
+        let chain = &self.headers.chain;
+        let tip = chain.tree().tip();
+        if tip.chain_work < chain.min_chain_work() || i64::from(tip.header.time) < now.unix - MAX_TIP_AGE {
+            return true;
+        }
+        self.finished_ibd = true;
+        false
     }
 
     /// State for a new connection.
@@ -190,6 +221,7 @@ impl Protocol {
             headers: HeadersPeer::default(),
             permissions: Permissions::NONE,
             addrs: addr::AddrPeer::default(),
+            loopback_is_remote: self.addrman.rule() == NetGroupRule::LoopbackPerAddress,
         }
     }
 
@@ -269,6 +301,11 @@ impl Protocol {
         }
         ping::maybe_send_ping(peer, now.mono, self.params.peer_timeout, &mut self.rng, out);
         headers::send_messages(&mut self.headers, peer, self.established > 1, now, out);
+        if peer.addrs.relay_enabled && self.local.listening() {
+            let ibd = self.in_ibd(now);
+            let services = self.params.services;
+            addr::maybe_send_local_addr(&self.local, ibd, services, peer, now, &mut self.rng, out);
+        }
         addr::maybe_send_addrs(peer, now, &mut self.rng, out);
     }
 
@@ -291,8 +328,9 @@ pub fn misbehaving(peer: &Peer, out: &mut impl Outbox, what: String) {
         return;
     }
     let ip = peer.addr.ip();
+    let loopback4 = matches!(ip, std::net::IpAddr::V4(v4) if v4.is_loopback());
     let local = ip.is_loopback() || matches!(ip, std::net::IpAddr::V4(v4) if v4.octets()[0] == 0);
-    if local {
+    if local && !(loopback4 && peer.loopback_is_remote) {
         debug!(target: "net", "Warning: disconnecting but not discouraging local peer {}!", peer.id);
     } else {
         debug!(target: "net", "Disconnecting and discouraging peer {}!", peer.id);

@@ -464,11 +464,6 @@ fn getnetworkinfo(c: &RpcContext, _: &[Value]) -> Result<Value, RpcError> {
             json!({"name": n, "limited": !reachable, "reachable": reachable, "proxy": "", "proxy_randomize_credentials": false})
         })
         .collect();
-    let local: Vec<Value> = c
-        .local_addresses
-        .iter()
-        .map(|a| json!({"address": a.ip().to_string(), "port": a.port(), "score": 1}))
-        .collect();
     Ok(json!({
         "version": c.version_number,
         "subversion": c.user_agent,
@@ -484,7 +479,7 @@ fn getnetworkinfo(c: &RpcContext, _: &[Value]) -> Result<Value, RpcError> {
         "networks": networks,
         "relayfee": 0.00001,
         "incrementalfee": 0.00001,
-        "localaddresses": local,
+        "localaddresses": counts["localaddresses"],
         "warnings": [],
     }))
 }

@@ -57,8 +57,6 @@ pub struct RpcContext {
     pub default_port: u16,
     /// Default `setban` duration in seconds.
     pub ban_time_secs: i64,
-    /// Addresses we listen on, shown as `localaddresses`.
-    pub local_addresses: Vec<SocketAddr>,
 }
 
 impl RpcContext {
