@@ -41,8 +41,6 @@ use crate::time::Clock;
 
 /// Core's `MIN_CORE_FDS` (LevelDB's reserve plus message capture).
 const MIN_CORE_FDS: u64 = 151;
-/// Core's `MAX_ADDNODE_CONNECTIONS`.
-const MAX_ADDNODE_CONNECTIONS: u64 = 8;
 /// The header store's file name in the network's data directory.
 pub const HEADERS_FILE: &str = "headers.dat";
 /// The address book's file name in the network's data directory (as Core's).
@@ -301,7 +299,7 @@ impl Node {
         let listen_addrs: Vec<SocketAddr> = listeners.iter().filter_map(|l| l.local_addr().ok()).collect();
 
         let nbind = listeners.len().max(1) as u64;
-        let required = MIN_CORE_FDS + MAX_ADDNODE_CONNECTIONS + nbind;
+        let required = MIN_CORE_FDS + dialer::MAX_ADDNODE_CONNECTIONS as u64 + nbind;
         let available = sys::raise_fd_limit(cfg.max_connections as u64 + required);
         if available < required {
             return Err(StartError::FileDescriptors { available, required });

@@ -20,6 +20,8 @@ use super::wake::{SocketCommand, SocketControl};
 pub const BACKOFF_START: Duration = Duration::from_secs(1);
 /// Longest redial delay (Core retries added nodes every 60 s).
 pub const BACKOFF_MAX: Duration = Duration::from_secs(60);
+/// Core's `MAX_ADDNODE_CONNECTIONS`: added nodes connected or being dialed at once.
+pub const MAX_ADDNODE_CONNECTIONS: usize = 8;
 
 /// A `HOST[:PORT]` the user asked for.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -190,11 +192,20 @@ impl DialPlan {
             .collect()
     }
 
-    /// The targets to dial now (marked as dialing).
+    /// The targets to dial now (marked as dialing); added nodes only while fewer than
+    /// [`MAX_ADDNODE_CONNECTIONS`] of them are connected or being dialed.
     pub fn due(&mut self, now: Instant) -> Vec<(usize, PeerSpec)> {
         let mut out = Vec::new();
+        let busy = |t: &Target| t.added && matches!(t.state, TargetState::Dialing | TargetState::Connected);
+        let mut added_busy = self.targets.iter().filter(|t| busy(t)).count();
         for (i, t) in self.targets.iter_mut().enumerate() {
             if matches!(t.state, TargetState::Waiting { next_try } if next_try <= now) {
+                if t.added {
+                    if added_busy >= MAX_ADDNODE_CONNECTIONS {
+                        continue;
+                    }
+                    added_busy += 1;
+                }
                 t.state = TargetState::Dialing;
                 out.push((i, t.spec.clone()));
             }
@@ -376,6 +387,19 @@ mod tests {
         assert!(plan.due(t0 + BACKOFF_MAX).iter().all(|(i, _)| *i != 2), "a removed node is never redialed");
         assert_eq!(plan.added_nodes().len(), 1);
         assert!(plan.add(spec("127.0.0.1:3"), t0), "it may be added again");
+    }
+
+    #[test]
+    fn at_most_eight_added_nodes_at_once() {
+        let t0 = Instant::now();
+        let added: Vec<PeerSpec> = (1..=10).map(|p| spec(&format!("127.0.0.1:{p}"))).collect();
+        let mut plan = DialPlan::with_added(vec![spec("127.0.0.2:1")], added, t0);
+        let due = plan.due(t0);
+        assert_eq!(due.len(), 1 + MAX_ADDNODE_CONNECTIONS, "the --connect target is not counted");
+        assert!(plan.due(t0 + BACKOFF_MAX).is_empty(), "eight are busy");
+        plan.on_event(&DialerEvent::Failed { target: 1, error: String::new() }, t0);
+        let next = plan.due(t0 + BACKOFF_MAX);
+        assert_eq!(next.len(), 1, "a freed slot goes to one waiting node: {next:?}");
     }
 
     #[test]
