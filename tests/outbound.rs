@@ -114,7 +114,9 @@ fn seednode_only_start_fills_and_keeps_outbound_slots_then_anchors_survive_a_res
     // The node under test: only --seednode.
     let args = [&format!("--seednode={seed_ip}:{}", seed.port), "--test=loopback-netgroups"];
     let d = Daemon::start(&args);
+    let t0 = std::time::Instant::now();
     assert!(poll_until(FILL, || slots_full(&d)), "slots not filled: {}", show(&d));
+    eprintln!("slots filled {:.1} s after the start", t0.elapsed().as_secs_f64());
     let log = d.log();
     assert!(log.contains("Empty addrman, adding seednode"), "{}", tail(&log, 40));
     let first = outbound(&d);
@@ -140,19 +142,23 @@ fn seednode_only_start_fills_and_keeps_outbound_slots_then_anchors_survive_a_res
         }
     }
     let dead = |a: &SocketAddr| killed.contains(&process_of[&a.ip()]);
+    let t1 = std::time::Instant::now();
     assert!(
         poll_until(FILL, || slots_full(&d) && outbound(&d).iter().all(|(_, a)| !dead(a))),
         "slots not refilled after killing processes {killed:?}: {}",
         show(&d)
     );
+    eprintln!("slots refilled {:.1} s after two peer processes died", t1.elapsed().as_secs_f64());
 
     // Restart: the block-relay-only peers are written to anchors.dat and dialed first.
     let anchors: BTreeSet<SocketAddr> =
         outbound(&d).into_iter().filter(|(t, _)| t == "block-relay-only").map(|(_, a)| a).collect();
     assert_eq!(anchors.len(), 2);
     let d = d.restart(&args);
+    let t2 = std::time::Instant::now();
     d.wait_log("2 block-relay-only anchors will be tried for connections.", WAIT);
     assert!(poll_until(FILL, || slots_full(&d)), "slots not filled after restart: {}", show(&d));
+    eprintln!("slots filled {:.1} s after the restart", t2.elapsed().as_secs_f64());
     let log = d.log();
     let this_run = &log[log.rfind("2 block-relay-only anchors").unwrap_or(0)..];
     assert!(!this_run.contains("Empty addrman"), "the book survived the restart");
