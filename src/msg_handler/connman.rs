@@ -24,7 +24,7 @@ use crate::net::peer::ConnectionType;
 use crate::net::seeder::SeedFacts;
 use crate::net::seeds::seeds_service_flags;
 use crate::net::wake::SocketCommand;
-use crate::protocol::Now;
+use crate::protocol::{Now, Peer};
 
 /// What connection management needs besides the peers.
 pub struct ConnParts {
@@ -44,6 +44,12 @@ pub struct ConnParts {
     pub added: Vec<SocketAddr>,
     /// What the seeding thread reads.
     pub seed_facts: Arc<SeedFacts>,
+}
+
+/// A peer as `anchors.dat` keeps it: its address and the services its `version` announced.
+pub(super) fn anchor_entry(peer: &Peer, unix: i64) -> AddrEntry {
+    let services = peer.handshake.remote.as_ref().map_or(ServiceFlags::NONE, |r| r.services);
+    AddrEntry::from_socket(peer.addr, services, unix)
 }
 
 impl MessageHandler {
@@ -128,10 +134,7 @@ impl MessageHandler {
             .peers
             .values()
             .filter(|e| e.peer.conn_type == ConnectionType::BlockRelayOnly)
-            .map(|e| {
-                let services = e.peer.handshake.remote.as_ref().map_or(ServiceFlags::NONE, |r| r.services);
-                AddrEntry::from_socket(e.peer.addr, services, crate::time::unix_now())
-            })
+            .map(|e| anchor_entry(&e.peer, crate::time::unix_now()))
             .collect();
         // The shutdown usually closed them already.
         anchors.extend(self.shutdown_anchors.iter().cloned());

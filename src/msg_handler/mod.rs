@@ -16,7 +16,6 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use bitcoin::p2p::ServiceFlags;
 use bitcoin::p2p::message::NetworkMessage;
 use rand::SeedableRng;
 use rand::rngs::SmallRng;
@@ -424,8 +423,7 @@ impl MessageHandler {
             NetEvent::Closed { id, reason } => {
                 if let Some(e) = self.peers.remove(&id) {
                     if reason == DisconnectReason::Shutdown && e.peer.conn_type == ConnectionType::BlockRelayOnly {
-                        let services = e.peer.handshake.remote.as_ref().map_or(ServiceFlags::NONE, |r| r.services);
-                        self.shutdown_anchors.push(AddrEntry::from_socket(e.peer.addr, services, now.unix));
+                        self.shutdown_anchors.push(connman::anchor_entry(&e.peer, now.unix));
                     }
                     self.cx.protocol.remove_peer(&e.peer, now.unix);
                     self.cx.record_disconnect(&e, &reason, now);
