@@ -1,6 +1,7 @@
-//! The connection-opening thread (Core's `ThreadOpenConnections` for `-connect` and
+//! The dialer thread (Core's `ThreadOpenConnections` for `-connect` and
 //! `ThreadOpenAddedConnections` for `-addnode`): keeps each named peer connected, redialing
-//! with exponential back-off. [`DialPlan`] is the I/O-free schedule; the thread only resolves
+//! with exponential back-off, and resolves addr-fetch names. Automatic connections are planned
+//! by the message handler ([`super::outbound`]). [`DialPlan`] is the I/O-free schedule; the thread only resolves
 //! names, hands addresses to the socket handler, and applies the `addnode` RPC's
 //! [`DialerCommand`]s to the plan it owns.
 
