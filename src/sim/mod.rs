@@ -185,7 +185,7 @@ impl Ord for Scheduled {
 /// What a node is.
 enum Brain {
     Honest(Box<honest::Honest>),
-    Attacker(attacker::Attacker),
+    Attacker(Box<attacker::Attacker>),
     /// Offline; what survives a restart (`peers.dat`, `anchors.dat`).
     Down(honest::Saved),
     /// Left for good.
@@ -197,6 +197,8 @@ struct Node {
     addr: SocketAddr,
     seed: bool,
     boot: u32,
+    /// When it last came online.
+    up_since: Duration,
     brain: Brain,
 }
 
@@ -277,7 +279,7 @@ impl Sim {
             };
             let idx = sim.nodes.len();
             sim.by_addr.insert(addr, idx);
-            sim.nodes.push(Node { addr, seed, boot: 0, brain: Brain::Gone });
+            sim.nodes.push(Node { addr, seed, boot: 0, up_since: Duration::ZERO, brain: Brain::Gone });
             let h = sim.new_honest(idx, Some(&book), None);
             sim.nodes[idx].brain = Brain::Honest(Box::new(h));
             sim.schedule_node_timers(idx);
@@ -291,7 +293,8 @@ impl Sim {
                 addr: SocketAddr::new(ip.into(), PORT),
                 seed: false,
                 boot: 0,
-                brain: Brain::Attacker(a),
+                up_since: Duration::ZERO,
+                brain: Brain::Attacker(Box::new(a)),
             });
             sim.attackers.push(idx);
             let first = Duration::from_millis(sim.rng.random_range(0..10_000));
@@ -357,6 +360,12 @@ impl Sim {
             self.handle(s.ev);
         }
         self.now = end;
+    }
+
+    /// An honest node online for at least [`SETTLE`].
+    fn settled(&self, i: NodeIdx) -> bool {
+        let n = &self.nodes[i];
+        matches!(n.brain, Brain::Honest(_)) && self.now >= n.up_since + SETTLE
     }
 
     /// Simulated time since the start.
@@ -659,7 +668,7 @@ impl Sim {
             let addr = self.fresh_addr();
             let idx = self.nodes.len();
             self.by_addr.insert(addr, idx);
-            self.nodes.push(Node { addr, seed: false, boot: 0, brain: Brain::Gone });
+            self.nodes.push(Node { addr, seed: false, boot: 0, up_since: self.now, brain: Brain::Gone });
             let h = self.new_honest(idx, None, None);
             self.nodes[idx].brain = Brain::Honest(Box::new(h));
             self.schedule_node_timers(idx);
@@ -694,6 +703,7 @@ impl Sim {
         let Brain::Down(saved) = std::mem::replace(&mut self.nodes[node].brain, Brain::Gone) else { return };
         let h = self.new_honest(node, None, Some(saved));
         self.nodes[node].brain = Brain::Honest(Box::new(h));
+        self.nodes[node].up_since = self.now;
         self.stats.restarts += 1;
         self.schedule_node_timers(node);
     }
@@ -718,10 +728,18 @@ fn poisson_count(rng: &mut StdRng, mean: f64) -> usize {
     }
 }
 
-/// Node-indexed adjacency of the established honest-to-honest connections.
+/// How long a node must have been online to count as settled in the report (its outbound
+/// slots fill within seconds; a node that came up a moment ago has none yet).
+pub const SETTLE: Duration = Duration::from_secs(300);
+
+/// Node-indexed adjacency of the established connections between settled honest nodes.
 fn honest_graph(sim: &Sim) -> BTreeMap<NodeIdx, Vec<NodeIdx>> {
+    let settled = |i: NodeIdx| sim.settled(i);
     let mut adj: BTreeMap<NodeIdx, Vec<NodeIdx>> = BTreeMap::new();
     for (i, n) in sim.nodes.iter().enumerate() {
+        if !settled(i) {
+            continue;
+        }
         if let Brain::Honest(h) = &n.brain {
             adj.entry(i).or_default();
             for p in h.peers.values() {
@@ -734,7 +752,7 @@ fn honest_graph(sim: &Sim) -> BTreeMap<NodeIdx, Vec<NodeIdx>> {
                     continue;
                 }
                 let other = sim.conns[p.conn].ends[1 - p.side].node;
-                if matches!(sim.nodes[other].brain, Brain::Honest(_)) {
+                if settled(other) {
                     adj.entry(i).or_default().push(other);
                     adj.entry(other).or_default().push(i);
                 }

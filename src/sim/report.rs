@@ -51,11 +51,14 @@ pub struct Report {
     pub elapsed: Duration,
     /// Honest nodes online.
     pub honest_online: usize,
+    /// Honest nodes online for at least [`super::SETTLE`]: the fill, graph and attacker-peer
+    /// figures are over these.
+    pub honest_settled: usize,
     /// Honest nodes that ever existed (initial and joined).
     pub honest_total: usize,
     /// Attacker nodes.
     pub attackers: usize,
-    /// Established outbound full-relay peers per online honest node: mean and minimum.
+    /// Established outbound full-relay peers per settled honest node: mean and minimum.
     pub full_relay_mean: f64,
     /// Minimum of the above.
     pub full_relay_min: usize,
@@ -65,7 +68,7 @@ pub struct Report {
     pub block_relay_min: usize,
     /// Inbound peers per online honest node: mean.
     pub inbound_mean: f64,
-    /// Nodes in the largest connected component of the honest graph (online honest nodes,
+    /// Nodes in the largest connected component of the honest graph (settled honest nodes,
     /// established full-relay, block-relay-only and inbound links between them).
     pub largest_component: usize,
     /// Every online honest node is in one component.
@@ -74,7 +77,7 @@ pub struct Report {
     pub avg_path: f64,
     /// Longest shortest path in the largest component.
     pub diameter: usize,
-    /// Share of online honest nodes with at least one attacker outbound peer (full-relay or
+    /// Share of settled honest nodes with at least one attacker outbound peer (full-relay or
     /// block-relay-only).
     pub with_attacker_outbound: f64,
     /// Mean attacker outbound peers per online honest node.
@@ -164,13 +167,20 @@ impl Sim {
                 _ => None,
             })
             .collect();
+        let settled: Vec<&super::honest::Honest> = (0..self.nodes.len())
+            .filter(|&i| self.settled(i))
+            .filter_map(|i| match &self.nodes[i].brain {
+                Brain::Honest(h) => Some(h.as_ref()),
+                _ => None,
+            })
+            .collect();
         let established = |h: &super::honest::Honest, t: ConnectionType| {
             h.peers.values().filter(|p| p.peer.conn_type == t && p.peer.handshake.successfully_connected).count()
         };
-        let full: Vec<usize> = honest.iter().map(|h| established(h, ConnectionType::OutboundFullRelay)).collect();
-        let block: Vec<usize> = honest.iter().map(|h| established(h, ConnectionType::BlockRelayOnly)).collect();
-        let inbound: Vec<usize> = honest.iter().map(|h| established(h, ConnectionType::Inbound)).collect();
-        let attacker_out: Vec<usize> = honest
+        let full: Vec<usize> = settled.iter().map(|h| established(h, ConnectionType::OutboundFullRelay)).collect();
+        let block: Vec<usize> = settled.iter().map(|h| established(h, ConnectionType::BlockRelayOnly)).collect();
+        let inbound: Vec<usize> = settled.iter().map(|h| established(h, ConnectionType::Inbound)).collect();
+        let attacker_out: Vec<usize> = settled
             .iter()
             .map(|h| {
                 h.peers
@@ -215,6 +225,7 @@ impl Sim {
         Report {
             elapsed: self.now,
             honest_online: honest.len(),
+            honest_settled: settled.len(),
             honest_total: self.nodes.iter().filter(|n| n.is_honest()).count(),
             attackers: self.attackers.len(),
             full_relay_mean: mean(full.iter().map(|&x| x as f64)),
@@ -248,8 +259,8 @@ impl fmt::Display for Report {
         writeln!(f, "after {:.1} h simulated", self.elapsed.as_secs_f64() / 3600.0)?;
         writeln!(
             f,
-            "  nodes            {} honest online ({} ever), {} attackers; {} restarts",
-            self.honest_online, self.honest_total, self.attackers, a.restarts
+            "  nodes            {} honest online ({} settled: up >= 5 min; {} ever), {} attackers; {} restarts",
+            self.honest_online, self.honest_settled, self.honest_total, self.attackers, a.restarts
         )?;
         writeln!(
             f,
@@ -260,7 +271,7 @@ impl fmt::Display for Report {
             f,
             "  honest graph     largest component {}/{} ({}), mean shortest path {:.2}, diameter {}",
             self.largest_component,
-            self.honest_online,
+            self.honest_settled,
             if self.connected { "connected" } else { "NOT connected" },
             self.avg_path,
             self.diameter
