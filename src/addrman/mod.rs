@@ -35,7 +35,8 @@ use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 
 pub use netgroup::{
-    AddrNetwork, NetGroupRule, canonical, from_ip, internal, is_local, is_routable, is_valid, net_class, netgroup, network,
+    AddrNetwork, NetGroupRule, canonical, from_ip, internal, is_local, is_routable, is_valid, net_class, netgroup,
+    network,
 };
 pub use persist::{AddrManError, AddrManFileError, FILE_MAGIC, FORMAT_VERSION};
 

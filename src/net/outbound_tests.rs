@@ -157,7 +157,9 @@ fn one_dial_at_a_time_and_a_round_every_half_second() {
     assert!(sim.planner.tick(t0 + TICK, NOW, &mut sim.man, &view, &mut sim.rng).is_empty(), "a dial is in flight");
     let Some((addr, _)) = sim.planner.dialing() else { panic!("no dial recorded") };
     sim.planner.dial_done(addr);
-    assert!(sim.planner.tick(t0 + TICK + Duration::from_millis(100), NOW, &mut sim.man, &view, &mut sim.rng).is_empty());
+    assert!(
+        sim.planner.tick(t0 + TICK + Duration::from_millis(100), NOW, &mut sim.man, &view, &mut sim.rng).is_empty()
+    );
     let next = sim.planner.tick(t0 + TICK * 2, NOW, &mut sim.man, &view, &mut sim.rng);
     assert!(matches!(next.as_slice(), [Action::Dial { .. }]), "{next:?}");
 }
@@ -225,10 +227,8 @@ fn connect_disables_automatic_connections() {
 
 #[test]
 fn anchors_are_tried_first_as_block_relay_only() {
-    let anchors: Vec<AddrEntry> = [v4(60, 1, 0, 1), v4(61, 1, 0, 1)]
-        .iter()
-        .map(|a| AddrEntry::from_socket(*a, full(), NOW))
-        .collect();
+    let anchors: Vec<AddrEntry> =
+        [v4(60, 1, 0, 1), v4(61, 1, 0, 1)].iter().map(|a| AddrEntry::from_socket(*a, full(), NOW)).collect();
     let mut sim = Sim::new(Setup { anchors: anchors.clone(), ..setup() }, book(&spread()));
     sim.run(Duration::from_secs(2), false);
     let first: Vec<_> = sim.dials.iter().take(2).cloned().collect();
@@ -262,10 +262,7 @@ fn seed_nodes_are_asked_when_the_book_is_empty_and_again_while_outbound_is_short
     let mut sim = Sim::new(Setup { seed_nodes: seeds, ..setup() }, book(&[]));
     sim.run(Duration::from_secs(1), false);
     let fetches = |s: &Sim| -> Vec<String> {
-        s.other
-            .iter()
-            .filter_map(|a| if let Action::AddrFetch(h) = a { Some(h.clone()) } else { None })
-            .collect()
+        s.other.iter().filter_map(|a| if let Action::AddrFetch(h) = a { Some(h.clone()) } else { None }).collect()
     };
     assert_eq!(fetches(&sim), ["127.0.0.6:1"], "the last one first, at once");
     assert!(sim.other.iter().any(|a| matches!(a, Action::Log(l) if l.starts_with("Empty addrman, adding seednode"))));
@@ -310,5 +307,7 @@ fn core_bad_ports_and_service_rules() {
     let limited = ServiceFlags::NETWORK_LIMITED | ServiceFlags::WITNESS;
     assert!(has_desirable_services(limited, 10) && !has_desirable_services(limited, 200));
     assert!(!has_desirable_services(ServiceFlags::NETWORK, 0), "witness is required");
-    assert!(may_have_useful_address_db(ServiceFlags::NETWORK_LIMITED) && !may_have_useful_address_db(ServiceFlags::WITNESS));
+    assert!(
+        may_have_useful_address_db(ServiceFlags::NETWORK_LIMITED) && !may_have_useful_address_db(ServiceFlags::WITNESS)
+    );
 }

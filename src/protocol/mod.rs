@@ -201,7 +201,10 @@ impl Protocol {
             self.established = self.established.saturating_sub(1);
             // Core's FinalizeNode: full outbound peers refresh their entry's time (not
             // block-relay-only ones, which would leak them, nor feelers).
-            if matches!(peer.conn_type, ConnectionType::OutboundFullRelay | ConnectionType::Manual | ConnectionType::AddrFetch) {
+            if matches!(
+                peer.conn_type,
+                ConnectionType::OutboundFullRelay | ConnectionType::Manual | ConnectionType::AddrFetch
+            ) {
                 let e = crate::addrman::AddrEntry::from_socket(peer.addr, ServiceFlags::NONE, 0);
                 self.addrman.connected(&e.addr, e.port, unix);
             }

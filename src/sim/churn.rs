@@ -79,7 +79,6 @@ impl Sim {
     }
 }
 
-
 /// Churn is decided every six minutes (a tenth of an hour).
 pub(super) const PERIOD: Duration = Duration::from_secs(360);
 
@@ -96,4 +95,3 @@ fn poisson_count(rng: &mut StdRng, mean: f64) -> usize {
         k += 1;
     }
 }
-
