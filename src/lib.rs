@@ -17,5 +17,6 @@ pub mod net;
 pub mod node;
 pub mod protocol;
 pub mod rpc;
+pub mod sim;
 pub mod sys;
 pub mod time;
