@@ -103,6 +103,7 @@ impl MessageHandler {
                     proto.addrman.add(&seeds, &internal("fixedseeds"), 0, now.unix);
                 }
                 Action::Log(line) => info!(target: "net", "{line}"),
+                Action::Debug(line) => debug!(target: "net", "{line}"),
             }
         }
     }

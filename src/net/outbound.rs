@@ -15,7 +15,7 @@ use rand::rngs::StdRng;
 
 use crate::addrman::{AddrEntry, AddrMan, AddrNetwork, network};
 use crate::net::peer::ConnectionType;
-use crate::net::seeding::fixed_seeds_due;
+use crate::net::seeding::{SEED_OUTBOUND_CONNECTION_THRESHOLD, fixed_seeds_due};
 
 /// Core's `MAX_OUTBOUND_FULL_RELAY_CONNECTIONS`.
 pub const MAX_OUTBOUND_FULL_RELAY: usize = 8;
@@ -31,8 +31,6 @@ pub const FEELER_SLEEP_WINDOW: Duration = Duration::from_secs(1);
 pub const TICK: Duration = Duration::from_millis(500);
 /// Core's `ADD_NEXT_SEEDNODE`: how often another `--seednode` is asked while outbound is short.
 pub const ADD_NEXT_SEEDNODE: Duration = Duration::from_secs(10);
-/// Core's `SEED_OUTBOUND_CONNECTION_THRESHOLD`.
-pub const SEED_OUTBOUND_CONNECTION_THRESHOLD: usize = 2;
 /// How long a dial may stay unanswered before the planner stops waiting for it (the socket
 /// handler gives up after the 5 s connect timeout and says so; this is only a safety net).
 pub const DIAL_FORGET: Duration = Duration::from_secs(30);
@@ -126,8 +124,10 @@ pub enum Action {
     AddrFetch(String),
     /// Add these fixed seeds to the address book.
     AddFixedSeeds(Vec<AddrEntry>),
-    /// A line for the log.
+    /// A line for the log (Core's `LogInfo`).
     Log(String),
+    /// A line for the `net` debug category (Core's `LogDebug(BCLog::NET)`).
+    Debug(String),
 }
 
 /// The automatic-connection schedule of one node run.
@@ -159,6 +159,8 @@ impl OutboundPlanner {
         let automatic = setup.max_connections;
         let max_full = MAX_OUTBOUND_FULL_RELAY.min(automatic);
         let max_block = MAX_BLOCK_RELAY_ONLY.min(automatic - max_full);
+        // Core: no outbound slots at all (`-maxconnections=0`) means no automatic connections.
+        let setup = Setup { enabled: setup.enabled && automatic > 0, ..setup };
         OutboundPlanner {
             max_full,
             max_block,
@@ -229,7 +231,7 @@ impl OutboundPlanner {
         if let Some((at, addr)) = self.feeler_at {
             if now >= at {
                 self.feeler_at = None;
-                out.push(Action::Log(format!("Making feeler connection to {addr}")));
+                out.push(Action::Debug(format!("Making feeler connection to {addr}")));
                 self.dial(addr, ConnectionType::Feeler, now, &mut out);
             }
             return out;
@@ -279,7 +281,7 @@ impl OutboundPlanner {
                 self.next_tick = now + delay;
             } else {
                 if anchor {
-                    out.push(Action::Log(format!("Trying to make an anchor connection to {addr}")));
+                    out.push(Action::Debug(format!("Trying to make an anchor connection to {addr}")));
                 }
                 // Core counts failures only once the node evidently is online: at least two
                 // outbound peers in different groups.
@@ -408,7 +410,7 @@ impl OutboundPlanner {
                 continue;
             }
             if view.added.contains(&sa) {
-                out.push(Action::Log(format!(
+                out.push(Action::Debug(format!(
                     "Not making automatic {conn_type} connection to {} peer selected for manual (addnode) connection",
                     network(&entry.addr, addrman.rule()).name()
                 )));

@@ -194,7 +194,7 @@ fn added_nodes_and_connected_addresses_are_not_dialed_automatically() {
         assert!(!sim.added.contains(a), "dialed added node {a}");
         assert_ne!(a.ip(), addrs[20].ip(), "dialed an address already connected (inbound)");
     }
-    assert!(sim.other.iter().any(|a| matches!(a, Action::Log(l) if l.contains("selected for manual (addnode)"))));
+    assert!(sim.other.iter().any(|a| matches!(a, Action::Debug(l) if l.contains("selected for manual (addnode)"))));
 }
 
 #[test]
@@ -223,6 +223,18 @@ fn connect_disables_automatic_connections() {
     let mut sim = Sim::new(Setup { enabled: false, ..setup() }, book(&spread()));
     sim.run(Duration::from_secs(120), false);
     assert!(sim.dials.is_empty() && sim.other.is_empty());
+    // As does -maxconnections=0 (no outbound slots): not even feelers.
+    let mut none = Sim::new(Setup { max_connections: 0, ..setup() }, book(&spread()));
+    none.run(Duration::from_secs(600), false);
+    assert!(none.dials.is_empty(), "{:?}", none.dials);
+}
+
+#[test]
+fn few_connections_shrink_the_automatic_slots_as_in_core() {
+    let mut sim = Sim::new(Setup { max_connections: 9, ..setup() }, book(&spread()));
+    sim.run(Duration::from_secs(30), false);
+    assert_eq!(sim.count(ConnectionType::OutboundFullRelay), 8);
+    assert_eq!(sim.count(ConnectionType::BlockRelayOnly), 1);
 }
 
 #[test]
@@ -237,7 +249,7 @@ fn anchors_are_tried_first_as_block_relay_only() {
         assert_eq!(*t, ConnectionType::BlockRelayOnly);
         assert_eq!(*a, anchors[1 - i].socket_addr().unwrap_or(*a), "taken from the back, as Core");
     }
-    assert!(sim.other.iter().any(|a| matches!(a, Action::Log(l) if l.starts_with("Trying to make an anchor"))));
+    assert!(sim.other.iter().any(|a| matches!(a, Action::Debug(l) if l.starts_with("Trying to make an anchor"))));
     sim.run(Duration::from_secs(30), false);
     assert_eq!(sim.count(ConnectionType::BlockRelayOnly), 2, "no extra block-relay peers beyond the anchors");
     assert_eq!(sim.count(ConnectionType::OutboundFullRelay), 8);

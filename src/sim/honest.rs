@@ -198,7 +198,7 @@ impl Honest {
             .filter_map(|a| match a {
                 Action::Dial { addr, conn_type } => Some((addr, conn_type)),
                 Action::AddrFetch(name) => name.parse().ok().map(|sa| (sa, ConnectionType::AddrFetch)),
-                Action::AddFixedSeeds(_) | Action::Log(_) => None,
+                Action::AddFixedSeeds(_) | Action::Log(_) | Action::Debug(_) => None,
             })
             .collect()
     }
