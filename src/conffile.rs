@@ -10,7 +10,7 @@ use crate::chainparams::Network;
 /// The configuration file's name in the data directory.
 pub const CONF_FILE: &str = "btcloop.conf";
 /// Options that, in the default section, apply to mainnet only (Core's `NETWORK_ONLY`).
-pub const NETWORK_ONLY: [&str; 4] = ["addnode", "bind", "connect", "port"];
+pub const NETWORK_ONLY: [&str; 6] = ["addnode", "bind", "connect", "port", "rpcbind", "rpcport"];
 /// Options that select the network.
 pub const NETWORK_KEYS: [&str; 6] = ["network", "chain", "testnet", "testnet4", "signet", "regtest"];
 
@@ -219,8 +219,22 @@ mod tests {
     use super::*;
 
     fn known(k: &str) -> bool {
-        ["listen", "port", "connect", "debug", "regtest", "testnet", "maxconnections", "network", "chain", "logips"]
-            .contains(&k)
+        [
+            "listen",
+            "port",
+            "connect",
+            "debug",
+            "regtest",
+            "testnet",
+            "maxconnections",
+            "network",
+            "chain",
+            "logips",
+            "rpcport",
+            "rpcbind",
+            "seednode",
+        ]
+        .contains(&k)
     }
 
     fn parse(text: &str) -> Result<ConfFile, ConfError> {
@@ -241,6 +255,11 @@ mod tests {
         // The default-section port applies to mainnet only.
         assert_eq!(c.ignored_on(Network::Regtest).len(), 1);
         assert_eq!(c.args_for(Network::Main), vec!["--maxconnections=9", "--listen=1", "--logips=0", "--port=1"]);
+        // So do rpcport and rpcbind (Core's NETWORK_ONLY list); seednode does not.
+        let c = parse("rpcport=5\nrpcbind=127.0.0.1\nseednode=127.0.0.1:1\n").unwrap();
+        assert_eq!(c.args_for(Network::Regtest), vec!["--seednode=127.0.0.1:1"]);
+        assert_eq!(c.ignored_on(Network::Regtest).len(), 2);
+        assert_eq!(c.args_for(Network::Main).len(), 3);
     }
 
     #[test]
