@@ -19,8 +19,10 @@ use crate::addrman::{AddrEntry, internal};
 use crate::net::anchors;
 use crate::net::banman::BanMan;
 use crate::net::dialer::{DialerCommand, PeerSpec};
-use crate::net::outbound::{Action, Conn, OutboundPlanner, View};
-use crate::net::peer::ConnectionType;
+use crate::net::outbound::{
+    Action, BlockRelayPeer, Conn, EXTRA_PEER_CHECK_INTERVAL, OutboundPlanner, View, extra_block_relay_to_evict,
+};
+use crate::net::peer::{ConnectionType, DisconnectReason};
 use crate::net::seeder::SeedFacts;
 use crate::net::seeds::seeds_service_flags;
 use crate::net::wake::SocketCommand;
@@ -105,6 +107,39 @@ impl MessageHandler {
                 Action::Log(line) => info!(target: "net", "{line}"),
                 Action::Debug(line) => debug!(target: "net", "{line}"),
             }
+        }
+    }
+
+    /// Core's `CheckForStaleTipAndEvictPeers`, every 45 s: once our best header is recent the
+    /// extra block-relay-only rotation starts, and an extra such peer is dropped again
+    /// (`EvictExtraOutboundPeers`).
+    pub(super) fn evict_extra_outbound(&mut self, now: Now) {
+        if now.mono < self.next_extra_peer_check {
+            return;
+        }
+        self.next_extra_peer_check = now.mono + EXTRA_PEER_CHECK_INTERVAL;
+        if self.cx.protocol.headers.near_tip(now.unix) {
+            self.conn.planner.start_extra_block_relay();
+        }
+        let block_relay: Vec<BlockRelayPeer> = self
+            .peers
+            .values()
+            .filter(|e| e.peer.conn_type == ConnectionType::BlockRelayOnly && !e.closing)
+            .map(|e| BlockRelayPeer {
+                id: e.peer.id,
+                last_block_time: e.peer.headers.last_block_time,
+                age: now.mono.saturating_duration_since(e.peer.connected_at),
+            })
+            .collect();
+        let Some(id) = extra_block_relay_to_evict(&block_relay, self.conn.planner.max_block_relay()) else { return };
+        if let Some(e) = self.peers.get_mut(&id) {
+            debug!(
+                target: "net",
+                "disconnecting extra block-relay-only peer={id} (last block received at time {})",
+                e.peer.headers.last_block_time.unwrap_or(0)
+            );
+            e.closing = true;
+            self.cx.ctl.send(SocketCommand::Disconnect { id, reason: DisconnectReason::ExtraBlockRelay });
         }
     }
 

@@ -111,6 +111,8 @@ pub struct MessageHandler {
     default_port: u16,
     /// Block-relay-only peers closed by the shutdown, kept for `anchors.dat`.
     shutdown_anchors: Vec<AddrEntry>,
+    /// When extra outbound peers are next looked for.
+    next_extra_peer_check: Instant,
 }
 
 /// Everything per-peer processing uses besides the peer itself (kept apart from `peers` so
@@ -334,6 +336,7 @@ impl MessageHandler {
             conn,
             default_port,
             shutdown_anchors: Vec::new(),
+            next_extra_peer_check: Instant::now() + crate::net::outbound::EXTRA_PEER_CHECK_INTERVAL,
         }
     }
 
@@ -375,6 +378,7 @@ impl MessageHandler {
             if now.mono >= next_sweep {
                 self.sweep(now);
                 self.open_connections(now);
+                self.evict_extra_outbound(now);
                 next_sweep = now.mono + SWEEP_EVERY;
             }
             if now.mono >= next_peers_dump {

@@ -25,6 +25,14 @@ pub const MAX_BLOCK_RELAY_ONLY: usize = 2;
 pub const MAX_ANCHORS: usize = 2;
 /// Core's `FEELER_INTERVAL` (the mean of an exponential delay).
 pub const FEELER_INTERVAL: Duration = Duration::from_secs(120);
+/// Core's `EXTRA_BLOCK_RELAY_ONLY_PEER_INTERVAL` (mean of an exponential delay): once the
+/// initial sync is over, an extra block-relay-only peer is tried this often, and the youngest
+/// of them that brought nothing new is dropped again.
+pub const EXTRA_BLOCK_RELAY_ONLY_PEER_INTERVAL: Duration = Duration::from_secs(300);
+/// Core's `EXTRA_PEER_CHECK_INTERVAL`: how often extra outbound peers are looked for.
+pub const EXTRA_PEER_CHECK_INTERVAL: Duration = Duration::from_secs(45);
+/// Core's `MINIMUM_CONNECT_TIME`: an extra peer is kept at least this long.
+pub const MINIMUM_CONNECT_TIME: Duration = Duration::from_secs(30);
 /// Core's `FEELER_SLEEP_WINDOW`: random delay before a feeler connects.
 pub const FEELER_SLEEP_WINDOW: Duration = Duration::from_secs(1);
 /// Core sleeps this long between two rounds of its connection loop.
@@ -138,6 +146,9 @@ pub struct OutboundPlanner {
     start: Instant,
     next_tick: Instant,
     next_feeler: Instant,
+    next_extra_block_relay: Instant,
+    /// The initial sync is over (Core's `StartExtraBlockRelayPeers`).
+    extra_block_relay: bool,
     /// The feeler chosen, waiting out its random delay.
     feeler_at: Option<(Instant, SocketAddr)>,
     seed_node_timer: Instant,
@@ -167,6 +178,8 @@ impl OutboundPlanner {
             start: now,
             next_tick: now,
             next_feeler: now + exp_delay(rng, FEELER_INTERVAL),
+            next_extra_block_relay: now + exp_delay(rng, EXTRA_BLOCK_RELAY_ONLY_PEER_INTERVAL),
+            extra_block_relay: false,
             feeler_at: None,
             seed_node_timer: now,
             add_addr_fetch: addrman_empty && !setup.seed_nodes.is_empty(),
@@ -196,6 +209,16 @@ impl OutboundPlanner {
     /// Whether a dial is in flight.
     pub fn dialing(&self) -> Option<(SocketAddr, ConnectionType)> {
         self.pending.map(|(a, t, _)| (a, t))
+    }
+
+    /// The initial sync is over: start rotating an extra block-relay-only peer.
+    pub fn start_extra_block_relay(&mut self) {
+        self.extra_block_relay = true;
+    }
+
+    /// The block-relay-only slots (more such peers are extra).
+    pub fn max_block_relay(&self) -> usize {
+        self.max_block
     }
 
     /// Anchors not yet tried.
@@ -266,6 +289,9 @@ impl OutboundPlanner {
         } else if full < self.max_full {
             (ConnectionType::OutboundFullRelay, false)
         } else if block < self.max_block {
+            (ConnectionType::BlockRelayOnly, false)
+        } else if self.extra_block_relay && now > self.next_extra_block_relay {
+            self.next_extra_block_relay = now + exp_delay(rng, EXTRA_BLOCK_RELAY_ONLY_PEER_INTERVAL);
             (ConnectionType::BlockRelayOnly, false)
         } else if now > self.next_feeler {
             self.next_feeler = now + exp_delay(rng, FEELER_INTERVAL);
@@ -421,6 +447,36 @@ impl OutboundPlanner {
         }
         None
     }
+}
+
+/// A block-relay-only peer, for [`extra_block_relay_to_evict`].
+#[derive(Clone, Copy, Debug)]
+pub struct BlockRelayPeer {
+    /// Its id (higher is younger).
+    pub id: u64,
+    /// When it last moved our chain forward (Unix seconds).
+    pub last_block_time: Option<i64>,
+    /// How long it has been connected.
+    pub age: Duration,
+}
+
+/// Core's `EvictExtraOutboundPeers` for block-relay-only peers: with more than `max` of them,
+/// the youngest goes, unless it brought a block more recently than the next youngest, which
+/// then goes instead; never one connected less than [`MINIMUM_CONNECT_TIME`].
+pub fn extra_block_relay_to_evict(peers: &[BlockRelayPeer], max: usize) -> Option<u64> {
+    if peers.len() <= max {
+        return None;
+    }
+    let mut by_age: Vec<&BlockRelayPeer> = peers.iter().collect();
+    by_age.sort_by_key(|p| std::cmp::Reverse(p.id));
+    let youngest = by_age.first()?;
+    let next = by_age.get(1);
+    let time = |p: &BlockRelayPeer| p.last_block_time.unwrap_or(0);
+    let chosen = match next {
+        Some(n) if time(youngest) > time(n) => *n,
+        _ => *youngest,
+    };
+    (chosen.age >= MINIMUM_CONNECT_TIME).then_some(chosen.id)
 }
 
 #[cfg(test)]

@@ -323,3 +323,30 @@ fn core_bad_ports_and_service_rules() {
         may_have_useful_address_db(ServiceFlags::NETWORK_LIMITED) && !may_have_useful_address_db(ServiceFlags::WITNESS)
     );
 }
+
+#[test]
+fn an_extra_block_relay_peer_rotates_once_the_initial_sync_is_over() {
+    let mut sim = Sim::new(setup(), book(&spread()));
+    sim.run(Duration::from_secs(20), false);
+    sim.run(Duration::from_secs(30 * 60), false);
+    assert_eq!(sim.count(ConnectionType::BlockRelayOnly), 2, "none before the initial sync is over");
+    sim.planner.start_extra_block_relay();
+    sim.run(Duration::from_secs(60 * 60), false);
+    // Nothing evicts here, so each extra one stays: about 12 in an hour (5-minute mean).
+    let extra = sim.count(ConnectionType::BlockRelayOnly) - 2;
+    assert!((3..=30).contains(&extra), "{extra} extra block-relay-only peers in an hour");
+}
+
+#[test]
+fn the_youngest_extra_block_relay_peer_goes_unless_it_brought_a_block() {
+    let p = |id, last: Option<i64>, secs| BlockRelayPeer { id, last_block_time: last, age: Duration::from_secs(secs) };
+    assert_eq!(extra_block_relay_to_evict(&[p(1, None, 99), p(2, None, 99)], 2), None, "not extra");
+    assert_eq!(extra_block_relay_to_evict(&[p(1, None, 99), p(5, None, 99), p(3, None, 99)], 2), Some(5));
+    assert_eq!(
+        extra_block_relay_to_evict(&[p(1, None, 99), p(5, Some(100), 99), p(3, Some(50), 99)], 2),
+        Some(3),
+        "the youngest brought a block more recently: the next youngest goes"
+    );
+    assert_eq!(extra_block_relay_to_evict(&[p(1, None, 99), p(5, Some(10), 99), p(3, Some(50), 99)], 2), Some(5));
+    assert_eq!(extra_block_relay_to_evict(&[p(1, None, 99), p(3, None, 99), p(5, None, 29)], 2), None, "too young");
+}

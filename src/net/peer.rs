@@ -105,6 +105,8 @@ pub enum DisconnectReason {
     FeelerDone,
     /// An addr-fetch peer sent its addresses.
     AddrFetchDone,
+    /// The extra block-relay-only peer (Core's rotation) brought nothing newer than the others.
+    ExtraBlockRelay,
 }
 
 impl DisconnectReason {
@@ -136,6 +138,7 @@ impl DisconnectReason {
             R::MissingServices(_) => "missing-services",
             R::FeelerDone => "feeler-done",
             R::AddrFetchDone => "addr-fetch-done",
+            R::ExtraBlockRelay => "extra-block-relay",
         }
     }
 }
@@ -177,6 +180,7 @@ impl fmt::Display for DisconnectReason {
             R::MissingServices(s) => write!(f, "peer does not offer the expected services ({s:08x} offered)"),
             R::FeelerDone => f.write_str("feeler connection completed"),
             R::AddrFetchDone => f.write_str("addr-fetch peer sent its addresses"),
+            R::ExtraBlockRelay => f.write_str("extra block-relay-only peer no longer needed"),
         }
     }
 }

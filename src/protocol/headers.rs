@@ -48,6 +48,9 @@ pub struct HeadersPeer {
     pub best_known: Option<EntryId>,
     /// Our best tip when we last announced to this peer.
     pub announced_tip: Option<EntryId>,
+    /// When this peer last moved our best chain forward (Core's `m_last_block_time`; a
+    /// headers-only node counts headers), Unix seconds.
+    pub last_block_time: Option<i64>,
 }
 
 /// Node-wide headers state.
@@ -78,6 +81,11 @@ impl HeadersNode {
         if peer.headers.sync_started {
             self.sync_peers = self.sync_peers.saturating_sub(1);
         }
+    }
+
+    /// Core's `CanDirectFetch`: our best header is less than 20 block intervals old.
+    pub fn near_tip(&self, unix: i64) -> bool {
+        i64::from(self.chain.tree().tip().header.time) > unix - 20 * i64::from(self.chain.params().pow_target_spacing)
     }
 
     fn far_behind(&self, now: Now) -> bool {
@@ -246,6 +254,7 @@ fn accept(
         _ => last,
     });
     if r.new_tip.is_some() {
+        peer.headers.last_block_time = Some(now.unix);
         let tip = tree.tip();
         let p = progress(tip.height, tip.header.time, now, node.chain.params().pow_target_spacing);
         info!("Synchronizing blockheaders, height: {} (~{p:.2}%)", tip.height);
