@@ -102,11 +102,10 @@ fn seednode_only_start_fills_and_keeps_outbound_slots_then_anchors_survive_a_res
         a
     });
     feed(seed.addr, &live);
-    assert!(
-        poll_until(WAIT, || seed.rpc_ok("getaddrmaninfo", json!([]))["all_networks"]["total"] == json!(live.len())),
-        "{}",
-        seed.rpc_ok("getaddrmaninfo", json!([]))
-    );
+    // All come from one source group, so they share 64 new-table buckets (Core's
+    // ADDRMAN_NEW_BUCKETS_PER_SOURCE_GROUP): a few may collide and be dropped, as in Core.
+    let stored = || seed.rpc_ok("getaddrmaninfo", json!([]))["all_networks"]["total"].as_u64().unwrap_or(0);
+    assert!(poll_until(WAIT, || stored() >= live.len() as u64 - 6), "{}", seed.rpc_ok("getaddrmaninfo", json!([])));
     for p in peers.iter().flatten() {
         feed(p.addr, &live);
     }
@@ -126,7 +125,9 @@ fn seednode_only_start_fills_and_keeps_outbound_slots_then_anchors_survive_a_res
     // The seed was an addr-fetch peer, gone once it answered.
     let gone = d.rpc_ok("getdisconnects", json!([]));
     assert!(gone.as_array().into_iter().flatten().any(|g| g["connection_type"] == json!("addr-fetch")), "{gone}");
-    assert!(d.rpc_ok("getaddrmaninfo", json!([]))["all_networks"]["tried"].as_u64().unwrap_or(0) >= 10);
+    // Each peer that completed the handshake moved to the tried table (a rare tried-table
+    // collision leaves one waiting for test-before-evict).
+    assert!(d.rpc_ok("getaddrmaninfo", json!([]))["all_networks"]["tried"].as_u64().unwrap_or(0) >= 9);
 
     // Two peer processes that hold full-relay slots die: the slots are filled again elsewhere.
     let mut killed = BTreeSet::new();
