@@ -104,40 +104,6 @@ pub fn new_nonce(rng: &mut StdRng) -> u64 {
     }
 }
 
-/// Core's `IsRoutable`, for IPs: only routable addresses are echoed back in `version`.
-pub fn is_routable(ip: IpAddr) -> bool {
-    match ip {
-        IpAddr::V4(v4) => {
-            let o = v4.octets();
-            !(v4.is_unspecified()
-                || v4.is_loopback()
-                || v4.is_private()                                    // RFC1918
-                || v4.is_link_local()                                 // RFC3927
-                || v4.is_broadcast()
-                || (o[0] == 198 && (o[1] & 0xfe) == 18)               // RFC2544
-                || (o[0] == 100 && (o[1] & 0xc0) == 64)               // RFC6598
-                || (o[0] == 192 && o[1] == 0 && o[2] == 2)            // RFC5737
-                || (o[0] == 198 && o[1] == 51 && o[2] == 100)
-                || (o[0] == 203 && o[1] == 0 && o[2] == 113)
-                || o[0] == 0
-                || o[0] >= 240)
-        }
-        IpAddr::V6(v6) => {
-            if let Some(v4) = v6.to_ipv4_mapped() {
-                return is_routable(IpAddr::V4(v4));
-            }
-            let s = v6.segments();
-            !(v6.is_unspecified()
-                || v6.is_loopback()
-                || (s[0] & 0xfe00) == 0xfc00                          // RFC4193
-                || (s[0] & 0xffc0) == 0xfe80                          // RFC4862
-                || s[0] == 0x2001 && s[1] == 0x0db8                   // RFC3849
-                || s[0] == 0x2001 && (s[1] & 0xfff0) == 0x0010        // RFC4843
-                || s[0] == 0x2001 && (s[1] & 0xfff0) == 0x0020) // RFC7343
-        }
-    }
-}
-
 fn v1_address(addr: Option<SocketAddr>, services: ServiceFlags) -> Address {
     match addr {
         Some(a) => Address::new(&a, services),
@@ -148,10 +114,9 @@ fn v1_address(addr: Option<SocketAddr>, services: ServiceFlags) -> Address {
 /// Core's `PushNodeVersion`.
 pub fn push_version(proto: &Protocol, peer: &mut Peer, now: Now, out: &mut impl Outbox) {
     let services = proto.params.services;
-    // Under the test-only loopback rule a 127.x peer is told where we see it, as a routable one.
-    let loopback_rule = proto.addrman.rule() == crate::addrman::NetGroupRule::LoopbackPerAddress;
-    let ip = peer.addr.ip();
-    let your_addr = (is_routable(ip) || (loopback_rule && proto.local.is_routable(ip))).then_some(peer.addr);
+    // Only a routable peer is told where we see it (Core's `IsRoutable`, under the address
+    // book's rule: the test-only loopback rule makes 127.x peers routable).
+    let your_addr = proto.local.is_routable(peer.addr.ip()).then_some(peer.addr);
     let msg = VersionMessage {
         version: PROTOCOL_VERSION as u32,
         services,
