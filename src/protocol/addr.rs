@@ -24,6 +24,7 @@ use crate::addrman::{AddrEntry, AddrNetwork, from_ip, network};
 use crate::net::banman::BanMan;
 use crate::net::discourage::Discouraged;
 use crate::net::local::LocalAddrs;
+use crate::net::outbound::may_have_useful_address_db;
 use crate::net::peer::ConnectionType;
 use crate::net::permissions::Permissions;
 
@@ -217,10 +218,9 @@ pub fn on_addrs(proto: &mut Protocol, peer: &mut Peer, mut addrs: Vec<AddrEntry>
         } else {
             a.token_bucket -= 1.0;
         }
-        // Core keeps only (possible) full nodes.
-        let useful = entry.services.has(ServiceFlags::NETWORK) || entry.services.has(ServiceFlags::NETWORK_LIMITED);
-        let desirable = entry.services.has(ServiceFlags::NETWORK | ServiceFlags::WITNESS);
-        if !useful && !desirable {
+        // Core keeps only (possible) full nodes: `MayHaveUsefulAddressDB` or the desirable
+        // services, which include NETWORK or NETWORK_LIMITED and so add nothing.
+        if !may_have_useful_address_db(entry.services) {
             continue;
         }
         if entry.time <= 100_000_000 || entry.time > now.unix + 10 * 60 {
