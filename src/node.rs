@@ -101,6 +101,7 @@ fn connection_parts(
     cfg: &Config,
     addrman: &AddrMan,
     listen_addrs: &[SocketAddr],
+    added: &[PeerSpec],
     max_connections: usize,
     shared: ConnShared,
 ) -> ConnParts {
@@ -150,7 +151,6 @@ fn connection_parts(
     for line in planner.start_log() {
         info!("{line}");
     }
-    let default_port = cfg.network.default_port();
     ConnParts {
         planner,
         banman: shared.banman,
@@ -158,14 +158,7 @@ fn connection_parts(
         dialer: Some(shared.dialer),
         anchors_file: automatic.then_some(anchors_path),
         local_ips: listen_addrs.iter().map(|a| a.ip()).filter(|ip| !ip.is_unspecified()).collect(),
-        added: cfg
-            .addnode
-            .iter()
-            .filter_map(|s| {
-                let spec = PeerSpec::parse(s, default_port).ok()?;
-                Some(SocketAddr::new(spec.host.parse().ok()?, spec.port))
-            })
-            .collect(),
+        added: added.iter().filter_map(|spec| Some(SocketAddr::new(spec.host.parse().ok()?, spec.port))).collect(),
         seed_facts: shared.seed_facts,
     }
 }
@@ -358,6 +351,7 @@ impl Node {
             cfg,
             &addrman,
             &listen_addrs,
+            &added,
             max_connections,
             ConnShared {
                 banman: banman.clone(),

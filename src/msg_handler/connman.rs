@@ -151,7 +151,8 @@ impl MessageHandler {
 
     /// A DNS seed's answer: Core files each address with the seeds' service bits and a random
     /// age of three to seven days, the seed's name as source.
-    pub(super) fn on_seed_addrs(&mut self, source: &str, ips: Vec<IpAddr>, port: u16, now: Now) {
+    pub(super) fn on_seed_addrs(&mut self, source: &str, ips: Vec<IpAddr>, now: Now) {
+        let port = self.default_port;
         let entries: Vec<AddrEntry> = ips
             .into_iter()
             .map(|ip| {

@@ -441,7 +441,7 @@ impl MessageHandler {
                 }
             }
             NetEvent::ConnectFailed { addr, conn_type } => self.on_connect_failed(addr, conn_type),
-            NetEvent::SeedAddrs { source, ips, port } => self.on_seed_addrs(&source, ips, port, now),
+            NetEvent::SeedAddrs { source, ips } => self.on_seed_addrs(&source, ips, now),
             NetEvent::Inspect(req) => {
                 let answer = self.answer(req.query, now);
                 // The asker may have timed out and gone; nothing to do then.

@@ -73,7 +73,7 @@ pub struct Seeder {
     pub wake: Arc<MsgWake>,
     /// The dialer, for addr-fetch fallbacks.
     pub dialer: Sender<DialerCommand>,
-    /// The network's default port.
+    /// The network's default port (for addr-fetch fallbacks).
     pub port: u16,
 }
 
@@ -124,6 +124,6 @@ impl Seeder {
             return;
         }
         self.seeding.record_found(ips.len());
-        self.wake.post_event(NetEvent::SeedAddrs { source: host, ips, port: self.port });
+        self.wake.post_event(NetEvent::SeedAddrs { source: host, ips });
     }
 }

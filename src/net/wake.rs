@@ -39,10 +39,8 @@ pub enum NetEvent {
     SeedAddrs {
         /// The name resolved (the source recorded in the address book).
         source: String,
-        /// What it returned.
+        /// What it returned (at the network's default port).
         ips: Vec<std::net::IpAddr>,
-        /// The network's default port.
-        port: u16,
     },
 }
 
