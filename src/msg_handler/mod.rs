@@ -175,6 +175,13 @@ struct PeerOut<'a> {
     /// Log each sent message in detail (`--debugpeer`).
     traced: bool,
     tally: Tally<'a>,
+    /// What the calls produced so far.
+    out: Produced,
+}
+
+/// What one protocol call produced for a peer.
+#[derive(Default)]
+struct Produced {
     sent: bool,
     /// Bytes in the send queue after the last message queued.
     queued: usize,
@@ -183,24 +190,9 @@ struct PeerOut<'a> {
     relays: Vec<(AddrEntry, bool)>,
 }
 
-/// What one protocol call produced for a peer.
-struct Produced {
-    sent: bool,
-    queued: usize,
-    disconnect: Option<DisconnectReason>,
-    discourage: Option<IpAddr>,
-    relays: Vec<(AddrEntry, bool)>,
-}
-
 impl PeerOut<'_> {
     fn produced(self) -> Produced {
-        Produced {
-            sent: self.sent,
-            queued: self.queued,
-            disconnect: self.disconnect,
-            discourage: self.discourage,
-            relays: self.relays,
-        }
+        self.out
     }
 }
 
@@ -213,19 +205,7 @@ impl<'a> PeerOut<'a> {
         traced: bool,
         tally: Tally<'a>,
     ) -> Self {
-        PeerOut {
-            queues,
-            magic,
-            echo,
-            capture,
-            traced,
-            tally,
-            sent: false,
-            queued: 0,
-            disconnect: None,
-            discourage: None,
-            relays: Vec::new(),
-        }
+        PeerOut { queues, magic, echo, capture, traced, tally, out: Produced::default() }
     }
 
     /// Captures the frame the last `encode` appended to `buf` from `start`.
@@ -243,19 +223,19 @@ impl PeerOut<'_> {
     /// Appends one frame with `encode` (which returns its payload length), captures it, and
     /// logs it; `None` when the peer is being disconnected (nothing is queued then).
     fn queue(&mut self, command: &str, encode: impl FnOnce(&mut Vec<u8>) -> usize) -> Option<usize> {
-        if self.disconnect.is_some() {
+        if self.out.disconnect.is_some() {
             return None;
         }
         let mut len = 0;
         let capture = &mut self.capture;
-        self.queued = self.queues.queue_send(|buf| {
+        self.out.queued = self.queues.queue_send(|buf| {
             let start = buf.len();
             len = encode(buf);
             Self::capture_sent(capture, command, buf, start);
         });
         debug!(target: "net", "sending {command} ({len} bytes) peer={}", self.queues.id);
         self.tally.add(Direction::Sent, command, len);
-        self.sent = true;
+        self.out.sent = true;
         Some(len)
     }
 }
@@ -281,15 +261,15 @@ impl Outbox for PeerOut<'_> {
     }
 
     fn disconnect(&mut self, reason: DisconnectReason) {
-        self.disconnect.get_or_insert(reason);
+        self.out.disconnect.get_or_insert(reason);
     }
 
     fn discourage(&mut self, ip: IpAddr) {
-        self.discourage = Some(ip);
+        self.out.discourage = Some(ip);
     }
 
     fn relay_addr(&mut self, addr: AddrEntry, reachable: bool) {
-        self.relays.push((addr, reachable));
+        self.out.relays.push((addr, reachable));
     }
 }
 
