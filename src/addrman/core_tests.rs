@@ -332,10 +332,7 @@ fn core_select_tried_collision() {
 #[test]
 fn core_noevict() {
     let mut man = det();
-    for i in 1..36 {
-        let e = svc(&format!("250.1.1.{i}"), 0);
-        assert!(add1(&mut man, &e, "252.2.2.2") && good(&mut man, &e));
-    }
+    fill_tried(&mut man, 1..36);
     let e36 = svc("250.1.1.36", 0);
     assert!(add1(&mut man, &e36, "252.2.2.2"));
     assert!(!good(&mut man, &e36));
@@ -345,10 +342,7 @@ fn core_noevict() {
     assert!(collision(&mut man).is_none());
     assert!(man.find_entry(&ip("250.1.1.19"), 0).unwrap().tried);
     assert!(!man.find_entry(&e36.addr, 0).unwrap().tried);
-    for i in 37..59 {
-        let e = svc(&format!("250.1.1.{i}"), 0);
-        assert!(add1(&mut man, &e, "252.2.2.2") && good(&mut man, &e));
-    }
+    fill_tried(&mut man, 37..59);
     let e59 = svc("250.1.1.59", 0);
     assert!(add1(&mut man, &e59, "252.2.2.2"));
     assert!(!good(&mut man, &e59));
@@ -365,10 +359,7 @@ fn core_noevict() {
 #[test]
 fn core_eviction_works() {
     let mut man = det();
-    for i in 1..36 {
-        let e = svc(&format!("250.1.1.{i}"), 0);
-        assert!(add1(&mut man, &e, "252.2.2.2") && good(&mut man, &e));
-    }
+    fill_tried(&mut man, 1..36);
     let e36 = svc("250.1.1.36", 0);
     assert!(add1(&mut man, &e36, "252.2.2.2"));
     assert!(!good(&mut man, &e36));

@@ -60,6 +60,15 @@ pub(super) fn good(man: &mut AddrMan, e: &AddrEntry) -> bool {
     man.good(&e.addr, e.port, NOW)
 }
 
+/// Adds `250.1.1.{i}` for each `i` (source 252.2.2.2) and moves it to the tried table,
+/// asserting both succeed: Core's set-up for tried collisions (the 36th collides with the 19th).
+pub(super) fn fill_tried(man: &mut AddrMan, range: std::ops::Range<u32>) {
+    for i in range {
+        let e = svc(&format!("250.1.1.{i}"), 0);
+        assert!(add1(man, &e, "252.2.2.2") && good(man, &e), "250.1.1.{i}");
+    }
+}
+
 pub(super) fn selected(man: &mut AddrMan, new_only: bool) -> Option<AddrEntry> {
     man.select(new_only, None, NOW).map(|(e, _)| e)
 }
@@ -105,10 +114,7 @@ fn placement_is_stable_and_keyed() {
 #[test]
 fn collision_resolved_after_test_window() {
     let mut man = det();
-    for i in 1..36 {
-        let e = svc(&format!("250.1.1.{i}"), 0);
-        assert!(add1(&mut man, &e, "252.2.2.2") && good(&mut man, &e));
-    }
+    fill_tried(&mut man, 1..36);
     let e36 = svc("250.1.1.36", 0);
     assert!(add1(&mut man, &e36, "252.2.2.2"));
     // 19 last connected 5 hours ago and was not tried since (good() on a tried entry only
