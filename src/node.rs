@@ -293,7 +293,7 @@ impl Node {
 
         let nbind = listeners.len().max(1) as u64;
         let required = MIN_CORE_FDS + dialer::MAX_ADDNODE_CONNECTIONS as u64 + nbind;
-        let available = sys::raise_fd_limit(cfg.max_connections as u64 + required);
+        let available = sys::raise_fd_limit((cfg.max_connections as u64).saturating_add(required));
         if available < required {
             return Err(StartError::FileDescriptors { available, required });
         }
@@ -465,7 +465,7 @@ impl Node {
                 user_agent: cfg.user_agent(),
                 version_number: crate::rpc::version_number(),
                 default_port: cfg.network.default_port(),
-                ban_time_secs: cfg.ban_time.as_secs() as i64,
+                ban_time_secs: i64::try_from(cfg.ban_time.as_secs()).unwrap_or(i64::MAX),
             };
             let on_stop = hooks.on_stop.unwrap_or_else(|| Arc::new(|| {}));
             self.rpc = Some(RpcServer::start(cfg, ctx, on_stop)?);

@@ -437,7 +437,7 @@ impl SocketHandler {
             return;
         }
         debug!(target: "net", "trying connection {} ({conn_type})", self.peer_label(id, &addr));
-        let deadline = Instant::now() + self.cfg.connect_timeout;
+        let deadline = crate::time::instant_after(Instant::now(), self.cfg.connect_timeout);
         self.connecting.insert(id, deadline);
         self.conns.insert(
             id,
