@@ -215,6 +215,9 @@ pub struct Config {
     /// `--test=full-node-services`, for end-to-end tests only: advertise NODE_NETWORK|NODE_WITNESS
     /// (no blocks are served) so btcloopd test nodes pass each other's outbound service checks.
     pub test_full_node_services: bool,
+    /// `--test=panic-msghand`, for end-to-end tests only: a thread panics on purpose (see
+    /// [`crate::panics::TestPanic`]).
+    pub test_panic: Option<crate::panics::TestPanic>,
 
     // --- Local addresses (own-address advertisement; `src/net/local.rs`) ---
     /// Our public addresses (`--externalip`), advertised with score `LOCAL_MANUAL`.
@@ -254,6 +257,7 @@ impl Default for Config {
             only_net: Vec::new(),
             loopback_netgroups: false,
             test_full_node_services: false,
+            test_panic: None,
             external_ip: Vec::new(),
             discover: true,
         }

@@ -17,11 +17,12 @@ use btcloop::config::{
 };
 use btcloop::net::dialer::PeerSpec;
 use btcloop::node::{Hooks, Node};
+use btcloop::panics::{PANIC_EXIT_CODE, STOP_AFTER_PANIC_LIMIT, TestPanic};
 use btcloop::sys::DirLock;
 use clap::Parser;
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
-use tracing::info;
+use tracing::{error, info};
 
 /// Core's boolean form: `--flag`, `--flag=1`, `--flag=0` (also `true`/`false`).
 fn core_bool(s: &str) -> Result<bool, String> {
@@ -216,8 +217,9 @@ struct Cli {
     /// Test-only behaviour (hidden, repeatable): loopback-netgroups makes each 127.x address a
     /// routable network group of its own, so many local processes can fill the outbound slots;
     /// full-node-services advertises NODE_NETWORK|NODE_WITNESS (no blocks are served), so other
-    /// btcloopd test nodes accept this one as an automatic outbound peer.
-    #[arg(long = "test", hide = true, value_parser = ["loopback-netgroups", "full-node-services"])]
+    /// btcloopd test nodes accept this one as an automatic outbound peer; panic-msghand makes the
+    /// message handler panic at its first new connection (to test what a thread's panic does).
+    #[arg(long = "test", hide = true, value_parser = ["loopback-netgroups", "full-node-services", "panic-msghand"])]
     test: Vec<String>,
 }
 
@@ -331,6 +333,9 @@ fn build_config(cli: Cli) -> Result<Config, String> {
         .collect::<Result<_, _>>()?;
     cfg.loopback_netgroups = cli.test.iter().any(|t| t == "loopback-netgroups");
     cfg.test_full_node_services = cli.test.iter().any(|t| t == "full-node-services");
+    if cli.test.iter().any(|t| t == "panic-msghand") {
+        cfg.test_panic = Some(TestPanic::MsgHandConnected);
+    }
     cfg.connect = cli.connect;
     cfg.addnode = cli.addnode;
     cfg.port = cli.port;
@@ -481,6 +486,9 @@ fn main() -> ExitCode {
         Ok(s) => s,
         Err(e) => return fail(format!("cannot install signal handlers: {e}")),
     };
+    // From here on a panic in any thread is logged and stops the whole process (exit 101).
+    let panic_wake = signals.handle();
+    let panics = btcloop::panics::install(move || panic_wake.close());
     info!("btcloopd version v{} ({})", env!("CARGO_PKG_VERSION"), cfg.user_agent());
     info!("Using data directory {} (network {})", net_dir.display(), cfg.network);
     for w in &conf_warnings {
@@ -495,9 +503,20 @@ fn main() -> ExitCode {
     };
     match signals.forever().next() {
         Some(sig) => info!("Shutdown requested (signal {sig}), stopping"),
+        None if panics.panicked() => error!("Shutdown after a thread panicked, stopping"),
         None => info!("Shutdown requested (RPC stop), stopping"),
     }
-    node.stop();
+    // On its own thread, so that after a panic the wait can be bounded.
+    let watch = panics.clone();
+    let joined = btcloop::panics::run_bounded(move || node.stop(), move || watch.panicked(), STOP_AFTER_PANIC_LIMIT);
+    if joined.is_none() {
+        error!("Shutdown did not finish within {STOP_AFTER_PANIC_LIMIT:?} of a thread's panic");
+    }
+    if panics.panicked() || joined.as_ref().is_none_or(|p| !p.is_empty()) {
+        panics.wait_logged(Duration::from_secs(1));
+        error!("Exiting with status {PANIC_EXIT_CODE} after a thread panicked");
+        return ExitCode::from(PANIC_EXIT_CODE);
+    }
     info!("Shutdown done");
     ExitCode::SUCCESS
 }
@@ -601,6 +620,12 @@ mod tests {
         let c = cfg(&["--maxconnections=2147483647", "--maxreceivebuffer=4294967", "--maxsendbuffer=0"]).unwrap();
         assert_eq!((c.max_connections, c.max_receive_buffer, c.max_send_buffer), (2_147_483_647, 4_294_967_000, 0));
         assert_eq!(cfg(&["--rpcthreads=512"]).unwrap().rpc.threads, 512);
+    }
+
+    #[test]
+    fn panic_test_switch() {
+        assert_eq!(cfg(&["--test=panic-msghand"]).unwrap().test_panic, Some(TestPanic::MsgHandConnected));
+        assert_eq!(cfg(&[]).unwrap().test_panic, None);
     }
 
     #[test]
