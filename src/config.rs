@@ -215,7 +215,7 @@ pub struct Config {
     /// `--test=full-node-services`, for end-to-end tests only: advertise NODE_NETWORK|NODE_WITNESS
     /// (no blocks are served) so btcloopd test nodes pass each other's outbound service checks.
     pub test_full_node_services: bool,
-    /// `--test=panic-msghand`, for end-to-end tests only: a thread panics on purpose (see
+    /// `--test=panic-msghand`/`panic-net`, for end-to-end tests only: a thread panics on purpose (see
     /// [`crate::panics::TestPanic`]).
     pub test_panic: Option<crate::panics::TestPanic>,
 

@@ -217,9 +217,11 @@ struct Cli {
     /// Test-only behaviour (hidden, repeatable): loopback-netgroups makes each 127.x address a
     /// routable network group of its own, so many local processes can fill the outbound slots;
     /// full-node-services advertises NODE_NETWORK|NODE_WITNESS (no blocks are served), so other
-    /// btcloopd test nodes accept this one as an automatic outbound peer; panic-msghand makes the
-    /// message handler panic at its first new connection (to test what a thread's panic does).
-    #[arg(long = "test", hide = true, value_parser = ["loopback-netgroups", "full-node-services", "panic-msghand"])]
+    /// btcloopd test nodes accept this one as an automatic outbound peer; panic-msghand (panic-net)
+    /// makes the message handler (socket handler) panic at its first new connection, to test
+    /// what a thread's panic does.
+    #[arg(long = "test", hide = true,
+          value_parser = ["loopback-netgroups", "full-node-services", "panic-msghand", "panic-net"])]
     test: Vec<String>,
 }
 
@@ -335,6 +337,9 @@ fn build_config(cli: Cli) -> Result<Config, String> {
     cfg.test_full_node_services = cli.test.iter().any(|t| t == "full-node-services");
     if cli.test.iter().any(|t| t == "panic-msghand") {
         cfg.test_panic = Some(TestPanic::MsgHandConnected);
+    }
+    if cli.test.iter().any(|t| t == "panic-net") {
+        cfg.test_panic = Some(TestPanic::NetAccepted);
     }
     cfg.connect = cli.connect;
     cfg.addnode = cli.addnode;
@@ -625,6 +630,7 @@ mod tests {
     #[test]
     fn panic_test_switch() {
         assert_eq!(cfg(&["--test=panic-msghand"]).unwrap().test_panic, Some(TestPanic::MsgHandConnected));
+        assert_eq!(cfg(&["--test=panic-net"]).unwrap().test_panic, Some(TestPanic::NetAccepted));
         assert_eq!(cfg(&[]).unwrap().test_panic, None);
     }
 

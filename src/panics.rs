@@ -20,6 +20,8 @@ pub const STOP_AFTER_PANIC_LIMIT: Duration = Duration::from_secs(10);
 pub enum TestPanic {
     /// `--test=panic-msghand`: the message handler, at its first new connection.
     MsgHandConnected = 1,
+    /// `--test=panic-net`: the socket handler, at its first accepted connection.
+    NetAccepted = 2,
 }
 
 /// The armed test panic point (0: none). Process-wide because the panic is a property of the

@@ -275,6 +275,7 @@ impl SocketHandler {
                     return;
                 }
             };
+            crate::panics::test_panic_point(crate::panics::TestPanic::NetAccepted);
             if !self.network_active.load(Ordering::Acquire) {
                 NetTotals::add(&self.totals.inbound_refused, 1);
                 continue;
