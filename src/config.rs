@@ -3,6 +3,7 @@
 //! `main.rs`; tests build it directly.
 
 use std::net::SocketAddr;
+use std::ops::RangeInclusive;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -26,6 +27,23 @@ pub const AUTOMATIC_OUTBOUND_SLOTS: usize = 8 + 2 + 1;
 pub const DEFAULT_RPC_THREADS: usize = 16;
 /// Core's default `-bantime`: how long `setban` bans without a duration (24 h).
 pub const DEFAULT_BANTIME: Duration = Duration::from_secs(24 * 60 * 60);
+// --- Accepted ranges of the numeric settings (command line and `btcloop.conf` alike) ---
+
+/// `--peertimeout` in seconds: Core requires a positive value and keeps it as a 64-bit signed
+/// count of seconds.
+pub const PEER_TIMEOUT_RANGE: RangeInclusive<u64> = 1..=i64::MAX as u64;
+/// `--bantime` in seconds: Core keeps it as a 64-bit signed count of seconds; 0 or less would
+/// make bans that expire at once, so it must be positive.
+pub const BANTIME_RANGE: RangeInclusive<u64> = 1..=i64::MAX as u64;
+/// `--maxconnections`: Core rejects negative values and keeps it in an `int`.
+pub const MAX_CONNECTIONS_RANGE: RangeInclusive<usize> = 0..=i32::MAX as usize;
+/// `--maxreceivebuffer` and `--maxsendbuffer` in units of 1,000 bytes: Core multiplies them by
+/// 1,000 into an `unsigned int` of bytes, so larger values would wrap there.
+pub const BUFFER_KB_RANGE: RangeInclusive<usize> = 0..=(u32::MAX / 1000) as usize;
+/// `--rpcthreads`: Core raises values under 1 to 1; more than 512 threads is refused here
+/// (each is an OS thread with its own stack).
+pub const RPC_THREADS_RANGE: RangeInclusive<usize> = 1..=512;
+
 /// The RPC cookie file's name in the network's data directory (Core's `.cookie`).
 pub const COOKIE_FILE: &str = ".cookie";
 
@@ -197,6 +215,9 @@ pub struct Config {
     /// `--test=full-node-services`, for end-to-end tests only: advertise NODE_NETWORK|NODE_WITNESS
     /// (no blocks are served) so btcloopd test nodes pass each other's outbound service checks.
     pub test_full_node_services: bool,
+    /// `--test=panic-msghand`/`panic-net`, for end-to-end tests only: a thread panics on purpose (see
+    /// [`crate::panics::TestPanic`]).
+    pub test_panic: Option<crate::panics::TestPanic>,
 
     // --- Local addresses (own-address advertisement; `src/net/local.rs`) ---
     /// Our public addresses (`--externalip`), advertised with score `LOCAL_MANUAL`.
@@ -236,6 +257,7 @@ impl Default for Config {
             only_net: Vec::new(),
             loopback_netgroups: false,
             test_full_node_services: false,
+            test_panic: None,
             external_ip: Vec::new(),
             discover: true,
         }

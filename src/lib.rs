@@ -15,6 +15,7 @@ pub mod metrics;
 pub mod msg_handler;
 pub mod net;
 pub mod node;
+pub mod panics;
 pub mod protocol;
 pub mod rpc;
 pub mod sim;

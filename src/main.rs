@@ -1,21 +1,28 @@
 //! `btcloopd`: parses the command line into a `Config`, sets up logging, starts the node and
 //! stops it cleanly on SIGINT/SIGTERM.
 
+use std::fmt::Display;
 use std::net::{IpAddr, SocketAddr};
+use std::ops::RangeInclusive;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::str::FromStr;
 use std::time::Duration;
 
 use btcloop::chainparams::Network;
 use btcloop::conffile::ConfFile;
-use btcloop::config::{Config, LogConfig, RpcConfig};
+use btcloop::config::{
+    BANTIME_RANGE, BUFFER_KB_RANGE, Config, LogConfig, MAX_CONNECTIONS_RANGE, PEER_TIMEOUT_RANGE, RPC_THREADS_RANGE,
+    RpcConfig,
+};
 use btcloop::net::dialer::PeerSpec;
 use btcloop::node::{Hooks, Node};
+use btcloop::panics::{PANIC_EXIT_CODE, STOP_AFTER_PANIC_LIMIT, TestPanic};
 use btcloop::sys::DirLock;
 use clap::Parser;
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
-use tracing::info;
+use tracing::{error, info};
 
 /// Core's boolean form: `--flag`, `--flag=1`, `--flag=0` (also `true`/`false`).
 fn core_bool(s: &str) -> Result<bool, String> {
@@ -40,17 +47,16 @@ fn parse_work(s: &str) -> Result<bitcoin::pow::Work, String> {
     Ok(bitcoin::pow::Work::from_be_bytes(be))
 }
 
-fn positive_secs(s: &str) -> Result<u64, String> {
-    match s.parse::<u64>() {
-        Ok(n) if n > 0 => Ok(n),
-        _ => Err("must be a positive integer (seconds)".into()),
-    }
-}
-
-fn rpc_threads(s: &str) -> Result<usize, String> {
-    match s.parse::<usize>() {
-        Ok(n) if (1..=512).contains(&n) => Ok(n),
-        _ => Err("must be a number of threads from 1 to 512".into()),
+/// A value parser for an integer setting that must lie in `range` (`unit` says what it
+/// counts); clap names the flag in the error, e.g. `invalid value '0' for '--peertimeout
+/// <SECONDS>': must be an integer from 1 to 9223372036854775807 (seconds)`.
+fn in_range<T>(range: RangeInclusive<T>, unit: &'static str) -> impl Fn(&str) -> Result<T, String> + Clone + Send + Sync
+where
+    T: FromStr + PartialOrd + Display + Clone + Send + Sync + 'static,
+{
+    move |s: &str| match s.parse::<T>() {
+        Ok(n) if range.contains(&n) => Ok(n),
+        _ => Err(format!("must be an integer from {} to {} ({unit})", range.start(), range.end())),
     }
 }
 
@@ -99,17 +105,21 @@ struct Cli {
     /// Listening port [default: the network's].
     #[arg(long)]
     port: Option<u16>,
-    /// Maximum connections (inbound get what 11 outbound slots leave).
-    #[arg(long, default_value_t = btcloop::config::DEFAULT_MAX_CONNECTIONS)]
+    /// Maximum connections (inbound get what 11 outbound slots leave); 0 to 2147483647.
+    #[arg(long, default_value_t = btcloop::config::DEFAULT_MAX_CONNECTIONS,
+          value_parser = in_range(MAX_CONNECTIONS_RANGE, "connections"), value_name = "N")]
     maxconnections: usize,
-    /// Seconds a new connection has to finish the handshake before inactivity checks start.
-    #[arg(long, value_parser = positive_secs, default_value = "60", value_name = "SECONDS")]
+    /// Seconds a new connection has to finish the handshake before inactivity checks start; 1
+    /// to 9223372036854775807.
+    #[arg(long, value_parser = in_range(PEER_TIMEOUT_RANGE, "seconds"), default_value = "60", value_name = "SECONDS")]
     peertimeout: u64,
-    /// Per-peer receive queue limit, in units of 1,000 bytes.
-    #[arg(long, default_value_t = btcloop::config::DEFAULT_MAX_RECEIVE_BUFFER_KB)]
+    /// Per-peer receive queue limit, in units of 1,000 bytes; 0 to 4294967.
+    #[arg(long, default_value_t = btcloop::config::DEFAULT_MAX_RECEIVE_BUFFER_KB,
+          value_parser = in_range(BUFFER_KB_RANGE, "units of 1,000 bytes"), value_name = "N")]
     maxreceivebuffer: usize,
-    /// Per-peer send queue limit, in units of 1,000 bytes.
-    #[arg(long, default_value_t = btcloop::config::DEFAULT_MAX_SEND_BUFFER_KB)]
+    /// Per-peer send queue limit, in units of 1,000 bytes; 0 to 4294967.
+    #[arg(long, default_value_t = btcloop::config::DEFAULT_MAX_SEND_BUFFER_KB,
+          value_parser = in_range(BUFFER_KB_RANGE, "units of 1,000 bytes"), value_name = "N")]
     maxsendbuffer: usize,
     /// Minimum total chain work (hex) a header chain needs before its headers are stored
     /// [default: the network's].
@@ -145,8 +155,9 @@ struct Cli {
     /// [default: .cookie].
     #[arg(long, value_name = "PATH")]
     rpccookiefile: Option<PathBuf>,
-    /// Threads answering RPC calls.
-    #[arg(long, default_value_t = btcloop::config::DEFAULT_RPC_THREADS, value_parser = rpc_threads)]
+    /// Threads answering RPC calls; 1 to 512.
+    #[arg(long, default_value_t = btcloop::config::DEFAULT_RPC_THREADS,
+          value_parser = in_range(RPC_THREADS_RANGE, "threads"), value_name = "N")]
     rpcthreads: usize,
     /// Serve Prometheus metrics at http://ADDR:PORT/metrics.
     #[arg(long, value_name = "ADDR:PORT")]
@@ -156,8 +167,8 @@ struct Cli {
     /// out; without PERMS: noban, relay, mempool, download for inbound peers.
     #[arg(long, value_name = "[PERMS@]IP[/MASK]")]
     whitelist: Vec<String>,
-    /// Default duration of setban, in seconds.
-    #[arg(long, value_parser = positive_secs, default_value = "86400", value_name = "SECONDS")]
+    /// Default duration of setban, in seconds; 1 to 9223372036854775807.
+    #[arg(long, value_parser = in_range(BANTIME_RANGE, "seconds"), default_value = "86400", value_name = "SECONDS")]
     bantime: u64,
     /// Capture every message sent and received, per peer, in Bitcoin Core's format under
     /// `message_capture/` in the network's data directory.
@@ -206,8 +217,11 @@ struct Cli {
     /// Test-only behaviour (hidden, repeatable): loopback-netgroups makes each 127.x address a
     /// routable network group of its own, so many local processes can fill the outbound slots;
     /// full-node-services advertises NODE_NETWORK|NODE_WITNESS (no blocks are served), so other
-    /// btcloopd test nodes accept this one as an automatic outbound peer.
-    #[arg(long = "test", hide = true, value_parser = ["loopback-netgroups", "full-node-services"])]
+    /// btcloopd test nodes accept this one as an automatic outbound peer; panic-msghand (panic-net)
+    /// makes the message handler (socket handler) panic at its first new connection, to test
+    /// what a thread's panic does.
+    #[arg(long = "test", hide = true,
+          value_parser = ["loopback-netgroups", "full-node-services", "panic-msghand", "panic-net"])]
     test: Vec<String>,
 }
 
@@ -321,6 +335,12 @@ fn build_config(cli: Cli) -> Result<Config, String> {
         .collect::<Result<_, _>>()?;
     cfg.loopback_netgroups = cli.test.iter().any(|t| t == "loopback-netgroups");
     cfg.test_full_node_services = cli.test.iter().any(|t| t == "full-node-services");
+    if cli.test.iter().any(|t| t == "panic-msghand") {
+        cfg.test_panic = Some(TestPanic::MsgHandConnected);
+    }
+    if cli.test.iter().any(|t| t == "panic-net") {
+        cfg.test_panic = Some(TestPanic::NetAccepted);
+    }
     cfg.connect = cli.connect;
     cfg.addnode = cli.addnode;
     cfg.port = cli.port;
@@ -394,8 +414,11 @@ fn conf_key_known(key: &str) -> bool {
 }
 
 /// The command line with the configuration file's settings in front of it (so the command line
-/// wins), and the file's default-section network-only settings that do not apply.
-fn with_conf_file(args: Vec<String>) -> Result<(Vec<String>, Vec<String>), Option<String>> {
+/// wins), the file's default-section network-only settings that do not apply, and the file's
+/// path if one was read.
+type WithConf = (Vec<String>, Vec<String>, Option<PathBuf>);
+
+fn with_conf_file(args: Vec<String>) -> Result<WithConf, Option<String>> {
     let first = Cli::try_parse_from(&args).map_err(clap_error)?;
     let datadir = first.datadir.clone().unwrap_or_else(btcloop::config::default_datadir);
     let path = match &first.conf {
@@ -405,7 +428,7 @@ fn with_conf_file(args: Vec<String>) -> Result<(Vec<String>, Vec<String>), Optio
     };
     let Some(conf) = ConfFile::read(&path, first.conf.is_some(), conf_key_known).map_err(|e| Some(e.to_string()))?
     else {
-        return Ok((args, Vec::new()));
+        return Ok((args, Vec::new(), None));
     };
     let (prog, rest) = args.split_first().map_or((String::new(), &[][..]), |(p, r)| (p.clone(), r));
     let mut with_net = vec![prog.clone()];
@@ -428,18 +451,24 @@ fn with_conf_file(args: Vec<String>) -> Result<(Vec<String>, Vec<String>), Optio
             )
         })
         .collect();
-    Ok((merged, ignored))
+    Ok((merged, ignored, Some(conf.path.clone())))
 }
 
 fn main() -> ExitCode {
-    let (args, conf_warnings) = match with_conf_file(normalize_args(std::env::args())) {
+    let (args, conf_warnings, conf_path) = match with_conf_file(normalize_args(std::env::args())) {
         Ok(x) => x,
         Err(None) => return ExitCode::SUCCESS,
         Err(Some(e)) => return fail(e),
     };
     let cli = match Cli::try_parse_from(args) {
         Ok(c) => c,
-        Err(e) => return clap_error(e).map_or(ExitCode::SUCCESS, fail),
+        // The command line alone parsed, so the configuration file's value is the bad one.
+        Err(e) => {
+            return clap_error(e).map_or(ExitCode::SUCCESS, |m| match &conf_path {
+                Some(p) => fail(format!("{m} (set in {})", p.display())),
+                None => fail(m),
+            });
+        }
     };
     let cfg = match build_config(cli) {
         Ok(c) => c,
@@ -462,6 +491,9 @@ fn main() -> ExitCode {
         Ok(s) => s,
         Err(e) => return fail(format!("cannot install signal handlers: {e}")),
     };
+    // From here on a panic in any thread is logged and stops the whole process (exit 101).
+    let panic_wake = signals.handle();
+    let panics = btcloop::panics::install(move || panic_wake.close());
     info!("btcloopd version v{} ({})", env!("CARGO_PKG_VERSION"), cfg.user_agent());
     info!("Using data directory {} (network {})", net_dir.display(), cfg.network);
     for w in &conf_warnings {
@@ -476,9 +508,20 @@ fn main() -> ExitCode {
     };
     match signals.forever().next() {
         Some(sig) => info!("Shutdown requested (signal {sig}), stopping"),
+        None if panics.panicked() => error!("Shutdown after a thread panicked, stopping"),
         None => info!("Shutdown requested (RPC stop), stopping"),
     }
-    node.stop();
+    // On its own thread, so that after a panic the wait can be bounded.
+    let watch = panics.clone();
+    let joined = btcloop::panics::run_bounded(move || node.stop(), move || watch.panicked(), STOP_AFTER_PANIC_LIMIT);
+    if joined.is_none() {
+        error!("Shutdown did not finish within {STOP_AFTER_PANIC_LIMIT:?} of a thread's panic");
+    }
+    if panics.panicked() || joined.as_ref().is_none_or(|p| !p.is_empty()) {
+        panics.wait_logged(Duration::from_secs(1));
+        error!("Exiting with status {PANIC_EXIT_CODE} after a thread panicked");
+        return ExitCode::from(PANIC_EXIT_CODE);
+    }
     info!("Shutdown done");
     ExitCode::SUCCESS
 }
@@ -552,6 +595,43 @@ mod tests {
         assert!(cfg(&["--test=loopback-netgroups"]).unwrap().loopback_netgroups);
         assert!(!cfg(&[]).unwrap().loopback_netgroups);
         assert!(cfg(&["--test=other"]).is_err());
+    }
+
+    /// Every numeric flag: both ends of its range accepted, one past either end refused with a
+    /// message naming the flag and the range.
+    #[test]
+    fn numeric_flags_have_core_ranges() {
+        let cases: [(&str, &str, &str, &str, &str); 6] = [
+            ("peertimeout", "1", "9223372036854775807", "0", "9223372036854775808"),
+            ("bantime", "1", "9223372036854775807", "0", "9223372036854775808"),
+            ("maxconnections", "0", "2147483647", "-1", "2147483648"),
+            ("maxreceivebuffer", "0", "4294967", "-1", "4294968"),
+            ("maxsendbuffer", "0", "4294967", "-1", "4294968"),
+            ("rpcthreads", "1", "512", "0", "513"),
+        ];
+        for (flag, low, high, below, above) in cases {
+            for ok in [low, high] {
+                assert!(cfg(&[&format!("--{flag}={ok}")]).is_ok(), "--{flag}={ok} refused");
+            }
+            for bad in [below, above, "18446744073709551616", "x"] {
+                let err = cfg(&[&format!("--{flag}={bad}")]).expect_err(&format!("--{flag}={bad} accepted"));
+                assert!(err.contains(&format!("'--{flag} ")), "--{flag}={bad}: {err}");
+                assert!(err.contains(&format!("from {low} to {high}")), "--{flag}={bad}: {err}");
+            }
+        }
+        let c = cfg(&["--peertimeout=9223372036854775807", "--bantime=9223372036854775807"]).unwrap();
+        assert_eq!(c.peer_timeout, Duration::from_secs(i64::MAX as u64));
+        assert_eq!(c.ban_time, Duration::from_secs(i64::MAX as u64));
+        let c = cfg(&["--maxconnections=2147483647", "--maxreceivebuffer=4294967", "--maxsendbuffer=0"]).unwrap();
+        assert_eq!((c.max_connections, c.max_receive_buffer, c.max_send_buffer), (2_147_483_647, 4_294_967_000, 0));
+        assert_eq!(cfg(&["--rpcthreads=512"]).unwrap().rpc.threads, 512);
+    }
+
+    #[test]
+    fn panic_test_switch() {
+        assert_eq!(cfg(&["--test=panic-msghand"]).unwrap().test_panic, Some(TestPanic::MsgHandConnected));
+        assert_eq!(cfg(&["--test=panic-net"]).unwrap().test_panic, Some(TestPanic::NetAccepted));
+        assert_eq!(cfg(&[]).unwrap().test_panic, None);
     }
 
     #[test]

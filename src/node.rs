@@ -9,7 +9,7 @@ use std::thread::JoinHandle;
 
 use bitcoin::p2p::ServiceFlags;
 use mio::{Poll, Waker};
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 use rand::RngExt;
 use rand::seq::SliceRandom;
@@ -253,6 +253,25 @@ fn local_addresses(cfg: &Config, listen_addrs: &[SocketAddr], rule: NetGroupRule
     local
 }
 
+/// A node thread that ended by panicking, found when [`Node::stop`] joined it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ThreadPanic {
+    /// The thread's name (`btcloop-net`, …).
+    pub thread: String,
+    /// The panic's message.
+    pub message: String,
+}
+
+/// Joins `t`; a panic it ended with is logged and added to `panics`.
+fn join_checked(t: JoinHandle<()>, panics: &mut Vec<ThreadPanic>) {
+    let thread = t.thread().name().unwrap_or("<unnamed>").to_string();
+    if let Err(payload) = t.join() {
+        let message = crate::panics::payload_message(payload.as_ref()).to_string();
+        error!("Thread {thread} had stopped by panicking: {message}");
+        panics.push(ThreadPanic { thread, message });
+    }
+}
+
 /// What the node needs from the process that runs it.
 #[derive(Clone, Default)]
 pub struct Hooks {
@@ -286,6 +305,9 @@ impl Node {
             list.iter().filter(|s| s.as_str() != "0").map(|s| PeerSpec::parse(s, default_port)).collect()
         };
         let (connect, added) = (parse(&cfg.connect)?, parse(&cfg.addnode)?);
+        if let Some(point) = cfg.test_panic {
+            crate::panics::arm_test_panic(point);
+        }
         let banman = Arc::new(BanMan::open(&cfg.net_dir().join(BANLIST_FILE), crate::time::unix_now())?);
         let network_active = Arc::new(AtomicBool::new(true));
         let listeners = if cfg.listen { listen::bind_all(&cfg.bind, port)? } else { Vec::new() };
@@ -293,7 +315,7 @@ impl Node {
 
         let nbind = listeners.len().max(1) as u64;
         let required = MIN_CORE_FDS + dialer::MAX_ADDNODE_CONNECTIONS as u64 + nbind;
-        let available = sys::raise_fd_limit(cfg.max_connections as u64 + required);
+        let available = sys::raise_fd_limit((cfg.max_connections as u64).saturating_add(required));
         if available < required {
             return Err(StartError::FileDescriptors { available, required });
         }
@@ -465,7 +487,7 @@ impl Node {
                 user_agent: cfg.user_agent(),
                 version_number: crate::rpc::version_number(),
                 default_port: cfg.network.default_port(),
-                ban_time_secs: cfg.ban_time.as_secs() as i64,
+                ban_time_secs: i64::try_from(cfg.ban_time.as_secs()).unwrap_or(i64::MAX),
             };
             let on_stop = hooks.on_stop.unwrap_or_else(|| Arc::new(|| {}));
             self.rpc = Some(RpcServer::start(cfg, ctx, on_stop)?);
@@ -492,8 +514,9 @@ impl Node {
     }
 
     /// Interrupts and joins every thread; all connections are closed. The socket handler
-    /// stops first, so the message handler still logs each connection's end.
-    pub fn stop(mut self) {
+    /// stops first, so the message handler still logs each connection's end. Returns the
+    /// threads that had ended by panicking (each also logged).
+    pub fn stop(mut self) -> Vec<ThreadPanic> {
         // The servers go first: their requests need the message handler to answer.
         if let Some(m) = self.metrics.take() {
             m.stop();
@@ -506,12 +529,14 @@ impl Node {
         let mut threads = self.threads.into_iter();
         // Spawn order: socket handler, message handler, then (maybe) the dialer.
         let socket = threads.next();
+        let mut panics = Vec::new();
         if let Some(t) = socket {
-            let _ = t.join();
+            join_checked(t, &mut panics);
         }
         self.wake.interrupt();
         for t in threads {
-            let _ = t.join();
+            join_checked(t, &mut panics);
         }
+        panics
     }
 }

@@ -38,7 +38,33 @@ impl Default for Clock {
     }
 }
 
+/// `start + d`, or the latest instant this platform can represent on the way there when the
+/// sum overflows (a deadline that never comes), for durations taken from the configuration.
+pub fn instant_after(start: Instant, d: Duration) -> Instant {
+    let mut d = d;
+    loop {
+        if let Some(t) = start.checked_add(d) {
+            return t;
+        }
+        d /= 2;
+    }
+}
+
 /// Seconds since the Unix epoch, from the system clock.
 pub fn unix_now() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn instant_after_saturates() {
+        let t = Instant::now();
+        assert_eq!(instant_after(t, Duration::from_secs(5)), t + Duration::from_secs(5));
+        let far = instant_after(t, Duration::MAX);
+        assert!(far > t + Duration::from_secs(100 * 365 * 86_400), "a deadline that never comes");
+        assert!(instant_after(far, Duration::MAX) >= far, "never earlier than the start");
+    }
 }

@@ -1,5 +1,6 @@
 //! Process lifecycle: SIGTERM/SIGINT stop the node cleanly (exit 0) with peers connected; bad
-//! command-line values fail with exit code 1 and a one-line `Error:` message.
+//! command-line values fail with exit code 1 and a one-line `Error:` message; a panic in any
+//! thread stops the whole process (exit 101) and frees its port.
 
 mod common;
 
@@ -134,4 +135,40 @@ fn sigterm_with_a_stuck_flooding_peer() {
     stop.store(true, Ordering::Relaxed);
     flooder.join().unwrap();
     drop(p);
+}
+
+/// A panic in a thread (forced with the hidden `--test=panic-msghand` or `--test=panic-net`, at
+/// the first connection) is logged with the thread, message and location and stops the whole
+/// process: non-zero exit, connections closed, listening port free. Before, the socket handler
+/// kept accepting peers nobody served.
+fn panic_stops_the_process(switch: &str, thread: &str, file: &str) {
+    let mut d = Daemon::start(&[&format!("--test={switch}")]);
+    let mut p = d.connect();
+    let mut status = None;
+    let exited = poll_until(WAIT, || {
+        status = d.try_wait();
+        status.is_some()
+    });
+    assert!(exited, "btcloopd still running after {thread} panicked:\n{}", tail(&d.log(), 20));
+    let status = status.expect("exit status");
+    assert_eq!(status.code(), Some(101), "exit status {status}");
+    assert!(p.is_closed(WAIT), "the peer's connection outlived the process");
+    let log = d.log();
+    let line = log.lines().find(|l| l.contains(&format!("Thread {thread} panicked at "))).unwrap_or_else(|| {
+        panic!("no panic line in debug.log:\n{}", tail(&log, 20));
+    });
+    assert!(line.contains(&format!("{file}:")) && line.contains("test-only panic"), "{line}");
+    assert!(log.contains("Shutdown after a thread panicked"), "{}", tail(&log, 20));
+    assert!(log.contains("Exiting with status 101 after a thread panicked"), "{}", tail(&log, 20));
+    std::net::TcpListener::bind(d.addr).expect("the listening port is still taken after the exit");
+}
+
+#[test]
+fn a_message_handler_panic_stops_the_process_and_frees_its_port() {
+    panic_stops_the_process("panic-msghand", "btcloop-msghand", "src/msg_handler/mod.rs");
+}
+
+#[test]
+fn a_socket_handler_panic_stops_the_process_and_frees_its_port() {
+    panic_stops_the_process("panic-net", "btcloop-net", "src/net/socket_handler.rs");
 }

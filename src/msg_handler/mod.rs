@@ -375,6 +375,7 @@ impl MessageHandler {
     fn on_event(&mut self, ev: NetEvent, now: Now) {
         match ev {
             NetEvent::Connected(p) => {
+                crate::panics::test_panic_point(crate::panics::TestPanic::MsgHandConnected);
                 let id = p.queues.id;
                 self.conn.planner.dial_done(p.addr);
                 let mut peer = self.cx.protocol.add_peer(id, p.addr, p.conn_type, now.mono);

@@ -275,6 +275,7 @@ impl SocketHandler {
                     return;
                 }
             };
+            crate::panics::test_panic_point(crate::panics::TestPanic::NetAccepted);
             if !self.network_active.load(Ordering::Acquire) {
                 NetTotals::add(&self.totals.inbound_refused, 1);
                 continue;
@@ -437,7 +438,7 @@ impl SocketHandler {
             return;
         }
         debug!(target: "net", "trying connection {} ({conn_type})", self.peer_label(id, &addr));
-        let deadline = Instant::now() + self.cfg.connect_timeout;
+        let deadline = crate::time::instant_after(Instant::now(), self.cfg.connect_timeout);
         self.connecting.insert(id, deadline);
         self.conns.insert(
             id,

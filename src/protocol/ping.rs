@@ -74,10 +74,10 @@ pub fn on_pong(peer: &mut Peer, nonce: u64, received: Instant) {
 /// Disconnects on a ping unanswered for [`TIMEOUT_INTERVAL`]; sends a ping every
 /// [`PING_INTERVAL`] (or when queued) if none is outstanding.
 pub fn maybe_send_ping(peer: &mut Peer, now: Instant, peer_timeout: Duration, rng: &mut StdRng, out: &mut impl Outbox) {
+    let checks_run = super::timeouts::checks_run(peer, now, peer_timeout);
     let ping = &mut peer.ping;
     if ping.nonce_sent != 0 {
         if let Some(start) = ping.ping_start {
-            let checks_run = now > peer.connected_at + peer_timeout;
             if checks_run && now > start + TIMEOUT_INTERVAL {
                 return out.disconnect(DisconnectReason::PingTimeout(now.duration_since(start).as_secs()));
             }

@@ -321,3 +321,21 @@ fn handshake_timeout_disconnects_through_send_messages() {
     p.send_messages(&mut peer, now(t0, 61), link, &mut out);
     assert_eq!(out.disconnect, Some(DisconnectReason::HandshakeTimeout));
 }
+
+/// A `--peertimeout` too long to add to the connect time (it used to overflow `Instant +
+/// Duration`, a panic) means the grace period never ends: no inactivity check, no ping timeout.
+#[test]
+fn peer_timeout_too_long_to_add_never_ends() {
+    let mut p = proto();
+    p.params.peer_timeout = Duration::from_secs(i64::MAX as u64);
+    let t0 = Instant::now();
+    let (mut peer, _) = handshaken(&mut p, t0);
+    let later = now(t0, 100_000);
+    assert!(!timeouts::checks_run(&peer, later.mono, p.params.peer_timeout));
+    assert_eq!(timeouts::inactivity(&peer, later.mono, LinkTimes::default(), p.params.peer_timeout), None);
+    outstanding_ping(&mut p, &mut peer, now(t0, 0));
+    let mut out = Recorder::default();
+    p.send_messages(&mut peer, later, LinkTimes::default(), &mut out);
+    assert_eq!(out.disconnect, None);
+    assert!(timeouts::checks_run(&peer, later.mono, Duration::from_secs(99_999)));
+}

@@ -8,9 +8,15 @@ use super::ping::TIMEOUT_INTERVAL;
 use super::{LinkTimes, Peer};
 use crate::net::peer::DisconnectReason;
 
+/// Whether the grace period after connecting is over (Core's `ShouldRunInactivityChecks`); a
+/// `peer_timeout` too long to add to the connect time never ends.
+pub fn checks_run(peer: &Peer, now: Instant, peer_timeout: Duration) -> bool {
+    peer.connected_at.checked_add(peer_timeout).is_some_and(|end| now > end)
+}
+
 /// The reason to drop `peer` now, if any.
 pub fn inactivity(peer: &Peer, now: Instant, link: LinkTimes, peer_timeout: Duration) -> Option<DisconnectReason> {
-    if now <= peer.connected_at + peer_timeout {
+    if !checks_run(peer, now, peer_timeout) {
         return None;
     }
     let (Some(last_send), Some(last_recv)) = (link.last_send, link.last_recv) else {

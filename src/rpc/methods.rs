@@ -514,7 +514,7 @@ fn setban(c: &RpcContext, a: &[Value]) -> Result<Value, RpcError> {
         return Err(RpcError::invalid_param("Error: Absolute timestamp is in the past"));
     }
     let until = match (bantime <= 0, absolute) {
-        (true, _) => now + c.ban_time_secs,
+        (true, _) => now.saturating_add(c.ban_time_secs),
         (false, true) => bantime,
         (false, false) => now.saturating_add(bantime),
     };
