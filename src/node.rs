@@ -465,7 +465,7 @@ impl Node {
                 user_agent: cfg.user_agent(),
                 version_number: crate::rpc::version_number(),
                 default_port: cfg.network.default_port(),
-                ban_time_secs: cfg.ban_time.as_secs() as i64,
+                ban_time_secs: crate::net::banman::ban_duration_secs(cfg.ban_time),
             };
             let on_stop = hooks.on_stop.unwrap_or_else(|| Arc::new(|| {}));
             self.rpc = Some(RpcServer::start(cfg, ctx, on_stop)?);

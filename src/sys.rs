@@ -1,40 +1,66 @@
 //! Process-level set-up Core does at start: raising the open-file limit
 //! (`RaiseFileDescriptorLimit`) and locking the data directory (`LockDirectory`); and the
 //! atomic file replacement every small persistent file uses (`banlist.json`, `peers.dat`,
-//! `.cookie`).
+//! `anchors.dat`, `.cookie`), with the owner-only modes of the data directory.
 
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
-/// Mode of files anyone may read (before the umask).
-pub const PUBLIC_FILE_MODE: u32 = 0o666;
-/// Mode of files only the owner may read (the RPC cookie).
+/// Mode of every file btcloopd creates in its data directory: only the owner may read it
+/// (`peers.dat` holds the secret bucketing key, `.cookie` the RPC credentials). Core gets the
+/// same by running with umask 077; `main` sets that umask too, this is the explicit mode.
 pub const PRIVATE_FILE_MODE: u32 = 0o600;
+/// Mode of the data directories btcloopd creates.
+pub const PRIVATE_DIR_MODE: u32 = 0o700;
+
+/// Distinguishes the temporary files of concurrent writers in one process.
+static TMP_SEQ: AtomicU64 = AtomicU64::new(0);
+
+/// Creates `dir` and its missing parents with mode 0700 (existing ones are left as they are).
+pub fn create_private_dir(dir: &Path) -> io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new().recursive(true).mode(PRIVATE_DIR_MODE).create(dir)
+}
 
 /// Replaces `path` with `bytes` so that a crash leaves either the old or the new file: a
-/// temporary `NAME.new` created with `mode`, written, synced, renamed over `path`, then the
-/// directory synced.
-pub fn write_atomically(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
+/// temporary `.NAME.PID.SEQ.tmp` (unique per call, so concurrent writers never share one)
+/// created with mode 0600, written, synced, renamed over `path`, then the directory synced.
+/// Writers of the same file must still be ordered by their caller (the last rename wins).
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
-    let mut tmp_name = path.file_name().map(|n| n.to_os_string()).unwrap_or_default();
-    tmp_name.push(".new");
+    let seq = TMP_SEQ.fetch_add(1, Ordering::Relaxed);
+    let mut tmp_name = std::ffi::OsString::from(".");
+    tmp_name.push(path.file_name().unwrap_or_default());
+    tmp_name.push(format!(".{}.{seq}.tmp", std::process::id()));
     let tmp = path.with_file_name(tmp_name);
-    {
-        let mut f = OpenOptions::new().write(true).create(true).truncate(true).mode(mode).open(&tmp)?;
+    let written = (|| {
+        let mut f = OpenOptions::new().write(true).create_new(true).mode(PRIVATE_FILE_MODE).open(&tmp)?;
         f.write_all(bytes)?;
         f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e);
     }
-    std::fs::rename(&tmp, path)?;
-    if let Some(dir) = path.parent() {
-        // Make the rename itself durable; not every file system allows syncing a directory.
-        if let Ok(d) = File::open(dir) {
-            let _ = d.sync_all();
-        }
-    }
+    sync_dir_of(path);
     Ok(())
+}
+
+/// Makes a rename or creation in `path`'s directory durable; not every file system allows
+/// syncing a directory, so a failure is ignored.
+pub fn sync_dir_of(path: &Path) {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    if let Ok(d) = File::open(dir) {
+        let _ = d.sync_all();
+    }
 }
 
 /// Raises the soft `RLIMIT_NOFILE` towards `wanted` (up to the hard limit); returns the limit
@@ -82,8 +108,10 @@ impl DirLock {
     /// Locks `dir` through the file `dir/.lock`.
     pub fn acquire(dir: &Path) -> Result<DirLock, LockError> {
         let path = dir.join(".lock");
+        use std::os::unix::fs::OpenOptionsExt;
         let file = OpenOptions::new()
             .create(true)
+            .mode(PRIVATE_FILE_MODE)
             .truncate(false)
             .write(true)
             .open(&path)

@@ -97,7 +97,7 @@ pub fn deserialize(bytes: &[u8], magic: [u8; 4]) -> Result<Vec<AddrEntry>, &'sta
 
 /// Writes `anchors` to `path` atomically.
 pub fn save(path: &Path, magic: [u8; 4], anchors: &[AddrEntry]) -> io::Result<()> {
-    crate::sys::write_atomically(path, &serialize(magic, anchors), crate::sys::PUBLIC_FILE_MODE)
+    crate::sys::write_atomically(path, &serialize(magic, anchors))
 }
 
 /// Reads and deletes `path` (Core's `ReadAnchors`): a missing file is no anchors.
