@@ -301,7 +301,11 @@ impl Node {
         disk_gate: Option<Arc<disk_writer::Gate>>,
     ) -> Result<Node, StartError> {
         let net_dir = cfg.net_dir();
-        sys::create_private_dir(&net_dir).map_err(|source| StartError::DataDir { path: net_dir, source })?;
+        sys::create_private_dir(&net_dir).map_err(|source| StartError::DataDir { path: net_dir.clone(), source })?;
+        let stale = sys::remove_stale_temp_files(&net_dir);
+        if stale > 0 {
+            info!("Removed {stale} temporary files left by an interrupted write in {}", net_dir.display());
+        }
         let port = cfg.listen_port();
         let default_port = cfg.network.default_port();
         let parse = |list: &[String]| -> Result<Vec<PeerSpec>, BadPeerSpec> {

@@ -51,6 +51,23 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
     Ok(())
 }
 
+/// Removes the temporary files a crash can leave in `dir` (`.NAME….tmp`, from
+/// [`write_atomically`] and the header store's creation); returns how many. Only for a
+/// directory this process has locked, so no other writer's file is removed.
+pub fn remove_stale_temp_files(dir: &Path) -> usize {
+    let Ok(entries) = std::fs::read_dir(dir) else { return 0 };
+    let mut removed = 0;
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let name = name.to_string_lossy();
+        let is_file = e.file_type().is_ok_and(|t| t.is_file());
+        if is_file && name.starts_with('.') && name.ends_with(".tmp") && std::fs::remove_file(e.path()).is_ok() {
+            removed += 1;
+        }
+    }
+    removed
+}
+
 /// Makes a rename or creation in `path`'s directory durable; not every file system allows
 /// syncing a directory, so a failure is ignored.
 pub fn sync_dir_of(path: &Path) {
@@ -126,5 +143,47 @@ impl DirLock {
     /// The lock file.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn atomic_writes_are_owner_only_and_concurrent_writers_never_share_a_temporary_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("file.dat");
+        std::thread::scope(|s| {
+            for t in 0..8u8 {
+                let path = &path;
+                s.spawn(move || {
+                    for i in 0..50u8 {
+                        write_atomically(path, &[t; 1000][..usize::from(i) * 20]).expect("no writer fails");
+                    }
+                });
+            }
+        });
+        let bytes = std::fs::read(&path).unwrap();
+        assert_eq!(bytes.len(), 49 * 20, "a whole last write of some thread");
+        assert!(bytes.iter().all(|b| *b == bytes[0]), "one writer's content, not a mix");
+        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1, "no temporary file left");
+    }
+
+    #[test]
+    fn private_dirs_and_stale_temporary_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let net = dir.path().join("a").join("regtest");
+        create_private_dir(&net).unwrap();
+        assert_eq!(std::fs::metadata(&net).unwrap().permissions().mode() & 0o777, 0o700);
+        for name in [".banlist.json.12.3.tmp", ".headers.dat.tmp", "keep.tmp", ".keep", "peers.dat"] {
+            std::fs::write(net.join(name), b"x").unwrap();
+        }
+        assert_eq!(remove_stale_temp_files(&net), 2);
+        let mut left: Vec<_> = std::fs::read_dir(&net).unwrap().map(|e| e.unwrap().file_name()).collect();
+        left.sort();
+        assert_eq!(left, [".keep", "keep.tmp", "peers.dat"]);
     }
 }

@@ -273,7 +273,7 @@ fn empty_file_is_treated_as_new() {
 }
 
 #[test]
-fn flipped_byte_drops_that_record_and_everything_after() {
+fn flipped_byte_in_the_last_write_drops_that_record_and_everything_after() {
     let headers = chain(20);
     let full = clean_bytes(&headers);
     for k in [0usize, 7, 19] {
