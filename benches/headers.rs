@@ -2,7 +2,7 @@
 //! `Chain::accept` onto a fresh in-memory chain (the setup, building that chain, is not timed).
 //!
 //! - `accept/regtest_2000`: a freshly mined 2,000-header regtest chain on top of genesis.
-//! - `accept/mainnet_0_10236`: the 10,237 real mainnet headers of the shared test data
+//! - `accept/mainnet_0_10236`: the 10,237 real mainnet headers of `tests/data`
 //!   (genesis, already known, then heights 1 – 10,236 with five difficulty retargets), minimum
 //!   chain work zero.
 
@@ -23,15 +23,9 @@ use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_mai
 const NOW_UNIX: i64 = 2_000_000_000;
 const MAINNET_FILE: &str = "mainnet-headers-0-10236.bin";
 
-/// The shared test-data directory: `../shared/data` next to the crate, else `/work/shared/data`.
+/// The test data shipped in the repository: `CARGO_MANIFEST_DIR/tests/data`.
 fn data_dir() -> PathBuf {
-    let candidates = [Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data"), PathBuf::from("/work/shared/data")];
-    for dir in &candidates {
-        if dir.is_dir() {
-            return dir.clone();
-        }
-    }
-    panic!("test data directory not found; looked in {candidates:?}");
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests").join("data")
 }
 
 fn load_headers(name: &str) -> Vec<Header> {

@@ -455,6 +455,9 @@ fn with_conf_file(args: Vec<String>) -> Result<WithConf, Option<String>> {
 }
 
 fn main() -> ExitCode {
+    // Core's umask 077: every file and directory the process creates is its owner's only.
+    // SAFETY: umask only sets the process's file-creation mask; no memory is involved.
+    unsafe { libc::umask(0o077) };
     let (args, conf_warnings, conf_path) = match with_conf_file(normalize_args(std::env::args())) {
         Ok(x) => x,
         Err(None) => return ExitCode::SUCCESS,

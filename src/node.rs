@@ -39,6 +39,8 @@ use crate::rpc::{RpcContext, RpcServer, RpcStartError};
 use crate::sys;
 use crate::time::Clock;
 
+pub mod disk_writer;
+
 /// Core's `MIN_CORE_FDS` (LevelDB's reserve plus message capture).
 const MIN_CORE_FDS: u64 = 151;
 /// The header store's file name in the network's data directory.
@@ -62,6 +64,14 @@ pub enum StartError {
         available: u64,
         /// What the node needs at least.
         required: u64,
+    },
+    /// The data directory could not be created.
+    #[error("cannot create data directory {path}: {source}")]
+    DataDir {
+        /// The directory.
+        path: std::path::PathBuf,
+        /// The OS error.
+        source: std::io::Error,
     },
     /// The poll or a thread could not be created.
     #[error("cannot start network threads: {0}")]
@@ -299,6 +309,22 @@ impl Node {
     /// Binds, spawns the threads and starts dialing. `max_connections` is trimmed to the
     /// file-descriptor limit as in Core.
     pub fn start(cfg: &Config, hooks: Hooks) -> Result<Node, StartError> {
+        Node::start_gated(cfg, hooks, None)
+    }
+
+    /// [`Node::start`] with a test hook: the disk-writer thread waits at `disk_gate` before
+    /// each write while it is closed.
+    pub fn start_gated(
+        cfg: &Config,
+        hooks: Hooks,
+        disk_gate: Option<Arc<disk_writer::Gate>>,
+    ) -> Result<Node, StartError> {
+        let net_dir = cfg.net_dir();
+        sys::create_private_dir(&net_dir).map_err(|source| StartError::DataDir { path: net_dir.clone(), source })?;
+        let stale = sys::remove_stale_temp_files(&net_dir);
+        if stale > 0 {
+            info!("Removed {stale} temporary files left by an interrupted write in {}", net_dir.display());
+        }
         let port = cfg.listen_port();
         let default_port = cfg.network.default_port();
         let parse = |list: &[String]| -> Result<Vec<PeerSpec>, BadPeerSpec> {
@@ -364,7 +390,9 @@ impl Node {
         )?;
         let params = ChainParams::new(cfg.network);
         let min_work = cfg.minimum_chain_work.unwrap_or(params.minimum_chain_work);
-        let (chain, _restored) = Chain::open(params, min_work, &cfg.net_dir().join(HEADERS_FILE))?;
+        let (mut chain, _restored) = Chain::open(params, min_work, &cfg.net_dir().join(HEADERS_FILE))?;
+        // The header store's file side and peers.dat belong to the disk-writer thread from here.
+        let (disk, disk_thread) = disk_writer::spawn(chain.store_mut().and_then(|s| s.detach_file()), disk_gate)?;
         let rule = if cfg.loopback_netgroups { NetGroupRule::LoopbackPerAddress } else { NetGroupRule::Core };
         let addrman = open_addrman(&cfg.net_dir().join(PEERS_FILE), cfg.network.magic(), rule)?;
         let seed_facts = Arc::new(SeedFacts::default());
@@ -413,6 +441,7 @@ impl Node {
                 capture_dir: cfg.capture_messages.then(|| cfg.net_dir()),
                 debug_peers: cfg.log.debug_peers.clone(),
                 peers_file: Some(cfg.net_dir().join(PEERS_FILE)),
+                disk: Some(disk),
                 default_port,
                 conn,
             },
@@ -421,6 +450,8 @@ impl Node {
         let mut threads = Vec::new();
         threads.push(std::thread::Builder::new().name("btcloop-net".into()).spawn(move || socket.run())?);
         threads.push(std::thread::Builder::new().name("btcloop-msghand".into()).spawn(move || handler.run())?);
+        // Joined right after the message handler: it ends once the handler's last writes are done.
+        threads.push(disk_thread);
         let dial_stop = Arc::new(AtomicBool::new(false));
         let plan = DialPlan::with_added(connect, added, std::time::Instant::now());
         let (ctl2, stop2) = (ctl.clone(), dial_stop.clone());
@@ -487,7 +518,7 @@ impl Node {
                 user_agent: cfg.user_agent(),
                 version_number: crate::rpc::version_number(),
                 default_port: cfg.network.default_port(),
-                ban_time_secs: i64::try_from(cfg.ban_time.as_secs()).unwrap_or(i64::MAX),
+                ban_time_secs: crate::net::banman::ban_duration_secs(cfg.ban_time),
             };
             let on_stop = hooks.on_stop.unwrap_or_else(|| Arc::new(|| {}));
             self.rpc = Some(RpcServer::start(cfg, ctx, on_stop)?);
@@ -527,7 +558,9 @@ impl Node {
         self.dial_stop.store(true, Ordering::Release);
         self.ctl.interrupt();
         let mut threads = self.threads.into_iter();
-        // Spawn order: socket handler, message handler, then (maybe) the dialer.
+        // Spawn order: socket handler, message handler, disk writer (it drains what the
+        // handler sent at its end, so `stop` returns with headers.dat and peers.dat written),
+        // then the dialer and (maybe) the seeder.
         let socket = threads.next();
         let mut panics = Vec::new();
         if let Some(t) = socket {

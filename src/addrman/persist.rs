@@ -39,7 +39,7 @@ use super::{
     ADDRMAN_BUCKET_SIZE, ADDRMAN_NEW_BUCKET_COUNT, ADDRMAN_NEW_BUCKETS_PER_ADDRESS, ADDRMAN_TRIED_BUCKET_COUNT,
     AddrEntry, AddrMan, EntryInfo, Inconsistency,
 };
-use crate::sys::{PUBLIC_FILE_MODE, write_atomically};
+use crate::sys::write_atomically;
 
 /// The first 8 bytes of a btcloop peers file.
 pub const FILE_MAGIC: [u8; 8] = *b"btcloopA";
@@ -53,6 +53,10 @@ const HEADER_LEN: usize = 8 + 1 + 4 + 8;
 const CHECKSUM_LEN: usize = 32;
 /// The most entries the tables can hold.
 const MAX_ENTRIES: u64 = ((ADDRMAN_NEW_BUCKET_COUNT + ADDRMAN_TRIED_BUCKET_COUNT) * ADDRMAN_BUCKET_SIZE) as u64;
+/// The latest time a stored address time may hold: Core keeps an address's time as a 32-bit
+/// count of seconds (until 2106). Later times, and negative address times, are clamped on
+/// load (with a warning), so the address manager's time arithmetic never overflows.
+pub const MAX_STORED_TIME: i64 = u32::MAX as i64;
 /// The longest address BIP155 allows.
 const MAX_ADDRV2_SIZE: u64 = 512;
 
@@ -297,7 +301,7 @@ impl AddrMan {
     /// Writes the peers file for network `magic` to `path` atomically (a crash leaves the old
     /// file or the new one).
     pub fn save(&self, path: &Path, magic: [u8; 4]) -> Result<(), AddrManFileError> {
-        write_atomically(path, &self.serialize(magic), PUBLIC_FILE_MODE)
+        write_atomically(path, &self.serialize(magic))
             .map_err(|e| AddrManFileError { path: path.to_path_buf(), error: AddrManError::Io(e) })
     }
 
@@ -369,7 +373,8 @@ fn read_body(r: &mut Reader<'_>, seed: u64, rule: NetGroupRule) -> Result<AddrMa
     }
     let keep_buckets = rule_code == rule.code() && new_buckets as usize == ADDRMAN_NEW_BUCKET_COUNT;
     let mut man = AddrMan::new(key, seed, rule);
-    man.last_good = last_good;
+    let mut clamped = usize::from(!(0..=MAX_STORED_TIME).contains(&last_good));
+    man.last_good = last_good.clamp(0, MAX_STORED_TIME);
     // No allocation sized by the count: entries are read and placed one at a time.
     for index in 0..count as usize {
         let bad = |what| AddrManError::InconsistentEntry { index, what };
@@ -405,10 +410,21 @@ fn read_body(r: &mut Reader<'_>, seed: u64, rule: NetGroupRule) -> Result<AddrMa
         if man.find(&addr, port).is_some() {
             return Err(bad("duplicate address"));
         }
+        let in_range = |t: i64| t.clamp(0, MAX_STORED_TIME);
+        let (time, last_try, last_count_attempt, last_success) =
+            if [time, last_try, last_count_attempt, last_success].iter().all(|t| (0..=MAX_STORED_TIME).contains(t)) {
+                (time, last_try, last_count_attempt, last_success)
+            } else {
+                clamped += 1;
+                (in_range(time), in_range(last_try), in_range(last_count_attempt), in_range(last_success))
+            };
         let entry = AddrEntry { addr, port, services, time };
         let source = super::canonical(&source);
         let info = EntryInfo { entry, source, last_try, last_count_attempt, last_success, attempts };
         man.restore(info, &buckets[..usize::from(refs)], keep_buckets);
+    }
+    if clamped > 0 {
+        tracing::warn!("peers.dat: {clamped} address times out of range (0..={MAX_STORED_TIME}) clamped on load");
     }
     Ok(man)
 }

@@ -7,6 +7,7 @@ use bitcoin::hashes::{Hash, sha256d};
 use bitcoin::p2p::ServiceFlags;
 use bitcoin::p2p::address::AddrV2;
 
+use super::persist::MAX_STORED_TIME;
 use super::tests::*;
 use super::*;
 
@@ -362,4 +363,43 @@ fn garbage_never_panics() {
             man.check().unwrap();
         }
     }
+}
+
+#[test]
+fn times_out_of_range_are_clamped_on_load() {
+    // Checksummed, so only a bug or a hand-edited file holds these; the arithmetic on them
+    // (`now - time` in is_terrible) must not overflow, so they are clamped into range.
+    let mut body = body_header(3);
+    let with_times = |addr: &str, times: [i64; 4], buckets: &[u16]| {
+        let mut b = consensus_serialize(&ip(addr));
+        b.extend_from_slice(&8333u16.to_be_bytes());
+        b.extend_from_slice(&1u64.to_le_bytes());
+        for t in times {
+            b.extend_from_slice(&t.to_le_bytes());
+        }
+        b.extend_from_slice(&0i32.to_le_bytes());
+        b.extend_from_slice(&consensus_serialize(&ip("9.9.9.9")));
+        b.push(buckets.len() as u8);
+        for x in buckets {
+            b.extend_from_slice(&x.to_le_bytes());
+        }
+        b
+    };
+    body.extend(with_times("5.5.5.5", [i64::MIN, 0, 0, 0], &[1]));
+    body.extend(with_times("6.6.6.6", [i64::MAX, i64::MAX, i64::MAX, i64::MAX], &[]));
+    body.extend(with_times("7.7.7.7", [NOW, 0, 0, 0], &[2]));
+    let mut man = AddrMan::deserialize(&wrap(&body, MAIN), MAIN, SEED, NetGroupRule::Core).unwrap();
+    assert_eq!(man.size(None, None), 3);
+    for a in ["5.5.5.5", "6.6.6.6", "7.7.7.7"] {
+        let info = man.info(&ip(a), 8333).unwrap();
+        for t in [info.entry.time, info.last_try, info.last_count_attempt, info.last_success] {
+            assert!((0..=MAX_STORED_TIME).contains(&t), "{a}: {t}");
+        }
+    }
+    assert_eq!(man.info(&ip("7.7.7.7"), 8333).unwrap().entry.time, NOW, "times in range are kept");
+    // The arithmetic on them runs without overflow.
+    let all = man.get_addr(0, 0, None, true, NOW);
+    assert!(all.iter().any(|e| e.addr == ip("7.7.7.7")));
+    man.attempt(&ip("5.5.5.5"), 8333, true, NOW);
+    man.check().unwrap();
 }

@@ -59,8 +59,14 @@ impl Chain {
         let (store, loaded) = HeaderStore::open(path, params.network.magic())?;
         let mut chain = Chain::in_memory(params, min_chain_work);
         let mut restored = Restored { dropped_tail_bytes: loaded.dropped_tail_bytes, ..Restored::default() };
-        for h in &loaded.headers {
-            match chain.tree.insert(*h, h.block_hash(), work_of(h.bits)) {
+        for (record, h) in (0u64..).zip(&loaded.headers) {
+            let hash = h.block_hash();
+            // The file is ours but not trusted: a header without its proof of work means the
+            // file was altered, and the node refuses to start rather than build on it.
+            if check_header(&chain.params, h, hash).is_err() {
+                return Err(StoreError::BadProofOfWork { path: path.to_path_buf(), record, hash });
+            }
+            match chain.tree.insert(*h, hash, work_of(h.bits)) {
                 Some(_) => restored.headers += 1,
                 None => restored.orphans += 1,
             }
@@ -147,6 +153,12 @@ impl Chain {
             }
         }
         out
+    }
+
+    /// The header store (`None` when kept in memory only): the message handler takes its
+    /// batches for the disk-writer thread.
+    pub fn store_mut(&mut self) -> Option<&mut HeaderStore> {
+        self.store.as_mut()
     }
 
     /// Makes every accepted header durable.

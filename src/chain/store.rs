@@ -20,18 +20,30 @@
 //!
 //! # Crash behaviour
 //!
-//! A new file is created whole: its file header is written to a temporary file in the same
-//! directory, synced, and renamed over the final name (then the directory is synced), so a crash
-//! during creation leaves either no file or a complete one. Records are only ever appended:
-//! [`HeaderStore::flush`] writes every queued record with one `write_all` at the end recorded at
-//! open and then `fdatasync`s. A crash or `kill -9` can therefore lose only records that were not
-//! yet flushed, and at worst leave a partial or garbled tail; [`HeaderStore::open`] keeps every
-//! intact record before the first bad one and truncates the rest away (`set_len` + sync),
-//! reporting how many bytes it dropped. A file that is not a btcloop header file, or belongs to
-//! another network or format version, is an error and is never modified.
+//! A new file is created whole (mode 0600): its file header and first records are written to a
+//! temporary file in the same directory, synced, and renamed over the final name (then the
+//! directory is synced), so a crash during creation leaves either no file or a complete one.
+//! Records are only ever appended, by [`StoreFile::write`], in writes of at most
+//! [`MAX_WRITE_RECORDS`] records, each followed by `fdatasync` before the next starts. A crash
+//! or `kill -9` can therefore lose only records not yet synced, and at worst leave the last
+//! write partial or garbled: damage that starts within the last [`MAX_WRITE_RECORDS`] records,
+//! or that no intact record follows, is such a torn tail, and [`HeaderStore::open`] keeps every
+//! intact record before it and truncates the rest away (`set_len` + sync), reporting how many
+//! bytes it dropped. Damage before that, with intact records after it, cannot come from a crash:
+//! opening fails with [`StoreError::Damaged`] naming the file, and the file is left untouched
+//! (as Core refuses to start on a corrupted block database). A file that is not a btcloop header
+//! file, or belongs to another network or format version, is an error and is never modified.
 //!
-//! The store does not check that headers link up; the node re-inserts them in order on start and
-//! validates them there.
+//! # Who writes
+//!
+//! [`HeaderStore`] is the in-memory side (the message handler's, inside the chain): appends are
+//! queued and taken out as immutable [`RecordBatch`]es. The file side, [`StoreFile`], can be
+//! detached and moved to the disk-writer thread ([`crate::disk_writer`]), which writes the
+//! batches in order; [`HeaderStore::flush`] does both in the calling thread while the file side
+//! is still attached (tools and tests).
+//!
+//! The store does not check that headers link up or carry their proof of work; the node
+//! re-inserts them in order on start and checks each one's proof of work there.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufReader, Read, Seek, SeekFrom, Write};
@@ -55,6 +67,9 @@ const HEADER_LEN: usize = 80;
 const RECORD_LEN: usize = HEADER_LEN + 4;
 /// Read buffer used when loading the file at open.
 const READ_BUF: usize = 1 << 20;
+/// The most records one write appends before it is synced (a full `headers` message): only
+/// the last write can be torn by a crash, so damage further from the end is not a torn tail.
+pub const MAX_WRITE_RECORDS: u64 = 2000;
 
 /// An error opening or writing the header store.
 #[derive(Debug, thiserror::Error)]
@@ -91,6 +106,32 @@ pub enum StoreError {
         /// What did not match.
         reason: &'static str,
     },
+    /// A record before the file's last write is damaged while intact records follow it: not a
+    /// torn tail a crash can leave, so the file is left untouched and the node does not start.
+    #[error(
+        "Corrupted header database: {path} is damaged at record {record} of {records} (intact records follow, so this is not a torn tail a crash leaves). The file was left untouched; move it away to sync the headers from peers again"
+    )]
+    Damaged {
+        /// The store file.
+        path: PathBuf,
+        /// Index of the first damaged record.
+        record: u64,
+        /// Complete records in the file.
+        records: u64,
+    },
+    /// A stored header does not meet its proof of work: the file was altered (its checksum is
+    /// intact), so the node does not start.
+    #[error(
+        "Corrupted header database: {path} record {record} (block {hash}) fails its proof of work. The file was left untouched; move it away to sync the headers from peers again"
+    )]
+    BadProofOfWork {
+        /// The store file.
+        path: PathBuf,
+        /// Index of the record.
+        record: u64,
+        /// The block hash of the header in it.
+        hash: bitcoin::BlockHash,
+    },
     /// The file is a btcloop header store of a format version this build cannot read; it was left untouched.
     #[error("header store {path} has format version {version}, this build reads version {VERSION} only")]
     UnknownVersion {
@@ -110,39 +151,73 @@ pub struct Loaded {
     pub dropped_tail_bytes: u64,
 }
 
-/// The open header store file.
+/// Encoded records handed from the [`HeaderStore`] to its [`StoreFile`]: immutable, in order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecordBatch {
+    /// Index of the first record.
+    first: u64,
+    /// Number of records.
+    records: u64,
+    /// The encoded records (84 bytes each).
+    bytes: Vec<u8>,
+}
+
+impl RecordBatch {
+    /// Number of records in the batch.
+    pub fn len(&self) -> u64 {
+        self.records
+    }
+
+    /// Whether the batch holds no record.
+    pub fn is_empty(&self) -> bool {
+        self.records == 0
+    }
+}
+
+/// The header store: the in-memory side (queue of appended records) and, until it is
+/// detached for the disk-writer thread, the file side.
 ///
-/// Appends are queued in memory until [`flush`](HeaderStore::flush). Dropping the store does
-/// **not** flush: queued records are discarded, exactly as if the process had crashed. The node
-/// flushes explicitly after each accepted batch, on a timer and at shutdown.
+/// Appends are queued in memory until [`flush`](HeaderStore::flush) or
+/// [`take_batch`](HeaderStore::take_batch). Dropping the store does **not** flush: queued
+/// records are discarded, exactly as if the process had crashed.
 #[derive(Debug)]
 pub struct HeaderStore {
     path: PathBuf,
-    /// The open file; `None` until the first flush creates it (opening never writes).
-    file: Option<File>,
-    /// The network's message start, for the file header of a file still to be created.
-    magic: [u8; 4],
-    /// Records durably on disk (written and synced).
-    on_disk: u64,
-    /// Encoded records waiting for `flush`.
+    /// The file side; `None` once [`detach_file`](HeaderStore::detach_file) moved it away.
+    file: Option<StoreFile>,
+    /// Index of the first queued record (records before it are on disk or handed out).
+    next: u64,
+    /// Encoded records waiting to be handed out.
     queue: Vec<u8>,
     /// Number of records in `queue`.
     queued: u64,
 }
 
+/// The file side of the store: the open file and what is durable in it. Owned by whoever
+/// writes (the disk-writer thread in the node).
+#[derive(Debug)]
+pub struct StoreFile {
+    path: PathBuf,
+    /// The open file; `None` until the first write creates it (opening never writes).
+    file: Option<File>,
+    /// The network's message start, for the file header of a file still to be created.
+    magic: [u8; 4],
+    /// Records durably on disk (written and synced).
+    on_disk: u64,
+    /// Records handed over but not yet durable (a failed write is retried with the next).
+    pending: Vec<u8>,
+}
+
 impl HeaderStore {
     /// Opens (creating if missing) the store at `path` for the network with message start
-    /// `magic`; reads every intact record; a torn or corrupt tail (partial record, or a record
-    /// whose checksum fails, and everything after it) is truncated away and reported in
-    /// `dropped_tail_bytes`.
+    /// `magic`; reads every intact record; a torn tail (see the module documentation) is
+    /// truncated away and reported in `dropped_tail_bytes`; damage before it is
+    /// [`StoreError::Damaged`] and the file is not modified.
     ///
     /// A missing or empty file, or one holding only a prefix of this network's file header (a
-    /// torn creation by some other writer), is (re)created atomically by the first [`flush`]
-    /// that has records to write, so opening a new store writes (and syncs) nothing. Anything
-    /// else that does not start with this network's file header is an error and the file is
-    /// left untouched.
-    ///
-    /// [`flush`]: HeaderStore::flush
+    /// torn creation by some other writer), is (re)created atomically by the first write that
+    /// has records, so opening a new store writes (and syncs) nothing. Anything else that does
+    /// not start with this network's file header is an error and the file is left untouched.
     pub fn open(path: &Path, magic: [u8; 4]) -> Result<(HeaderStore, Loaded), StoreError> {
         let path = path.to_path_buf();
         let file = match OpenOptions::new().read(true).write(true).open(&path) {
@@ -173,20 +248,31 @@ impl HeaderStore {
         }
         check_file_header(&path, &head, magic)?;
 
-        let capacity = (file_len.saturating_sub(FILE_HEADER_LEN as u64) / RECORD_LEN as u64).min(1 << 22);
-        let mut headers = Vec::with_capacity(usize::try_from(capacity).unwrap_or(0));
+        let records = file_len.saturating_sub(FILE_HEADER_LEN as u64) / RECORD_LEN as u64;
+        let mut headers = Vec::with_capacity(usize::try_from(records.min(1 << 22)).unwrap_or(0));
         let mut record = [0u8; RECORD_LEN];
-        loop {
+        // The first bad record, and whether an intact one follows it.
+        let mut first_bad: Option<u64> = None;
+        let mut intact_after_bad = false;
+        for index in 0..records {
             let got = read_up_to(&mut reader, &mut record).map_err(io_err("read", &path))?;
             if got < RECORD_LEN {
                 break;
             }
-            match decode_record(headers.len() as u64, &record) {
-                Some(header) => headers.push(header),
-                None => break,
+            match (decode_record(index, &record), first_bad) {
+                (Some(header), None) => headers.push(header),
+                (None, None) => first_bad = Some(index),
+                (Some(_), Some(_)) => intact_after_bad = true,
+                (None, Some(_)) => {}
             }
         }
         drop(reader);
+        if let Some(bad) = first_bad {
+            let in_last_write = records - bad <= MAX_WRITE_RECORDS;
+            if intact_after_bad && !in_last_write {
+                return Err(StoreError::Damaged { path, record: bad, records });
+            }
+        }
 
         let on_disk = headers.len() as u64;
         let end = record_offset(on_disk);
@@ -195,7 +281,8 @@ impl HeaderStore {
             file.set_len(end).map_err(io_err("truncate", &path))?;
             file.sync_all().map_err(io_err("sync", &path))?;
         }
-        let store = HeaderStore { path, file: Some(file), magic, on_disk, queue: Vec::new(), queued: 0 };
+        let file = StoreFile { path: path.clone(), file: Some(file), magic, on_disk, pending: Vec::new() };
+        let store = HeaderStore { path, file: Some(file), next: on_disk, queue: Vec::new(), queued: 0 };
         Ok((store, Loaded { headers, dropped_tail_bytes }))
     }
 
@@ -203,7 +290,7 @@ impl HeaderStore {
     pub fn append(&mut self, headers: &[Header]) {
         self.queue.reserve(headers.len() * RECORD_LEN);
         for header in headers {
-            let index = self.on_disk + self.queued;
+            let index = self.next + self.queued;
             let bytes = encode_header(header);
             self.queue.extend_from_slice(&bytes);
             self.queue.extend_from_slice(&checksum(index, &bytes));
@@ -211,34 +298,45 @@ impl HeaderStore {
         }
     }
 
-    /// Writes queued records and makes them durable (write + fdatasync). Called after each batch
-    /// the node accepts (a `headers` message of up to 2,000), on a timer and at shutdown.
-    ///
-    /// On error the records stay queued and a later `flush` rewrites all of them at the same
-    /// offset (so a partial write is overwritten, and a failed sync is never trusted to have
-    /// persisted anything).
-    pub fn flush(&mut self) -> Result<(), StoreError> {
-        if self.queue.is_empty() {
-            return Ok(());
+    /// Takes the queued records out as one immutable batch for the file side (`None` when
+    /// nothing is queued). Batches must reach [`StoreFile::write`] in the order taken.
+    pub fn take_batch(&mut self) -> Option<RecordBatch> {
+        if self.queued == 0 {
+            return None;
         }
-        match self.file.as_mut() {
-            Some(file) => {
-                let end = record_offset(self.on_disk);
-                file.seek(SeekFrom::Start(end)).map_err(io_err("seek", &self.path))?;
-                file.write_all(&self.queue).map_err(io_err("write", &self.path))?;
-                file.sync_data().map_err(io_err("sync", &self.path))?;
-            }
-            None => self.file = Some(create(&self.path, self.magic, &self.queue)?),
-        }
-        self.on_disk += self.queued;
+        let batch = RecordBatch { first: self.next, records: self.queued, bytes: std::mem::take(&mut self.queue) };
+        self.next += self.queued;
         self.queued = 0;
-        self.queue.clear();
-        Ok(())
+        Some(batch)
     }
 
-    /// Number of records on disk plus queued.
+    /// Moves the file side out (to the disk-writer thread); later batches go to it through
+    /// [`take_batch`](HeaderStore::take_batch).
+    pub fn detach_file(&mut self) -> Option<StoreFile> {
+        self.file.take()
+    }
+
+    /// Writes queued records and makes them durable (write + fdatasync), in the calling
+    /// thread. While the file side is detached this does nothing and the records stay queued
+    /// for [`take_batch`](HeaderStore::take_batch).
+    ///
+    /// On error the records stay pending in the file side and a later `flush` rewrites all of
+    /// them at the same offset (so a partial write is overwritten, and a failed sync is never
+    /// trusted to have persisted anything).
+    pub fn flush(&mut self) -> Result<(), StoreError> {
+        if self.file.is_none() {
+            return Ok(());
+        }
+        let batch = self.take_batch();
+        match self.file.as_mut() {
+            Some(file) => file.write(batch),
+            None => Ok(()),
+        }
+    }
+
+    /// Number of records on disk plus queued or handed out.
     pub fn len(&self) -> u64 {
-        self.on_disk + self.queued
+        self.next + self.queued
     }
 
     /// Whether the store holds no records, on disk or queued.
@@ -252,10 +350,61 @@ impl HeaderStore {
     }
 }
 
+impl StoreFile {
+    /// Appends `batch` (if any) after the records already handed over and makes everything
+    /// pending durable: writes of at most [`MAX_WRITE_RECORDS`] records, each synced with
+    /// `fdatasync` before the next. On error what was not synced stays pending and is written
+    /// again, at the same offset, by the next call.
+    pub fn write(&mut self, batch: Option<RecordBatch>) -> Result<(), StoreError> {
+        if let Some(b) = batch {
+            let expected = self.on_disk + (self.pending.len() / RECORD_LEN) as u64;
+            if b.first != expected {
+                return Err(StoreError::Io {
+                    action: "append to",
+                    path: self.path.clone(),
+                    source: io::Error::other(format!("records out of order: got {}, expected {expected}", b.first)),
+                });
+            }
+            self.pending.extend_from_slice(&b.bytes);
+        }
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let Some(file) = self.file.as_mut() else {
+            self.file = Some(create(&self.path, self.magic, &self.pending)?);
+            self.on_disk += (self.pending.len() / RECORD_LEN) as u64;
+            self.pending.clear();
+            return Ok(());
+        };
+        let chunk_len = MAX_WRITE_RECORDS as usize * RECORD_LEN;
+        while !self.pending.is_empty() {
+            let n = self.pending.len().min(chunk_len);
+            let chunk = self.pending.get(..n).unwrap_or_default();
+            file.seek(SeekFrom::Start(record_offset(self.on_disk))).map_err(io_err("seek", &self.path))?;
+            file.write_all(chunk).map_err(io_err("write", &self.path))?;
+            file.sync_data().map_err(io_err("sync", &self.path))?;
+            self.on_disk += (n / RECORD_LEN) as u64;
+            self.pending.drain(..n);
+        }
+        Ok(())
+    }
+
+    /// Records durably on disk.
+    pub fn on_disk(&self) -> u64 {
+        self.on_disk
+    }
+
+    /// The store file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
 /// A store whose file does not exist yet (or is empty or torn and will be replaced); `dropped`
 /// is reported as `dropped_tail_bytes`.
 fn not_yet_created(path: PathBuf, magic: [u8; 4], dropped: u64) -> (HeaderStore, Loaded) {
-    let store = HeaderStore { path, file: None, magic, on_disk: 0, queue: Vec::new(), queued: 0 };
+    let file = StoreFile { path: path.clone(), file: None, magic, on_disk: 0, pending: Vec::new() };
+    let store = HeaderStore { path, file: Some(file), next: 0, queue: Vec::new(), queued: 0 };
     (store, Loaded { headers: Vec::new(), dropped_tail_bytes: dropped })
 }
 
@@ -272,7 +421,14 @@ fn create(path: &Path, magic: [u8; 4], records: &[u8]) -> Result<File, StoreErro
     let tmp = dir.join(tmp_name);
 
     let write_tmp = || -> Result<(), StoreError> {
-        let mut f = File::create(&tmp).map_err(io_err("create", &tmp))?;
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(crate::sys::PRIVATE_FILE_MODE)
+            .open(&tmp)
+            .map_err(io_err("create", &tmp))?;
         f.write_all(&file_header(magic)).map_err(io_err("write", &tmp))?;
         f.write_all(records).map_err(io_err("write", &tmp))?;
         f.sync_all().map_err(io_err("sync", &tmp))?;

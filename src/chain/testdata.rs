@@ -1,20 +1,14 @@
-//! Test-only access to the real headers in the shared test data (`../shared/data`).
+//! Test-only access to the real headers shipped in the repository (`tests/data`, read relative
+//! to the crate only, so a clone of the repository is all the tests need).
 
 use std::path::{Path, PathBuf};
 
 use bitcoin::block::Header;
 use bitcoin::consensus::deserialize;
 
-/// The shared test-data directory: `../shared/data` next to the crate (worktrees), else
-/// `/work/shared/data`. Panics if neither exists: these tests never skip silently.
+/// The test-data directory inside the crate: `CARGO_MANIFEST_DIR/tests/data`.
 pub fn data_dir() -> PathBuf {
-    let candidates = [Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data"), PathBuf::from("/work/shared/data")];
-    for dir in &candidates {
-        if dir.is_dir() {
-            return dir.clone();
-        }
-    }
-    panic!("test data directory not found; looked in {candidates:?}");
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests").join("data")
 }
 
 /// The raw 80-byte headers of `name`, in order.

@@ -315,9 +315,12 @@ pub fn init(cfg: &LogConfig, net_dir: &Path) -> Result<LogControl, LoggingError>
     let (filter_layer, control) = reloadable(cfg)?;
     let file = if cfg.to_file {
         let path = net_dir.join("debug.log");
+        use std::os::unix::fs::OpenOptionsExt;
+        // Owner-only, like every file in the data directory (Core: umask 077).
         let f = OpenOptions::new()
             .create(true)
             .append(true)
+            .mode(crate::sys::PRIVATE_FILE_MODE)
             .open(&path)
             .map_err(|source| LoggingError::File { path: path.display().to_string(), source })?;
         Some(FileLayer::new(f, cfg.json))

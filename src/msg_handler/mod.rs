@@ -34,6 +34,7 @@ use crate::net::peer_queues::PeerQueues;
 use crate::net::totals::NetTotals;
 use crate::net::transport::{HEADER_SIZE, command_str};
 use crate::net::wake::{MsgWake, NetEvent, SocketCommand, SocketControl};
+use crate::node::disk_writer::{DiskJob, DiskWriter};
 use crate::protocol::{LinkTimes, Now, Outbox, Peer, Protocol, addr};
 use crate::time::{Clock, unix_now};
 
@@ -90,6 +91,9 @@ pub struct HandlerParts {
     pub debug_peers: Vec<PeerSelector>,
     /// Where the address book is saved (`peers.dat`), if anywhere.
     pub peers_file: Option<PathBuf>,
+    /// The disk-writer thread that writes `headers.dat` and `peers.dat` (without it, the
+    /// handler writes them itself).
+    pub disk: Option<DiskWriter>,
     /// The network's default port.
     pub default_port: u16,
     /// Connection management.
@@ -143,6 +147,8 @@ struct Cx {
     closed_pauses: (u64, u64),
     /// Where the address book is saved.
     peers_file: Option<PathBuf>,
+    /// The disk-writer thread's handle; dropped with the handler, which lets it drain and end.
+    disk: Option<DiskWriter>,
     /// Addresses to relay (source peer, address, reachable), handed out after each pass.
     pending_relays: Vec<(PeerId, AddrEntry, bool)>,
 }
@@ -286,6 +292,7 @@ impl MessageHandler {
             capture_dir,
             debug_peers,
             peers_file,
+            disk,
             default_port,
             conn,
         } = parts;
@@ -307,6 +314,7 @@ impl MessageHandler {
                 disconnects: Disconnects::default(),
                 closed_pauses: (0, 0),
                 peers_file,
+                disk,
                 pending_relays: Vec::new(),
             },
             wake,
@@ -501,25 +509,38 @@ impl MessageHandler {
 }
 
 impl Cx {
-    /// Writes the address book to `peers.dat` (atomically).
+    /// Writes the address book to `peers.dat` (atomically): a serialized image goes to the
+    /// disk-writer thread, which does the write, fsync and rename.
     fn dump_peers(&self) {
         let Some(path) = &self.peers_file else { return };
-        let start = Instant::now();
-        match self.protocol.addrman.save(path, self.magic) {
-            Ok(()) => debug!(
-                target: "net",
-                "Flushed {} addresses to peers.dat {}ms",
-                self.protocol.addrman.size(None, None),
-                start.elapsed().as_millis()
-            ),
-            Err(e) => warn!("cannot write {e}"),
+        let addresses = self.protocol.addrman.size(None, None);
+        match &self.disk {
+            Some(disk) => {
+                let bytes = self.protocol.addrman.serialize(self.magic);
+                disk.send(DiskJob::Peers { path: path.clone(), bytes, addresses });
+            }
+            None => match self.protocol.addrman.save(path, self.magic) {
+                Ok(()) => debug!(target: "net", "Flushed {addresses} addresses to peers.dat"),
+                Err(e) => warn!("cannot write {e}"),
+            },
         }
     }
 
-    /// Makes accepted headers durable (the store only writes when some are queued).
+    /// Hands the headers accepted since the last call to the disk-writer thread, which
+    /// appends and syncs them (the store only has a batch when some were accepted).
     fn flush_chain(&mut self) {
-        if let Err(e) = self.protocol.headers.chain.flush() {
-            warn!("cannot write headers: {e}");
+        let chain = &mut self.protocol.headers.chain;
+        match &self.disk {
+            Some(disk) => {
+                if let Some(batch) = chain.store_mut().and_then(|s| s.take_batch()) {
+                    disk.send(DiskJob::Headers(batch));
+                }
+            }
+            None => {
+                if let Err(e) = chain.flush() {
+                    warn!("cannot write headers: {e}");
+                }
+            }
         }
     }
 

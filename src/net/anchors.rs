@@ -19,6 +19,9 @@ use crate::net::outbound::MAX_ANCHORS;
 pub const ANCHORS_FILE: &str = "anchors.dat";
 /// The format version written.
 pub const VERSION: u8 = 1;
+/// The latest address time read back (Core's 32-bit seconds, as `peers.dat`'s); later and
+/// negative times are clamped so no arithmetic on them can overflow.
+const MAX_ADDR_TIME: i64 = u32::MAX as i64;
 
 /// Why `anchors.dat` could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -86,6 +89,8 @@ pub fn deserialize(bytes: &[u8], magic: [u8; 4]) -> Result<Vec<AddrEntry>, &'sta
         let addr = AddrV2::consensus_decode(&mut cursor).map_err(|_| "bad address")?;
         let (port, tail) = cursor.split_at_checked(2).ok_or("truncated")?;
         let port = u16::from_be_bytes([port[0], port[1]]);
+        // As peers.dat's: address times are Core's 32-bit seconds; anything else is clamped.
+        let time = time.clamp(0, MAX_ADDR_TIME);
         out.push(AddrEntry::new(addr, port, ServiceFlags::from(services), time));
         rest = tail;
     }
@@ -97,7 +102,7 @@ pub fn deserialize(bytes: &[u8], magic: [u8; 4]) -> Result<Vec<AddrEntry>, &'sta
 
 /// Writes `anchors` to `path` atomically.
 pub fn save(path: &Path, magic: [u8; 4], anchors: &[AddrEntry]) -> io::Result<()> {
-    crate::sys::write_atomically(path, &serialize(magic, anchors), crate::sys::PUBLIC_FILE_MODE)
+    crate::sys::write_atomically(path, &serialize(magic, anchors))
 }
 
 /// Reads and deletes `path` (Core's `ReadAnchors`): a missing file is no anchors.
@@ -148,6 +153,15 @@ mod tests {
             b[i] ^= 0x40;
             assert!(deserialize(&b, MAGIC).is_err(), "flipped byte {i}");
         }
+    }
+
+    #[test]
+    fn times_out_of_range_are_clamped() {
+        let mut far = entries();
+        far[0].time = i64::MIN;
+        far[1].time = i64::MAX;
+        let read = deserialize(&serialize(MAGIC, &far), MAGIC).unwrap();
+        assert_eq!((read[0].time, read[1].time), (0, MAX_ADDR_TIME));
     }
 
     #[test]

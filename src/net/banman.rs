@@ -1,7 +1,10 @@
 //! Manual bans (Core's `BanMan` without discouragement, which is [`super::discourage`]): subnets
 //! banned until a time, set by the `setban` RPC, refused at accept, and persisted atomically in
-//! `banlist.json` in Core's format so they survive restarts. The message handler changes the
-//! list; the socket handler only asks [`BanMan::is_banned`].
+//! `banlist.json` in Core's format so they survive restarts. The RPC workers change the list
+//! (each change is written before `setban` answers, writes serialised so the file on disk is
+//! always the newest whole list); the socket handler only asks [`BanMan::is_banned`]. A damaged
+//! `banlist.json` is set aside as `banlist.json.bak` and the node starts with no bans, as Core
+//! recreates an unreadable ban list.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -10,12 +13,32 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 use parking_lot::Mutex;
+use tracing::warn;
 
-use crate::sys::{PUBLIC_FILE_MODE, write_atomically};
+use crate::sys::write_atomically;
 use serde_json::{Value, json};
 
 /// The ban list's file name in the network's data directory (as Core).
 pub const BANLIST_FILE: &str = "banlist.json";
+/// Suffix of the copy a damaged ban list is moved to (Core's `.bak`, as for `peers.dat`).
+pub const DAMAGED_SUFFIX: &str = ".bak";
+/// The latest time a ban can last until (9999-12-31T23:59:59Z): longer bans, and times read
+/// from the file beyond it, are clamped to it, so no arithmetic on ban times can overflow and
+/// a "ban forever" never wraps round into a ban that has already expired.
+pub const MAX_BAN_UNTIL: i64 = 253_402_300_799;
+
+/// The end of a ban of `secs` seconds starting at `now` (a `--bantime` or `setban` duration),
+/// clamped to [`MAX_BAN_UNTIL`] whatever the inputs.
+pub fn ban_until(now: i64, secs: u64) -> i64 {
+    let secs = i64::try_from(secs).unwrap_or(i64::MAX);
+    now.saturating_add(secs).min(MAX_BAN_UNTIL)
+}
+
+/// A ban duration (`--bantime`) as seconds that can be added to any time up to
+/// [`MAX_BAN_UNTIL`] without overflow: at most [`MAX_BAN_UNTIL`].
+pub fn ban_duration_secs(d: std::time::Duration) -> i64 {
+    i64::try_from(d.as_secs()).unwrap_or(i64::MAX).min(MAX_BAN_UNTIL)
+}
 
 /// An IP network: an address and a prefix length (a single address is /32 or /128).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -132,7 +155,7 @@ pub struct BanEntry {
     pub until: i64,
 }
 
-/// Reading or writing `banlist.json` failed.
+/// Writing `banlist.json` failed.
 #[derive(Debug, thiserror::Error)]
 pub enum BanListError {
     /// The file could not be read or written.
@@ -143,49 +166,87 @@ pub enum BanListError {
         /// The OS error.
         source: std::io::Error,
     },
-    /// The file is not a ban list.
-    #[error("{path}: not a valid ban list ({what}); move it away to start with no bans")]
-    Corrupt {
-        /// The file.
-        path: PathBuf,
-        /// What is wrong.
-        what: String,
-    },
 }
 
-/// The ban list, shared by the message handler (changes) and the socket handler (checks).
+/// What is wrong with a `banlist.json` that cannot be used.
+#[derive(Debug, thiserror::Error)]
+enum Damage {
+    /// Not JSON.
+    #[error("{0}")]
+    Json(#[from] serde_json::Error),
+    /// JSON, but not Core's ban-list layout.
+    #[error("{0}")]
+    Layout(&'static str),
+}
+
+/// The ban list, shared by the RPC workers (changes) and the socket handler (checks).
 #[derive(Debug, Default)]
 pub struct BanMan {
     banned: Mutex<BTreeMap<Subnet, BanEntry>>,
+    /// Held across each save (Core's `dump_mutex`): the list is read and written under it, so
+    /// saves are ordered and the last one written holds every change made before it.
+    save_lock: Mutex<()>,
     /// Where the list is persisted, if anywhere.
     path: Option<PathBuf>,
 }
 
-impl BanMan {
-    /// A list persisted at `path`, loaded from it if it exists (expired bans dropped).
-    pub fn open(path: &Path, now: i64) -> Result<BanMan, BanListError> {
-        let mut banned = BTreeMap::new();
-        match std::fs::read(path) {
-            Ok(bytes) => {
-                let corrupt = |what: &str| BanListError::Corrupt { path: path.to_path_buf(), what: what.into() };
-                let v: Value = serde_json::from_slice(&bytes).map_err(|e| corrupt(&e.to_string()))?;
-                let nets = v.get("banned_nets").and_then(Value::as_array).ok_or_else(|| corrupt("no banned_nets"))?;
-                for n in nets {
-                    let net = n.get("address").and_then(Value::as_str).and_then(|a| a.parse::<Subnet>().ok());
-                    let created = n.get("ban_created").and_then(Value::as_i64);
-                    let until = n.get("banned_until").and_then(Value::as_i64);
-                    let (Some(net), Some(created), Some(until)) = (net, created, until) else {
-                        return Err(corrupt("an entry lacks address, ban_created or banned_until"));
-                    };
-                    if until >= now {
-                        banned.insert(net, BanEntry { created, until });
-                    }
-                }
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(source) => return Err(BanListError::Io { path: path.to_path_buf(), source }),
+/// Reads Core's `{"banned_nets": [{"address", "ban_created", "banned_until", ...}]}`; expired
+/// bans are dropped, times outside `0..=MAX_BAN_UNTIL` clamped (counted in the second value).
+fn parse_banlist(bytes: &[u8], now: i64) -> Result<(BTreeMap<Subnet, BanEntry>, usize), Damage> {
+    let v: Value = serde_json::from_slice(bytes)?;
+    let nets = v.get("banned_nets").and_then(Value::as_array).ok_or(Damage::Layout("no banned_nets"))?;
+    let mut banned = BTreeMap::new();
+    let mut clamped = 0;
+    for n in nets {
+        let net = n.get("address").and_then(Value::as_str).and_then(|a| a.parse::<Subnet>().ok());
+        let created = n.get("ban_created").and_then(Value::as_i64);
+        let until = n.get("banned_until").and_then(Value::as_i64);
+        let (Some(net), Some(created), Some(until)) = (net, created, until) else {
+            return Err(Damage::Layout("an entry lacks a valid address, ban_created or banned_until"));
+        };
+        let entry = BanEntry { created: created.clamp(0, MAX_BAN_UNTIL), until: until.min(MAX_BAN_UNTIL) };
+        if entry.created != created || entry.until != until {
+            clamped += 1;
         }
-        Ok(BanMan { banned: Mutex::new(banned), path: Some(path.to_path_buf()) })
+        if entry.until >= now {
+            let entry = BanEntry { created: entry.created.min(entry.until), ..entry };
+            banned.insert(net, entry);
+        }
+    }
+    Ok((banned, clamped))
+}
+
+impl BanMan {
+    /// A list persisted at `path`, loaded from it if it exists (expired bans dropped). A file
+    /// that is not a ban list is moved to `banlist.json.bak` with a warning and the list starts
+    /// empty (Core's "Recreating the banlist database"); only an I/O error is returned.
+    pub fn open(path: &Path, now: i64) -> Result<BanMan, BanListError> {
+        let io = |source| BanListError::Io { path: path.to_path_buf(), source };
+        let banned = match std::fs::read(path) {
+            Ok(bytes) => match parse_banlist(&bytes, now) {
+                Ok((banned, clamped)) => {
+                    if clamped > 0 {
+                        warn!("{}: {clamped} ban times out of range clamped to 0..={MAX_BAN_UNTIL}", path.display());
+                    }
+                    banned
+                }
+                Err(damage) => {
+                    let mut aside = path.as_os_str().to_os_string();
+                    aside.push(DAMAGED_SUFFIX);
+                    std::fs::rename(path, &aside).map_err(io)?;
+                    crate::sys::sync_dir_of(path);
+                    warn!(
+                        "Cannot load banlist {}: {damage}. Moved it to {} and recreating the banlist database",
+                        path.display(),
+                        PathBuf::from(aside).display()
+                    );
+                    BTreeMap::new()
+                }
+            },
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => BTreeMap::new(),
+            Err(source) => return Err(io(source)),
+        };
+        Ok(BanMan { banned: Mutex::new(banned), save_lock: Mutex::new(()), path: Some(path.to_path_buf()) })
     }
 
     /// Whether `ip` is inside an unexpired ban.
@@ -199,14 +260,16 @@ impl BanMan {
         self.banned.lock().get(net).is_some_and(|e| e.until >= now)
     }
 
-    /// Bans `net` until `until`; a longer existing ban is kept. Returns whether the list changed.
+    /// Bans `net` until `until` (at most [`MAX_BAN_UNTIL`]); a longer existing ban is kept.
+    /// Returns whether the list changed; when it did, the list is on disk before this returns.
     pub fn ban(&self, net: Subnet, now: i64, until: i64) -> Result<bool, BanListError> {
+        let until = until.min(MAX_BAN_UNTIL);
         {
             let mut banned = self.banned.lock();
             if banned.get(&net).is_some_and(|e| e.until >= until) {
                 return Ok(false);
             }
-            banned.insert(net, BanEntry { created: now, until });
+            banned.insert(net, BanEntry { created: now.clamp(0, until.max(0)), until });
         }
         self.save(now)?;
         Ok(true)
@@ -234,17 +297,19 @@ impl BanMan {
         banned.iter().map(|(n, e)| (*n, *e)).collect()
     }
 
-    /// Writes the list atomically: a temporary file, fsync, rename, fsync of the directory.
+    /// Writes the list atomically (temporary file, fsync, rename, fsync of the directory).
+    /// The snapshot is taken under `save_lock`, so concurrent saves write in order and the
+    /// file ends up holding the newest list.
     fn save(&self, now: i64) -> Result<(), BanListError> {
         let Some(path) = &self.path else { return Ok(()) };
+        let _order = self.save_lock.lock();
         let nets: Vec<Value> = self
             .list(now)
             .iter()
             .map(|(n, e)| json!({"version": 1, "ban_created": e.created, "banned_until": e.until, "address": n.to_string()}))
             .collect();
         let text = serde_json::to_string_pretty(&json!({ "banned_nets": nets })).unwrap_or_default();
-        write_atomically(path, text.as_bytes(), PUBLIC_FILE_MODE)
-            .map_err(|source| BanListError::Io { path: path.clone(), source })
+        write_atomically(path, text.as_bytes()).map_err(|source| BanListError::Io { path: path.clone(), source })
     }
 }
 
@@ -290,13 +355,96 @@ mod tests {
     }
 
     #[test]
-    fn corrupt_file_is_a_clear_error() {
+    fn damaged_file_is_set_aside_and_the_list_starts_empty() {
+        let bad: [&[u8]; 4] = [
+            b"{not json",
+            br#"{"banned_nets":[{"address":"nope","ban_created":1,"banned_until":2}]}"#,
+            br#"{"something_else":[]}"#,
+            b"",
+        ];
+        for bytes in bad {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join(BANLIST_FILE);
+            std::fs::write(&path, bytes).unwrap();
+            let b = BanMan::open(&path, 0).expect("a damaged ban list does not stop the start");
+            assert!(b.list(0).is_empty());
+            assert_eq!(std::fs::read(dir.path().join("banlist.json.bak")).unwrap(), bytes, "damaged file kept aside");
+            assert!(!path.exists(), "nothing at banlist.json until the next save");
+            assert!(b.ban(Subnet::host(ip("1.2.3.4")), 10, 20).unwrap());
+            assert_eq!(BanMan::open(&path, 10).unwrap().list(10).len(), 1, "a new list is written over it");
+        }
+    }
+
+    /// Eight threads ban 40 subnets each at once; every ban must be in the file afterwards
+    /// (the old writer shared one temporary name and saved outside the lock, so writes
+    /// clobbered each other or an older snapshot was renamed last).
+    #[test]
+    fn concurrent_bans_all_reach_the_file() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join(BANLIST_FILE);
-        std::fs::write(&path, b"{not json").unwrap();
-        let err = BanMan::open(&path, 0).unwrap_err().to_string();
-        assert!(err.contains("banlist.json") && err.contains("not a valid ban list"), "{err}");
-        std::fs::write(&path, br#"{"banned_nets":[{"address":"nope","ban_created":1,"banned_until":2}]}"#).unwrap();
-        assert!(BanMan::open(&path, 0).is_err());
+        let b = std::sync::Arc::new(BanMan::open(&path, 1000).unwrap());
+        let threads: Vec<_> = (0..8u8)
+            .map(|t| {
+                let b = b.clone();
+                std::thread::spawn(move || {
+                    for i in 0..40u8 {
+                        let net = Subnet::host(IpAddr::from([10, t, i, 1]));
+                        b.ban(net, 1000, 100_000).expect("save");
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        let again = BanMan::open(&path, 1000).unwrap();
+        assert_eq!(again.list(1000).len(), 320, "every acknowledged ban is on disk");
+        assert!(!dir.path().join("banlist.json.bak").exists(), "the file was never damaged");
+        let leftovers: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(leftovers.len(), 1, "no temporary files left: {leftovers:?}");
+    }
+
+    #[test]
+    fn the_longest_ban_does_not_expire_at_once() {
+        let now = 1_700_000_000;
+        for secs in [u64::MAX, i64::MAX as u64, i64::MAX as u64 + 1, MAX_BAN_UNTIL as u64] {
+            let until = ban_until(now, secs);
+            assert_eq!(until, MAX_BAN_UNTIL, "{secs}");
+            let d = ban_duration_secs(std::time::Duration::from_secs(secs));
+            assert!(d > 0 && now.checked_add(d).is_some_and(|u| u > now), "{secs}");
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(BANLIST_FILE);
+        let b = BanMan::open(&path, now).unwrap();
+        let net = Subnet::host(ip("1.2.3.4"));
+        assert!(b.ban(net, now, i64::MAX).unwrap());
+        assert!(b.is_banned(ip("1.2.3.4"), now + 100 * 365 * 86_400));
+        let listed = b.list(now);
+        assert_eq!(listed[0].1.until, MAX_BAN_UNTIL);
+        assert!(listed[0].1.until.checked_sub(listed[0].1.created).is_some());
+        assert!(BanMan::open(&path, now).unwrap().is_banned(ip("1.2.3.4"), now + 1));
+    }
+
+    #[test]
+    fn times_out_of_range_in_the_file_are_clamped() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(BANLIST_FILE);
+        let text = format!(
+            r#"{{"banned_nets":[
+                {{"address":"1.1.1.1","ban_created":{min},"banned_until":{max}}},
+                {{"address":"2.2.2.2","ban_created":{max},"banned_until":{max}}},
+                {{"address":"3.3.3.3","ban_created":5,"banned_until":{min}}}]}}"#,
+            min = i64::MIN,
+            max = i64::MAX
+        );
+        std::fs::write(&path, text).unwrap();
+        let b = BanMan::open(&path, 1000).unwrap();
+        let list = b.list(1000);
+        assert_eq!(list.len(), 2, "the ban that ended at i64::MIN is expired");
+        for (_, e) in &list {
+            assert!((0..=MAX_BAN_UNTIL).contains(&e.created) && e.until == MAX_BAN_UNTIL && e.created <= e.until);
+            assert!(e.until.checked_sub(e.created).is_some());
+        }
+        assert!(b.is_banned(ip("1.1.1.1"), MAX_BAN_UNTIL) && !b.is_banned(ip("3.3.3.3"), 1000));
     }
 }

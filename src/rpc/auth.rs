@@ -10,7 +10,7 @@ use base64::Engine;
 use rand::RngExt;
 
 use crate::net::banman::Subnet;
-use crate::sys::{PRIVATE_FILE_MODE, write_atomically};
+use crate::sys::write_atomically;
 
 /// Core's `COOKIEAUTH_USER`.
 pub const COOKIE_USER: &str = "__cookie__";
@@ -89,7 +89,7 @@ impl Cookie {
         let err = |source| AuthError::Cookie { path: path.to_path_buf(), source };
         let secret: [u8; 32] = rand::rng().random();
         let hex: String = secret.iter().map(|b| format!("{b:02x}")).collect();
-        write_atomically(path, format!("{COOKIE_USER}:{hex}").as_bytes(), PRIVATE_FILE_MODE).map_err(err)?;
+        write_atomically(path, format!("{COOKIE_USER}:{hex}").as_bytes()).map_err(err)?;
         Ok(Cookie { path: path.to_path_buf(), credentials: Credentials::new(COOKIE_USER, hex) })
     }
 

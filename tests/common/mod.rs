@@ -197,6 +197,26 @@ impl Daemon {
         }
     }
 
+    /// Kills the daemon with SIGKILL (no shutdown code runs) and starts it again on the same
+    /// data directory and port.
+    pub fn kill9_and_restart(mut self, args: &[&str]) -> Daemon {
+        let status = self.signal_and_wait(libc::SIGKILL, Duration::from_secs(10));
+        assert!(!status.success(), "btcloopd exited normally after SIGKILL: {status}");
+        let dir = std::mem::replace(&mut self.dir, Self::new_dir());
+        let port = self.port;
+        drop(self);
+        let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        match Self::try_start_in(port, true, &args, Some(dir)) {
+            Ok(d) => d,
+            Err(StartError::PortTaken(e) | StartError::Other(e)) => panic!("btcloopd did not restart: {e}"),
+        }
+    }
+
+    /// The data directory (`--datadir`).
+    pub fn data_dir(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+
     fn try_start(port: u16, debug: bool, extra: &[String]) -> Result<Daemon, StartError> {
         Self::try_start_in(port, debug, extra, None)
     }

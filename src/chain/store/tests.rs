@@ -273,7 +273,7 @@ fn empty_file_is_treated_as_new() {
 }
 
 #[test]
-fn flipped_byte_drops_that_record_and_everything_after() {
+fn flipped_byte_in_the_last_write_drops_that_record_and_everything_after() {
     let headers = chain(20);
     let full = clean_bytes(&headers);
     for k in [0usize, 7, 19] {
@@ -460,4 +460,151 @@ fn perf_100k_headers_in_50_batches() {
         fs::metadata(&path).expect("stat").len(),
         open.as_secs_f64() * 1e3,
     );
+}
+
+#[test]
+fn damage_before_the_last_write_refuses_to_open_and_leaves_the_file() {
+    let n = MAX_WRITE_RECORDS as usize + 200;
+    let headers = chain(n);
+    let full = clean_bytes(&headers);
+    for k in [0usize, 1, 150, 199] {
+        let d = dir();
+        let path = d.path().join("headers.dat");
+        let mut bytes = full.clone();
+        bytes[FILE_HEADER_LEN + k * RECORD_LEN + 40] ^= 0x10;
+        fs::write(&path, &bytes).expect("write");
+        let err = HeaderStore::open(&path, REGTEST).expect_err("middle damage is refused");
+        assert!(
+            matches!(err, StoreError::Damaged { record, records, .. } if record == k as u64 && records == n as u64),
+            "{err:?}"
+        );
+        let text = err.to_string();
+        assert!(text.contains(&path.display().to_string()) && text.contains("Corrupted header database"), "{text}");
+        assert_eq!(fs::read(&path).expect("read"), bytes, "file untouched");
+    }
+}
+
+#[test]
+fn damage_within_the_last_write_is_a_torn_tail() {
+    let n = MAX_WRITE_RECORDS as usize + 200;
+    let headers = chain(n);
+    let full = clean_bytes(&headers);
+    // The first record of the last possible write, and a zeroed page in the middle of it with
+    // intact records after (pages of one write can reach the disk out of order).
+    for (k, len) in [(200usize, RECORD_LEN), (1000, 4096)] {
+        let d = dir();
+        let path = d.path().join("headers.dat");
+        let mut bytes = full.clone();
+        let at = FILE_HEADER_LEN + k * RECORD_LEN;
+        bytes[at..at + len].fill(0);
+        fs::write(&path, &bytes).expect("write");
+        let (store, loaded) = open_ok(&path);
+        assert_eq!(loaded.headers, headers[..k]);
+        assert_eq!(store.len(), k as u64);
+        assert_eq!(fs::metadata(&path).expect("stat").len(), FH + k as u64 * REC);
+    }
+}
+
+#[test]
+fn a_long_tail_with_nothing_intact_after_it_is_cut() {
+    let headers = chain(10);
+    let mut bytes = clean_bytes(&headers);
+    bytes.extend(std::iter::repeat_n(0u8, (MAX_WRITE_RECORDS as usize + 5) * RECORD_LEN + 7));
+    let d = dir();
+    let path = d.path().join("headers.dat");
+    fs::write(&path, &bytes).expect("write");
+    let (_, loaded) = open_ok(&path);
+    assert_eq!(loaded.headers, headers);
+}
+
+#[test]
+fn created_file_is_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let d = dir();
+    let path = d.path().join("headers.dat");
+    write_store(&path, &chain(3));
+    assert_eq!(fs::metadata(&path).expect("stat").permissions().mode() & 0o777, 0o600);
+}
+
+#[test]
+fn batches_written_by_another_thread_match_a_direct_flush() {
+    let headers = chain(MAX_WRITE_RECORDS as usize * 2 + 77);
+    let d = dir();
+    let path = d.path().join("headers.dat");
+    let (mut store, _) = open_ok(&path);
+    let mut file = store.detach_file().expect("file side");
+    assert!(store.detach_file().is_none());
+    let (tx, rx) = std::sync::mpsc::channel::<RecordBatch>();
+    let writer = std::thread::spawn(move || {
+        for b in rx {
+            file.write(Some(b)).expect("write");
+        }
+        file
+    });
+    for part in headers.chunks(1500) {
+        store.append(part);
+        store.flush().expect("flush is a no-op while detached");
+        let batch = store.take_batch().expect("queued records");
+        tx.send(batch).expect("send");
+    }
+    assert!(store.take_batch().is_none());
+    drop(tx);
+    let file = writer.join().expect("writer");
+    assert_eq!(file.on_disk(), headers.len() as u64);
+    assert_eq!(store.len(), headers.len() as u64);
+    assert_eq!(fs::read(&path).expect("read"), clean_bytes(&headers));
+}
+
+#[test]
+fn a_batch_out_of_order_is_refused() {
+    let d = dir();
+    let path = d.path().join("headers.dat");
+    let (mut store, _) = open_ok(&path);
+    let mut file = store.detach_file().expect("file side");
+    store.append(&chain(3));
+    let first = store.take_batch().expect("batch");
+    store.append(&extend(&genesis(), 2, 9));
+    let second = store.take_batch().expect("batch");
+    assert!(file.write(Some(second)).is_err(), "the second batch before the first");
+    file.write(Some(first)).expect("in order");
+    assert_eq!(file.on_disk(), 3);
+}
+
+/// The real mainnet headers of `tests/data` in a mainnet store, reloaded through the node's
+/// load path: every one is restored; one record altered (valid checksum, nonce changed so its
+/// proof of work fails) refuses the start naming the file.
+#[test]
+fn load_path_checks_proof_of_work_of_real_headers() {
+    use crate::chain::accept::Chain;
+    use crate::chain::params::ChainParams;
+    use crate::chain::testdata::load_headers;
+    let params = ChainParams::new(crate::chainparams::Network::Main);
+    let zero = bitcoin::pow::Work::from_be_bytes([0; 32]);
+    let headers = load_headers("mainnet-headers-0-10236.bin");
+    assert_eq!(headers.len(), 10_237);
+
+    let d = dir();
+    let path = d.path().join("headers.dat");
+    let (mut store, _) = HeaderStore::open(&path, MAIN).expect("open");
+    store.append(&headers);
+    store.flush().expect("flush");
+    drop(store);
+    let (chain, restored) = Chain::open(params.clone(), zero, &path).expect("intact file loads");
+    assert_eq!((restored.headers, restored.orphans), (10_237, 0));
+    assert_eq!(chain.tree().height(), 10_236);
+    drop(chain);
+
+    let mut altered = headers.clone();
+    altered[5000].nonce ^= 1;
+    let d = dir();
+    let path = d.path().join("headers.dat");
+    let (mut store, _) = HeaderStore::open(&path, MAIN).expect("open");
+    store.append(&altered);
+    store.flush().expect("flush");
+    drop(store);
+    let before = fs::read(&path).expect("read");
+    let err = Chain::open(params, zero, &path).expect_err("a header without its proof of work refuses the start");
+    assert!(matches!(err, StoreError::BadProofOfWork { record: 5000, .. }), "{err:?}");
+    assert!(err.to_string().contains(&path.display().to_string()), "{err}");
+    assert_eq!(fs::read(&path).expect("read"), before, "file untouched");
 }
