@@ -20,7 +20,7 @@ use crate::net::totals::NetTotals;
 use crate::net::wake::MsgWake;
 
 /// Open scraper connections at most.
-const METRICS_CLIENTS: usize = 32;
+const METRICS_CLIENTS: usize = 16;
 
 /// The content type of the OpenMetrics text format.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";

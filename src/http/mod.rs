@@ -36,7 +36,7 @@ pub const WORK_QUEUE: usize = 64;
 pub const TIMEOUT: Duration = Duration::from_secs(30);
 /// Open client connections per server by default; at the cap the client that has waited
 /// longest without a complete request is dropped for the new one.
-pub const MAX_CLIENTS: usize = 128;
+pub const MAX_CLIENTS: usize = 100;
 /// How long stopping waits for answers already being computed to be written.
 pub const STOP_GRACE: Duration = Duration::from_millis(500);
 
