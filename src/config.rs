@@ -25,6 +25,8 @@ pub const AUTOMATIC_OUTBOUND_SLOTS: usize = 8 + 2 + 1;
 
 /// Core's `DEFAULT_HTTP_THREADS`: threads answering RPC requests.
 pub const DEFAULT_RPC_THREADS: usize = 16;
+/// Core's `DEFAULT_HTTP_SERVER_TIMEOUT` (`--rpcservertimeout`).
+pub const DEFAULT_RPC_SERVER_TIMEOUT: Duration = Duration::from_secs(30);
 /// Core's default `-bantime`: how long `setban` bans without a duration (24 h).
 pub const DEFAULT_BANTIME: Duration = Duration::from_secs(24 * 60 * 60);
 // --- Accepted ranges of the numeric settings (command line and `btcloop.conf` alike) ---
@@ -68,6 +70,9 @@ pub struct RpcConfig {
     pub cookie_file: Option<std::path::PathBuf>,
     /// Worker threads (`--rpcthreads`).
     pub threads: usize,
+    /// How long a client may take to send a whole request, or stay idle between requests
+    /// (`--rpcservertimeout`, Core's default 30 s).
+    pub server_timeout: Duration,
 }
 
 impl Default for RpcConfig {
@@ -81,6 +86,7 @@ impl Default for RpcConfig {
             password: None,
             cookie_file: None,
             threads: DEFAULT_RPC_THREADS,
+            server_timeout: DEFAULT_RPC_SERVER_TIMEOUT,
         }
     }
 }

@@ -159,6 +159,15 @@ struct Cli {
     #[arg(long, default_value_t = btcloop::config::DEFAULT_RPC_THREADS,
           value_parser = in_range(RPC_THREADS_RANGE, "threads"), value_name = "N")]
     rpcthreads: usize,
+    /// Seconds an RPC client may take to send a whole request (or stay idle between requests)
+    /// before it is disconnected.
+    #[arg(
+        long,
+        default_value_t = btcloop::config::DEFAULT_RPC_SERVER_TIMEOUT.as_secs(),
+        value_parser = clap::value_parser!(u64).range(1..=86_400),
+        value_name = "SECONDS"
+    )]
+    rpcservertimeout: u64,
     /// Serve Prometheus metrics at http://ADDR:PORT/metrics.
     #[arg(long, value_name = "ADDR:PORT")]
     metricsbind: Option<SocketAddr>,
@@ -363,6 +372,7 @@ fn build_config(cli: Cli) -> Result<Config, String> {
         password: cli.rpcpassword,
         cookie_file: cli.rpccookiefile,
         threads: cli.rpcthreads,
+        server_timeout: Duration::from_secs(cli.rpcservertimeout),
     };
     cfg.metrics_bind = cli.metricsbind;
     cfg.ban_time = Duration::from_secs(cli.bantime);

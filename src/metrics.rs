@@ -14,10 +14,13 @@ use prometheus_client::registry::Registry;
 use serde_json::Value;
 use tracing::info;
 
-use crate::http::{Handler, HttpRequest, HttpResponse, HttpServer};
+use crate::http::{Handler, HttpRequest, HttpResponse, HttpServer, ServerOptions};
 use crate::inspect::{Query, ask};
 use crate::net::totals::NetTotals;
 use crate::net::wake::MsgWake;
+
+/// Open scraper connections at most.
+const METRICS_CLIENTS: usize = 16;
 
 /// The content type of the OpenMetrics text format.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -48,7 +51,9 @@ impl MetricsServer {
     pub fn start(addr: SocketAddr, wake: Arc<MsgWake>, totals: Arc<NetTotals>) -> Result<MetricsServer, MetricsError> {
         let listener = TcpListener::bind(addr).map_err(|e| MetricsError::Bind { addr, reason: e.to_string() })?;
         let handler: Handler = Arc::new(move |req: &HttpRequest| serve(req, &wake, &totals));
-        let http = HttpServer::start("btcloop-metrics", vec![listener], 1, handler)?;
+        // One worker (a scrape is one snapshot); slow clients only ever hold a connection slot.
+        let opts = ServerOptions { workers: 1, max_clients: METRICS_CLIENTS, ..ServerOptions::default() };
+        let http = HttpServer::start("btcloop-metrics", vec![listener], opts, handler)?;
         for a in http.bound() {
             info!("Serving metrics on http://{a}/metrics");
         }

@@ -110,6 +110,15 @@ impl Drop for Cookie {
 #[derive(Clone, Debug)]
 pub struct AllowList(Vec<Subnet>);
 
+impl std::fmt::Display for AllowList {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, n) in self.0.iter().enumerate() {
+            write!(f, "{}{n}", if i == 0 { "" } else { " " })?;
+        }
+        Ok(())
+    }
+}
+
 impl AllowList {
     /// Localhost plus `extra`.
     pub fn new(extra: &[String]) -> Result<AllowList, AuthError> {

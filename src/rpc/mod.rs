@@ -1,7 +1,8 @@
 //! The JSON-RPC server (Core's `httpserver` + `httprpc`): HTTP listeners on localhost (or
-//! `--rpcbind` with `--rpcallowip`), worker threads that check the client's network and its
-//! credentials, and run each call against an [`RpcContext`], which reaches the message handler
-//! through [`crate::inspect`] and owns nothing of the node's state itself.
+//! `--rpcbind` with `--rpcallowip`); clients outside the allow list are dropped at accept, and
+//! a request must arrive whole within `--rpcservertimeout` ([`crate::http`]). Worker threads
+//! check the credentials and run each call against an [`RpcContext`], which reaches the message
+//! handler through [`crate::inspect`] and owns nothing of the node's state itself.
 
 pub mod auth;
 pub mod jsonrpc;
@@ -18,7 +19,7 @@ use tracing::{debug, info, warn};
 
 use self::auth::{AllowList, AuthError, Cookie, Credentials};
 use crate::config::Config;
-use crate::http::{Handler, HttpRequest, HttpResponse, HttpServer};
+use crate::http::{AllowFn, Handler, HttpRequest, HttpResponse, HttpServer, MAX_CLIENTS, ServerOptions};
 use crate::inspect::{Answer, Query};
 use crate::logging::LogControl;
 use crate::net::banman::BanMan;
@@ -162,9 +163,17 @@ impl RpcServer {
         if listeners.is_empty() {
             return Err(RpcStartError::NoEndpoint);
         }
-        let shared = Arc::new(Shared { ctx, credentials, allow, on_stop });
+        debug!(target: "http", "Allowing HTTP connections from: {allow}");
+        let allow: AllowFn = Arc::new(move |ip| allow.allows(ip));
+        let shared = Arc::new(Shared { ctx, credentials, on_stop });
         let handler: Handler = Arc::new(move |req: &HttpRequest| serve(req, &shared));
-        let http = HttpServer::start("btcloop-http", listeners, cfg.rpc.threads, handler)?;
+        let opts = ServerOptions {
+            workers: cfg.rpc.threads,
+            timeout: cfg.rpc.server_timeout,
+            max_clients: MAX_CLIENTS,
+            allow: Some(allow),
+        };
+        let http = HttpServer::start("btcloop-http", listeners, opts, handler)?;
         for a in http.bound() {
             info!("RPC listening on {a}");
         }
@@ -176,7 +185,9 @@ impl RpcServer {
         self.http.bound()
     }
 
-    /// Stops the workers (each finishes its request) and removes the cookie.
+    /// Closes every client connection, lets the workers finish the requests they have (their
+    /// answers written for at most [`crate::http::STOP_GRACE`]), and removes the cookie. Never
+    /// waits on a client.
     pub fn stop(self) {
         self.http.stop();
     }
@@ -185,18 +196,14 @@ impl RpcServer {
 struct Shared {
     ctx: RpcContext,
     credentials: Credentials,
-    allow: AllowList,
     on_stop: Arc<dyn Fn() + Send + Sync>,
 }
 
-/// One HTTP request: Core's `MaybeDispatchRequestToWorker` and `HTTPReq_JSONRPC`.
+/// One HTTP request: Core's `MaybeDispatchRequestToWorker` (the allow list was checked at
+/// accept) and `HTTPReq_JSONRPC`.
 fn serve(req: &HttpRequest, shared: &Shared) -> HttpResponse {
     let peer = req.peer.map_or_else(|| "?".to_string(), |p| p.to_string());
     debug!(target: "http", "Received a {} request for {} from {peer}", req.method.escape_debug(), req.path.escape_debug());
-    if !req.peer.is_some_and(|p| shared.allow.allows(p.ip())) {
-        debug!(target: "http", "HTTP request from {peer} rejected: Client network is not allowed RPC access");
-        return HttpResponse::empty(403);
-    }
     if req.path != "/" {
         return HttpResponse::empty(404);
     }

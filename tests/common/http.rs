@@ -253,3 +253,60 @@ impl RawPeer {
         assert!(self.is_closed(WAIT), "the daemon kept the connection open after our FIN");
     }
 }
+
+/// Connections that send a request that never ends, one byte at a time (a "slowloris"), from
+/// a background thread: each gets its next byte every `every`, until dropped or `limit`
+/// passes. Write errors (the server closed) stop that connection's trickle.
+pub struct SlowClients {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl SlowClients {
+    /// Opens `n` connections to `addr`, sends each its first byte, and starts trickling.
+    pub fn open(addr: SocketAddr, n: usize, every: Duration, limit: Duration) -> SlowClients {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        // A head that never ends: padding bytes of one header, far below the 8 KiB bound at
+        // the rates the tests use.
+        let text: Vec<u8> = b"POST / HTTP/1.1\r\nHost: slow\r\nX-Pad: "
+            .iter()
+            .copied()
+            .chain(std::iter::repeat(b'a'))
+            .take(4000)
+            .collect();
+        let mut streams: Vec<Option<TcpStream>> = (0..n)
+            .map(|_| {
+                let mut s =
+                    TcpStream::connect_timeout(&addr, WAIT).unwrap_or_else(|e| panic!("slow connect {addr}: {e}"));
+                s.set_write_timeout(Some(WAIT)).expect("write timeout");
+                s.write_all(&text[..1]).expect("first slow byte");
+                Some(s)
+            })
+            .collect();
+        let stop = std::sync::Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let end = Instant::now() + limit;
+            let mut sent = 1;
+            while !flag.load(Ordering::Relaxed) && Instant::now() < end && sent < text.len() {
+                std::thread::sleep(every);
+                for slot in streams.iter_mut() {
+                    if slot.as_mut().is_some_and(|s| s.write_all(&text[sent..sent + 1]).is_err()) {
+                        *slot = None;
+                    }
+                }
+                sent += 1;
+            }
+        });
+        SlowClients { stop, thread: Some(thread) }
+    }
+}
+
+impl Drop for SlowClients {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
