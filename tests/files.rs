@@ -1,6 +1,5 @@
 //! The daemon's files end to end: owner-only modes of everything in the data directory, the ban
-//! list (concurrent `setban`s, a `kill -9` right after an answer, a damaged file, the longest
-//! `--bantime`), and a damaged or altered `headers.dat` refusing the start with the file named.
+//! list (concurrent `setban`s, a `kill -9` right after an answer, a damaged file), and a damaged or altered `headers.dat` refusing the start with the file named.
 
 mod common;
 
@@ -132,19 +131,6 @@ fn a_damaged_ban_list_is_set_aside_and_the_node_starts() {
     assert_eq!(d.rpc_ok("setban", json!(["127.0.0.3", "add"])), Value::Null);
     let d = d.restart(&[]);
     assert_eq!(d.rpc_ok("listbanned", json!([]))[0]["address"], json!("127.0.0.3/32"));
-}
-
-/// `--bantime` at its largest value bans (until the end of year 9999), instead of wrapping
-/// round to a ban that has already expired.
-#[test]
-fn the_longest_bantime_does_not_expire_at_once() {
-    let max = u64::MAX.to_string();
-    let d = Daemon::start(&[&format!("--bantime={max}")]);
-    assert_eq!(d.rpc_ok("setban", json!(["127.0.0.4", "add"])), Value::Null);
-    let list = d.rpc_ok("listbanned", json!([]));
-    assert_eq!(list[0]["address"], json!("127.0.0.4/32"), "the ban expired at once: {list}");
-    assert_eq!(list[0]["banned_until"], json!(253_402_300_799i64), "{list}");
-    assert!(list[0]["time_remaining"].as_i64().is_some_and(|t| t > 100 * 365 * 86_400), "{list}");
 }
 
 /// A data directory whose `headers.dat` holds `headers`, written by the store itself.
