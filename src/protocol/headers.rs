@@ -240,11 +240,14 @@ fn accept(
     out: &mut impl Outbox,
 ) {
     let r = node.chain.accept(headers, now.unix);
-    if let Some((i, e)) = r.error {
+    if let Some((i, e)) = &r.error {
+        let hash = headers.get(*i).map(|h| h.block_hash()).unwrap_or_else(no_stop);
         if e.is_misbehaviour() {
-            let hash = headers.get(i).map(|h| h.block_hash()).unwrap_or_else(no_stop);
             return misbehaving(peer, out, format!("invalid header received: {hash}: {e}"));
         }
+        // Core's MaybePunishNodeForBlock: a header from the future (or one we cannot connect)
+        // is refused without punishing its sender.
+        debug!(target: "net", "peer={}: header {hash} not accepted: {e}", peer.id);
     }
     let Some(last) = r.last else { return };
     let tree = node.chain.tree();
@@ -259,7 +262,8 @@ fn accept(
         let p = progress(tip.height, tip.header.time, now, node.chain.params().pow_target_spacing);
         info!("Synchronizing blockheaders, height: {} (~{p:.2}%)", tip.height);
     }
-    if ask_more {
+    // Core stops after a failed batch: asking again would fetch the same refused header.
+    if ask_more && r.error.is_none() {
         let locator = tree.locator(last);
         let height = tree.entry(last).map_or(0, |e| e.height);
         if maybe_send_getheaders(peer, locator, now, out) {

@@ -340,7 +340,6 @@ fn every_header_rule_disconnects_the_sender_and_stores_nothing_of_the_bad_header
         ("proof of work", bad_pow),
         ("bad-diffbits", remine(&params, Header { bits: bitcoin::CompactTarget::from_consensus(0x207ffffe), ..good })),
         ("time-too-old", remine(&params, Header { time: params.genesis.time, ..good })),
-        ("time-too-new", remine(&params, Header { time: (NOW_UNIX + 1 + 2 * 60 * 60 + 1) as u32, ..good })),
         ("bad-version", remine(&params, Header { version: bitcoin::block::Version::from_consensus(1), ..good })),
     ];
     for (rule, header) in cases {
@@ -377,4 +376,47 @@ fn low_work_chain_of_100000_headers_stores_nothing_and_stays_small() {
     assert_eq!(p.headers.chain.tree().len(), 1, "only genesis: the header store got nothing");
     assert_eq!(a.headers.presync.as_ref().unwrap().presync_height(), 100_000);
     assert!(peak <= 64, "presync state held {peak} bytes for 100,000 headers");
+}
+
+#[test]
+fn header_from_the_future_is_refused_without_punishing_its_sender() {
+    let params = ChainParams::new(Network::Regtest);
+    let base = mine_chain(&params, &params.genesis, 12, 13);
+    let tip = base[11];
+    // One second past Core's two hours at the time of delivery (now(t0, 1)).
+    let future =
+        remine(&params, crate::chain::mine::mine_child(&params, &tip, (NOW_UNIX + 1 + 2 * 60 * 60 + 1) as u32, 78));
+    let at_limit =
+        remine(&params, crate::chain::mine::mine_child(&params, &tip, (NOW_UNIX + 1 + 2 * 60 * 60) as u32, 79));
+    for conn_type in [ConnectionType::Inbound, ConnectionType::OutboundFullRelay] {
+        let mut p = protocol_with(&base, zero());
+        let t0 = Instant::now();
+        let mut a = peer(&mut p, 1, t0, false);
+        a.conn_type = conn_type;
+        a.addr = "203.0.113.9:8333".parse().unwrap();
+        let out = deliver(&mut p, &mut a, NetworkMessage::Headers(vec![future]), now(t0, 1));
+        assert_eq!(out.disconnect, None, "{conn_type}: not disconnected");
+        assert!(out.discouraged.is_empty(), "{conn_type}: not discouraged");
+        assert!(!p.headers.chain.tree().contains(&future.block_hash()), "{conn_type}: refused");
+        assert_eq!(p.headers.chain.tree().height(), 12);
+        // Exactly two hours ahead is still fine, from the same (unpunished) peer.
+        let out = deliver(&mut p, &mut a, NetworkMessage::Headers(vec![at_limit]), now(t0, 1));
+        assert_eq!(out.disconnect, None);
+        assert_eq!(p.headers.chain.tree().height(), 13, "{conn_type}");
+    }
+}
+
+#[test]
+fn full_batch_stopped_by_a_future_header_does_not_ask_for_it_again() {
+    let params = ChainParams::new(Network::Regtest);
+    let mut theirs = mine_chain(&params, &params.genesis, 1999, 14);
+    let last = theirs[1998];
+    theirs.push(remine(&params, crate::chain::mine::mine_child(&params, &last, (NOW_UNIX + 3 * 60 * 60) as u32, 80)));
+    let mut p = protocol_with(&[], zero());
+    let t0 = Instant::now();
+    let mut a = peer(&mut p, 1, t0, false);
+    let out = deliver(&mut p, &mut a, NetworkMessage::Headers(theirs), now(t0, 1));
+    assert_eq!(out.disconnect, None);
+    assert_eq!(p.headers.chain.tree().height(), 1999, "the headers before it are kept");
+    assert!(getheaders_of(&out).is_empty(), "no getheaders that would fetch the refused header again");
 }
