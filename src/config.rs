@@ -168,6 +168,9 @@ pub struct Config {
     pub ua_comments: Vec<String>,
     /// Overrides the network's minimum chain work (`--minimumchainwork`).
     pub minimum_chain_work: Option<bitcoin::pow::Work>,
+    /// A best header older than this means initial download (`--maxtipage`, Core's
+    /// `-maxtipage`).
+    pub max_tip_age: Duration,
     /// Write every message sent and received to `message_capture/` (`--capturemessages`).
     pub capture_messages: bool,
     /// Logging settings.
@@ -223,6 +226,7 @@ impl Default for Config {
             max_send_buffer: DEFAULT_MAX_SEND_BUFFER_KB * 1000,
             ua_comments: Vec::new(),
             minimum_chain_work: None,
+            max_tip_age: Duration::from_secs(crate::protocol::headers::DEFAULT_MAX_TIP_AGE.unsigned_abs()),
             capture_messages: false,
             log: LogConfig::default(),
             rpc: RpcConfig::default(),

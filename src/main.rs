@@ -47,6 +47,15 @@ fn positive_secs(s: &str) -> Result<u64, String> {
     }
 }
 
+/// `--maxtipage`: positive seconds, at most `u32::MAX` (header times are 32-bit seconds, so a
+/// larger age means nothing).
+fn max_tip_age(s: &str) -> Result<u64, String> {
+    match s.parse::<u64>() {
+        Ok(n) if n > 0 && n <= u64::from(u32::MAX) => Ok(n),
+        _ => Err(format!("must be a number of seconds from 1 to {}", u32::MAX)),
+    }
+}
+
 fn rpc_threads(s: &str) -> Result<usize, String> {
     match s.parse::<usize>() {
         Ok(n) if (1..=512).contains(&n) => Ok(n),
@@ -115,6 +124,11 @@ struct Cli {
     /// [default: the network's].
     #[arg(long, value_parser = parse_work, value_name = "HEX")]
     minimumchainwork: Option<bitcoin::pow::Work>,
+    /// Maximum age of the best header, in seconds, before the node counts itself in initial
+    /// download (`initialblockdownload`; no self-advertisement, no extra block-relay peer)
+    /// [default: 86400; at most 4294967295].
+    #[arg(long, value_parser = max_tip_age, value_name = "SECONDS")]
+    maxtipage: Option<u64>,
     /// Comment appended to the user agent (repeatable).
     #[arg(long, value_name = "TEXT")]
     uacomment: Vec<String>,
@@ -333,6 +347,9 @@ fn build_config(cli: Cli) -> Result<Config, String> {
     }
     cfg.ua_comments = cli.uacomment;
     cfg.minimum_chain_work = cli.minimumchainwork;
+    if let Some(secs) = cli.maxtipage {
+        cfg.max_tip_age = Duration::from_secs(secs);
+    }
     cfg.capture_messages = cli.capturemessages.unwrap_or(false);
     cfg.rpc = RpcConfig {
         server: cli.server.unwrap_or(true),
@@ -522,7 +539,17 @@ mod tests {
         assert!(cfg(&["--bind=nope"]).is_err());
         assert!(cfg(&["--network=mars"]).is_err());
         assert!(cfg(&["--minimumchainwork=xyz"]).is_err());
+        assert!(cfg(&["--maxtipage=0"]).is_err());
+        assert!(cfg(&["--maxtipage=-5"]).is_err());
+        assert!(cfg(&["--maxtipage=4294967296"]).is_err());
         assert!(cfg(&["--minimumchainwork=1".repeat(65).as_str()]).is_err());
+    }
+
+    #[test]
+    fn max_tip_age_is_seconds_with_cores_default() {
+        assert_eq!(cfg(&[]).unwrap().max_tip_age, Duration::from_secs(86_400));
+        assert_eq!(cfg(&["--maxtipage=600"]).unwrap().max_tip_age, Duration::from_secs(600));
+        assert_eq!(cfg(&["--maxtipage=4294967295"]).unwrap().max_tip_age, Duration::from_secs(u64::from(u32::MAX)));
     }
 
     #[test]

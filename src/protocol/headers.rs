@@ -30,8 +30,13 @@ pub const HEADERS_DOWNLOAD_TIMEOUT_BASE: Duration = Duration::from_secs(15 * 60)
 pub const HEADERS_DOWNLOAD_TIMEOUT_PER_HEADER: Duration = Duration::from_millis(1);
 /// Core's `MAX_INV_SZ`.
 pub const MAX_INV_SZ: usize = 50_000;
-/// A tip older than this means we are far behind: sync from one peer only.
-const CAUGHT_UP_AGE: i64 = 24 * 60 * 60;
+/// Core's `DEFAULT_MAX_TIP_AGE` (`--maxtipage`): a best header older than this means initial
+/// download.
+pub const DEFAULT_MAX_TIP_AGE: i64 = 24 * 60 * 60;
+/// Core's sync-start and stall rules in `SendMessages`: while our best header is older than
+/// this, headers are asked from one peer only and a stalling sync peer is dropped. Core
+/// hard-codes these 24 h apart from `-maxtipage`, so `--maxtipage` does not change them.
+pub const SINGLE_SYNC_PEER_AGE: i64 = 24 * 60 * 60;
 
 /// One peer's headers state.
 #[derive(Debug, Default)]
@@ -61,13 +66,44 @@ pub struct HeadersNode {
     /// Peers with an initial sync started (Core's `nSyncStarted`).
     pub sync_peers: usize,
     sync_params: SyncParams,
+    /// `--maxtipage` in seconds (Core's `max_tip_age`).
+    max_tip_age: i64,
+    /// Initial download is over: latched, as Core's `m_cached_is_ibd`.
+    finished_ibd: bool,
 }
 
 impl HeadersNode {
     /// Headers state over `chain`.
     pub fn new(chain: Chain) -> Self {
         let sync_params = SyncParams::for_network(chain.params().network);
-        HeadersNode { chain, sync_peers: 0, sync_params }
+        HeadersNode { chain, sync_peers: 0, sync_params, max_tip_age: DEFAULT_MAX_TIP_AGE, finished_ibd: false }
+    }
+
+    /// Sets `--maxtipage` (seconds).
+    pub fn set_max_tip_age(&mut self, secs: i64) {
+        self.max_tip_age = secs;
+    }
+
+    /// Whether our best header is older than `age` seconds at `unix`.
+    fn tip_older_than(&self, unix: i64, age: i64) -> bool {
+        i64::from(self.chain.tree().tip().header.time) < unix.saturating_sub(age)
+    }
+
+    /// Core's `IsInitialBlockDownload` for a headers-only node, the one answer the whole node
+    /// uses: true while our best header has less than the minimum chain work or is older than
+    /// `--maxtipage`. Once false it stays false (Core's latch, `UpdateIBDStatus`); it is
+    /// updated here and whenever the best header changes.
+    pub fn in_ibd(&mut self, unix: i64) -> bool {
+        if self.finished_ibd {
+            return false;
+        }
+        let tip = self.chain.tree().tip();
+        if tip.chain_work < self.chain.min_chain_work() || self.tip_older_than(unix, self.max_tip_age) {
+            return true;
+        }
+        info!("Leaving InitialBlockDownload (latching to false)");
+        self.finished_ibd = true;
+        false
     }
 
     /// How many blocks (at the 10-minute spacing) our best header is behind `unix`, as Core's
@@ -88,8 +124,9 @@ impl HeadersNode {
         i64::from(self.chain.tree().tip().header.time) > unix - 20 * i64::from(self.chain.params().pow_target_spacing)
     }
 
+    /// Core's "not close to today" of the sync-start and stall rules ([`SINGLE_SYNC_PEER_AGE`]).
     fn far_behind(&self, now: Now) -> bool {
-        i64::from(self.chain.tree().tip().header.time) <= now.unix - CAUGHT_UP_AGE
+        i64::from(self.chain.tree().tip().header.time) <= now.unix.saturating_sub(SINGLE_SYNC_PEER_AGE)
     }
 }
 
@@ -257,6 +294,9 @@ fn accept(
         _ => last,
     });
     if r.new_tip.is_some() {
+        // Core's UpdateIBDStatus runs whenever the tip moves.
+        let _ = node.in_ibd(now.unix);
+        let tree = node.chain.tree();
         peer.headers.last_block_time = Some(now.unix);
         let tip = tree.tip();
         let p = progress(tip.height, tip.header.time, now, node.chain.params().pow_target_spacing);
@@ -264,6 +304,7 @@ fn accept(
     }
     // Core stops after a failed batch: asking again would fetch the same refused header.
     if ask_more && r.error.is_none() {
+        let tree = node.chain.tree();
         let locator = tree.locator(last);
         let height = tree.entry(last).map_or(0, |e| e.height);
         if maybe_send_getheaders(peer, locator, now, out) {

@@ -420,3 +420,41 @@ fn full_batch_stopped_by_a_future_header_does_not_ask_for_it_again() {
     assert_eq!(p.headers.chain.tree().height(), 1999, "the headers before it are kept");
     assert!(getheaders_of(&out).is_empty(), "no getheaders that would fetch the refused header again");
 }
+
+#[test]
+fn initial_download_follows_max_tip_age_and_latches() {
+    let params = ChainParams::new(Network::Regtest);
+    let chain = mine_chain(&params, &params.genesis, 5, 15);
+    let tip_time = i64::from(chain[4].time);
+    let age = NOW_UNIX - tip_time;
+    // Default 24 h: the 2011-era tip is far too old.
+    let mut p = protocol_with(&chain, zero());
+    assert!(p.headers.in_ibd(NOW_UNIX));
+    // A maximum age just under the tip's age: still initial download.
+    p.headers.set_max_tip_age(age - 1);
+    assert!(p.headers.in_ibd(NOW_UNIX));
+    // Just over: over, and it stays over however old the tip becomes (Core's latch).
+    p.headers.set_max_tip_age(age);
+    assert!(!p.headers.in_ibd(NOW_UNIX));
+    assert!(!p.headers.in_ibd(NOW_UNIX + 365 * 86_400));
+    let t0 = Instant::now();
+    assert!(!p.in_ibd(now(t0, 10 * 86_400)), "the protocol asks the same latch");
+    // Too little work keeps it in initial download whatever the age.
+    let mut huge = [0u8; 32];
+    huge[0] = 1;
+    let mut p = protocol_with(&[], Work::from_be_bytes(huge));
+    p.headers.set_max_tip_age(i64::from(u32::MAX));
+    assert!(p.headers.in_ibd(NOW_UNIX));
+}
+
+#[test]
+fn a_recent_header_ends_initial_download_when_it_arrives() {
+    let params = ChainParams::new(Network::Regtest);
+    let mut p = protocol_with(&[], zero());
+    let t0 = Instant::now();
+    let mut a = peer(&mut p, 1, t0, false);
+    let recent = crate::chain::mine::mine_child(&params, &params.genesis, NOW_UNIX as u32, 81);
+    deliver(&mut p, &mut a, NetworkMessage::Headers(vec![recent]), now(t0, 1));
+    // Asked only two days later, with the tip then two days old: the latch was set on arrival.
+    assert!(!p.headers.in_ibd(NOW_UNIX + 2 * 86_400));
+}
