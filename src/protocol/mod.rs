@@ -127,8 +127,6 @@ pub struct Protocol {
     pub bans: Box<dyn addr::AddrFilter>,
     /// Nonces of our outbound `version`s, to detect connecting to ourselves.
     local_nonces: HashSet<u64>,
-    /// Peers that completed the handshake.
-    established: usize,
     rng: StdRng,
 }
 
@@ -169,7 +167,6 @@ impl Protocol {
             local: LocalAddrs::default(),
             bans: Box::new(addr::NoBans),
             local_nonces: HashSet::new(),
-            established: 0,
             rng,
         }
     }
@@ -214,7 +211,6 @@ impl Protocol {
         self.local_nonces.remove(&peer.handshake.local_nonce);
         self.headers.remove_peer(peer);
         if peer.handshake.successfully_connected {
-            self.established = self.established.saturating_sub(1);
             // Core's FinalizeNode: full outbound peers refresh their entry's time (not
             // block-relay-only ones, which would leak them, nor feelers).
             if matches!(
@@ -251,8 +247,11 @@ impl Protocol {
         }
         match msg {
             NetworkMessage::Verack => {
+                let was_connected = peer.handshake.successfully_connected;
                 handshake::on_verack(self, peer, out);
-                self.established += usize::from(peer.handshake.successfully_connected);
+                if peer.handshake.successfully_connected && !was_connected {
+                    self.headers.on_established(peer);
+                }
             }
             NetworkMessage::SendHeaders => handshake::on_sendheaders(peer),
             NetworkMessage::WtxidRelay => handshake::on_wtxidrelay(peer, out),
@@ -284,7 +283,7 @@ impl Protocol {
             return;
         }
         ping::maybe_send_ping(peer, now.mono, self.params.peer_timeout, &mut self.rng, out);
-        headers::send_messages(&mut self.headers, peer, self.established > 1, now, out);
+        headers::send_messages(&mut self.headers, peer, now, out);
         if peer.addrs.relay_enabled && self.local.listening() {
             let ibd = self.in_ibd(now);
             let services = self.params.services;
