@@ -45,6 +45,12 @@ pub const BUFFER_KB_RANGE: RangeInclusive<usize> = 0..=(u32::MAX / 1000) as usiz
 /// `--rpcthreads`: Core raises values under 1 to 1; more than 512 threads is refused here
 /// (each is an OS thread with its own stack).
 pub const RPC_THREADS_RANGE: RangeInclusive<usize> = 1..=512;
+/// `--maxtipage`: header times are 32-bit seconds, so a larger age means nothing; Core accepts
+/// any positive number.
+pub const MAX_TIP_AGE_RANGE: RangeInclusive<u64> = 1..=u32::MAX as u64;
+/// `--rpcservertimeout`: Core treats 0 or less as "no timeout"; refused here, since a deadline
+/// that can be switched off lets slow clients hold the server again. At most a day.
+pub const RPC_SERVER_TIMEOUT_RANGE: RangeInclusive<u64> = 1..=86_400;
 
 /// The RPC cookie file's name in the network's data directory (Core's `.cookie`).
 pub const COOKIE_FILE: &str = ".cookie";
@@ -192,6 +198,9 @@ pub struct Config {
     pub ua_comments: Vec<String>,
     /// Overrides the network's minimum chain work (`--minimumchainwork`).
     pub minimum_chain_work: Option<bitcoin::pow::Work>,
+    /// A best header older than this means initial download (`--maxtipage`, Core's
+    /// `-maxtipage`).
+    pub max_tip_age: Duration,
     /// Write every message sent and received to `message_capture/` (`--capturemessages`).
     pub capture_messages: bool,
     /// Logging settings.
@@ -250,6 +259,7 @@ impl Default for Config {
             max_send_buffer: DEFAULT_MAX_SEND_BUFFER_KB * 1000,
             ua_comments: Vec::new(),
             minimum_chain_work: None,
+            max_tip_age: Duration::from_secs(crate::protocol::headers::DEFAULT_MAX_TIP_AGE.unsigned_abs()),
             capture_messages: false,
             log: LogConfig::default(),
             rpc: RpcConfig::default(),

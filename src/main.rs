@@ -12,7 +12,8 @@ use std::time::Duration;
 use btcloop::chainparams::Network;
 use btcloop::conffile::ConfFile;
 use btcloop::config::{
-    BANTIME_RANGE, BUFFER_KB_RANGE, Config, LogConfig, MAX_CONNECTIONS_RANGE, PEER_TIMEOUT_RANGE, RPC_THREADS_RANGE,
+    BANTIME_RANGE, BUFFER_KB_RANGE, Config, LogConfig, MAX_CONNECTIONS_RANGE, MAX_TIP_AGE_RANGE, PEER_TIMEOUT_RANGE,
+    RPC_SERVER_TIMEOUT_RANGE, RPC_THREADS_RANGE,
     RpcConfig,
 };
 use btcloop::net::dialer::PeerSpec;
@@ -125,6 +126,11 @@ struct Cli {
     /// [default: the network's].
     #[arg(long, value_parser = parse_work, value_name = "HEX")]
     minimumchainwork: Option<bitcoin::pow::Work>,
+    /// Maximum age of the best header, in seconds, before the node counts itself in initial
+    /// download (`initialblockdownload`; no self-advertisement, no extra block-relay peer)
+    /// [default: 86400; at most 4294967295].
+    #[arg(long, value_parser = in_range(MAX_TIP_AGE_RANGE, "seconds"), value_name = "SECONDS")]
+    maxtipage: Option<u64>,
     /// Comment appended to the user agent (repeatable).
     #[arg(long, value_name = "TEXT")]
     uacomment: Vec<String>,
@@ -164,7 +170,7 @@ struct Cli {
     #[arg(
         long,
         default_value_t = btcloop::config::DEFAULT_RPC_SERVER_TIMEOUT.as_secs(),
-        value_parser = clap::value_parser!(u64).range(1..=86_400),
+        value_parser = in_range(RPC_SERVER_TIMEOUT_RANGE, "seconds"),
         value_name = "SECONDS"
     )]
     rpcservertimeout: u64,
@@ -362,6 +368,9 @@ fn build_config(cli: Cli) -> Result<Config, String> {
     }
     cfg.ua_comments = cli.uacomment;
     cfg.minimum_chain_work = cli.minimumchainwork;
+    if let Some(secs) = cli.maxtipage {
+        cfg.max_tip_age = Duration::from_secs(secs);
+    }
     cfg.capture_messages = cli.capturemessages.unwrap_or(false);
     cfg.rpc = RpcConfig {
         server: cli.server.unwrap_or(true),
@@ -578,7 +587,17 @@ mod tests {
         assert!(cfg(&["--bind=nope"]).is_err());
         assert!(cfg(&["--network=mars"]).is_err());
         assert!(cfg(&["--minimumchainwork=xyz"]).is_err());
+        assert!(cfg(&["--maxtipage=0"]).is_err());
+        assert!(cfg(&["--maxtipage=-5"]).is_err());
+        assert!(cfg(&["--maxtipage=4294967296"]).is_err());
         assert!(cfg(&["--minimumchainwork=1".repeat(65).as_str()]).is_err());
+    }
+
+    #[test]
+    fn max_tip_age_is_seconds_with_cores_default() {
+        assert_eq!(cfg(&[]).unwrap().max_tip_age, Duration::from_secs(86_400));
+        assert_eq!(cfg(&["--maxtipage=600"]).unwrap().max_tip_age, Duration::from_secs(600));
+        assert_eq!(cfg(&["--maxtipage=4294967295"]).unwrap().max_tip_age, Duration::from_secs(u64::from(u32::MAX)));
     }
 
     #[test]

@@ -426,6 +426,7 @@ impl Node {
             chain,
         );
         protocol.addrman = addrman;
+        protocol.headers.set_max_tip_age(cfg.max_tip_age.as_secs().try_into().unwrap_or(i64::MAX));
         protocol.local = local_addresses(cfg, &listen_addrs, rule);
         protocol.bans =
             Box::new(crate::protocol::addr::BanLists { banman: banman.clone(), discouraged: discouraged.clone() });

@@ -15,8 +15,8 @@ pub const MAX_FUTURE_BLOCK_TIME: i64 = 2 * 60 * 60;
 /// Core's `MAX_TIMEWARP` (BIP94).
 pub const MAX_TIMEWARP: u32 = 600;
 
-/// Why a header was rejected. Every variant but [`HeaderError::UnknownParent`] proves the
-/// sender misbehaved.
+/// Why a header was rejected. Every variant but [`HeaderError::UnknownParent`] and
+/// [`HeaderError::TimeTooNew`] proves the sender misbehaved (see [`HeaderError::is_misbehaviour`]).
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum HeaderError {
     /// The parent is not in the tree (not a fault: ask for the missing headers).
@@ -41,7 +41,8 @@ pub enum HeaderError {
         /// The median time past of its parent.
         mtp: u32,
     },
-    /// More than two hours ahead of our clock.
+    /// More than two hours ahead of our clock (Core's `BLOCK_TIME_FUTURE`): the header may be
+    /// valid later, or our clock is slow, so its sender is not punished.
     #[error("time-too-new: block timestamp {time} too far in the future (now {now})")]
     TimeTooNew {
         /// The header's time.
@@ -61,9 +62,12 @@ pub enum HeaderError {
 }
 
 impl HeaderError {
-    /// Whether the peer that sent the header should be punished for it.
+    /// Whether the peer that sent the header should be punished for it (Core's
+    /// `MaybePunishNodeForBlock`): not for a missing parent (we ask for it) nor for a time in the
+    /// future (`BLOCK_TIME_FUTURE`: with a slow local clock every honest peer relaying a fresh
+    /// header would be punished); for every invalid header, yes.
     pub fn is_misbehaviour(&self) -> bool {
-        !matches!(self, HeaderError::UnknownParent(_))
+        !matches!(self, HeaderError::UnknownParent(_) | HeaderError::TimeTooNew { .. })
     }
 }
 

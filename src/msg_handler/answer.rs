@@ -18,9 +18,6 @@ use crate::net::peer::DisconnectReason;
 use crate::net::wake::SocketCommand;
 use crate::protocol::Now;
 
-/// Core's `DEFAULT_MAX_TIP_AGE`: a tip older than this means initial sync is still going on.
-const MAX_TIP_AGE: i64 = 24 * 60 * 60;
-
 /// Unix seconds of `t`, given the current time.
 fn unix_at(now: Now, t: Instant) -> i64 {
     now.unix - now.mono.saturating_duration_since(t).as_secs() as i64
@@ -118,7 +115,10 @@ impl MessageHandler {
                 }
                 Ok(Value::Null)
             }
-            Query::BlockchainInfo => Ok(self.cx.blockchain_info(now)),
+            Query::BlockchainInfo => {
+                let ibd = self.cx.protocol.in_ibd(now);
+                Ok(self.cx.blockchain_info(now, ibd))
+            }
             Query::BlockHash(height) => {
                 let tree = self.cx.protocol.headers.chain.tree();
                 u32::try_from(height)
@@ -385,13 +385,13 @@ impl Cx {
         pow::derive_target(bits, limit).map_or_else(String::new, |t| hex(&t.to_be_bytes()))
     }
 
-    fn blockchain_info(&self, now: Now) -> Value {
+    /// `getblockchaininfo`; `ibd` is [`crate::protocol::HeadersNode::in_ibd`].
+    fn blockchain_info(&self, now: Now, ibd: bool) -> Value {
         let chain = &self.protocol.headers.chain;
         let tree = chain.tree();
         let tip = tree.tip();
         let bits = tip.header.bits.to_consensus();
         let target = self.target_hex(tip.header.bits);
-        let ibd = tip.chain_work < chain.min_chain_work() || i64::from(tip.header.time) < now.unix - MAX_TIP_AGE;
         json!({
             "chain": chain.params().network.to_bitcoin().to_core_arg(),
             "blocks": tip.height,

@@ -20,7 +20,8 @@ use crate::net::anchors;
 use crate::net::banman::BanMan;
 use crate::net::dialer::{DialerCommand, PeerSpec};
 use crate::net::outbound::{
-    Action, BlockRelayPeer, Conn, EXTRA_PEER_CHECK_INTERVAL, OutboundPlanner, View, extra_block_relay_to_evict,
+    Action, BlockRelayPeer, Conn, EXTRA_PEER_CHECK_INTERVAL, FullRelayPeer, OutboundPlanner, View,
+    extra_block_relay_to_evict, extra_full_relay_to_evict,
 };
 use crate::net::peer::{ConnectionType, DisconnectReason};
 use crate::net::seeder::SeedFacts;
@@ -110,17 +111,33 @@ impl MessageHandler {
         }
     }
 
-    /// Core's `CheckForStaleTipAndEvictPeers`, every 45 s: once our best header is recent the
-    /// extra block-relay-only rotation starts, and an extra such peer is dropped again
-    /// (`EvictExtraOutboundPeers`).
-    pub(super) fn evict_extra_outbound(&mut self, now: Now) {
+    /// Core's `CheckForStaleTipAndEvictPeers`, every 45 s: drop an extra block-relay-only peer
+    /// and an extra full-relay peer (`EvictExtraOutboundPeers`), every 10 minutes check whether
+    /// our best header may be stale and if so allow one extra full-relay peer, and once the best
+    /// header is recent start the extra block-relay-only rotation.
+    pub(super) fn check_stale_tip_and_evict(&mut self, now: Now) {
         if now.mono < self.next_extra_peer_check {
             return;
         }
         self.next_extra_peer_check = now.mono + EXTRA_PEER_CHECK_INTERVAL;
+        self.evict_extra_block_relay(now);
+        self.evict_extra_full_relay(now);
+        let network_active = self.conn.network_active.load(Ordering::Acquire);
+        let headers = &mut self.cx.protocol.headers;
+        let stale = || {
+            headers
+                .tip_may_be_stale(now.unix)
+                .then(|| now.unix.saturating_sub(headers.last_tip_update().unwrap_or(now.unix)))
+        };
+        if let Some(line) = self.conn.planner.check_stale_tip(now.mono, network_active, stale) {
+            info!("{line}");
+        }
         if self.cx.protocol.headers.near_tip(now.unix) {
             self.conn.planner.start_extra_block_relay();
         }
+    }
+
+    fn evict_extra_block_relay(&mut self, now: Now) {
         let block_relay: Vec<BlockRelayPeer> = self
             .peers
             .values()
@@ -140,6 +157,33 @@ impl MessageHandler {
             );
             e.closing = true;
             self.cx.ctl.send(SocketCommand::Disconnect { id, reason: DisconnectReason::ExtraBlockRelay });
+        }
+    }
+
+    fn evict_extra_full_relay(&mut self, now: Now) {
+        let live = self.peers.values().filter(|e| !e.closing && e.peer.handshake.successfully_connected);
+        let full: Vec<FullRelayPeer> = live
+            .clone()
+            .filter(|e| e.peer.conn_type == ConnectionType::OutboundFullRelay)
+            .map(|e| FullRelayPeer {
+                id: e.peer.id,
+                last_announcement: e.peer.headers.last_block_time,
+                age: now.mono.saturating_duration_since(e.peer.connected_at),
+                protected: e.peer.headers.chain_sync.protect,
+                network: e.net,
+            })
+            .collect();
+        let manual: Vec<_> = live.filter(|e| e.peer.conn_type == ConnectionType::Manual).map(|e| e.net).collect();
+        let Some(id) = extra_full_relay_to_evict(&full, &manual, self.conn.planner.max_full_relay()) else { return };
+        if let Some(e) = self.peers.get_mut(&id) {
+            debug!(
+                target: "net",
+                "disconnecting extra outbound peer={id} (last block announcement received at time {})",
+                e.peer.headers.last_block_time.unwrap_or(0)
+            );
+            e.closing = true;
+            self.cx.ctl.send(SocketCommand::Disconnect { id, reason: DisconnectReason::ExtraOutbound });
+            self.conn.planner.extra_outbound_evicted();
         }
     }
 

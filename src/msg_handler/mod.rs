@@ -366,7 +366,7 @@ impl MessageHandler {
             if now.mono >= next_sweep {
                 self.sweep(now);
                 self.open_connections(now);
-                self.evict_extra_outbound(now);
+                self.check_stale_tip_and_evict(now);
                 next_sweep = now.mono + SWEEP_EVERY;
             }
             if now.mono >= next_peers_dump {
@@ -687,6 +687,7 @@ impl Cx {
             }
             let min_ping = e.peer.ping.min_ping.map_or(0, |d| d.as_micros().max(1) as u64);
             stats.min_ping_us.store(min_ping, Ordering::Relaxed);
+            stats.last_block_time.store(e.peer.headers.last_block_time.unwrap_or(0), Ordering::Relaxed);
         }
         self.apply(e, out);
     }

@@ -14,6 +14,7 @@ use rand::RngExt;
 use rand::rngs::StdRng;
 
 use crate::addrman::{AddrEntry, AddrMan, AddrNetwork, network};
+use crate::net::netaddr::NetKind;
 use crate::net::peer::ConnectionType;
 use crate::net::seeding::{SEED_OUTBOUND_CONNECTION_THRESHOLD, fixed_seeds_due};
 
@@ -31,6 +32,8 @@ pub const FEELER_INTERVAL: Duration = Duration::from_secs(120);
 pub const EXTRA_BLOCK_RELAY_ONLY_PEER_INTERVAL: Duration = Duration::from_secs(300);
 /// Core's `EXTRA_PEER_CHECK_INTERVAL`: how often extra outbound peers are looked for.
 pub const EXTRA_PEER_CHECK_INTERVAL: Duration = Duration::from_secs(45);
+/// Core's `STALE_CHECK_INTERVAL`: how often the tip is checked for staleness.
+pub const STALE_CHECK_INTERVAL: Duration = Duration::from_secs(10 * 60);
 /// Core's `MINIMUM_CONNECT_TIME`: an extra peer is kept at least this long.
 pub const MINIMUM_CONNECT_TIME: Duration = Duration::from_secs(30);
 /// Core's `FEELER_SLEEP_WINDOW`: random delay before a feeler connects.
@@ -149,6 +152,12 @@ pub struct OutboundPlanner {
     next_extra_block_relay: Instant,
     /// The initial sync is over (Core's `StartExtraBlockRelayPeers`).
     extra_block_relay: bool,
+    /// Our tip may be stale: open one full-relay peer over the slots (Core's
+    /// `m_try_another_outbound_peer`).
+    try_new_outbound: bool,
+    /// When the tip is next checked for staleness (Core's `m_stale_tip_check_time`; `None`:
+    /// at the first check).
+    next_stale_check: Option<Instant>,
     /// The feeler chosen, waiting out its random delay.
     feeler_at: Option<(Instant, SocketAddr)>,
     seed_node_timer: Instant,
@@ -180,6 +189,8 @@ impl OutboundPlanner {
             next_feeler: now + exp_delay(rng, FEELER_INTERVAL),
             next_extra_block_relay: now + exp_delay(rng, EXTRA_BLOCK_RELAY_ONLY_PEER_INTERVAL),
             extra_block_relay: false,
+            try_new_outbound: false,
+            next_stale_check: None,
             feeler_at: None,
             seed_node_timer: now,
             add_addr_fetch: addrman_empty && !setup.seed_nodes.is_empty(),
@@ -214,6 +225,52 @@ impl OutboundPlanner {
     /// The initial sync is over: start rotating an extra block-relay-only peer.
     pub fn start_extra_block_relay(&mut self) {
         self.extra_block_relay = true;
+    }
+
+    /// The stale-tip half of Core's `CheckForStaleTipAndEvictPeers`, run every
+    /// [`EXTRA_PEER_CHECK_INTERVAL`]: every [`STALE_CHECK_INTERVAL`], with the network on and
+    /// automatic connections in use, a possibly stale tip (`tip_may_be_stale`, Core's
+    /// `TipMayBeStale`, asked only then) allows one full-relay peer over the slots; otherwise
+    /// that permission is withdrawn. Returns the line to log when a stale tip was detected.
+    pub fn check_stale_tip(
+        &mut self,
+        now: Instant,
+        network_active: bool,
+        tip_may_be_stale: impl FnOnce() -> Option<i64>,
+    ) -> Option<String> {
+        if self.next_stale_check.is_some_and(|t| now <= t) {
+            return None;
+        }
+        self.next_stale_check = Some(now + STALE_CHECK_INTERVAL);
+        let stale = if network_active && self.setup.enabled { tip_may_be_stale() } else { None };
+        match stale {
+            Some(secs) => {
+                self.try_new_outbound = true;
+                Some(format!(
+                    "Potential stale tip detected, will try using extra outbound peer (last tip update: {secs} seconds ago)"
+                ))
+            }
+            None => {
+                self.try_new_outbound = false;
+                None
+            }
+        }
+    }
+
+    /// Whether one full-relay peer over the slots may be opened (a stale tip was detected).
+    pub fn try_new_outbound(&self) -> bool {
+        self.try_new_outbound
+    }
+
+    /// An extra full-relay peer was evicted: it served its purpose, try no more until the
+    /// next stale tip (Core's `SetTryNewOutboundPeer(false)` in `EvictExtraOutboundPeers`).
+    pub fn extra_outbound_evicted(&mut self) {
+        self.try_new_outbound = false;
+    }
+
+    /// The full-relay slots (more such peers are extra).
+    pub fn max_full_relay(&self) -> usize {
+        self.max_full
     }
 
     /// The block-relay-only slots (more such peers are extra).
@@ -290,6 +347,10 @@ impl OutboundPlanner {
             (ConnectionType::OutboundFullRelay, false)
         } else if block < self.max_block {
             (ConnectionType::BlockRelayOnly, false)
+        } else if self.try_new_outbound && full <= self.max_full {
+            // Core's stale-tip extra peer; its outbound semaphore (full + block-relay + one
+            // feeler) leaves room for one.
+            (ConnectionType::OutboundFullRelay, false)
         } else if self.extra_block_relay && now > self.next_extra_block_relay {
             self.next_extra_block_relay = now + exp_delay(rng, EXTRA_BLOCK_RELAY_ONLY_PEER_INTERVAL);
             (ConnectionType::BlockRelayOnly, false)
@@ -477,6 +538,40 @@ pub fn extra_block_relay_to_evict(peers: &[BlockRelayPeer], max: usize) -> Optio
         _ => *youngest,
     };
     (chosen.age >= MINIMUM_CONNECT_TIME).then_some(chosen.id)
+}
+
+/// An established outbound full-relay peer, for [`extra_full_relay_to_evict`].
+#[derive(Clone, Copy, Debug)]
+pub struct FullRelayPeer {
+    /// Its id (higher is younger).
+    pub id: u64,
+    /// When it last announced a header that became our best (Unix seconds; Core's
+    /// `m_last_block_announcement`), if ever.
+    pub last_announcement: Option<i64>,
+    /// How long it has been connected.
+    pub age: Duration,
+    /// Protected by the chain-sync rules (Core's `m_chain_sync.m_protect`).
+    pub protected: bool,
+    /// Its network.
+    pub network: NetKind,
+}
+
+/// Core's `EvictExtraOutboundPeers` for full-relay peers: with more than `max` of them, the one
+/// that least recently announced a new best header goes (ties: the younger), never a protected
+/// one nor the only full-relay or manual peer (`manual`: the manual peers' networks) on its
+/// network; nothing when that peer has not been connected longer than
+/// [`MINIMUM_CONNECT_TIME`].
+pub fn extra_full_relay_to_evict(peers: &[FullRelayPeer], manual: &[NetKind], max: usize) -> Option<u64> {
+    if peers.len() <= max {
+        return None;
+    }
+    let on_network =
+        |n: NetKind| peers.iter().filter(|p| p.network == n).count() + manual.iter().filter(|&&m| m == n).count();
+    let worst = peers
+        .iter()
+        .filter(|p| !p.protected && on_network(p.network) > 1)
+        .min_by_key(|p| (p.last_announcement.unwrap_or(0), std::cmp::Reverse(p.id)))?;
+    (worst.age > MINIMUM_CONNECT_TIME).then_some(worst.id)
 }
 
 #[cfg(test)]

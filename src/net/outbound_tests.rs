@@ -350,3 +350,77 @@ fn the_youngest_extra_block_relay_peer_goes_unless_it_brought_a_block() {
     assert_eq!(extra_block_relay_to_evict(&[p(1, None, 99), p(5, Some(10), 99), p(3, Some(50), 99)], 2), Some(5));
     assert_eq!(extra_block_relay_to_evict(&[p(1, None, 99), p(3, None, 99), p(5, None, 29)], 2), None, "too young");
 }
+
+#[test]
+fn a_stale_tip_opens_one_extra_full_relay_peer_and_its_eviction_ends_that() {
+    let mut sim = Sim::new(setup(), book(&spread()));
+    sim.run(Duration::from_secs(30), false);
+    assert_eq!(sim.count(ConnectionType::OutboundFullRelay), 8);
+    let stale_secs = 1800;
+    // The first check (Core's m_stale_tip_check_time starts at 0) with a fresh tip: nothing.
+    assert_eq!(sim.planner.check_stale_tip(sim.now, true, || None), None);
+    assert!(!sim.planner.try_new_outbound());
+    // Not asked again before STALE_CHECK_INTERVAL, even if the tip became stale meanwhile.
+    let asked = std::cell::Cell::new(false);
+    let early = sim.now + STALE_CHECK_INTERVAL;
+    let stale = || {
+        asked.set(true);
+        Some(stale_secs)
+    };
+    assert_eq!(sim.planner.check_stale_tip(early, true, stale), None);
+    assert!(!asked.get());
+    // After it: the stale tip allows one full-relay peer over the eight slots, no more.
+    let later = early + Duration::from_secs(1);
+    let line = sim.planner.check_stale_tip(later, true, || Some(stale_secs)).expect("stale tip detected");
+    assert!(line.contains("Potential stale tip detected") && line.contains("1800 seconds ago"), "{line}");
+    assert!(sim.planner.try_new_outbound());
+    let before = sim.dials.len();
+    sim.run(Duration::from_secs(60), false);
+    let extra: Vec<_> = sim.dials[before..].iter().filter(|d| d.1 == ConnectionType::OutboundFullRelay).collect();
+    assert_eq!(extra.len(), 1, "one extra full-relay dial: {:?}", &sim.dials[before..]);
+    assert_eq!(sim.count(ConnectionType::OutboundFullRelay), 9);
+    // Evicting an extra peer withdraws the permission until the next stale tip.
+    sim.planner.extra_outbound_evicted();
+    assert!(!sim.planner.try_new_outbound());
+    sim.conns.retain(|c| c.addr != extra[0].0);
+    let before = sim.dials.len();
+    sim.run(Duration::from_secs(60), false);
+    assert!(!sim.dials[before..].iter().any(|d| d.1 == ConnectionType::OutboundFullRelay), "no new extra peer");
+    // A check that finds the tip fresh again withdraws it too; with the network off it is not asked.
+    let t = sim.now + STALE_CHECK_INTERVAL * 2;
+    assert!(sim.planner.check_stale_tip(t, true, || Some(stale_secs)).is_some());
+    assert!(sim.planner.check_stale_tip(t + STALE_CHECK_INTERVAL * 2, false, || panic!("not asked")).is_none());
+    assert!(!sim.planner.try_new_outbound());
+}
+
+#[test]
+fn the_extra_full_relay_peer_to_evict_is_the_least_recent_announcer() {
+    let p = |id, last: Option<i64>| FullRelayPeer {
+        id,
+        last_announcement: last,
+        age: Duration::from_secs(600),
+        protected: false,
+        network: NetKind::Ipv4,
+    };
+    let mut peers: Vec<FullRelayPeer> = (1..=8).map(|id| p(id, Some(1000 + id as i64))).collect();
+    assert_eq!(extra_full_relay_to_evict(&peers, &[], 8), None, "no extra peer");
+    // The extra (youngest) peer gave us the newest header: the oldest announcer goes instead.
+    peers.push(p(9, Some(5000)));
+    assert_eq!(extra_full_relay_to_evict(&peers, &[], 8), Some(1));
+    // Never announced counts as oldest; among equals the younger goes.
+    peers.push(p(10, None));
+    peers.push(p(11, None));
+    assert_eq!(extra_full_relay_to_evict(&peers, &[], 10), Some(11));
+    // Protected peers are skipped.
+    for q in peers.iter_mut().filter(|q| q.id >= 10) {
+        q.protected = true;
+    }
+    assert_eq!(extra_full_relay_to_evict(&peers, &[], 10), Some(1));
+    // The only full-relay peer on its network is kept (a manual peer there counts as another).
+    peers[0].network = NetKind::Ipv6;
+    assert_eq!(extra_full_relay_to_evict(&peers, &[], 10), Some(2));
+    assert_eq!(extra_full_relay_to_evict(&peers, &[NetKind::Ipv6], 10), Some(1));
+    // The chosen one must have been connected longer than MINIMUM_CONNECT_TIME; no other is tried.
+    peers[0].age = MINIMUM_CONNECT_TIME;
+    assert_eq!(extra_full_relay_to_evict(&peers, &[NetKind::Ipv6], 10), None);
+}

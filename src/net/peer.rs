@@ -107,6 +107,12 @@ pub enum DisconnectReason {
     AddrFetchDone,
     /// The extra block-relay-only peer (Core's rotation) brought nothing newer than the others.
     ExtraBlockRelay,
+    /// An outbound peer stayed behind our best header past Core's chain-sync timeout
+    /// (`ConsiderEviction`).
+    OldChain,
+    /// One outbound full-relay peer too many (the stale-tip extra one or another): the one that
+    /// least recently announced a new best header goes (Core's `EvictExtraOutboundPeers`).
+    ExtraOutbound,
 }
 
 impl DisconnectReason {
@@ -139,6 +145,8 @@ impl DisconnectReason {
             R::FeelerDone => "feeler-done",
             R::AddrFetchDone => "addr-fetch-done",
             R::ExtraBlockRelay => "extra-block-relay",
+            R::OldChain => "old-chain",
+            R::ExtraOutbound => "extra-outbound",
         }
     }
 }
@@ -181,6 +189,8 @@ impl fmt::Display for DisconnectReason {
             R::FeelerDone => f.write_str("feeler connection completed"),
             R::AddrFetchDone => f.write_str("addr-fetch peer sent its addresses"),
             R::ExtraBlockRelay => f.write_str("extra block-relay-only peer no longer needed"),
+            R::OldChain => f.write_str("outbound peer has old chain"),
+            R::ExtraOutbound => f.write_str("extra outbound peer no longer needed"),
         }
     }
 }

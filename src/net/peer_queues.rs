@@ -9,7 +9,7 @@
 use std::io::{self, Read, Write};
 use std::net::Shutdown;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 
 use mio::net::TcpStream;
 use parking_lot::Mutex;
@@ -52,6 +52,10 @@ pub struct PeerStats {
     pub relevant_services: AtomicBool,
     /// The peer asked for transaction relay in its `version`.
     pub relay_txs: AtomicBool,
+    /// Unix seconds when the peer last gave us a new best header, 0 if never (Core's
+    /// `m_last_block_time`; set by the message handler, for inbound eviction's protection of
+    /// the four peers that most recently did).
+    pub last_block_time: AtomicI64,
 }
 
 /// One message taken off the process queue.

@@ -352,7 +352,7 @@ impl SocketHandler {
                     id,
                     connected_at: Duration::from_micros(c.opened_us),
                     min_ping: (min_ping != 0).then(|| Duration::from_micros(min_ping)),
-                    last_block_time: 0,
+                    last_block_time: s.last_block_time.load(Ordering::Relaxed),
                     last_tx_time: 0,
                     relevant_services: s.relevant_services.load(Ordering::Relaxed),
                     relay_txs: s.relay_txs.load(Ordering::Relaxed),

@@ -125,17 +125,10 @@ pub struct Protocol {
     pub local: LocalAddrs,
     /// Which addresses in received `addr` messages are banned or discouraged.
     pub bans: Box<dyn addr::AddrFilter>,
-    /// Initial block download is over (Core latches it).
-    finished_ibd: bool,
     /// Nonces of our outbound `version`s, to detect connecting to ourselves.
     local_nonces: HashSet<u64>,
-    /// Peers that completed the handshake.
-    established: usize,
     rng: StdRng,
 }
-
-/// Core's `DEFAULT_MAX_TIP_AGE`: a best header older than this means initial sync.
-pub const MAX_TIP_AGE: i64 = 24 * 60 * 60;
 
 /// Message types some module handles; the others are not even decoded.
 pub const HANDLED: [&str; 13] = [
@@ -173,9 +166,7 @@ impl Protocol {
             relay_key,
             local: LocalAddrs::default(),
             bans: Box::new(addr::NoBans),
-            finished_ibd: false,
             local_nonces: HashSet::new(),
-            established: 0,
             rng,
         }
     }
@@ -190,19 +181,9 @@ impl Protocol {
         self.headers.chain.tree().height() as i32
     }
 
-    /// Core's `IsInitialBlockDownload` for a headers-only node: our best header has less than
-    /// the minimum chain work or is more than a day old. Once over, it stays over.
+    /// Core's `IsInitialBlockDownload` (latched): see [`HeadersNode::in_ibd`].
     pub fn in_ibd(&mut self, now: Now) -> bool {
-        if self.finished_ibd {
-            return false;
-        }
-        let chain = &self.headers.chain;
-        let tip = chain.tree().tip();
-        if tip.chain_work < chain.min_chain_work() || i64::from(tip.header.time) < now.unix - MAX_TIP_AGE {
-            return true;
-        }
-        self.finished_ibd = true;
-        false
+        self.headers.in_ibd(now.unix)
     }
 
     /// State for a new connection.
@@ -230,7 +211,6 @@ impl Protocol {
         self.local_nonces.remove(&peer.handshake.local_nonce);
         self.headers.remove_peer(peer);
         if peer.handshake.successfully_connected {
-            self.established = self.established.saturating_sub(1);
             // Core's FinalizeNode: full outbound peers refresh their entry's time (not
             // block-relay-only ones, which would leak them, nor feelers).
             if matches!(
@@ -267,8 +247,11 @@ impl Protocol {
         }
         match msg {
             NetworkMessage::Verack => {
+                let was_connected = peer.handshake.successfully_connected;
                 handshake::on_verack(self, peer, out);
-                self.established += usize::from(peer.handshake.successfully_connected);
+                if peer.handshake.successfully_connected && !was_connected {
+                    self.headers.on_established(peer);
+                }
             }
             NetworkMessage::SendHeaders => handshake::on_sendheaders(peer),
             NetworkMessage::WtxidRelay => handshake::on_wtxidrelay(peer, out),
@@ -300,7 +283,7 @@ impl Protocol {
             return;
         }
         ping::maybe_send_ping(peer, now.mono, self.params.peer_timeout, &mut self.rng, out);
-        headers::send_messages(&mut self.headers, peer, self.established > 1, now, out);
+        headers::send_messages(&mut self.headers, peer, now, out);
         if peer.addrs.relay_enabled && self.local.listening() {
             let ibd = self.in_ibd(now);
             let services = self.params.services;
