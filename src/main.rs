@@ -432,6 +432,7 @@ fn with_conf_file(args: Vec<String>) -> Result<(Vec<String>, Vec<String>), Optio
 }
 
 fn main() -> ExitCode {
+    btcloop::net::peer_queues::bound_allocator();
     let (args, conf_warnings) = match with_conf_file(normalize_args(std::env::args())) {
         Ok(x) => x,
         Err(None) => return ExitCode::SUCCESS,

@@ -138,7 +138,8 @@ pub fn unusable_network(a: &AddrV2) -> bool {
 impl AddrPeer {
     /// The known-address filter, made on first use with a fresh random key.
     fn known_filter(&mut self) -> &mut RollingBloom {
-        self.known.get_or_insert_with(|| Box::new(RollingBloom::new(ADDR_KNOWN_SIZE, ADDR_KNOWN_FP_RATE, rand::random())))
+        self.known
+            .get_or_insert_with(|| Box::new(RollingBloom::new(ADDR_KNOWN_SIZE, ADDR_KNOWN_FP_RATE, rand::random())))
     }
 
     /// Records that the peer knows `a`; false if it (probably) did already.

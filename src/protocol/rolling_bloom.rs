@@ -190,7 +190,8 @@ mod tests {
         }
         assert!((0..5000u64).all(|i| f.contains(&item(i))), "no false negatives");
         let probes = 200_000u64;
-        let fp = |f: &RollingBloom| (0..probes).filter(|i| f.contains(&item(1 << 40 | i))).count() as f64 / probes as f64;
+        let fp =
+            |f: &RollingBloom| (0..probes).filter(|i| f.contains(&item(1 << 40 | i))).count() as f64 / probes as f64;
         let at_5000 = fp(&f);
         assert!(at_5000 <= 0.001, "fp rate {at_5000} with 5,000 items");
         // Fullest state: three whole generations (7,500 items) before the next wipe.
