@@ -228,6 +228,10 @@ impl SocketHandler {
                 }
                 continue;
             }
+            // Peers whose budget ran out last round get their next share after this round's
+            // events; those that run out now wait for the next round (one share per round).
+            let mut reading = std::mem::take(&mut self.reading);
+            std::mem::swap(&mut reading, &mut self.more_to_read);
             let mut woken = false;
             for ev in events.iter() {
                 match ev.token() {
@@ -243,9 +247,6 @@ impl SocketHandler {
                     }
                 }
             }
-            // Peers whose budget ran out last round get their next share.
-            std::mem::swap(&mut self.reading, &mut self.more_to_read);
-            let mut reading = std::mem::take(&mut self.reading);
             for id in reading.drain(..) {
                 if let Some(c) = self.conns.get_mut(&id) {
                     c.read_pending = false;
