@@ -477,6 +477,7 @@ fn main() -> ExitCode {
     // Core's umask 077: every file and directory the process creates is its owner's only.
     // SAFETY: umask only sets the process's file-creation mask; no memory is involved.
     unsafe { libc::umask(0o077) };
+    btcloop::net::peer_queues::bound_allocator();
     let (args, conf_warnings, conf_path) = match with_conf_file(normalize_args(std::env::args())) {
         Ok(x) => x,
         Err(None) => return ExitCode::SUCCESS,

@@ -46,6 +46,9 @@ const SPIN: Duration = Duration::from_micros(50);
 const SWEEP_EVERY: Duration = Duration::from_millis(100);
 /// Queued output is written at the latest after this many passes.
 const FLUSH_EVERY_PASSES: u32 = 8;
+/// ... or once the passes since the last write processed this many payload bytes, so a reply
+/// to a small message does not wait while other peers' large messages are processed.
+const FLUSH_AFTER_PROCESSED: usize = 256 * 1024;
 /// A peer's queue is written at once when it holds this much (a `headers` answer, say).
 const FLUSH_BYTES: usize = 64 * 1024;
 /// Core's `DUMP_PEERS_INTERVAL`: how often `peers.dat` is written.
@@ -131,6 +134,8 @@ struct Cx {
     dirty: Vec<PeerId>,
     /// Reused buffer for the payload being processed.
     payload: Vec<u8>,
+    /// Payload bytes processed since queued output was last written.
+    processed_since_flush: usize,
     /// Recently misbehaving addresses (shared with the socket handler).
     discouraged: Arc<Discouraged>,
     /// Addresses discouraged this pass whose other connections must be dropped too.
@@ -306,6 +311,7 @@ impl MessageHandler {
                 totals,
                 dirty: Vec::new(),
                 payload: Vec::new(),
+                processed_since_flush: 0,
                 discouraged,
                 newly_discouraged: Vec::new(),
                 capture_dir,
@@ -337,10 +343,14 @@ impl MessageHandler {
         let mut next_peers_dump = Instant::now() + DUMP_PEERS_INTERVAL;
         let mut passes_since_flush = 0u32;
         loop {
-            if !more_work || passes_since_flush >= FLUSH_EVERY_PASSES {
+            if !more_work
+                || passes_since_flush >= FLUSH_EVERY_PASSES
+                || self.cx.processed_since_flush >= FLUSH_AFTER_PROCESSED
+            {
                 self.cx.flush(&mut self.peers);
                 self.cx.flush_chain();
                 passes_since_flush = 0;
+                self.cx.processed_since_flush = 0;
             }
             self.wake.take(more_work, SPIN, IDLE_WAIT, &mut ready, &mut events);
             // One clock read per pass: the protocol's timers need no finer grain.
@@ -497,8 +507,12 @@ impl MessageHandler {
         }
     }
 
-    /// Runs every peer's timers and releases idle buffers.
+    /// Runs every peer's timers and releases idle buffers (the handler's own payload buffer
+    /// too, once a large message left it big).
     fn sweep(&mut self, now: Now) {
+        if self.cx.payload.capacity() > FLUSH_BYTES {
+            self.cx.payload = Vec::new();
+        }
         for e in self.peers.values_mut() {
             self.cx.send_messages(e, now);
             if !e.in_work && !e.dirty {
@@ -560,6 +574,7 @@ impl Cx {
             self.ctl.send(SocketCommand::Resume(id));
         }
         let command = command_str(&popped.command);
+        self.processed_since_flush = self.processed_since_flush.saturating_add(self.payload.len());
         debug!(target: "net", "received: {command} ({} bytes) peer={id}", self.payload.len());
         let (conn, net) = (e.peer.conn_type, e.net);
         Tally { peer: &mut e.counts, global: &mut self.msg_stats, conn, net }.add(

@@ -4,8 +4,12 @@
 //!
 //! Queues hold bytes, not per-message allocations: the process queue stores each checked frame
 //! as `type (12) | length (4) | receive time (8) | checksum (4) | payload`, the send queue stores encoded
-//! frames back to back.
+//! frames back to back. A large payload the decoder assembled across reads is not copied into the
+//! byte queue: its entry has no inline payload (bit 31 of the length set) and the buffer itself
+//! waits, by value, in a side queue; the message handler takes it over without a copy and frees
+//! it after processing. Both count toward the receive limit.
 
+use std::collections::VecDeque;
 use std::io::{self, Read, Write};
 use std::net::Shutdown;
 use std::sync::Arc;
@@ -19,10 +23,29 @@ use super::totals::NetTotals;
 use super::transport::{COMMAND_SIZE, Command};
 
 const ENTRY_HEADER: usize = COMMAND_SIZE + 4 + 8 + 4;
+/// Length-field flag of an entry whose payload waits in the side queue.
+const OUT_OF_LINE: u32 = 1 << 31;
 /// Consumed process-queue bytes are compacted away once they exceed this.
 const COMPACT_AT: usize = 64 * 1024;
 /// A drained buffer keeps at most this much capacity.
 const KEEP_CAPACITY: usize = 64 * 1024;
+
+/// Allocation size from which the C allocator maps memory directly (and unmaps it on free).
+const MMAP_THRESHOLD: libc::c_int = 128 * 1024;
+
+/// Makes the process's large buffers (partial payloads, out-of-line messages, send queues)
+/// go back to the system when freed: glibc raises its mmap threshold after the first large
+/// buffer is freed, after which 4 MB buffers come from the heap arenas and stay there once a
+/// flood of large messages is over (hundreds of MB). Fixing the threshold keeps every buffer
+/// of 128 KiB or more mapped on its own, grown in place (`mremap`) and returned on free.
+/// Call once at start, before the threads; elsewhere than glibc it does nothing.
+pub fn bound_allocator() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: `mallopt` only changes allocator tuning; it is called before other threads run.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD);
+    }
+}
 
 /// Counters any thread may read.
 #[derive(Debug, Default)]
@@ -136,8 +159,19 @@ impl ByteQueue {
 #[derive(Debug, Default)]
 struct RecvQueue {
     bytes: ByteQueue,
+    /// Payloads of out-of-line entries, in queue order.
+    big: VecDeque<Vec<u8>>,
+    /// Total length of `big`.
+    big_bytes: usize,
     paused: bool,
     in_work_set: bool,
+}
+
+impl RecvQueue {
+    /// Bytes queued, as the receive limit counts them.
+    fn queued(&self) -> usize {
+        self.bytes.len() + self.big_bytes
+    }
 }
 
 #[derive(Debug, Default)]
@@ -194,7 +228,7 @@ impl PeerQueues {
     /// Appends checked frames: `fill` is called with an appender (socket handler only).
     pub fn push_frames(&self, fill: impl FnOnce(&mut FrameAppender<'_>)) -> Pushed {
         let mut q = self.recv.lock();
-        let mut app = FrameAppender { buf: &mut q.bytes.buf, count: 0 };
+        let mut app = FrameAppender { q: &mut q, count: 0 };
         fill(&mut app);
         let count = app.count;
         if count == 0 {
@@ -203,7 +237,7 @@ impl PeerQueues {
         self.stats.msgs_recv.fetch_add(count, Ordering::Relaxed);
         let newly_ready = !q.in_work_set;
         q.in_work_set = true;
-        let paused = q.bytes.len() > self.recv_limit;
+        let paused = q.queued() > self.recv_limit;
         if paused && !q.paused {
             self.stats.pause_recv_events.fetch_add(1, Ordering::Relaxed);
         }
@@ -216,7 +250,9 @@ impl PeerQueues {
         self.recv.lock().paused
     }
 
-    /// Takes the oldest message, copying its payload into `payload` (message handler only).
+    /// Takes the oldest message into `payload` (message handler only): a small payload is
+    /// copied; a large one replaces `payload`'s buffer (no copy). A buffer grown past 64 KiB by
+    /// an earlier large payload is dropped when a small one follows.
     pub fn pop_message(&self, payload: &mut Vec<u8>) -> Option<Popped> {
         let mut q = self.recv.lock();
         let q = &mut *q;
@@ -233,17 +269,28 @@ impl PeerQueues {
         t8.copy_from_slice(&head[COMMAND_SIZE + 4..COMMAND_SIZE + 12]);
         let mut checksum = [0u8; 4];
         checksum.copy_from_slice(&head[COMMAND_SIZE + 12..]);
-        let len = u32::from_le_bytes(len4) as usize;
-        let body = rest.get(..len).unwrap_or(rest);
-        payload.clear();
-        payload.extend_from_slice(body);
-        let used = ENTRY_HEADER + body.len();
-        q.bytes.consume(used);
+        let len_field = u32::from_le_bytes(len4);
+        if len_field & OUT_OF_LINE != 0 {
+            let big = q.big.pop_front().unwrap_or_default();
+            q.big_bytes = q.big_bytes.saturating_sub(big.len());
+            *payload = big;
+            q.bytes.consume(ENTRY_HEADER);
+        } else {
+            let len = len_field as usize;
+            let body = rest.get(..len).unwrap_or(rest);
+            if payload.capacity() > KEEP_CAPACITY && body.len() <= KEEP_CAPACITY {
+                *payload = Vec::new();
+            }
+            payload.clear();
+            payload.extend_from_slice(body);
+            let used = ENTRY_HEADER + body.len();
+            q.bytes.consume(used);
+        }
         let more = q.bytes.len() > 0;
         if !more {
             q.in_work_set = false;
         }
-        let resumed = q.paused && q.bytes.len() <= self.recv_limit;
+        let resumed = q.paused && q.queued() <= self.recv_limit;
         if resumed {
             q.paused = false;
         }
@@ -252,7 +299,7 @@ impl PeerQueues {
 
     /// Bytes waiting in the process queue.
     pub fn recv_queued(&self) -> usize {
-        self.recv.lock().bytes.len()
+        self.recv.lock().queued()
     }
 
     // ---- send queue (vSendMsg) ----
@@ -346,27 +393,46 @@ impl PeerQueues {
 
     /// Releases idle buffer capacity (message handler's periodic sweep).
     pub fn trim(&self) {
-        self.recv.lock().bytes.release_if_empty();
+        let mut q = self.recv.lock();
+        q.bytes.release_if_empty();
+        if q.big.is_empty() && q.big.capacity() > 0 {
+            q.big = VecDeque::new();
+        }
+        drop(q);
         self.send.lock().bytes.release_if_empty();
     }
 }
 
 /// Appends frames to a locked process queue.
 pub struct FrameAppender<'a> {
-    buf: &'a mut Vec<u8>,
+    q: &'a mut RecvQueue,
     count: u64,
 }
 
 impl FrameAppender<'_> {
     /// Appends one checked frame (its verified `checksum` kept) received at `recv_time_us`.
+    /// `payload` must be shorter than 2^31 bytes (the transport allows 4,000,000).
     pub fn push(&mut self, command: &Command, payload: &[u8], checksum: [u8; 4], recv_time_us: u64) {
-        self.buf.reserve(ENTRY_HEADER + payload.len());
-        self.buf.extend_from_slice(command);
-        self.buf.extend_from_slice(&(payload.len() as u32).to_le_bytes());
-        self.buf.extend_from_slice(&recv_time_us.to_le_bytes());
-        self.buf.extend_from_slice(&checksum);
-        self.buf.extend_from_slice(payload);
+        let buf = &mut self.q.bytes.buf;
+        buf.reserve(ENTRY_HEADER + payload.len());
+        Self::header(buf, command, payload.len() as u32 & !OUT_OF_LINE, checksum, recv_time_us);
+        buf.extend_from_slice(payload);
         self.count += 1;
+    }
+
+    /// Appends a frame whose payload buffer is handed over (kept as it is, not copied).
+    pub fn push_owned(&mut self, command: &Command, payload: Vec<u8>, checksum: [u8; 4], recv_time_us: u64) {
+        Self::header(&mut self.q.bytes.buf, command, OUT_OF_LINE, checksum, recv_time_us);
+        self.q.big_bytes += payload.len();
+        self.q.big.push_back(payload);
+        self.count += 1;
+    }
+
+    fn header(buf: &mut Vec<u8>, command: &Command, len_field: u32, checksum: [u8; 4], recv_time_us: u64) {
+        buf.extend_from_slice(command);
+        buf.extend_from_slice(&len_field.to_le_bytes());
+        buf.extend_from_slice(&recv_time_us.to_le_bytes());
+        buf.extend_from_slice(&checksum);
     }
 }
 

@@ -1,8 +1,11 @@
 //! The socket-handler thread (Core's `ThreadSocketHandler`): one `mio::Poll` over the
 //! listeners and every peer socket. Owns the sockets' registration, each connection's transport
-//! decoder and connect state. Reads until the socket is drained (or the peer's process queue is
-//! full), turns bytes into checked frames on the peer's process queue, wakes the message
-//! handler, and writes send queues the message handler could not write itself.
+//! decoder and connect state. Reads each ready peer for at most [`READ_BUDGET`] bytes per poll
+//! round (peers with more waiting are served again next round, round-robin, so one peer's
+//! 4 MB messages do not delay another's ping), until the socket is drained, closed, or the
+//! peer's process queue is full; turns bytes into checked frames on the peer's process queue,
+//! wakes the message handler, and writes send queues the message handler could not write
+//! itself.
 
 use std::collections::HashMap;
 use std::io;
@@ -26,7 +29,7 @@ use super::peer::{ConnectionType, DisconnectReason, PeerId};
 use super::peer_queues::PeerQueues;
 use super::permissions::{Permissions, Whitelist, permissions_for};
 use super::totals::NetTotals;
-use super::transport::{RejectReason, V1Decoder, sanitize_command};
+use super::transport::{Delivery, RejectReason, V1Decoder, sanitize_command};
 use super::wake::{MsgWake, NetEvent, NewPeer, SocketCommand, SocketControl};
 use crate::addrman::{NetGroupRule, from_ip, netgroup};
 use crate::time::{Clock, unix_now};
@@ -37,6 +40,9 @@ pub const WAKER_TOKEN: Token = Token(usize::MAX);
 const LISTENER_BASE: usize = usize::MAX - 1024;
 /// Size of the one read buffer the thread shares among all peers (Core: 64 KiB).
 const READ_BUF: usize = 64 * 1024;
+/// Bytes read from one peer per poll round before the other ready peers get their turn
+/// (Core reads one 64 KiB chunk per peer per round).
+const READ_BUDGET: usize = READ_BUF;
 /// Longest the poll sleeps with nothing to do.
 const POLL_IDLE: Duration = Duration::from_millis(500);
 
@@ -98,6 +104,8 @@ struct Connection {
     target: Option<usize>,
     state: ConnState,
     write_registered: bool,
+    /// In `SocketHandler::more_to_read`: its read budget ran out with bytes still waiting.
+    read_pending: bool,
     /// When it opened (node clock, µs), for eviction.
     opened_us: u64,
     /// `--whitelist` permissions.
@@ -130,6 +138,11 @@ pub struct SocketHandler {
     buf: Box<[u8]>,
     ready: Vec<PeerId>,
     events: Vec<NetEvent>,
+    /// Peers whose read budget ran out this round with bytes still waiting: read again next
+    /// round (the poll is edge-triggered and will not report them again).
+    more_to_read: Vec<PeerId>,
+    /// The previous round's `more_to_read`, being served.
+    reading: Vec<PeerId>,
 }
 
 /// Everything [`SocketHandler::new`] needs from the node.
@@ -198,6 +211,8 @@ impl SocketHandler {
             buf: vec![0u8; READ_BUF].into_boxed_slice(),
             ready: Vec::new(),
             events: Vec::new(),
+            more_to_read: Vec::new(),
+            reading: Vec::new(),
         })
     }
 
@@ -213,6 +228,10 @@ impl SocketHandler {
                 }
                 continue;
             }
+            // Peers whose budget ran out last round get their next share after this round's
+            // events; those that run out now wait for the next round (one share per round).
+            let mut reading = std::mem::take(&mut self.reading);
+            std::mem::swap(&mut reading, &mut self.more_to_read);
             let mut woken = false;
             for ev in events.iter() {
                 match ev.token() {
@@ -221,10 +240,20 @@ impl SocketHandler {
                     Token(t) => {
                         let readable = ev.is_readable() || ev.is_read_closed() || ev.is_error();
                         let writable = ev.is_writable() || ev.is_write_closed();
-                        self.on_socket_event(t as PeerId, readable, writable);
+                        // With the peer's FIN (or an error) in the same edge, a short read does
+                        // not mean drained: read on to the end of stream.
+                        let closing = ev.is_read_closed() || ev.is_error();
+                        self.on_socket_event(t as PeerId, readable, writable, closing);
                     }
                 }
             }
+            for id in reading.drain(..) {
+                if let Some(c) = self.conns.get_mut(&id) {
+                    c.read_pending = false;
+                    self.read(id, true);
+                }
+            }
+            self.reading = reading;
             if woken {
                 self.ctl.clear_pending();
                 while let Ok(cmd) = self.commands.try_recv() {
@@ -242,6 +271,9 @@ impl SocketHandler {
     }
 
     fn poll_timeout(&self) -> Duration {
+        if !self.more_to_read.is_empty() {
+            return Duration::ZERO;
+        }
         let now = Instant::now();
         self.connecting.values().map(|d| d.saturating_duration_since(now)).min().unwrap_or(POLL_IDLE).min(POLL_IDLE)
     }
@@ -322,6 +354,7 @@ impl SocketHandler {
                     target: None,
                     state: ConnState::Open,
                     write_registered: false,
+                    read_pending: false,
                     opened_us: self.clock.now_us(),
                     permissions,
                     keyed_group: self.keyed_group(addr.ip()),
@@ -392,7 +425,7 @@ impl SocketHandler {
             SocketCommand::Connect { addr, conn_type, target } => self.connect(addr, conn_type, target),
             SocketCommand::Disconnect { id, reason } => self.close(id, reason),
             SocketCommand::Flush(id) => self.write(id),
-            SocketCommand::Resume(id) => self.read(id),
+            SocketCommand::Resume(id) => self.read(id, true),
             SocketCommand::SetNetworkActive(active) => {
                 info!("SetNetworkActive: {active}");
                 self.network_active.store(active, Ordering::Release);
@@ -450,6 +483,7 @@ impl SocketHandler {
                 target,
                 state: ConnState::Connecting,
                 write_registered: true,
+                read_pending: false,
                 opened_us: self.clock.now_us(),
                 permissions: permissions_for(&self.cfg.whitelist, addr.ip(), false),
                 keyed_group: self.keyed_group(addr.ip()),
@@ -472,7 +506,7 @@ impl SocketHandler {
         }
     }
 
-    fn on_socket_event(&mut self, id: PeerId, readable: bool, writable: bool) {
+    fn on_socket_event(&mut self, id: PeerId, readable: bool, writable: bool, closing: bool) {
         let Some(conn) = self.conns.get(&id) else { return };
         if let ConnState::Connecting = conn.state {
             if readable || writable {
@@ -484,7 +518,7 @@ impl SocketHandler {
             self.write(id);
         }
         if readable {
-            self.read(id);
+            self.read(id, closing);
         }
     }
 
@@ -543,18 +577,31 @@ impl SocketHandler {
         }
     }
 
-    fn read(&mut self, id: PeerId) {
+    /// Reads peer `id` until its socket is drained, closed or failed, its process queue is full,
+    /// or it has had [`READ_BUDGET`] bytes this round (then it is queued for the next round).
+    /// A short read counts as drained (saving the read that would only say `WouldBlock`) unless
+    /// `to_end`: when the edge also carried the end of stream, or when the edge that announced
+    /// the bytes was consumed earlier (resuming, the next round).
+    fn read(&mut self, id: PeerId, to_end: bool) {
         let now_us = self.clock.now_us();
         let Some(conn) = self.conns.get_mut(&id) else { return };
-        if !matches!(conn.state, ConnState::Open) {
+        if !matches!(conn.state, ConnState::Open) || conn.read_pending {
             return;
         }
         if conn.queues.recv_paused() {
             return;
         }
         let mut fatal = None;
+        let mut budget = READ_BUDGET;
         loop {
-            let n = match conn.queues.read_socket(&mut self.buf) {
+            if budget == 0 {
+                conn.read_pending = true;
+                self.more_to_read.push(id);
+                break;
+            }
+            let want = budget.min(self.buf.len());
+            let Some(buf) = self.buf.get_mut(..want) else { break };
+            let n = match conn.queues.read_socket(buf) {
                 Ok(0) => {
                     fatal = Some(DisconnectReason::PeerClosed);
                     break;
@@ -567,6 +614,7 @@ impl SocketHandler {
                     break;
                 }
             };
+            budget = budget.saturating_sub(n);
             let stats = &conn.queues.stats;
             stats.bytes_recv.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
             stats.last_recv_us.store(now_us, std::sync::atomic::Ordering::Relaxed);
@@ -576,9 +624,10 @@ impl SocketHandler {
             let totals = &self.totals;
             let chunk = self.buf.get(..n).unwrap_or(&[]);
             let pushed = conn.queues.push_frames(|app| {
-                result = decoder.decode(chunk, |frame| match frame {
-                    Ok(f) => app.push(f.command, f.payload, f.checksum, now_us),
-                    Err(r) => {
+                result = decoder.decode_owned(chunk, |frame| match frame {
+                    Delivery::Frame(f) => app.push(f.command, f.payload, f.checksum, now_us),
+                    Delivery::Owned(f) => app.push_owned(&f.command, f.payload, f.checksum, now_us),
+                    Delivery::Rejected(r) => {
                         stats.msgs_rejected.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                         NetTotals::add(&totals.msgs_rejected, 1);
                         let what = match r.reason {
@@ -600,7 +649,7 @@ impl SocketHandler {
                 // Over the receive limit: the message handler sends Resume when it drains.
                 break;
             }
-            if n < self.buf.len() {
+            if n < want && !to_end {
                 // A short read of a stream socket means it is drained; the next arrival raises
                 // a new edge. Saves the read that would only return WouldBlock.
                 break;

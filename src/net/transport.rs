@@ -5,9 +5,13 @@
 //! [`MAX_PROTOCOL_MESSAGE_LENGTH`] is fatal for the connection (detected before any payload is
 //! read, and at the first wrong magic byte); a bad checksum or a malformed message type drops
 //! that one message and keeps the peer. Payload memory grows with the bytes that really
-//! arrived (at most [`ALLOC_AHEAD`] beyond them), never with the declared length.
+//! arrived (at most [`ALLOC_AHEAD`] beyond them), never with the declared length, and the
+//! checksum of a payload that straddles reads is hashed as its bytes arrive, so the work of one
+//! call is proportional to its input (a 4 MB message costs no 4 MB hash at completion).
+//! [`V1Decoder::decode_owned`] hands a completed payload of at least [`OWNED_MIN`] bytes over
+//! by value (no copy); no payload buffer is kept between messages.
 
-use bitcoin::hashes::{Hash, sha256d};
+use bitcoin::hashes::{Hash, HashEngine, sha256, sha256d};
 
 /// Size of a v1 message header: magic (4), type (12), length (4), checksum (4).
 pub const HEADER_SIZE: usize = 24;
@@ -17,6 +21,8 @@ pub const COMMAND_SIZE: usize = 12;
 pub const MAX_PROTOCOL_MESSAGE_LENGTH: usize = 4_000_000;
 /// How far ahead of the received bytes a partial payload buffer may be allocated (Core: 256 KiB).
 pub const ALLOC_AHEAD: usize = 256 * 1024;
+/// A payload assembled across reads is handed over by value from this size on.
+pub const OWNED_MIN: usize = 64 * 1024;
 
 /// The 12-byte, NUL-padded message type of a frame.
 pub type Command = [u8; COMMAND_SIZE];
@@ -75,8 +81,29 @@ pub struct Rejected<'a> {
     pub reason: RejectReason,
 }
 
-/// Decoder state for one connection.
+/// A complete, checked frame whose payload is handed over by value.
 #[derive(Debug)]
+pub struct OwnedFrame {
+    /// Message type, NUL padded.
+    pub command: Command,
+    /// The payload (allocated to its exact length).
+    pub payload: Vec<u8>,
+    /// The header checksum (verified against the payload).
+    pub checksum: [u8; 4],
+}
+
+/// What [`V1Decoder::decode_owned`] delivers.
+#[derive(Debug)]
+pub enum Delivery<'a> {
+    /// A good frame whose payload is borrowed (from the input or the decoder's buffer).
+    Frame(Frame<'a>),
+    /// A good frame of at least [`OWNED_MIN`] bytes assembled across reads, by value.
+    Owned(OwnedFrame),
+    /// A frame dropped by a per-message rule.
+    Rejected(Rejected<'a>),
+}
+
+/// Decoder state for one connection.
 pub struct V1Decoder {
     magic: [u8; 4],
     hdr: [u8; HEADER_SIZE],
@@ -85,12 +112,36 @@ pub struct V1Decoder {
     payload_len: Option<usize>,
     /// Payload bytes of a frame that straddles reads (empty, unallocated, otherwise).
     partial: Vec<u8>,
+    /// Running first SHA-256 of `partial`.
+    hasher: sha256::HashEngine,
+}
+
+impl std::fmt::Debug for V1Decoder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("V1Decoder")
+            .field("hdr_pos", &self.hdr_pos)
+            .field("payload_len", &self.payload_len)
+            .field("partial", &self.partial.len())
+            .finish_non_exhaustive()
+    }
 }
 
 impl V1Decoder {
     /// A decoder for frames of the network with message start `magic`.
     pub fn new(magic: [u8; 4]) -> Self {
-        V1Decoder { magic, hdr: [0; HEADER_SIZE], hdr_pos: 0, payload_len: None, partial: Vec::new() }
+        V1Decoder {
+            magic,
+            hdr: [0; HEADER_SIZE],
+            hdr_pos: 0,
+            payload_len: None,
+            partial: Vec::new(),
+            hasher: sha256d::Hash::engine(),
+        }
+    }
+
+    /// Payload bytes received of the frame in progress (0 between frames).
+    pub fn partial_len(&self) -> usize {
+        self.partial.len()
     }
 
     /// Whether no partial frame is buffered.
@@ -106,9 +157,24 @@ impl V1Decoder {
     /// Feeds received bytes. Calls `on_frame` for every complete frame, in order: `Ok` for a
     /// good one, `Err` for one dropped by a per-message rule. Returns an error (and stops) on a
     /// fault that must end the connection; frames completed before it were already delivered.
-    pub fn decode<F>(&mut self, mut input: &[u8], mut on_frame: F) -> Result<(), TransportError>
+    pub fn decode<F>(&mut self, input: &[u8], mut on_frame: F) -> Result<(), TransportError>
     where
         F: FnMut(Result<Frame<'_>, Rejected<'_>>),
+    {
+        self.decode_owned(input, |d| match d {
+            Delivery::Frame(f) => on_frame(Ok(f)),
+            Delivery::Owned(o) => {
+                on_frame(Ok(Frame { command: &o.command, payload: &o.payload, checksum: o.checksum }))
+            }
+            Delivery::Rejected(r) => on_frame(Err(r)),
+        })
+    }
+
+    /// [`V1Decoder::decode`], but a payload of at least [`OWNED_MIN`] bytes that was assembled
+    /// across calls is handed over by value ([`Delivery::Owned`]) instead of being lent.
+    pub fn decode_owned<F>(&mut self, mut input: &[u8], mut on_frame: F) -> Result<(), TransportError>
+    where
+        F: FnMut(Delivery<'_>),
     {
         while !input.is_empty() {
             let Some(len) = self.payload_len else {
@@ -142,10 +208,12 @@ impl V1Decoder {
                 if input.len() >= declared {
                     // Fast path: the whole payload is in this read; no copy.
                     let (payload, rest) = input.split_at(declared);
-                    self.deliver(payload, &mut on_frame);
+                    let sum = checksum_of(payload);
+                    self.deliver(payload, sum, &mut on_frame);
                     input = rest;
                 } else {
                     self.payload_len = Some(declared);
+                    self.hasher = sha256d::Hash::engine();
                 }
                 continue;
             };
@@ -158,10 +226,20 @@ impl V1Decoder {
                 self.partial.reserve_exact(target - self.partial.len());
             }
             self.partial.extend_from_slice(chunk);
+            self.hasher.input(chunk);
             input = rest;
             if self.partial.len() == len {
+                let engine = std::mem::replace(&mut self.hasher, sha256d::Hash::engine());
+                let hash = sha256d::Hash::from_engine(engine);
+                let b = hash.as_byte_array();
+                let sum = [b[0], b[1], b[2], b[3]];
+                // The buffer is never kept: an idle connection holds no payload memory.
                 let payload = std::mem::take(&mut self.partial);
-                self.deliver(&payload, &mut on_frame);
+                if len >= OWNED_MIN {
+                    self.deliver_owned(payload, sum, &mut on_frame);
+                } else {
+                    self.deliver(&payload, sum, &mut on_frame);
+                }
             }
         }
         Ok(())
@@ -174,24 +252,44 @@ impl V1Decoder {
         <&Command>::try_from(cmd).unwrap_or(&[0; COMMAND_SIZE])
     }
 
-    fn deliver<F>(&mut self, payload: &[u8], on_frame: &mut F)
-    where
-        F: FnMut(Result<Frame<'_>, Rejected<'_>>),
-    {
+    /// The per-message checks of a complete frame whose payload hashes to `sum`; resets the
+    /// header state. `None` when it passes.
+    fn check(&mut self, sum: [u8; 4]) -> (Command, [u8; 4], Option<RejectReason>) {
         let checksum = [self.hdr[20], self.hdr[21], self.hdr[22], self.hdr[23]];
         let command = *self.command();
         self.hdr_pos = 0;
         self.payload_len = None;
-        let reason = if checksum_of(payload) != checksum {
+        let reason = if sum != checksum {
             Some(RejectReason::BadChecksum)
         } else if !is_valid_command(&command) {
             Some(RejectReason::InvalidCommand)
         } else {
             None
         };
-        match reason {
-            None => on_frame(Ok(Frame { command: &command, payload, checksum })),
-            Some(reason) => on_frame(Err(Rejected { command: &command, len: payload.len(), reason })),
+        (command, checksum, reason)
+    }
+
+    fn deliver<F>(&mut self, payload: &[u8], sum: [u8; 4], on_frame: &mut F)
+    where
+        F: FnMut(Delivery<'_>),
+    {
+        match self.check(sum) {
+            (command, checksum, None) => on_frame(Delivery::Frame(Frame { command: &command, payload, checksum })),
+            (command, _, Some(reason)) => {
+                on_frame(Delivery::Rejected(Rejected { command: &command, len: payload.len(), reason }))
+            }
+        }
+    }
+
+    fn deliver_owned<F>(&mut self, payload: Vec<u8>, sum: [u8; 4], on_frame: &mut F)
+    where
+        F: FnMut(Delivery<'_>),
+    {
+        match self.check(sum) {
+            (command, checksum, None) => on_frame(Delivery::Owned(OwnedFrame { command, payload, checksum })),
+            (command, _, Some(reason)) => {
+                on_frame(Delivery::Rejected(Rejected { command: &command, len: payload.len(), reason }))
+            }
         }
     }
 }

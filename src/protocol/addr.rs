@@ -4,9 +4,11 @@
 //! 1–2 peers; one `getaddr` answer per inbound connection from a cache; queued addresses sent
 //! on a Poisson timer, as `addrv2` to peers that sent `sendaddrv2`; our own address advertised
 //! once relay is set up and about once a day after (Core's self-announcement); addresses that
-//! are banned or discouraged are dropped from received messages.
+//! are banned or discouraged are dropped from received messages. What a peer is known to have
+//! is a fixed-size [`RollingBloom`] (Core's `m_addr_known`, about 27 KB, made when relay is set
+//! up); addresses of networks no node can reach (addrv2 network ids Core does not know, with
+//! payloads of up to 512 bytes, and Tor v2) are dropped before anything is stored.
 
-use std::collections::{HashSet, VecDeque};
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -19,6 +21,7 @@ use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use tracing::debug;
 
+use super::rolling_bloom::RollingBloom;
 use super::{Now, Outbox, Peer, Protocol, misbehaving};
 use crate::addrman::{AddrEntry, AddrNetwork, from_ip, network};
 use crate::net::banman::BanMan;
@@ -43,7 +46,9 @@ pub const AVG_LOCAL_ADDRESS_BROADCAST_INTERVAL: Duration = Duration::from_secs(2
 /// Core's `ROTATE_ADDR_RELAY_DEST_INTERVAL`: relay targets stay the same this long.
 pub const ROTATE_ADDR_RELAY_DEST_INTERVAL: u64 = 24 * 60 * 60;
 /// Addresses a peer is remembered to know (Core: a rolling filter of 5,000).
-pub const ADDR_KNOWN_SIZE: usize = 5000;
+pub const ADDR_KNOWN_SIZE: u32 = 5000;
+/// False-positive rate of the known-address filter (Core: 0.001).
+pub const ADDR_KNOWN_FP_RATE: f64 = 0.001;
 /// Penalty on the time of addresses learnt from a peer (Core: 2 hours).
 pub const ADDR_TIME_PENALTY: i64 = 2 * 60 * 60;
 /// Core's `GetAddresses` cache lifetime: 21 hours plus up to 6 more.
@@ -64,8 +69,8 @@ pub struct AddrPeer {
     token_time: Option<Instant>,
     /// Addresses waiting for the next `addr` message.
     pub to_send: Vec<AddrEntry>,
-    known: HashSet<(AddrV2, u16)>,
-    known_order: VecDeque<(AddrV2, u16)>,
+    /// Addresses the peer is known to have (Core's `m_addr_known`); made when relay is set up.
+    known: Option<Box<RollingBloom>>,
     next_send: Option<Instant>,
     /// Next self-announcement (Core's `m_next_local_addr_send`; `None`: none sent yet).
     next_local_send: Option<Instant>,
@@ -84,8 +89,7 @@ impl Default for AddrPeer {
             token_bucket: 1.0,
             token_time: None,
             to_send: Vec::new(),
-            known: HashSet::new(),
-            known_order: VecDeque::new(),
+            known: None,
             next_send: None,
             next_local_send: None,
             processed: 0,
@@ -94,24 +98,72 @@ impl Default for AddrPeer {
     }
 }
 
+/// The filter key: an address and its port as bytes (Core's `CService::GetKey`).
+fn known_key(a: &AddrEntry, out: &mut Vec<u8>) {
+    out.clear();
+    match &a.addr {
+        AddrV2::Ipv4(ip) => out.extend_from_slice(&ip.to_ipv6_mapped().octets()),
+        AddrV2::Ipv6(ip) => out.extend_from_slice(&ip.octets()),
+        AddrV2::TorV2(b) => out.extend_from_slice(b),
+        AddrV2::TorV3(b) | AddrV2::I2p(b) => out.extend_from_slice(b),
+        AddrV2::Cjdns(ip) => out.extend_from_slice(&ip.octets()),
+        AddrV2::Unknown(net, b) => {
+            out.push(*net);
+            out.extend_from_slice(b);
+        }
+    }
+    // The network id keeps equal bytes of different networks apart.
+    out.push(network_tag(&a.addr));
+    out.extend_from_slice(&a.port.to_be_bytes());
+}
+
+fn network_tag(a: &AddrV2) -> u8 {
+    match a {
+        AddrV2::Ipv4(_) | AddrV2::Ipv6(_) => 1,
+        AddrV2::TorV2(_) => 2,
+        AddrV2::TorV3(_) => 3,
+        AddrV2::I2p(_) => 4,
+        AddrV2::Cjdns(_) => 5,
+        AddrV2::Unknown(..) => 0,
+    }
+}
+
+/// Whether an address belongs to a network no node can reach: an addrv2 network id Core does
+/// not know (its payload may be up to 512 bytes) or Tor v2 (retired). Core turns such
+/// addresses into invalid ones on reading; here they are dropped before anything is stored.
+pub fn unusable_network(a: &AddrV2) -> bool {
+    matches!(a, AddrV2::Unknown(..) | AddrV2::TorV2(_))
+}
+
 impl AddrPeer {
+    /// The known-address filter, made on first use with a fresh random key.
+    fn known_filter(&mut self) -> &mut RollingBloom {
+        self.known
+            .get_or_insert_with(|| Box::new(RollingBloom::new(ADDR_KNOWN_SIZE, ADDR_KNOWN_FP_RATE, rand::random())))
+    }
+
+    /// Records that the peer knows `a`; false if it (probably) did already.
     fn mark_known(&mut self, a: &AddrEntry) -> bool {
-        let key = (a.addr.clone(), a.port);
-        if self.known.contains(&key) {
+        let mut key = Vec::with_capacity(40);
+        known_key(a, &mut key);
+        let f = self.known_filter();
+        if f.contains(&key) {
             return false;
         }
-        if self.known_order.len() >= ADDR_KNOWN_SIZE {
-            if let Some(old) = self.known_order.pop_front() {
-                self.known.remove(&old);
-            }
-        }
-        self.known.insert(key.clone());
-        self.known_order.push_back(key);
+        f.insert(&key);
         true
     }
 
     fn is_known(&self, a: &AddrEntry) -> bool {
-        self.known.contains(&(a.addr.clone(), a.port))
+        let Some(f) = &self.known else { return false };
+        let mut key = Vec::with_capacity(40);
+        known_key(a, &mut key);
+        f.contains(&key)
+    }
+
+    /// The known-address filter, if relay has made it (tests and memory accounting).
+    pub fn known(&self) -> Option<&RollingBloom> {
+        self.known.as_deref()
     }
 }
 
@@ -174,6 +226,7 @@ fn setup_relay(peer: &mut Peer) -> bool {
         return false;
     }
     peer.addrs.relay_enabled = true;
+    peer.addrs.known_filter();
     true
 }
 
@@ -219,8 +272,9 @@ pub fn on_addrs(proto: &mut Protocol, peer: &mut Peer, mut addrs: Vec<AddrEntry>
             a.token_bucket -= 1.0;
         }
         // Core keeps only (possible) full nodes: `MayHaveUsefulAddressDB` or the desirable
-        // services, which include NETWORK or NETWORK_LIMITED and so add nothing.
-        if !may_have_useful_address_db(entry.services) {
+        // services, which include NETWORK or NETWORK_LIMITED and so add nothing. Addresses no
+        // node can reach are not even remembered as known.
+        if !may_have_useful_address_db(entry.services) || unusable_network(&entry.addr) {
             continue;
         }
         if entry.time <= 100_000_000 || entry.time > now.unix + 10 * 60 {
@@ -294,7 +348,7 @@ fn cached_addresses(proto: &mut Protocol, now: Now) -> Vec<AddrEntry> {
 /// Core's `PushAddress`: queue `a` for `peer` unless it knows it or cannot take it; a full
 /// queue has a random entry replaced.
 pub fn push_address(peer: &mut Peer, a: AddrEntry, rng: &mut StdRng) {
-    if !compatible(peer, &a) || peer.addrs.is_known(&a) {
+    if !compatible(peer, &a) || unusable_network(&a.addr) || peer.addrs.is_known(&a) {
         return;
     }
     let q = &mut peer.addrs.to_send;
@@ -353,8 +407,9 @@ pub fn maybe_send_local_addr(
     }
     let first = peer.addrs.next_local_send.is_none();
     if !first {
-        peer.addrs.known.clear();
-        peer.addrs.known_order.clear();
+        if let Some(f) = peer.addrs.known.as_deref_mut() {
+            f.reset(rand::random());
+        }
     }
     let inbound = peer.conn_type.is_inbound();
     if let Some(ours) = local.addr_for_peer(peer.addr.ip(), inbound, peer.handshake.addr_local, rng) {

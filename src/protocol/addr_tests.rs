@@ -357,3 +357,78 @@ fn loopback_rule_relays_127_announcements_core_rule_does_not() {
         assert_eq!(out.relayed.len(), relayed, "{rule:?}");
     }
 }
+
+fn v2msg(addr: AddrV2, time: u32) -> bitcoin::p2p::address::AddrV2Message {
+    bitcoin::p2p::address::AddrV2Message {
+        time,
+        services: ServiceFlags::NETWORK | ServiceFlags::WITNESS,
+        addr,
+        port: 8333,
+    }
+}
+
+#[test]
+fn addresses_of_networks_no_node_reaches_are_never_stored() {
+    let mut p = proto();
+    let t0 = Instant::now();
+    let (mut a, _) = peer(&mut p, 1, ConnectionType::Inbound, "203.0.113.9:5000", true, t0);
+    a.permissions = crate::net::permissions::Permissions::ADDR;
+    let fresh = UNIX0 as u32;
+    let unusable: Vec<_> = (0..10u8)
+        .map(|i| v2msg(AddrV2::Unknown(200 + i, vec![i; 512]), fresh))
+        .chain(std::iter::once(v2msg(AddrV2::TorV2([5; 10]), fresh)))
+        .collect();
+    let book = p.addrman.size(None, None);
+    let out = deliver(&mut p, &mut a, NetworkMessage::AddrV2(unusable.clone()), now(t0, 1));
+    assert!(out.relayed.is_empty(), "not relayed");
+    assert_eq!(p.addrman.size(None, None), book, "not in the address book");
+    assert_eq!(a.addrs.processed, 0);
+    let known = a.addrs.known().expect("relay set up by the addr message");
+    assert_eq!(known.inserted(), 0, "not even remembered as known");
+    // Nor queued for sending when relayed by others.
+    let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(1);
+    for m in &unusable {
+        push_address(&mut a, AddrEntry::new(m.addr.clone(), m.port, m.services, UNIX0), &mut rng);
+    }
+    assert!(a.addrs.to_send.is_empty());
+    // A reachable one in the same message is processed as before.
+    let mixed = vec![unusable[0].clone(), v2msg(AddrV2::Ipv4([16, 1, 2, 3].into()), fresh)];
+    let out = deliver(&mut p, &mut a, NetworkMessage::AddrV2(mixed), now(t0, 2));
+    assert_eq!(a.addrs.processed, 1);
+    assert_eq!(out.relayed.len(), 1);
+    assert_eq!(a.addrs.known().map(|k| k.inserted()), Some(1));
+}
+
+#[test]
+fn known_address_memory_per_peer_is_fixed() {
+    let mut p = proto();
+    let t0 = Instant::now();
+    let (mut a, _) = peer(&mut p, 1, ConnectionType::Inbound, "203.0.113.9:5000", true, t0);
+    assert!(a.addrs.known().is_none(), "no filter before relay is set up");
+    a.permissions = crate::net::permissions::Permissions::ADDR;
+    let mut sizes = Vec::new();
+    for round in 0..30u32 {
+        // 1,000 distinct addresses (Tor v3: the largest fixed-size network) per message.
+        let list: Vec<_> = (0..1000u32)
+            .map(|i| {
+                let mut b = [0u8; 32];
+                b[..4].copy_from_slice(&(round * 1000 + i).to_le_bytes());
+                v2msg(AddrV2::TorV3(b), UNIX0 as u32)
+            })
+            .collect();
+        deliver(&mut p, &mut a, NetworkMessage::AddrV2(list), now(t0, 1 + u64::from(round)));
+        let k = a.addrs.known().expect("filter");
+        sizes.push(std::mem::size_of::<crate::protocol::rolling_bloom::RollingBloom>() + k.heap_bytes());
+    }
+    // Each new address is inserted unless the filter already (falsely) holds it: ~0.1% at most.
+    let inserted = a.addrs.known().map_or(0, |k| k.inserted());
+    assert!((29_940..=30_000).contains(&inserted), "{inserted}");
+    assert!(sizes.iter().all(|&s| s == sizes[0]), "{sizes:?}");
+    assert!(sizes[0] < 28_000, "{} bytes (Core's filter: about 27 KB)", sizes[0]);
+    // The most recent addresses are known (not re-sent to the peer).
+    let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(2);
+    let mut b = [0u8; 32];
+    b[..4].copy_from_slice(&29_999u32.to_le_bytes());
+    push_address(&mut a, AddrEntry::new(AddrV2::TorV3(b), 8333, ServiceFlags::NETWORK, UNIX0), &mut rng);
+    assert!(a.addrs.to_send.is_empty());
+}

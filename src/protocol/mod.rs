@@ -7,6 +7,7 @@ pub mod addr;
 pub mod handshake;
 pub mod headers;
 pub mod ping;
+pub mod rolling_bloom;
 pub mod timeouts;
 
 use std::collections::HashSet;

@@ -7,6 +7,9 @@
 //! - `conns`: opens N handshaken connections and reports the node's RSS per peer.
 //! - `headers`: K handshaken peers each keep W `getheaders` for random 2,000-header ranges of
 //!   the node's best chain in flight; reports headers/s served.
+//! - `bigflood`: N handshaken peers send maximum-size messages of an unknown type back to back
+//!   while one more peer pings; reports the node's RSS before/peak/after and the ping
+//!   percentiles (threads with blocking sockets: the node's reading speed is what is measured).
 //! - `mkchain`: mines a regtest header chain into a data directory before a node starts on it
 //!   (no network).
 //!
@@ -34,12 +37,14 @@ use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Registry, Token};
 use rand::RngExt;
 
+mod bigflood;
 mod engine;
 mod headers;
 mod mkchain;
 mod modes;
 mod scan;
 
+use bigflood::{FloodArgs, bigflood_mode};
 use headers::headers_mode;
 use mkchain::mkchain_mode;
 use modes::{conns_mode, latency_mode, ping_mode};
@@ -131,6 +136,26 @@ enum Mode {
         #[arg(long)]
         verify: bool,
     },
+    /// Memory and fairness under a flood: N peers send maximum-size messages of an unknown
+    /// type back to back while one more peer measures ping round trips.
+    Bigflood {
+        /// Flooding connections.
+        #[arg(long, default_value_t = 20)]
+        peers: usize,
+        /// Payload bytes per message (at most 4,000,000).
+        #[arg(long, default_value_t = 4_000_000)]
+        size: usize,
+        /// Length of the flood, seconds.
+        #[arg(long, default_value_t = 10.0)]
+        duration: f64,
+        /// Seconds to wait after the flood (peers connected) and after they leave before
+        /// reading RSS.
+        #[arg(long, default_value_t = 3.0)]
+        settle: f64,
+        /// Process id of the node (its /proc/PID/status is read).
+        #[arg(long)]
+        pid: u32,
+    },
     /// Mines N regtest headers on top of genesis into DIR/regtest/headers.dat (run before the
     /// node starts on DIR).
     Mkchain {
@@ -181,6 +206,17 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
         Mode::Headers { peers, inflight, duration, warmup, verify } => {
             let load = LoadArgs::check(peers, inflight, duration, warmup)?;
             headers_mode(connect?, cli.network, load, verify)
+        }
+        Mode::Bigflood { peers, size, duration, settle, pid } => {
+            if peers == 0 || peers > 1000 {
+                return Err("--peers must be in 1..=1000".into());
+            }
+            if size > btcloop::net::transport::MAX_PROTOCOL_MESSAGE_LENGTH {
+                return Err("--size must be at most 4000000".into());
+            }
+            let duration = secs_arg("--duration", duration, false)?;
+            let settle = secs_arg("--settle", settle, true)?;
+            bigflood_mode(connect?, magic, FloodArgs { peers, size, duration, settle, pid })
         }
         Mode::Mkchain { datadir, count, salt } => mkchain_mode(&datadir, cli.network, count, salt),
     }

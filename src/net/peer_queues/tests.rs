@@ -105,3 +105,34 @@ fn closed_queue_accepts_and_writes_nothing() {
     assert_eq!(q.queue_send(|b| b.push(1)), 0);
     assert_eq!(q.flush_from_handler(1).unwrap().0.bytes, 0);
 }
+
+#[test]
+fn large_payloads_wait_out_of_line_in_order_and_count_toward_the_limit() {
+    let (q, _peer) = pair(100_000, 1000);
+    let big = vec![9u8; 70_000];
+    let big_ptr = big.as_ptr();
+    let p = q.push_frames(|a| {
+        a.push(&CMD, &[1; 8], [1; 4], 1);
+        a.push_owned(&CMD, big, [2; 4], 2);
+        a.push(&CMD, &[3; 8], [3; 4], 3);
+    });
+    assert!(p.newly_ready && !p.paused);
+    assert_eq!(q.recv_queued(), 3 * ENTRY_HEADER + 8 + 70_000 + 8);
+    let p = q.push_frames(|a| a.push_owned(&CMD, vec![4u8; 40_000], [4; 4], 4));
+    assert!(p.paused, "out-of-line bytes count toward the receive limit");
+
+    let mut payload = Vec::new();
+    let m = q.pop_message(&mut payload).unwrap();
+    assert_eq!((m.recv_time_us, m.checksum, payload.as_slice()), (1, [1; 4], &[1u8; 8][..]));
+    let m = q.pop_message(&mut payload).unwrap();
+    assert_eq!((m.recv_time_us, m.checksum, payload.len()), (2, [2; 4], 70_000));
+    assert_eq!(payload.as_ptr(), big_ptr, "handed over, not copied");
+    assert!(m.resumed, "back under the limit");
+    let m = q.pop_message(&mut payload).unwrap();
+    assert_eq!((m.recv_time_us, payload.as_slice()), (3, &[3u8; 8][..]));
+    assert!(payload.capacity() <= KEEP_CAPACITY, "the large buffer was let go for a small payload");
+    let m = q.pop_message(&mut payload).unwrap();
+    assert_eq!((m.recv_time_us, m.more, payload.len()), (4, false, 40_000));
+    assert_eq!(q.recv_queued(), 0);
+    assert!(q.pop_message(&mut payload).is_none());
+}
