@@ -669,10 +669,10 @@ fn run(data: &[u8]) {
         match r.u8() % 12 {
             0 => w.connect(&mut r),
             1..=5 => {
-                if let Some(id) = w.pick(&mut r) {
-                    if let Some(msg) = message(&mut r, &w, id) {
-                        w.deliver(id, msg);
-                    }
+                if let Some(id) = w.pick(&mut r)
+                    && let Some(msg) = message(&mut r, &w, id)
+                {
+                    w.deliver(id, msg);
                 }
             }
             6 => {
