@@ -13,8 +13,7 @@ use btcloop::chainparams::Network;
 use btcloop::conffile::ConfFile;
 use btcloop::config::{
     BANTIME_RANGE, BUFFER_KB_RANGE, Config, LogConfig, MAX_CONNECTIONS_RANGE, MAX_TIP_AGE_RANGE, PEER_TIMEOUT_RANGE,
-    RPC_SERVER_TIMEOUT_RANGE, RPC_THREADS_RANGE,
-    RpcConfig,
+    RPC_SERVER_TIMEOUT_RANGE, RPC_THREADS_RANGE, RpcConfig,
 };
 use btcloop::net::dialer::PeerSpec;
 use btcloop::node::{Hooks, Node};
