@@ -88,6 +88,7 @@ fn run(dir: &Path, data: &[u8]) {
                     StoreError::BadFileHeader { .. }
                         | StoreError::UnknownVersion { .. }
                         | StoreError::WrongNetwork { .. }
+                        | StoreError::Damaged { .. }
                 ),
                 "unexpected error: {e}"
             );
@@ -107,16 +108,24 @@ fn run(dir: &Path, data: &[u8]) {
     assert_eq!(len, FILE_HEADER_LEN + n * RECORD_LEN, "file not truncated to its good records");
     assert_eq!(loaded.dropped_tail_bytes as usize, file.len() - len, "dropped bytes");
 
-    let (chain, restored) =
-        Chain::open(params, Work::from_be_bytes([0; 32]), &path).expect("reopening a file the store accepted");
+    let kept = std::fs::read(&path).expect("read back");
+    let (chain, restored) = match Chain::open(params, Work::from_be_bytes([0; 32]), &path) {
+        Ok(x) => x,
+        Err(e) => {
+            // A stored header without its proof of work refuses the start, file untouched.
+            assert!(matches!(e, StoreError::BadProofOfWork { .. }), "unexpected error on reopen: {e}");
+            assert_eq!(std::fs::read(&path).expect("read back"), kept, "a refused file was changed");
+            return;
+        }
+    };
     assert_eq!(restored.dropped_tail_bytes, 0, "the second open dropped more");
-    assert_eq!(restored.headers + restored.orphans, n, "every record is placed or an orphan");
-    // `restored.headers` also counts records already in the tree (a duplicate record, or
-    // genesis), so the tree may hold fewer; but nothing that is not in the file.
-    assert!(chain.tree().len() <= 1 + restored.headers);
+    // Records already in the tree (genesis, duplicates) are neither counted nor added.
+    assert!(restored.headers + restored.orphans <= n, "more placed than stored");
+    assert_eq!(chain.tree().len(), 1 + restored.headers, "restored count differs from the tree");
     let in_file: std::collections::HashSet<_> = loaded.headers.iter().map(|h| h.block_hash()).collect();
     assert!(chain.tree().entries()[1..].iter().all(|e| in_file.contains(&e.hash)), "a tree entry not in the file");
-    check_tree_with(chain.tree(), chain.params(), false);
+    // Proof of work is checked on load now, so the deep check (hashes and work) must hold.
+    check_tree_with(chain.tree(), chain.params(), true);
 }
 
 fuzz_target!(|data: &[u8]| {

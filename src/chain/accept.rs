@@ -30,7 +30,8 @@ pub struct Accepted {
 /// What restoring from the store found.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Restored {
-    /// Headers read back into the tree.
+    /// Headers read back into the tree (new entries only: a stored genesis or a duplicate
+    /// record is not counted).
     pub headers: usize,
     /// Bytes of a torn or corrupt tail the store dropped.
     pub dropped_tail_bytes: u64,
@@ -67,6 +68,8 @@ impl Chain {
                 return Err(StoreError::BadProofOfWork { path: path.to_path_buf(), record, hash });
             }
             match chain.tree.insert(*h, hash, work_of(h.bits)) {
+                // Already in the tree (genesis, or a record stored twice): nothing added.
+                Some(Inserted::Known(_)) => {}
                 Some(_) => restored.headers += 1,
                 None => restored.orphans += 1,
             }

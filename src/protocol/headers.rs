@@ -297,8 +297,10 @@ pub fn on_headers(node: &mut HeadersNode, peer: &mut Peer, mut headers: Vec<Head
                     median_time_past: tree.median_time_past(start_id),
                     locator: tree.locator(start_id),
                 };
-                let offset = (now.mono.elapsed().subsec_nanos() ^ peer.handshake.local_nonce as u32)
-                    % node.sync_params.commitment_period;
+                // Core draws the offset at random; our random `version` nonce for this peer
+                // serves, so the protocol reads no clock (fake-time runs are reproducible).
+                let nonce = peer.handshake.local_nonce;
+                let offset = ((nonce >> 32) as u32 ^ nonce as u32) % node.sync_params.commitment_period;
                 let sync =
                     HeadersSync::new(node.chain.params().clone(), node.sync_params, start, threshold, now.unix, offset);
                 peer.headers.presync = Some(Box::new(sync));

@@ -200,15 +200,12 @@ pub fn mutate(h: &mut Header, field: u8, value: u32) {
     }
 }
 
-/// The real headers in `name` (the shared test data: `$BTCLOOP_TEST_DATA`, the repository's
-/// `tests/data`, `../shared/data` next to the worktree, or `/work/shared/data`), or `None` if
-/// the file is nowhere (the targets then fuzz regtest only).
+/// The real headers in `name` (`$BTCLOOP_TEST_DATA`, else the repository's `tests/data`), or
+/// `None` if the file is not there (the targets then fuzz regtest only).
 pub fn real_headers(name: &str) -> Option<Vec<Header>> {
     let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let mut dirs: Vec<PathBuf> = std::env::var_os("BTCLOOP_TEST_DATA").map(PathBuf::from).into_iter().collect();
     dirs.push(manifest.join("../tests/data"));
-    dirs.push(manifest.join("../../shared/data"));
-    dirs.push(PathBuf::from("/work/shared/data"));
     let raw = dirs.iter().find_map(|d| std::fs::read(d.join(name)).ok())?;
     raw.chunks_exact(80).map(|c| deserialize::<Header>(c).ok()).collect()
 }
