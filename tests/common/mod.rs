@@ -187,14 +187,7 @@ impl Daemon {
     pub fn restart(mut self, args: &[&str]) -> Daemon {
         let status = self.sigterm_and_wait(Duration::from_secs(10));
         assert!(status.success(), "btcloopd exited with {status}");
-        let dir = std::mem::replace(&mut self.dir, Self::new_dir());
-        let port = self.port;
-        drop(self);
-        let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-        match Self::try_start_in(port, true, &args, Some(dir)) {
-            Ok(d) => d,
-            Err(StartError::PortTaken(e) | StartError::Other(e)) => panic!("btcloopd did not restart: {e}"),
-        }
+        self.start_again(args)
     }
 
     /// Kills the daemon with SIGKILL (no shutdown code runs) and starts it again on the same
@@ -202,6 +195,11 @@ impl Daemon {
     pub fn kill9_and_restart(mut self, args: &[&str]) -> Daemon {
         let status = self.signal_and_wait(libc::SIGKILL, Duration::from_secs(10));
         assert!(!status.success(), "btcloopd exited normally after SIGKILL: {status}");
+        self.start_again(args)
+    }
+
+    /// Starts a new daemon on this (exited) one's data directory and port.
+    fn start_again(mut self, args: &[&str]) -> Daemon {
         let dir = std::mem::replace(&mut self.dir, Self::new_dir());
         let port = self.port;
         drop(self);
