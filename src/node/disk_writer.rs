@@ -33,20 +33,48 @@ pub enum DiskJob {
     },
 }
 
+/// A `peers.dat` image waiting for the writer.
+type PeersImage = (PathBuf, Vec<u8>, usize);
+
+/// What crosses the channel: header batches in order, and a wake-up for the one `peers.dat`
+/// slot (so a slow disk holds at most one unwritten image, not one per dump interval).
+#[derive(Debug)]
+enum Msg {
+    Headers(RecordBatch),
+    Peers,
+}
+
 /// The message handler's handle on the writer thread: sending never blocks and never touches
 /// the disk. Dropping it tells the thread to finish what is queued and exit.
 #[derive(Debug)]
 pub struct DiskWriter {
-    tx: Sender<DiskJob>,
+    tx: Sender<Msg>,
+    /// The newest `peers.dat` image not yet taken by the writer; a newer one replaces it.
+    peers: Arc<Mutex<Option<PeersImage>>>,
 }
 
 impl DiskWriter {
     /// Queues `job` for the writer thread. If the thread is gone (it panicked), the job is
     /// lost and an error logged: nothing else can be done from the message handler.
     pub fn send(&self, job: DiskJob) {
-        if self.tx.send(job).is_err() {
+        let msg = match job {
+            DiskJob::Headers(b) => Msg::Headers(b),
+            DiskJob::Peers { path, bytes, addresses } => {
+                if self.peers.lock().replace((path, bytes, addresses)).is_some() {
+                    return; // the writer has not taken the older image yet: it takes this one
+                }
+                Msg::Peers
+            }
+        };
+        if self.tx.send(msg).is_err() {
             error!("the disk-writer thread is gone; a write was dropped");
         }
+    }
+
+    /// Messages waiting for the writer (header batches plus at most one `peers.dat` wake-up).
+    #[cfg(test)]
+    fn queued(&self) -> usize {
+        self.tx.len()
     }
 }
 
@@ -81,24 +109,32 @@ impl Gate {
 /// Starts the writer thread, which owns `headers` (the store's file side, if any).
 pub fn spawn(headers: Option<StoreFile>, gate: Option<Arc<Gate>>) -> std::io::Result<(DiskWriter, JoinHandle<()>)> {
     let (tx, rx) = crossbeam_channel::unbounded();
-    let thread = std::thread::Builder::new().name("btcloop-diskwrite".into()).spawn(move || run(rx, headers, gate))?;
-    Ok((DiskWriter { tx }, thread))
+    let peers = Arc::new(Mutex::new(None));
+    let slot = peers.clone();
+    let thread =
+        std::thread::Builder::new().name("btcloop-diskwrite".into()).spawn(move || run(rx, &slot, headers, gate))?;
+    Ok((DiskWriter { tx, peers }, thread))
 }
 
 /// The thread body: writes each job in order until the sender is dropped and the queue is
 /// empty. Jobs already queued are taken together: header batches in one append, and only the
-/// newest `peers.dat` image written.
-fn run(rx: Receiver<DiskJob>, mut headers: Option<StoreFile>, gate: Option<Arc<Gate>>) {
+/// newest `peers.dat` image (the one in the slot) written.
+fn run(
+    rx: Receiver<Msg>,
+    peers_slot: &Mutex<Option<PeersImage>>,
+    mut headers: Option<StoreFile>,
+    gate: Option<Arc<Gate>>,
+) {
     while let Ok(first) = rx.recv() {
         if let Some(g) = &gate {
             g.wait_open();
         }
         let mut batches = Vec::new();
         let mut peers = None;
-        for job in std::iter::once(first).chain(rx.try_iter()) {
-            match job {
-                DiskJob::Headers(b) => batches.push(b),
-                DiskJob::Peers { path, bytes, addresses } => peers = Some((path, bytes, addresses)),
+        for msg in std::iter::once(first).chain(rx.try_iter()) {
+            match msg {
+                Msg::Headers(b) => batches.push(b),
+                Msg::Peers => peers = peers_slot.lock().take().or(peers),
             }
         }
         if !batches.is_empty() {
@@ -171,6 +207,13 @@ mod tests {
             writer.send(DiskJob::Peers { path: peers.clone(), bytes: vec![n; 10], addresses: 0 });
         }
         std::thread::sleep(std::time::Duration::from_millis(100));
+        // A held writer keeps one peers.dat image, not one per dump: 6 header batches (less
+        // the one the writer took before the gate) and one peers.dat wake-up.
+        assert!(writer.queued() <= 7, "{} messages queued", writer.queued());
+        for n in 3..100u8 {
+            writer.send(DiskJob::Peers { path: peers.clone(), bytes: vec![n; 10], addresses: 0 });
+        }
+        assert!(writer.queued() <= 7, "peers.dat images pile up: {} messages queued", writer.queued());
         assert!(!path.exists() && !peers.exists(), "nothing written while the writer is held");
         drop(writer);
         assert!(!thread.is_finished(), "the thread waits to write what is queued");
@@ -178,6 +221,6 @@ mod tests {
         thread.join().unwrap();
         let (_, loaded) = HeaderStore::open(&path, Network::Regtest.magic()).unwrap();
         assert_eq!(loaded.headers, all, "every record queued before the drop is on disk");
-        assert_eq!(std::fs::read(&peers).unwrap(), vec![2u8; 10], "the newest peers.dat image");
+        assert_eq!(std::fs::read(&peers).unwrap(), vec![99u8; 10], "the newest peers.dat image");
     }
 }
