@@ -15,6 +15,7 @@ use btcloop::chain::params::ChainParams;
 use btcloop::chain::store::HeaderStore;
 use btcloop::chainparams::Network;
 use common::Daemon;
+use serde_json::json;
 use tempfile::TempDir;
 
 const SYNC_WAIT: Duration = Duration::from_secs(60);
@@ -120,6 +121,30 @@ fn invalid_headers_disconnect_the_sender_and_are_not_stored_and_future_ones_are_
     assert!(!d.log().contains("misbehaving: invalid header received"), "{}", common::tail(&d.log(), 20));
     // Only the two valid headers before it were stored.
     assert_eq!(served_tip(&d, &p.genesis), chain[1]);
+}
+
+/// A peer whose headers move our best chain forward is marked with the time (Core's
+/// `m_last_block_time`, which also protects it from inbound eviction), shown as `getpeerinfo`'s
+/// `last_block`; a peer that gave us nothing shows 0.
+#[test]
+fn a_peer_that_moves_our_chain_forward_shows_it_as_last_block() {
+    let p = regtest();
+    let chain = mine_chain(&p, &p.genesis, 3, 11);
+    let d = Daemon::start(&[]);
+    let mut idle = d.connect_ready();
+    let mut giver = d.connect_ready();
+    let before = btcloop::time::unix_now();
+    giver.send(&NetworkMessage::Headers(chain.clone()));
+    giver.ping_pong(common::random_u64()); // the headers were processed before the pong
+    idle.ping_pong(common::random_u64());
+    let after = btcloop::time::unix_now();
+    assert_eq!(served_tip(&d, &p.genesis), chain[2]);
+    let peers = d.rpc_ok("getpeerinfo", json!([]));
+    let marks: Vec<i64> = peers.as_array().expect("array").iter().filter_map(|p| p["last_block"].as_i64()).collect();
+    assert!(marks.len() >= 2, "both peers listed: {peers}");
+    let given: Vec<i64> = marks.iter().copied().filter(|&t| t != 0).collect();
+    assert_eq!(given.len(), 1, "exactly the giver is marked: {peers}");
+    assert!((before..=after).contains(&given[0]), "{} not in {before}..={after}", given[0]);
 }
 
 #[test]

@@ -333,7 +333,8 @@ impl Cx {
         o.insert("lastsend".into(), json!(at(s.last_send_us.load(Ordering::Relaxed))));
         o.insert("lastrecv".into(), json!(at(s.last_recv_us.load(Ordering::Relaxed))));
         o.insert("last_transaction".into(), json!(0));
-        o.insert("last_block".into(), json!(0));
+        // Core's `last_block`; a headers-only node counts headers that moved our best chain.
+        o.insert("last_block".into(), json!(p.headers.last_block_time.unwrap_or(0)));
         o.insert("bytessent".into(), json!(s.bytes_sent.load(Ordering::Relaxed)));
         o.insert("bytesrecv".into(), json!(s.bytes_recv.load(Ordering::Relaxed)));
         o.insert("conntime".into(), json!(unix_at(now, p.connected_at)));
