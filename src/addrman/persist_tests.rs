@@ -85,10 +85,16 @@ fn body_header(count: u32) -> Vec<u8> {
 
 /// One entry's bytes; `buckets` empty for tried.
 fn entry_bytes(addr: &AddrV2, last_success: i64, buckets: &[u16]) -> Vec<u8> {
+    entry_bytes_with_times(addr, [NOW, 0, 0, last_success], buckets)
+}
+
+/// One entry's bytes with its four stored times (time, last try, last count attempt, last
+/// success).
+fn entry_bytes_with_times(addr: &AddrV2, times: [i64; 4], buckets: &[u16]) -> Vec<u8> {
     let mut b = consensus_serialize(addr);
     b.extend_from_slice(&8333u16.to_be_bytes());
     b.extend_from_slice(&1u64.to_le_bytes());
-    for t in [NOW, 0, 0, last_success] {
+    for t in times {
         b.extend_from_slice(&t.to_le_bytes());
     }
     b.extend_from_slice(&0i32.to_le_bytes());
@@ -370,21 +376,7 @@ fn times_out_of_range_are_clamped_on_load() {
     // Checksummed, so only a bug or a hand-edited file holds these; the arithmetic on them
     // (`now - time` in is_terrible) must not overflow, so they are clamped into range.
     let mut body = body_header(3);
-    let with_times = |addr: &str, times: [i64; 4], buckets: &[u16]| {
-        let mut b = consensus_serialize(&ip(addr));
-        b.extend_from_slice(&8333u16.to_be_bytes());
-        b.extend_from_slice(&1u64.to_le_bytes());
-        for t in times {
-            b.extend_from_slice(&t.to_le_bytes());
-        }
-        b.extend_from_slice(&0i32.to_le_bytes());
-        b.extend_from_slice(&consensus_serialize(&ip("9.9.9.9")));
-        b.push(buckets.len() as u8);
-        for x in buckets {
-            b.extend_from_slice(&x.to_le_bytes());
-        }
-        b
-    };
+    let with_times = |addr: &str, times, buckets: &[u16]| entry_bytes_with_times(&ip(addr), times, buckets);
     body.extend(with_times("5.5.5.5", [i64::MIN, 0, 0, 0], &[1]));
     body.extend(with_times("6.6.6.6", [i64::MAX, i64::MAX, i64::MAX, i64::MAX], &[]));
     body.extend(with_times("7.7.7.7", [NOW, 0, 0, 0], &[2]));
