@@ -23,7 +23,7 @@ use crate::net::outbound::{
     Action, BlockRelayPeer, Conn, EXTRA_PEER_CHECK_INTERVAL, FullRelayPeer, OutboundPlanner, View,
     extra_block_relay_to_evict, extra_full_relay_to_evict,
 };
-use crate::net::peer::{ConnectionType, DisconnectReason};
+use crate::net::peer::{ConnectionType, DisconnectReason, PeerId};
 use crate::net::seeder::SeedFacts;
 use crate::net::seeds::seeds_service_flags;
 use crate::net::wake::SocketCommand;
@@ -149,15 +149,7 @@ impl MessageHandler {
             })
             .collect();
         let Some(id) = extra_block_relay_to_evict(&block_relay, self.conn.planner.max_block_relay()) else { return };
-        if let Some(e) = self.peers.get_mut(&id) {
-            debug!(
-                target: "net",
-                "disconnecting extra block-relay-only peer={id} (last block received at time {})",
-                e.peer.headers.last_block_time.unwrap_or(0)
-            );
-            e.closing = true;
-            self.cx.ctl.send(SocketCommand::Disconnect { id, reason: DisconnectReason::ExtraBlockRelay });
-        }
+        self.evict_extra(id, "block-relay-only peer", "last block received", DisconnectReason::ExtraBlockRelay);
     }
 
     fn evict_extra_full_relay(&mut self, now: Now) {
@@ -175,16 +167,23 @@ impl MessageHandler {
             .collect();
         let manual: Vec<_> = live.filter(|e| e.peer.conn_type == ConnectionType::Manual).map(|e| e.net).collect();
         let Some(id) = extra_full_relay_to_evict(&full, &manual, self.conn.planner.max_full_relay()) else { return };
-        if let Some(e) = self.peers.get_mut(&id) {
-            debug!(
-                target: "net",
-                "disconnecting extra outbound peer={id} (last block announcement received at time {})",
-                e.peer.headers.last_block_time.unwrap_or(0)
-            );
-            e.closing = true;
-            self.cx.ctl.send(SocketCommand::Disconnect { id, reason: DisconnectReason::ExtraOutbound });
+        if self.evict_extra(id, "outbound peer", "last block announcement received", DisconnectReason::ExtraOutbound) {
             self.conn.planner.extra_outbound_evicted();
         }
+    }
+
+    /// Closes the extra outbound peer `id` chosen by an `EvictExtraOutboundPeers` step (Core's
+    /// log line names `what` and when it last gave us a block, `since`); false if it is gone.
+    fn evict_extra(&mut self, id: PeerId, what: &str, since: &str, reason: DisconnectReason) -> bool {
+        let Some(e) = self.peers.get_mut(&id) else { return false };
+        debug!(
+            target: "net",
+            "disconnecting extra {what}={id} ({since} at time {})",
+            e.peer.headers.last_block_time.unwrap_or(0)
+        );
+        e.closing = true;
+        self.cx.ctl.send(SocketCommand::Disconnect { id, reason });
+        true
     }
 
     /// An automatic dial ended before becoming a peer.
