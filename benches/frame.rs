@@ -11,9 +11,9 @@ use bitcoin::p2p::address::Address;
 use bitcoin::p2p::message::NetworkMessage;
 use bitcoin::p2p::message_network::VersionMessage;
 use bitcoin::{BlockHash, CompactTarget, TxMerkleNode};
-use btcloop::chainparams::Network;
-use btcloop::net::message::{decode_payload, encode_message};
-use btcloop::net::transport::V1Decoder;
+use btcloop::base::chainparams::Network;
+use btcloop::base::message::{decode_payload, encode_message};
+use btcloop::base::transport::V1Decoder;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 
 const PINGS: usize = 1_000;

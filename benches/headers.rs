@@ -13,10 +13,10 @@ use std::time::Duration;
 use bitcoin::block::Header;
 use bitcoin::consensus::deserialize;
 use bitcoin::pow::Work;
-use btcloop::chain::accept::Chain;
-use btcloop::chain::mine::mine_chain;
-use btcloop::chain::params::ChainParams;
-use btcloop::chainparams::Network;
+use btcloop::base::chainparams::Network;
+use btcloop::engine::chain::accept::Chain;
+use btcloop::engine::chain::mine::mine_chain;
+use btcloop::engine::chain::params::ChainParams;
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 
 /// A validation time far after every header here (2033), so none is "too far in the future".

@@ -9,16 +9,16 @@ use std::process::ExitCode;
 use std::str::FromStr;
 use std::time::Duration;
 
-use btcloop::chainparams::Network;
-use btcloop::conffile::ConfFile;
-use btcloop::config::{
+use btcloop::base::chainparams::Network;
+use btcloop::base::sys::DirLock;
+use btcloop::daemon::conffile::ConfFile;
+use btcloop::daemon::config::{
     BANTIME_RANGE, BUFFER_KB_RANGE, Config, LogConfig, MAX_CONNECTIONS_RANGE, MAX_TIP_AGE_RANGE, PEER_TIMEOUT_RANGE,
     RPC_SERVER_TIMEOUT_RANGE, RPC_THREADS_RANGE, RpcConfig,
 };
-use btcloop::net::dialer::PeerSpec;
-use btcloop::node::{Hooks, Node};
-use btcloop::panics::{PANIC_EXIT_CODE, STOP_AFTER_PANIC_LIMIT, TestPanic};
-use btcloop::sys::DirLock;
+use btcloop::daemon::net::dialer::PeerSpec;
+use btcloop::daemon::node::{Hooks, Node};
+use btcloop::daemon::panics::{PANIC_EXIT_CODE, STOP_AFTER_PANIC_LIMIT, TestPanic};
 use clap::Parser;
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
@@ -106,7 +106,7 @@ struct Cli {
     #[arg(long)]
     port: Option<u16>,
     /// Maximum connections (inbound get what 11 outbound slots leave); 0 to 2147483647.
-    #[arg(long, default_value_t = btcloop::config::DEFAULT_MAX_CONNECTIONS,
+    #[arg(long, default_value_t = btcloop::daemon::config::DEFAULT_MAX_CONNECTIONS,
           value_parser = in_range(MAX_CONNECTIONS_RANGE, "connections"), value_name = "N")]
     maxconnections: usize,
     /// Seconds a new connection has to finish the handshake before inactivity checks start; 1
@@ -114,11 +114,11 @@ struct Cli {
     #[arg(long, value_parser = in_range(PEER_TIMEOUT_RANGE, "seconds"), default_value = "60", value_name = "SECONDS")]
     peertimeout: u64,
     /// Per-peer receive queue limit, in units of 1,000 bytes; 0 to 4294967.
-    #[arg(long, default_value_t = btcloop::config::DEFAULT_MAX_RECEIVE_BUFFER_KB,
+    #[arg(long, default_value_t = btcloop::daemon::config::DEFAULT_MAX_RECEIVE_BUFFER_KB,
           value_parser = in_range(BUFFER_KB_RANGE, "units of 1,000 bytes"), value_name = "N")]
     maxreceivebuffer: usize,
     /// Per-peer send queue limit, in units of 1,000 bytes; 0 to 4294967.
-    #[arg(long, default_value_t = btcloop::config::DEFAULT_MAX_SEND_BUFFER_KB,
+    #[arg(long, default_value_t = btcloop::daemon::config::DEFAULT_MAX_SEND_BUFFER_KB,
           value_parser = in_range(BUFFER_KB_RANGE, "units of 1,000 bytes"), value_name = "N")]
     maxsendbuffer: usize,
     /// Minimum total chain work (hex) a header chain needs before its headers are stored
@@ -161,14 +161,14 @@ struct Cli {
     #[arg(long, value_name = "PATH")]
     rpccookiefile: Option<PathBuf>,
     /// Threads answering RPC calls; 1 to 512.
-    #[arg(long, default_value_t = btcloop::config::DEFAULT_RPC_THREADS,
+    #[arg(long, default_value_t = btcloop::daemon::config::DEFAULT_RPC_THREADS,
           value_parser = in_range(RPC_THREADS_RANGE, "threads"), value_name = "N")]
     rpcthreads: usize,
     /// Seconds an RPC client may take to send a whole request (or stay idle between requests)
     /// before it is disconnected.
     #[arg(
         long,
-        default_value_t = btcloop::config::DEFAULT_RPC_SERVER_TIMEOUT.as_secs(),
+        default_value_t = btcloop::daemon::config::DEFAULT_RPC_SERVER_TIMEOUT.as_secs(),
         value_parser = in_range(RPC_SERVER_TIMEOUT_RANGE, "seconds"),
         value_name = "SECONDS"
     )]
@@ -190,8 +190,8 @@ struct Cli {
     capturemessages: Option<bool>,
     /// Log this peer's traffic in detail, each message decoded (repeatable): a peer id, an IP
     /// (every connection from it) or IP:PORT.
-    #[arg(long, value_parser = btcloop::config::PeerSelector::parse, value_name = "ID|ADDR")]
-    debugpeer: Vec<btcloop::config::PeerSelector>,
+    #[arg(long, value_parser = btcloop::daemon::config::PeerSelector::parse, value_name = "ID|ADDR")]
+    debugpeer: Vec<btcloop::daemon::config::PeerSelector>,
     /// Show peer IP addresses in the log.
     #[arg(long, num_args = 0..=1, default_missing_value = "1", value_parser = core_bool, value_name = "0|1")]
     logips: Option<bool>,
@@ -222,8 +222,8 @@ struct Cli {
     // --- Local addresses (own-address advertisement) ---
     /// Our own public address, advertised to peers (repeatable); the port defaults to the
     /// listening port. Turns --discover off unless it is given.
-    #[arg(long, value_parser = btcloop::net::local::ExternalAddr::parse, value_name = "IP[:PORT]")]
-    externalip: Vec<btcloop::net::local::ExternalAddr>,
+    #[arg(long, value_parser = btcloop::engine::policy::local::ExternalAddr::parse, value_name = "IP[:PORT]")]
+    externalip: Vec<btcloop::engine::policy::local::ExternalAddr>,
     /// Discover our own addresses from the network interfaces and peers [default: 1 when
     /// listening and no --externalip].
     #[arg(long, num_args = 0..=1, default_missing_value = "1", value_parser = core_bool, value_name = "0|1")]
@@ -339,8 +339,8 @@ fn build_config(cli: Cli) -> Result<Config, String> {
         .onlynet
         .iter()
         .map(|n| match n.to_ascii_lowercase().as_str() {
-            "ipv4" => Ok(btcloop::addrman::AddrNetwork::Ipv4),
-            "ipv6" => Ok(btcloop::addrman::AddrNetwork::Ipv6),
+            "ipv4" => Ok(btcloop::engine::addrman::AddrNetwork::Ipv4),
+            "ipv6" => Ok(btcloop::engine::addrman::AddrNetwork::Ipv6),
             "onion" | "i2p" | "cjdns" => {
                 Err(format!("-onlynet={n}: btcloop does not connect over {n} (no proxy support)"))
             }
@@ -387,18 +387,18 @@ fn build_config(cli: Cli) -> Result<Config, String> {
     cfg.whitelist = cli
         .whitelist
         .iter()
-        .map(|w| btcloop::net::permissions::Whitelist::parse(w).map_err(|e| e.to_string()))
+        .map(|w| btcloop::engine::policy::permissions::Whitelist::parse(w).map_err(|e| e.to_string()))
         .collect::<Result<_, _>>()?;
     // Core's parameter interaction: -listen=0 or -externalip set -> -discover=0.
     cfg.discover = cli.discover.unwrap_or(cfg.listen && cli.externalip.is_empty());
     cfg.external_ip = cli.externalip;
     let ua_len = cfg.user_agent().len();
-    if ua_len > btcloop::net::message::MAX_SUBVERSION_LENGTH {
+    if ua_len > btcloop::base::message::MAX_SUBVERSION_LENGTH {
         return Err(format!(
             "total length of network version string ({ua_len}) exceeds maximum length (256); reduce the number or size of --uacomment"
         ));
     }
-    btcloop::logging::expand_categories(&cli.debug).map_err(|e| e.to_string())?;
+    btcloop::daemon::logging::expand_categories(&cli.debug).map_err(|e| e.to_string())?;
     cfg.log = LogConfig {
         categories: cli.debug,
         log_ips: cli.logips.unwrap_or(false),
@@ -438,11 +438,11 @@ type WithConf = (Vec<String>, Vec<String>, Option<PathBuf>);
 
 fn with_conf_file(args: Vec<String>) -> Result<WithConf, Option<String>> {
     let first = Cli::try_parse_from(&args).map_err(clap_error)?;
-    let datadir = first.datadir.clone().unwrap_or_else(btcloop::config::default_datadir);
+    let datadir = first.datadir.clone().unwrap_or_else(btcloop::daemon::config::default_datadir);
     let path = match &first.conf {
         Some(p) if p.is_absolute() => p.clone(),
         Some(p) => datadir.join(p),
-        None => datadir.join(btcloop::conffile::CONF_FILE),
+        None => datadir.join(btcloop::daemon::conffile::CONF_FILE),
     };
     let Some(conf) = ConfFile::read(&path, first.conf.is_some(), conf_key_known).map_err(|e| Some(e.to_string()))?
     else {
@@ -476,7 +476,7 @@ fn main() -> ExitCode {
     // Core's umask 077: every file and directory the process creates is its owner's only.
     // SAFETY: umask only sets the process's file-creation mask; no memory is involved.
     unsafe { libc::umask(0o077) };
-    btcloop::net::peer_queues::bound_allocator();
+    btcloop::daemon::net::peer_queues::bound_allocator();
     let (args, conf_warnings, conf_path) = match with_conf_file(normalize_args(std::env::args())) {
         Ok(x) => x,
         Err(None) => return ExitCode::SUCCESS,
@@ -504,7 +504,7 @@ fn main() -> ExitCode {
         Ok(l) => l,
         Err(e) => return fail(e),
     };
-    let log_control = match btcloop::logging::init(&cfg.log, &net_dir) {
+    let log_control = match btcloop::daemon::logging::init(&cfg.log, &net_dir) {
         Ok(c) => std::sync::Arc::new(c),
         Err(e) => return fail(e),
     };
@@ -515,7 +515,7 @@ fn main() -> ExitCode {
     };
     // From here on a panic in any thread is logged and stops the whole process (exit 101).
     let panic_wake = signals.handle();
-    let panics = btcloop::panics::install(move || panic_wake.close());
+    let panics = btcloop::daemon::panics::install(move || panic_wake.close());
     info!("btcloopd version v{} ({})", env!("CARGO_PKG_VERSION"), cfg.user_agent());
     info!("Using data directory {} (network {})", net_dir.display(), cfg.network);
     for w in &conf_warnings {
@@ -535,7 +535,8 @@ fn main() -> ExitCode {
     }
     // On its own thread, so that after a panic the wait can be bounded.
     let watch = panics.clone();
-    let joined = btcloop::panics::run_bounded(move || node.stop(), move || watch.panicked(), STOP_AFTER_PANIC_LIMIT);
+    let joined =
+        btcloop::daemon::panics::run_bounded(move || node.stop(), move || watch.panicked(), STOP_AFTER_PANIC_LIMIT);
     if joined.is_none() {
         error!("Shutdown did not finish within {STOP_AFTER_PANIC_LIMIT:?} of a thread's panic");
     }

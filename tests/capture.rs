@@ -7,7 +7,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use bitcoin::p2p::message::NetworkMessage;
-use btcloop::capture::parse_records;
+use btcloop::daemon::capture::parse_records;
 use common::Daemon;
 
 #[test]

@@ -10,14 +10,14 @@ use std::time::Duration;
 
 use bitcoin::p2p::message::NetworkMessage;
 use bitcoin::p2p::message_blockdata::GetHeadersMessage;
-use btcloop::addrman::{AddrMan, NetGroupRule};
-use btcloop::chain::mine::mine_chain;
-use btcloop::chain::params::ChainParams;
-use btcloop::chain::store::HeaderStore;
-use btcloop::chainparams::Network;
-use btcloop::config::{Config, LogConfig, RpcConfig};
-use btcloop::node::disk_writer::Gate;
-use btcloop::node::{Hooks, Node};
+use btcloop::base::chainparams::Network;
+use btcloop::daemon::config::{Config, LogConfig, RpcConfig};
+use btcloop::daemon::node::disk_writer::Gate;
+use btcloop::daemon::node::{Hooks, Node};
+use btcloop::engine::addrman::{AddrMan, NetGroupRule};
+use btcloop::engine::chain::mine::mine_chain;
+use btcloop::engine::chain::params::ChainParams;
+use btcloop::engine::chain::store::HeaderStore;
 use common::{RawPeer, free_port};
 
 fn config(dir: &std::path::Path, port: u16) -> Config {
@@ -59,7 +59,7 @@ fn headers_and_peers_are_written_by_the_writer_thread_and_stop_drains_it() {
     let ask = GetHeadersMessage {
         version: 70016,
         locator_hashes: vec![params.genesis.block_hash()],
-        stop_hash: btcloop::chain::tree::no_stop(),
+        stop_hash: btcloop::engine::chain::tree::no_stop(),
     };
     p.send(&NetworkMessage::GetHeaders(ask));
     let Some(NetworkMessage::Headers(served)) = p.recv_until("headers", Duration::from_secs(10)) else {

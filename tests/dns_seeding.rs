@@ -8,11 +8,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bitcoin::p2p::ServiceFlags;
-use btcloop::addrman::{AddrMan, AddrNetwork, NetGroupRule};
-use btcloop::chainparams::Network;
-use btcloop::config::{Config, LogConfig, RpcConfig};
-use btcloop::net::seeds::dns_seeds;
-use btcloop::node::{Hooks, Node};
+use btcloop::base::chainparams::Network;
+use btcloop::daemon::config::{Config, LogConfig, RpcConfig};
+use btcloop::daemon::node::{Hooks, Node};
+use btcloop::engine::addrman::{AddrMan, AddrNetwork, NetGroupRule};
+use btcloop::engine::policy::seeds::dns_seeds;
 use parking_lot::Mutex;
 
 fn config(dir: &std::path::Path) -> Config {
@@ -32,10 +32,10 @@ fn config(dir: &std::path::Path) -> Config {
 }
 
 /// A resolver stub that records the names asked and answers three loopback addresses per seed.
-fn stub() -> (btcloop::net::seeder::Resolver, Arc<Mutex<Vec<String>>>) {
+fn stub() -> (btcloop::daemon::net::seeder::Resolver, Arc<Mutex<Vec<String>>>) {
     let asked = Arc::new(Mutex::new(Vec::<String>::new()));
     let log = asked.clone();
-    let resolver: btcloop::net::seeder::Resolver = Arc::new(move |host: &str| {
+    let resolver: btcloop::daemon::net::seeder::Resolver = Arc::new(move |host: &str| {
         let mut names = log.lock();
         names.push(host.to_string());
         let n = names.len() as u8;

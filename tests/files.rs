@@ -9,10 +9,10 @@ use std::time::Duration;
 
 use bitcoin::block::Header;
 use bitcoin::p2p::message::NetworkMessage;
-use btcloop::chain::mine::mine_chain;
-use btcloop::chain::params::ChainParams;
-use btcloop::chain::store::{HeaderStore, MAX_WRITE_RECORDS};
-use btcloop::chainparams::Network;
+use btcloop::base::chainparams::Network;
+use btcloop::engine::chain::mine::mine_chain;
+use btcloop::engine::chain::params::ChainParams;
+use btcloop::engine::chain::store::{HeaderStore, MAX_WRITE_RECORDS};
 use common::{Daemon, WAIT, poll_until, run_to_exit};
 use serde_json::{Value, json};
 
@@ -177,7 +177,7 @@ fn a_header_without_its_proof_of_work_in_headers_dat_refuses_the_start() {
     headers.extend(mine_chain(&params, &params.genesis, 50, 6));
     // Change header 30's nonce until its hash misses the target.
     let h = &mut headers[30];
-    while btcloop::chain::pow::check_proof_of_work(h.block_hash(), h.bits, &params) {
+    while btcloop::engine::chain::pow::check_proof_of_work(h.block_hash(), h.bits, &params) {
         h.nonce = h.nonce.wrapping_add(1);
     }
     let dir = dir_with(&headers);

@@ -10,10 +10,10 @@ use std::time::Duration;
 use bitcoin::block::Header;
 use bitcoin::p2p::message::NetworkMessage;
 use bitcoin::p2p::message_blockdata::GetHeadersMessage;
-use btcloop::chain::mine::mine_chain;
-use btcloop::chain::params::ChainParams;
-use btcloop::chain::store::HeaderStore;
-use btcloop::chainparams::Network;
+use btcloop::base::chainparams::Network;
+use btcloop::engine::chain::mine::mine_chain;
+use btcloop::engine::chain::params::ChainParams;
+use btcloop::engine::chain::store::HeaderStore;
 use common::Daemon;
 use serde_json::json;
 use tempfile::TempDir;
@@ -45,7 +45,7 @@ fn served_tip(d: &Daemon, from: &Header) -> Header {
         let ask = GetHeadersMessage {
             version: 70016,
             locator_hashes: vec![last.block_hash()],
-            stop_hash: btcloop::chain::tree::no_stop(),
+            stop_hash: btcloop::engine::chain::tree::no_stop(),
         };
         p.send(&NetworkMessage::GetHeaders(ask));
         let Some(NetworkMessage::Headers(h)) = p.recv_until("headers", Duration::from_secs(10)) else {
@@ -104,7 +104,7 @@ fn invalid_headers_disconnect_the_sender_and_are_not_stored_and_future_ones_are_
     let d = Daemon::start(&[]);
     // Bad proof of work.
     let mut bad = chain.clone();
-    while btcloop::chain::pow::check_proof_of_work(bad[2].block_hash(), bad[2].bits, &p) {
+    while btcloop::engine::chain::pow::check_proof_of_work(bad[2].block_hash(), bad[2].bits, &p) {
         bad[2].nonce += 1;
     }
     let mut peer = d.connect_ready();
@@ -113,7 +113,7 @@ fn invalid_headers_disconnect_the_sender_and_are_not_stored_and_future_ones_are_
     d.wait_log("misbehaving: header with invalid proof of work", Duration::from_secs(10));
     // Time too far ahead (mined, so PoW holds): refused, but as Core's BLOCK_TIME_FUTURE its
     // sender stays connected and unpunished (our clock may be the slow one).
-    let future = btcloop::chain::mine::mine_child(&p, &chain[1], 4_000_000_000, 9);
+    let future = btcloop::engine::chain::mine::mine_child(&p, &chain[1], 4_000_000_000, 9);
     let mut peer = d.connect_ready();
     peer.send(&NetworkMessage::Headers(vec![chain[0], chain[1], future]));
     d.wait_log("not accepted: time-too-new", Duration::from_secs(10));
@@ -133,11 +133,11 @@ fn a_peer_that_moves_our_chain_forward_shows_it_as_last_block() {
     let d = Daemon::start(&[]);
     let mut idle = d.connect_ready();
     let mut giver = d.connect_ready();
-    let before = btcloop::time::unix_now();
+    let before = btcloop::base::time::unix_now();
     giver.send(&NetworkMessage::Headers(chain.clone()));
     giver.ping_pong(common::random_u64()); // the headers were processed before the pong
     idle.ping_pong(common::random_u64());
-    let after = btcloop::time::unix_now();
+    let after = btcloop::base::time::unix_now();
     assert_eq!(served_tip(&d, &p.genesis), chain[2]);
     let peers = d.rpc_ok("getpeerinfo", json!([]));
     let marks: Vec<i64> = peers.as_array().expect("array").iter().filter_map(|p| p["last_block"].as_i64()).collect();

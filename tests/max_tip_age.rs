@@ -6,9 +6,9 @@ mod common;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bitcoin::p2p::message::NetworkMessage;
-use btcloop::chain::mine::mine_child;
-use btcloop::chain::params::ChainParams;
-use btcloop::chainparams::Network;
+use btcloop::base::chainparams::Network;
+use btcloop::engine::chain::mine::mine_child;
+use btcloop::engine::chain::params::ChainParams;
 use common::{Daemon, WAIT, poll_until, run_to_exit};
 use serde_json::json;
 

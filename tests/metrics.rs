@@ -6,9 +6,9 @@ mod common;
 use std::net::SocketAddr;
 
 use bitcoin::p2p::message::NetworkMessage;
-use btcloop::chain::mine::mine_chain;
-use btcloop::chain::params::ChainParams;
-use btcloop::chainparams::Network;
+use btcloop::base::chainparams::Network;
+use btcloop::engine::chain::mine::mine_chain;
+use btcloop::engine::chain::params::ChainParams;
 use common::{Daemon, HttpReply, WAIT, free_port, http_request, poll_until};
 use serde_json::json;
 

@@ -5,10 +5,10 @@ use std::net::{SocketAddr, TcpStream};
 
 use std::time::{Duration, Instant};
 
-use btcloop::chainparams::Network;
-use btcloop::config::{Config, LogConfig, RpcConfig};
-use btcloop::node::{Hooks, Node, ThreadPanic};
-use btcloop::panics::TestPanic;
+use btcloop::base::chainparams::Network;
+use btcloop::daemon::config::{Config, LogConfig, RpcConfig};
+use btcloop::daemon::node::{Hooks, Node, ThreadPanic};
+use btcloop::daemon::panics::TestPanic;
 
 fn config(dir: &std::path::Path, test_panic: Option<TestPanic>) -> Config {
     Config {
@@ -28,7 +28,7 @@ fn config(dir: &std::path::Path, test_panic: Option<TestPanic>) -> Config {
 #[test]
 fn stop_reports_a_thread_that_panicked() {
     // The process-wide hook main.rs installs; here it only tells when the panic has happened.
-    let watch = btcloop::panics::install(|| {});
+    let watch = btcloop::daemon::panics::install(|| {});
     let dir = tempfile::tempdir().unwrap();
     let cfg = config(dir.path(), Some(TestPanic::MsgHandConnected));
     std::fs::create_dir_all(cfg.net_dir()).unwrap();

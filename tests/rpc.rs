@@ -11,9 +11,9 @@ use std::time::{Duration, Instant};
 use bitcoin::block::Header;
 use bitcoin::consensus::encode::serialize_hex;
 use bitcoin::p2p::message::NetworkMessage;
-use btcloop::chain::mine::mine_chain;
-use btcloop::chain::params::ChainParams;
-use btcloop::chainparams::Network;
+use btcloop::base::chainparams::Network;
+use btcloop::engine::chain::mine::mine_chain;
+use btcloop::engine::chain::params::ChainParams;
 use common::{Daemon, WAIT, basic_auth, poll_until, rpc_outcome};
 use serde_json::{Value, json};
 

@@ -165,10 +165,10 @@ fn panic_stops_the_process(switch: &str, thread: &str, file: &str) {
 
 #[test]
 fn a_message_handler_panic_stops_the_process_and_frees_its_port() {
-    panic_stops_the_process("panic-msghand", "btcloop-msghand", "src/msg_handler/mod.rs");
+    panic_stops_the_process("panic-msghand", "btcloop-msghand", "src/daemon/msg_handler/mod.rs");
 }
 
 #[test]
 fn a_socket_handler_panic_stops_the_process_and_frees_its_port() {
-    panic_stops_the_process("panic-net", "btcloop-net", "src/net/socket_handler.rs");
+    panic_stops_the_process("panic-net", "btcloop-net", "src/daemon/net/socket_handler.rs");
 }

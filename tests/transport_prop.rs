@@ -8,8 +8,8 @@
 //! * Memory: a partial payload never holds more than the received bytes plus `ALLOC_AHEAD`.
 
 use bitcoin::p2p::message::NetworkMessage;
-use btcloop::net::message::{command_of, decode_payload, encode_message};
-use btcloop::net::transport::{
+use btcloop::base::message::{command_of, decode_payload, encode_message};
+use btcloop::base::transport::{
     ALLOC_AHEAD, COMMAND_SIZE, Command, HEADER_SIZE, MAX_PROTOCOL_MESSAGE_LENGTH, RejectReason, TransportError,
     V1Decoder, checksum_of, command_str, encode_frame, is_valid_command,
 };

@@ -16,8 +16,8 @@
 
 #![no_main]
 
-use btcloop::net::message::{command_of, decode_payload, encode_message};
-use btcloop::net::transport::{
+use btcloop::base::message::{command_of, decode_payload, encode_message};
+use btcloop::base::transport::{
     Command, HEADER_SIZE, MAX_PROTOCOL_MESSAGE_LENGTH, RejectReason, TransportError, V1Decoder, checksum_of,
     command_str,
 };

@@ -27,11 +27,11 @@ use std::sync::OnceLock;
 use bitcoin::block::Header;
 use bitcoin::consensus::deserialize;
 use bitcoin::pow::Work;
-use btcloop::chain::accept::Chain;
-use btcloop::chain::params::ChainParams;
-use btcloop::chain::pow::{HeaderFacts, next_work_required};
-use btcloop::chain::validate::BranchView;
-use btcloop::chainparams::Network;
+use btcloop::engine::chain::accept::Chain;
+use btcloop::engine::chain::params::ChainParams;
+use btcloop::engine::chain::pow::{HeaderFacts, next_work_required};
+use btcloop::engine::chain::validate::BranchView;
+use btcloop::base::chainparams::Network;
 use libfuzzer_sys::fuzz_target;
 
 mod common;
@@ -161,7 +161,7 @@ struct Extended<'a> {
     extra: &'a [HeaderFacts],
 }
 
-impl btcloop::chain::pow::Ancestry for Extended<'_> {
+impl btcloop::engine::chain::pow::Ancestry for Extended<'_> {
     fn at(&self, height: u32) -> Option<HeaderFacts> {
         if height <= self.base {
             self.chain.at(height)

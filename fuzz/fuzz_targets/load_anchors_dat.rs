@@ -11,10 +11,10 @@
 #![no_main]
 
 use bitcoin::hashes::{Hash, sha256d};
-use btcloop::addrman::AddrEntry;
-use btcloop::chainparams::Network;
-use btcloop::net::anchors;
-use btcloop::net::outbound::MAX_ANCHORS;
+use btcloop::engine::addrman::AddrEntry;
+use btcloop::base::chainparams::Network;
+use btcloop::engine::policy::anchors;
+use btcloop::engine::policy::outbound::MAX_ANCHORS;
 use libfuzzer_sys::fuzz_target;
 
 /// The one call into the loader.

@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Mutex;
 
-use btcloop::net::banman::{BanEntry, BanListError, BanMan, Subnet};
+use btcloop::engine::policy::banman::{BanEntry, BanListError, BanMan, Subnet};
 use libfuzzer_sys::fuzz_target;
 
 mod common;

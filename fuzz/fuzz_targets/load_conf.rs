@@ -12,8 +12,8 @@
 
 use std::path::Path;
 
-use btcloop::chainparams::Network;
-use btcloop::conffile::{ConfError, ConfFile};
+use btcloop::base::chainparams::Network;
+use btcloop::daemon::conffile::{ConfError, ConfFile};
 use libfuzzer_sys::fuzz_target;
 
 /// btcloopd's long options (those of `Cli` in `src/main.rs`; the daemon asks clap).

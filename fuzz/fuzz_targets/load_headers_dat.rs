@@ -20,10 +20,10 @@ use std::sync::{Mutex, OnceLock};
 
 use bitcoin::hashes::{Hash, HashEngine, sha256d};
 use bitcoin::pow::Work;
-use btcloop::chain::accept::Chain;
-use btcloop::chain::params::ChainParams;
-use btcloop::chain::store::{HeaderStore, Loaded, StoreError};
-use btcloop::chainparams::Network;
+use btcloop::engine::chain::accept::Chain;
+use btcloop::engine::chain::params::ChainParams;
+use btcloop::engine::chain::store::{HeaderStore, Loaded, StoreError};
+use btcloop::base::chainparams::Network;
 use libfuzzer_sys::fuzz_target;
 
 mod common;

@@ -12,8 +12,8 @@
 #![no_main]
 
 use bitcoin::hashes::{Hash, sha256d};
-use btcloop::addrman::{AddrMan, AddrManError, NetGroupRule};
-use btcloop::chainparams::Network;
+use btcloop::engine::addrman::{AddrMan, AddrManError, NetGroupRule};
+use btcloop::base::chainparams::Network;
 use libfuzzer_sys::fuzz_target;
 
 /// The file's layout (`src/addrman/persist.rs`): magic (8), format version (1), network

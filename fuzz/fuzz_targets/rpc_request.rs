@@ -10,8 +10,8 @@
 
 use std::io::{Read, Write};
 
-use btcloop::http::{MAX_BODY, MAX_HEADERS, ReadOutcome, read_request};
-use btcloop::rpc::{jsonrpc, methods};
+use btcloop::daemon::http::{MAX_BODY, MAX_HEADERS, ReadOutcome, read_request};
+use btcloop::daemon::rpc::{jsonrpc, methods};
 use libfuzzer_sys::fuzz_target;
 
 /// One connection's bytes; what the server writes is discarded.

@@ -13,8 +13,8 @@ use rand::{RngExt, SeedableRng};
 
 use super::honest::full_services;
 use super::{ATTACKER_OCTET, ConnIdx, PORT};
-use crate::net::peer::PeerId;
-use crate::protocol::Now;
+use crate::base::peer::PeerId;
+use crate::engine::protocol::Now;
 
 /// One connection of an attacker.
 pub(super) struct APeer {

@@ -7,7 +7,7 @@ use rand::RngExt;
 use rand::rngs::StdRng;
 
 use super::{Brain, ConnIdx, Ev, Node, NodeIdx, Sim};
-use crate::net::peer::PeerId;
+use crate::base::peer::PeerId;
 
 impl Sim {
     /// One churn period: restarts, leaves and joins.

@@ -14,15 +14,15 @@ use rand::seq::SliceRandom;
 use rand::{RngExt, SeedableRng};
 
 use super::{ConnIdx, NodeIdx, Sim};
-use crate::addrman::{AddrEntry, AddrMan, AddrNetwork, NetGroupRule, from_ip};
-use crate::chain::accept::Chain;
-use crate::chain::params::ChainParams;
-use crate::chainparams::Network;
-use crate::net::eviction::{EvictionCandidate, PeerNetwork, select_node_to_evict};
-use crate::net::outbound::{Action, Conn, OutboundPlanner, Setup, View, has_desirable_services};
-use crate::net::peer::{ConnectionType, PeerId};
-use crate::net::permissions::Permissions;
-use crate::protocol::{LinkTimes, Now, Peer, Protocol, ProtocolParams, Recorder, addr};
+use crate::base::chainparams::Network;
+use crate::base::peer::{ConnectionType, PeerId};
+use crate::engine::addrman::{AddrEntry, AddrMan, AddrNetwork, NetGroupRule, from_ip};
+use crate::engine::chain::accept::Chain;
+use crate::engine::chain::params::ChainParams;
+use crate::engine::policy::eviction::{EvictionCandidate, PeerNetwork, select_node_to_evict};
+use crate::engine::policy::outbound::{Action, Conn, OutboundPlanner, Setup, View, has_desirable_services};
+use crate::engine::policy::permissions::Permissions;
+use crate::engine::protocol::{LinkTimes, Now, Peer, Protocol, ProtocolParams, Recorder, addr};
 
 /// Magic of the simulated `peers.dat`.
 const MAGIC: [u8; 4] = [0xfa, 0xbf, 0xb5, 0xda];

@@ -25,10 +25,10 @@ use bitcoin::p2p::message::NetworkMessage;
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 
-use crate::chain::params::ChainParams;
-use crate::chainparams::Network;
-use crate::net::peer::{ConnectionType, PeerId};
-use crate::protocol::{Now, Recorder};
+use crate::base::chainparams::Network;
+use crate::base::peer::{ConnectionType, PeerId};
+use crate::engine::chain::params::ChainParams;
+use crate::engine::protocol::{Now, Recorder};
 
 pub use report::{AddrStats, Report};
 

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use super::honest::HPeer;
 use super::{Brain, NodeIdx, Sim, honest_graph, is_attacker_ip};
-use crate::net::peer::ConnectionType;
+use crate::base::peer::ConnectionType;
 
 /// Address-relay counters over every honest connection, closed or open.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

@@ -22,8 +22,8 @@ use bitcoin::p2p::address::Address;
 use bitcoin::p2p::message::{CommandString, NetworkMessage};
 use bitcoin::p2p::message_blockdata::GetHeadersMessage;
 use bitcoin::p2p::message_network::VersionMessage;
-use btcloop::net::message::{decode_payload, encode_message};
-use btcloop::net::transport::{V1Decoder, checksum_of, command_str};
+use btcloop::base::message::{decode_payload, encode_message};
+use btcloop::base::transport::{V1Decoder, checksum_of, command_str};
 use tempfile::TempDir;
 
 /// The regtest message start.

@@ -10,10 +10,10 @@ use bitcoin::block::{Header, Version};
 use bitcoin::consensus::deserialize;
 use bitcoin::hash_types::TxMerkleNode;
 use bitcoin::hashes::Hash;
-use btcloop::chain::mine::mine_child;
-use btcloop::chain::params::ChainParams;
-use btcloop::chain::pow::{check_proof_of_work, work_of};
-use btcloop::chain::tree::HeaderTree;
+use btcloop::engine::chain::mine::mine_child;
+use btcloop::engine::chain::params::ChainParams;
+use btcloop::engine::chain::pow::{check_proof_of_work, work_of};
+use btcloop::engine::chain::tree::HeaderTree;
 
 /// Reads numbers off the fuzz input, little endian; past the end every read is zero.
 pub struct Reader<'a> {

@@ -8,13 +8,13 @@ use std::path::{Path, PathBuf};
 use bitcoin::p2p::ServiceFlags;
 use bitcoin::p2p::address::AddrV2;
 use bitcoin::pow::Work;
-use btcloop::addrman::{AddrEntry, AddrMan, NetGroupRule};
-use btcloop::chain::accept::Chain;
-use btcloop::chain::mine::mine_chain;
-use btcloop::chain::params::ChainParams;
-use btcloop::chainparams::Network;
-use btcloop::net::anchors;
-use btcloop::net::banman::BanMan;
+use btcloop::engine::addrman::{AddrEntry, AddrMan, NetGroupRule};
+use btcloop::engine::chain::accept::Chain;
+use btcloop::engine::chain::mine::mine_chain;
+use btcloop::engine::chain::params::ChainParams;
+use btcloop::base::chainparams::Network;
+use btcloop::engine::policy::anchors;
+use btcloop::engine::policy::banman::BanMan;
 
 fn seeds_dir(target: &str) -> PathBuf {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../seeds").join(target);

@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use btcloop::chainparams::Network;
+use btcloop::base::chainparams::Network;
 
 /// Core's `DEFAULT_RPCCONNECT`.
 pub const DEFAULT_RPCCONNECT: &str = "127.0.0.1";
@@ -245,7 +245,7 @@ impl CommandLine {
 
     /// The data directory.
     pub fn datadir(&self) -> PathBuf {
-        self.datadir_arg().map_or_else(btcloop::config::default_datadir, PathBuf::from)
+        self.datadir_arg().map_or_else(btcloop::daemon::config::default_datadir, PathBuf::from)
     }
 
     /// The cookie file: `-rpccookiefile` (relative to the network's directory) or `.cookie`
@@ -256,7 +256,7 @@ impl CommandLine {
             Some(sub) => datadir.join(sub),
             None => datadir,
         };
-        let file = self.get("rpccookiefile").filter(|f| !f.is_empty()).unwrap_or(btcloop::config::COOKIE_FILE);
+        let file = self.get("rpccookiefile").filter(|f| !f.is_empty()).unwrap_or(btcloop::daemon::config::COOKIE_FILE);
         if Path::new(file).is_absolute() { PathBuf::from(file) } else { net_dir.join(file) }
     }
 

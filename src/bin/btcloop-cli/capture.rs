@@ -4,8 +4,8 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use btcloop::capture::parse_records;
-use btcloop::net::message::decode_payload;
+use btcloop::base::message::decode_payload;
+use btcloop::daemon::capture::parse_records;
 use clap::{Parser, Subcommand};
 use serde_json::json;
 

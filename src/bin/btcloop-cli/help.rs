@@ -1,6 +1,6 @@
 //! The texts of `btcloop-cli -help`, `-version` and `-netinfo help`, laid out as bitcoin-cli's.
 
-use btcloop::chainparams::Network;
+use btcloop::base::chainparams::Network;
 
 use crate::netinfo::MAX_LEVEL;
 

@@ -18,7 +18,7 @@ use std::process::ExitCode;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use args::{CommandLine, Mode, Parsed};
-use btcloop::chainparams::Network;
+use btcloop::base::chainparams::Network;
 use json::Json;
 use rpc::{Client, Failure, Printed};
 

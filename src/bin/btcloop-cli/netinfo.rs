@@ -4,7 +4,7 @@
 //! and addresses. Fields are read with serde_json lookups; a missing field reads as Core reads
 //! an absent one (`relaytxes` true, ping times unknown, transport `v1`, …) or as zero/empty.
 
-use btcloop::chainparams::Network;
+use btcloop::base::chainparams::Network;
 use serde_json::Value;
 
 /// Core's `NETINFO_MAX_LEVEL`.

@@ -26,7 +26,7 @@ const SAMPLE_EVERY: Duration = Duration::from_millis(50);
 /// One frame of `size` payload bytes of [`FLOOD_CMD`] with a correct checksum.
 fn flood_frame(magic: [u8; 4], size: usize) -> Vec<u8> {
     let mut out = Vec::with_capacity(24 + size);
-    btcloop::net::transport::encode_frame(magic, "bigflood", &mut out, |b| {
+    btcloop::base::transport::encode_frame(magic, "bigflood", &mut out, |b| {
         b.extend((0..size).map(|i| (i as u8) ^ 0x5a));
     });
     debug_assert_eq!(&out[4..4 + FLOOD_CMD.len()], FLOOD_CMD);

@@ -14,8 +14,8 @@
 use bitcoin::BlockHash;
 use bitcoin::block::Header;
 use bitcoin::hashes::Hash;
-use btcloop::chain::params::ChainParams;
-use btcloop::net::transport::encode_frame;
+use btcloop::base::transport::encode_frame;
+use btcloop::engine::chain::params::ChainParams;
 
 use super::engine::{Control, Engine, Link, Protocol, everyone_gone};
 use super::modes::{Blocking, json_node, print_node};
@@ -336,7 +336,7 @@ fn cpu_time() -> Duration {
 pub(crate) fn headers_mode(addr: SocketAddr, network: Network, a: LoadArgs, verify: bool) -> Result<ExitCode, String> {
     let LoadArgs { peers, inflight, duration, warmup } = a;
     let magic = network.magic();
-    btcloop::sys::raise_fd_limit(peers as u64 + 100);
+    btcloop::base::sys::raise_fd_limit(peers as u64 + 100);
 
     let tw = Instant::now();
     let (best, node, round_trips) = walk_chain(addr, network)?;
@@ -441,7 +441,7 @@ pub(crate) fn headers_mode(addr: SocketAddr, network: Network, a: LoadArgs, veri
 #[cfg(test)]
 mod tests {
     use bitcoin::p2p::message_blockdata::GetHeadersMessage;
-    use btcloop::chain::mine::mine_chain;
+    use btcloop::engine::chain::mine::mine_chain;
 
     use super::*;
 

@@ -29,9 +29,9 @@ use bitcoin::p2p::ServiceFlags;
 use bitcoin::p2p::address::Address;
 use bitcoin::p2p::message::NetworkMessage;
 use bitcoin::p2p::message_network::VersionMessage;
-use btcloop::chainparams::Network;
-use btcloop::net::message::{decode_payload, encode_message};
-use btcloop::net::transport::{Frame, V1Decoder, command_str};
+use btcloop::base::chainparams::Network;
+use btcloop::base::message::{decode_payload, encode_message};
+use btcloop::base::transport::{Frame, V1Decoder, command_str};
 use clap::{Parser, Subcommand};
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Registry, Token};
@@ -211,7 +211,7 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             if peers == 0 || peers > 1000 {
                 return Err("--peers must be in 1..=1000".into());
             }
-            if size > btcloop::net::transport::MAX_PROTOCOL_MESSAGE_LENGTH {
+            if size > btcloop::base::transport::MAX_PROTOCOL_MESSAGE_LENGTH {
                 return Err("--size must be at most 4000000".into());
             }
             let duration = secs_arg("--duration", duration, false)?;

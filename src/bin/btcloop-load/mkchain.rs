@@ -3,11 +3,11 @@
 
 use std::path::Path;
 
-use btcloop::chain::mine::mine_chain;
-use btcloop::chain::params::ChainParams;
-use btcloop::chain::store::HeaderStore;
-use btcloop::node::HEADERS_FILE;
-use btcloop::sys::DirLock;
+use btcloop::base::sys::DirLock;
+use btcloop::daemon::node::HEADERS_FILE;
+use btcloop::engine::chain::mine::mine_chain;
+use btcloop::engine::chain::params::ChainParams;
+use btcloop::engine::chain::store::HeaderStore;
 
 use super::*;
 

@@ -129,7 +129,7 @@ impl Protocol for Pinger {
 
 pub(crate) fn ping_mode(addr: SocketAddr, magic: [u8; 4], a: LoadArgs) -> Result<ExitCode, String> {
     let LoadArgs { peers, inflight, duration, warmup } = a;
-    btcloop::sys::raise_fd_limit(peers as u64 + 100);
+    btcloop::base::sys::raise_fd_limit(peers as u64 + 100);
     let mut eng = Engine::new(addr, Pinger::new(magic, inflight), READ_BUF)?;
     let hs_ms = eng.handshake_all(peers)?.as_secs_f64() * 1e3;
     println!("{peers} peers handshaken with {addr} in {hs_ms:.1} ms; {inflight} pings in flight per peer");
@@ -202,7 +202,7 @@ pub(crate) fn conns_mode(
     hold: Duration,
     batch: usize,
 ) -> Result<ExitCode, String> {
-    let limit = btcloop::sys::raise_fd_limit(count as u64 + 100);
+    let limit = btcloop::base::sys::raise_fd_limit(count as u64 + 100);
     if limit < count as u64 + 20 {
         return Err(format!("open-file limit is {limit}, too low for {count} connections"));
     }

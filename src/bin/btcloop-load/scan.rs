@@ -2,9 +2,9 @@
 //! magic, declared length) and, for `headers` frames, reads only the count varint and skips the
 //! rest of the payload: no copy, no checksum, no decoding. Every other frame (and a `headers`
 //! frame picked for a sampled check) is collected whole and its checksum verified, as
-//! [`btcloop::net::transport::V1Decoder`] does. Frames may be split across reads anywhere.
+//! [`btcloop::base::transport::V1Decoder`] does. Frames may be split across reads anywhere.
 
-use btcloop::net::transport::{COMMAND_SIZE, Command, HEADER_SIZE, MAX_PROTOCOL_MESSAGE_LENGTH, checksum_of};
+use btcloop::base::transport::{COMMAND_SIZE, Command, HEADER_SIZE, MAX_PROTOCOL_MESSAGE_LENGTH, checksum_of};
 
 /// The message type of `headers` frames, NUL padded.
 pub(crate) const HEADERS_CMD: Command = *b"headers\0\0\0\0\0";
@@ -209,11 +209,11 @@ impl Scanner {
 mod tests {
     use bitcoin::block::Header;
     use bitcoin::p2p::message::NetworkMessage;
-    use btcloop::chain::mine::mine_chain;
-    use btcloop::chain::params::ChainParams;
-    use btcloop::chainparams::Network;
-    use btcloop::net::message::encode_message;
-    use btcloop::net::transport::command_str;
+    use btcloop::base::chainparams::Network;
+    use btcloop::base::message::encode_message;
+    use btcloop::base::transport::command_str;
+    use btcloop::engine::chain::mine::mine_chain;
+    use btcloop::engine::chain::params::ChainParams;
 
     use super::*;
 
@@ -302,12 +302,12 @@ mod tests {
         let magic = Network::Regtest.magic();
         let mut frame = Vec::new();
         // A headers frame claiming 2 headers in a 10-byte payload.
-        btcloop::net::transport::encode_frame(magic, "headers", &mut frame, |p| p.extend_from_slice(&[2; 10]));
+        btcloop::base::transport::encode_frame(magic, "headers", &mut frame, |p| p.extend_from_slice(&[2; 10]));
         let mut sc = Scanner::new(magic, 0);
         assert_eq!(run(&mut sc, &frame, &[25]).unwrap(), vec![Got::Skipped(2, 10, false)]);
         // A varint cut short by the end of the payload.
         frame.clear();
-        btcloop::net::transport::encode_frame(magic, "headers", &mut frame, |p| p.extend_from_slice(&[0xfd, 1]));
+        btcloop::base::transport::encode_frame(magic, "headers", &mut frame, |p| p.extend_from_slice(&[0xfd, 1]));
         assert_eq!(run(&mut sc, &frame, &[]).unwrap(), vec![Got::Skipped(0, 2, false)]);
 
         let mut bad = frame.clone();

@@ -1,0 +1,233 @@
+//! Prometheus metrics (`--metricsbind`, Core #10887): an HTTP worker serving `GET /metrics` in
+//! the OpenMetrics text format, built per scrape from one snapshot the message handler answers
+//! ([`Query::Metrics`]) plus the node-wide byte counters.
+
+use std::net::{SocketAddr, TcpListener};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+use serde_json::Value;
+use tracing::info;
+
+use crate::base::totals::NetTotals;
+use crate::daemon::http::{Handler, HttpRequest, HttpResponse, HttpServer, ServerOptions};
+use crate::daemon::inspect::{Query, ask};
+use crate::daemon::net::wake::MsgWake;
+
+/// Open scraper connections at most.
+const METRICS_CLIENTS: usize = 16;
+
+/// The content type of the OpenMetrics text format.
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// The metrics server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum MetricsError {
+    /// The address could not be bound.
+    #[error("cannot bind metrics server on {addr}: {reason}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        reason: String,
+    },
+    /// The thread could not be spawned.
+    #[error("cannot start metrics thread: {0}")]
+    Thread(#[from] std::io::Error),
+}
+
+/// The running metrics server.
+pub struct MetricsServer {
+    http: HttpServer,
+}
+
+impl MetricsServer {
+    /// Binds `addr` and serves until stopped.
+    pub fn start(addr: SocketAddr, wake: Arc<MsgWake>, totals: Arc<NetTotals>) -> Result<MetricsServer, MetricsError> {
+        let listener = TcpListener::bind(addr).map_err(|e| MetricsError::Bind { addr, reason: e.to_string() })?;
+        let handler: Handler = Arc::new(move |req: &HttpRequest| serve(req, &wake, &totals));
+        // One worker (a scrape is one snapshot); slow clients only ever hold a connection slot.
+        let opts = ServerOptions { workers: 1, max_clients: METRICS_CLIENTS, ..ServerOptions::default() };
+        let http = HttpServer::start("btcloop-metrics", vec![listener], opts, handler)?;
+        for a in http.bound() {
+            info!("Serving metrics on http://{a}/metrics");
+        }
+        Ok(MetricsServer { http })
+    }
+
+    /// The address bound.
+    pub fn addr(&self) -> Option<SocketAddr> {
+        self.http.bound().first().copied()
+    }
+
+    /// Stops and joins the threads.
+    pub fn stop(self) {
+        self.http.stop();
+    }
+}
+
+fn serve(req: &HttpRequest, wake: &MsgWake, totals: &NetTotals) -> HttpResponse {
+    if req.method != "GET" && req.method != "HEAD" {
+        return HttpResponse::with_body(405, "text/plain; charset=utf-8", "only GET is served\n");
+    }
+    if req.path != "/metrics" {
+        return HttpResponse::with_body(404, "text/plain; charset=utf-8", "not found; metrics are at /metrics\n");
+    }
+    match ask(wake, Query::Metrics) {
+        Ok(snapshot) => HttpResponse::with_body(200, CONTENT_TYPE, render(&snapshot, totals)),
+        Err(_) => HttpResponse::with_body(503, "text/plain; charset=utf-8", "node not answering\n"),
+    }
+}
+
+type Labels = Vec<(String, String)>;
+
+fn labels(pairs: &[(&str, &str)]) -> Labels {
+    pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+}
+
+fn counter(registry: &mut Registry, name: &str, help: &str, value: u64) {
+    let c: Counter = Counter::default();
+    c.inc_by(value);
+    registry.register(name, help, c);
+}
+
+fn gauge(registry: &mut Registry, name: &str, help: &str, value: i64) {
+    let g: Gauge = Gauge::default();
+    g.set(value);
+    registry.register(name, help, g);
+}
+
+fn u(v: &Value) -> u64 {
+    v.as_u64().unwrap_or(0)
+}
+
+/// Renders one snapshot (the handler's [`Query::Metrics`] answer) in OpenMetrics text.
+pub fn render(s: &Value, totals: &NetTotals) -> String {
+    let mut r = Registry::with_prefix("btcloop");
+    let peers = Family::<Labels, Gauge>::default();
+    let queue = Family::<Labels, Gauge>::default();
+    let mut pings: Vec<f64> = Vec::new();
+    let (mut pause_recv, mut pause_send) = (u(&s["closed_pauses"][0]), u(&s["closed_pauses"][1]));
+    for p in s["peers"].as_array().into_iter().flatten() {
+        let dir = if p["inbound"].as_bool().unwrap_or(false) { "inbound" } else { "outbound" };
+        let ct = p["connection_type"].as_str().unwrap_or("");
+        let net = p["network"].as_str().unwrap_or("");
+        peers.get_or_create(&labels(&[("direction", dir), ("connection_type", ct), ("network", net)])).inc();
+        queue.get_or_create(&labels(&[("queue", "send")])).inc_by(u(&p["send_queue_bytes"]) as i64);
+        queue.get_or_create(&labels(&[("queue", "recv")])).inc_by(u(&p["recv_queue_bytes"]) as i64);
+        pause_recv += u(&p["pause_recv"]);
+        pause_send += u(&p["pause_send"]);
+        if let Some(t) = p["pingtime"].as_f64() {
+            pings.push(t);
+        }
+    }
+    r.register("peers", "Connected peers by direction, connection type and network", peers);
+    r.register("queue_bytes", "Bytes waiting in all peers' send and receive queues", queue);
+    let msgs = Family::<Labels, Counter>::default();
+    let bytes = Family::<Labels, Counter>::default();
+    for c in s["messages"].as_array().into_iter().flatten() {
+        let dir = if c[0].as_bool().unwrap_or(false) { "sent" } else { "received" };
+        let l = labels(&[
+            ("direction", dir),
+            ("network", c[1].as_str().unwrap_or("")),
+            ("connection_type", c[2].as_str().unwrap_or("")),
+            ("message_type", c[3].as_str().unwrap_or("")),
+        ]);
+        msgs.get_or_create(&l).inc_by(u(&c[4]));
+        bytes.get_or_create(&l).inc_by(u(&c[5]));
+    }
+    r.register("messages", "P2P messages by direction, network, connection type and message type", msgs);
+    r.register("message_bytes", "P2P message bytes (headers included) by the same labels", bytes);
+    let disc = Family::<Labels, Counter>::default();
+    for d in s["disconnects"].as_array().into_iter().flatten() {
+        disc.get_or_create(&labels(&[("reason", d[0].as_str().unwrap_or(""))])).inc_by(u(&d[1]));
+    }
+    r.register("disconnects", "Closed connections by reason", disc);
+    let pauses = Family::<Labels, Counter>::default();
+    pauses.get_or_create(&labels(&[("kind", "recv")])).inc_by(pause_recv);
+    pauses.get_or_create(&labels(&[("kind", "send")])).inc_by(pause_send);
+    r.register("pause_events", "Times reading (recv) or processing (send) a peer was paused by a full queue", pauses);
+    let traffic = Family::<Labels, Counter>::default();
+    traffic.get_or_create(&labels(&[("direction", "sent")])).inc_by(totals.bytes_sent.load(Ordering::Relaxed));
+    traffic.get_or_create(&labels(&[("direction", "received")])).inc_by(totals.bytes_recv.load(Ordering::Relaxed));
+    r.register("network_bytes", "Bytes written to and read from peer sockets", traffic);
+    let dropped = Family::<Labels, Counter>::default();
+    dropped.get_or_create(&labels(&[("reason", "rejected")])).inc_by(totals.msgs_rejected.load(Ordering::Relaxed));
+    dropped
+        .get_or_create(&labels(&[("reason", "undecodable")]))
+        .inc_by(totals.msgs_undecodable.load(Ordering::Relaxed));
+    r.register("dropped_messages", "Messages dropped: bad checksum or type (rejected), or bad payload", dropped);
+    counter(&mut r, "inbound_refused", "Inbound connections refused", totals.inbound_refused.load(Ordering::Relaxed));
+    gauge(&mut r, "header_height", "Height of the best header", u(&s["header_height"]) as i64);
+    gauge(&mut r, "header_time_seconds", "Timestamp of the best header", u(&s["header_time"]) as i64);
+    gauge(&mut r, "headers_in_tree", "Headers held, all branches", u(&s["headers_in_tree"]) as i64);
+    gauge(
+        &mut r,
+        "presync_height",
+        "Highest height reached by a low-work presync (-1: none)",
+        s["presync_height"].as_i64().unwrap_or(-1),
+    );
+    let progress: Gauge<f64, AtomicU64> = Gauge::default();
+    progress.set(s["sync_progress"].as_f64().unwrap_or(0.0));
+    r.register("sync_progress", "Share of the chain's history the best header covers, by time", progress);
+    pings.sort_by(f64::total_cmp);
+    let ping = Family::<Labels, Gauge<f64, AtomicU64>>::default();
+    if let (Some(min), Some(max)) = (pings.first(), pings.last()) {
+        ping.get_or_create(&labels(&[("stat", "min")])).set(*min);
+        ping.get_or_create(&labels(&[("stat", "median")])).set(pings.get(pings.len() / 2).copied().unwrap_or(*min));
+        ping.get_or_create(&labels(&[("stat", "max")])).set(*max);
+    }
+    r.register("ping_seconds", "Last ping round trip over connected peers", ping);
+    let mut out = String::new();
+    if encode(&mut out, &r).is_err() {
+        return "# encoding failed\n".into();
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn snapshot_renders_as_openmetrics() {
+        let totals = NetTotals::default();
+        NetTotals::add(&totals.bytes_sent, 500);
+        let s = json!({
+            "peers": [
+                {"connection_type": "inbound", "network": "ipv4", "inbound": true, "pingtime": 0.25,
+                 "send_queue_bytes": 10, "recv_queue_bytes": 3, "pause_recv": 1, "pause_send": 0},
+                {"connection_type": "manual", "network": "not_publicly_routable", "inbound": false, "pingtime": null,
+                 "send_queue_bytes": 0, "recv_queue_bytes": 0, "pause_recv": 0, "pause_send": 2},
+            ],
+            "messages": [[true, "ipv4", "inbound", "ping", 3, 96]],
+            "disconnects": [["peer-closed", 4]],
+            "closed_pauses": [5, 0],
+            "header_height": 120, "header_time": 1_700_000_000u64, "headers_in_tree": 121,
+            "presync_height": null, "sync_progress": 0.5,
+        });
+        let text = render(&s, &totals);
+        for line in [
+            "btcloop_peers{direction=\"inbound\",connection_type=\"inbound\",network=\"ipv4\"} 1",
+            "btcloop_messages_total{direction=\"sent\",network=\"ipv4\",connection_type=\"inbound\",message_type=\"ping\"} 3",
+            "btcloop_message_bytes_total{direction=\"sent\",network=\"ipv4\",connection_type=\"inbound\",message_type=\"ping\"} 96",
+            "btcloop_disconnects_total{reason=\"peer-closed\"} 4",
+            "btcloop_pause_events_total{kind=\"recv\"} 6",
+            "btcloop_pause_events_total{kind=\"send\"} 2",
+            "btcloop_network_bytes_total{direction=\"sent\"} 500",
+            "btcloop_header_height 120",
+            "btcloop_presync_height -1",
+            "btcloop_queue_bytes{queue=\"send\"} 10",
+            "btcloop_ping_seconds{stat=\"max\"} 0.25",
+        ] {
+            assert!(text.lines().any(|l| l == line), "missing {line}:\n{text}");
+        }
+        assert!(text.ends_with("# EOF\n"));
+    }
+}

@@ -1,0 +1,17 @@
+//! The top layer: the threads and everything that touches sockets, clocks, channels and
+//! files. [`net`] is the socket side (socket handler, queues, wake-ups, dialer, DNS seeder);
+//! [`msg_handler`] drives the engine with real time; [`rpc`], [`metrics`] and [`http`] serve
+//! operators; [`node`] starts and stops it all from a [`config::Config`].
+
+pub mod capture;
+pub mod conffile;
+pub mod config;
+pub mod http;
+pub mod inspect;
+pub mod logging;
+pub mod metrics;
+pub mod msg_handler;
+pub mod net;
+pub mod node;
+pub mod panics;
+pub mod rpc;

@@ -1,0 +1,10 @@
+//! The socket side of the node: the socket-handler thread, the shared per-peer queues, the
+//! wake-ups that join it to the message handler, the listeners, the dialer thread and the DNS
+//! seeding thread.
+
+pub mod dialer;
+pub mod listen;
+pub mod peer_queues;
+pub mod seeder;
+pub mod socket_handler;
+pub mod wake;

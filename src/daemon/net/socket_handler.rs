@@ -1,0 +1,705 @@
+//! The socket-handler thread (Core's `ThreadSocketHandler`): one `mio::Poll` over the
+//! listeners and every peer socket. Owns the sockets' registration, each connection's transport
+//! decoder and connect state. Reads each ready peer for at most [`READ_BUDGET`] bytes per poll
+//! round (peers with more waiting are served again next round, round-robin, so one peer's
+//! 4 MB messages do not delay another's ping), until the socket is drained, closed, or the
+//! peer's process queue is full; turns bytes into checked frames on the peer's process queue,
+//! wakes the message handler, and writes send queues the message handler could not write
+//! itself.
+
+use std::collections::HashMap;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, Sender};
+use mio::net::{TcpListener, TcpStream};
+use mio::unix::SourceFd;
+use mio::{Events, Interest, Poll, Token};
+use std::os::fd::AsRawFd;
+use tracing::{debug, info, warn};
+
+use super::peer_queues::PeerQueues;
+use super::wake::{MsgWake, NetEvent, NewPeer, SocketCommand, SocketControl};
+use crate::base::netaddr::net_kind;
+use crate::base::peer::{ConnectionType, DisconnectReason, PeerId};
+use crate::base::time::{Clock, unix_now};
+use crate::base::totals::NetTotals;
+use crate::base::transport::{Delivery, RejectReason, V1Decoder, sanitize_command};
+use crate::engine::addrman::{NetGroupRule, from_ip, netgroup};
+use crate::engine::policy::banman::BanMan;
+use crate::engine::policy::discourage::Discouraged;
+use crate::engine::policy::eviction::{EvictionCandidate, select_node_to_evict};
+use crate::engine::policy::permissions::{Permissions, Whitelist, permissions_for};
+use std::hash::{BuildHasher, Hasher};
+
+/// Token of the poll waker.
+pub const WAKER_TOKEN: Token = Token(usize::MAX);
+const LISTENER_BASE: usize = usize::MAX - 1024;
+/// Size of the one read buffer the thread shares among all peers (Core: 64 KiB).
+const READ_BUF: usize = 64 * 1024;
+/// Bytes read from one peer per poll round before the other ready peers get their turn
+/// (Core reads one 64 KiB chunk per peer per round).
+const READ_BUDGET: usize = READ_BUF;
+/// Longest the poll sleeps with nothing to do.
+const POLL_IDLE: Duration = Duration::from_millis(500);
+
+/// What the socket handler tells the dialer about its connections.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DialerEvent {
+    /// The TCP connection to target `target` is open as peer `id`.
+    Connected {
+        /// Dialer's target index.
+        target: usize,
+        /// The new peer.
+        id: PeerId,
+    },
+    /// The connect attempt failed.
+    Failed {
+        /// Dialer's target index.
+        target: usize,
+        /// Why.
+        error: String,
+    },
+    /// The connection closed.
+    Closed {
+        /// Dialer's target index.
+        target: usize,
+        /// Whether the version handshake had completed.
+        handshake_done: bool,
+    },
+}
+
+/// Limits and identity the socket handler needs.
+#[derive(Clone, Debug)]
+pub struct SocketConfig {
+    /// Network magic.
+    pub magic: [u8; 4],
+    /// Process-queue limit per peer, bytes.
+    pub max_receive_buffer: usize,
+    /// Send-queue limit per peer, bytes.
+    pub max_send_buffer: usize,
+    /// Inbound connection cap.
+    pub max_inbound: usize,
+    /// Outbound TCP connect timeout.
+    pub connect_timeout: Duration,
+    /// Show addresses in logs.
+    pub log_ips: bool,
+    /// `--whitelist` entries.
+    pub whitelist: Vec<Whitelist>,
+}
+
+enum ConnState {
+    Connecting,
+    Open,
+}
+
+struct Connection {
+    queues: Arc<PeerQueues>,
+    decoder: V1Decoder,
+    addr: SocketAddr,
+    conn_type: ConnectionType,
+    target: Option<usize>,
+    state: ConnState,
+    write_registered: bool,
+    /// In `SocketHandler::more_to_read`: its read budget ran out with bytes still waiting.
+    read_pending: bool,
+    /// When it opened (node clock, µs), for eviction.
+    opened_us: u64,
+    /// `--whitelist` permissions.
+    permissions: Permissions,
+    /// Its keyed network group, for eviction.
+    keyed_group: u64,
+}
+
+/// The socket handler's state; [`SocketHandler::run`] is the thread body.
+pub struct SocketHandler {
+    poll: Poll,
+    listeners: Vec<TcpListener>,
+    conns: HashMap<PeerId, Connection>,
+    /// Deadlines of outbound connects still in progress (a subset of `conns`).
+    connecting: HashMap<PeerId, Instant>,
+    next_id: PeerId,
+    inbound: usize,
+    cfg: SocketConfig,
+    commands: Receiver<SocketCommand>,
+    ctl: SocketControl,
+    wake: Arc<MsgWake>,
+    dialer: Option<Sender<DialerEvent>>,
+    totals: Arc<NetTotals>,
+    clock: Clock,
+    discouraged: Arc<Discouraged>,
+    banman: Arc<BanMan>,
+    network_active: Arc<AtomicBool>,
+    /// Secret key of the keyed network groups (a random SipHash key).
+    group_key: std::collections::hash_map::RandomState,
+    buf: Box<[u8]>,
+    ready: Vec<PeerId>,
+    events: Vec<NetEvent>,
+    /// Peers whose read budget ran out this round with bytes still waiting: read again next
+    /// round (the poll is edge-triggered and will not report them again).
+    more_to_read: Vec<PeerId>,
+    /// The previous round's `more_to_read`, being served.
+    reading: Vec<PeerId>,
+}
+
+/// Everything [`SocketHandler::new`] needs from the node.
+pub struct SocketParts {
+    /// The poll (its registry created the waker inside `ctl`).
+    pub poll: Poll,
+    /// Listening sockets.
+    pub listeners: Vec<TcpListener>,
+    /// Commands from other threads.
+    pub commands: Receiver<SocketCommand>,
+    /// Handle whose waker interrupts the poll.
+    pub ctl: SocketControl,
+    /// The message handler's wake-up.
+    pub wake: Arc<MsgWake>,
+    /// Where connect results go, if a dialer runs.
+    pub dialer: Option<Sender<DialerEvent>>,
+    /// Node-wide counters.
+    pub totals: Arc<NetTotals>,
+    /// Node clock.
+    pub clock: Clock,
+    /// Recently misbehaving addresses.
+    pub discouraged: Arc<Discouraged>,
+    /// Manual bans.
+    pub banman: Arc<BanMan>,
+    /// Cleared by `setnetworkactive false`: accept and dial nothing.
+    pub network_active: Arc<AtomicBool>,
+}
+
+impl SocketHandler {
+    /// Registers the listeners and builds the handler.
+    pub fn new(parts: SocketParts, cfg: SocketConfig) -> io::Result<Self> {
+        let SocketParts {
+            poll,
+            mut listeners,
+            commands,
+            ctl,
+            wake,
+            dialer,
+            totals,
+            clock,
+            discouraged,
+            banman,
+            network_active,
+        } = parts;
+        for (i, l) in listeners.iter_mut().enumerate() {
+            poll.registry().register(l, Token(LISTENER_BASE + i), Interest::READABLE)?;
+        }
+        Ok(SocketHandler {
+            poll,
+            listeners,
+            conns: HashMap::new(),
+            connecting: HashMap::new(),
+            next_id: 0,
+            inbound: 0,
+            cfg,
+            commands,
+            ctl,
+            wake,
+            dialer,
+            totals,
+            clock,
+            discouraged,
+            banman,
+            network_active,
+            group_key: std::collections::hash_map::RandomState::new(),
+            buf: vec![0u8; READ_BUF].into_boxed_slice(),
+            ready: Vec::new(),
+            events: Vec::new(),
+            more_to_read: Vec::new(),
+            reading: Vec::new(),
+        })
+    }
+
+    /// The thread body: runs until the control handle is interrupted, then closes everything.
+    pub fn run(mut self) {
+        let mut events = Events::with_capacity(1024);
+        while !self.ctl.is_interrupted() {
+            let timeout = self.poll_timeout();
+            if let Err(e) = self.poll.poll(&mut events, Some(timeout)) {
+                if e.kind() != io::ErrorKind::Interrupted {
+                    warn!(target: "net", "poll failed: {e}");
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                continue;
+            }
+            // Peers whose budget ran out last round get their next share after this round's
+            // events; those that run out now wait for the next round (one share per round).
+            let mut reading = std::mem::take(&mut self.reading);
+            std::mem::swap(&mut reading, &mut self.more_to_read);
+            let mut woken = false;
+            for ev in events.iter() {
+                match ev.token() {
+                    WAKER_TOKEN => woken = true,
+                    Token(t) if t >= LISTENER_BASE => self.accept(t - LISTENER_BASE),
+                    Token(t) => {
+                        let readable = ev.is_readable() || ev.is_read_closed() || ev.is_error();
+                        let writable = ev.is_writable() || ev.is_write_closed();
+                        // With the peer's FIN (or an error) in the same edge, a short read does
+                        // not mean drained: read on to the end of stream.
+                        let closing = ev.is_read_closed() || ev.is_error();
+                        self.on_socket_event(t as PeerId, readable, writable, closing);
+                    }
+                }
+            }
+            for id in reading.drain(..) {
+                if let Some(c) = self.conns.get_mut(&id) {
+                    c.read_pending = false;
+                    self.read(id, true);
+                }
+            }
+            self.reading = reading;
+            if woken {
+                self.ctl.clear_pending();
+                while let Ok(cmd) = self.commands.try_recv() {
+                    self.on_command(cmd);
+                }
+            }
+            self.expire_connects();
+            self.wake.post(&mut self.ready, &mut self.events);
+        }
+        let ids: Vec<PeerId> = self.conns.keys().copied().collect();
+        for id in ids {
+            self.close(id, DisconnectReason::Shutdown);
+        }
+        self.wake.post(&mut self.ready, &mut self.events);
+    }
+
+    fn poll_timeout(&self) -> Duration {
+        if !self.more_to_read.is_empty() {
+            return Duration::ZERO;
+        }
+        let now = Instant::now();
+        self.connecting.values().map(|d| d.saturating_duration_since(now)).min().unwrap_or(POLL_IDLE).min(POLL_IDLE)
+    }
+
+    fn peer_label(&self, id: PeerId, addr: &SocketAddr) -> String {
+        if self.cfg.log_ips { format!("peer={id}, peeraddr={addr}") } else { format!("peer={id}") }
+    }
+
+    fn new_queues(&mut self, stream: TcpStream) -> Arc<PeerQueues> {
+        let id = self.next_id;
+        self.next_id += 1;
+        Arc::new(PeerQueues::new(
+            id,
+            stream,
+            self.cfg.max_receive_buffer,
+            self.cfg.max_send_buffer,
+            self.totals.clone(),
+        ))
+    }
+
+    fn accept(&mut self, index: usize) {
+        loop {
+            let Some(listener) = self.listeners.get(index) else { return };
+            let (stream, addr) = match listener.accept() {
+                Ok(x) => x,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    // EMFILE and friends: Core logs and carries on; the listener stays ready.
+                    warn!(target: "net", "socket error accepting connection: {e}");
+                    return;
+                }
+            };
+            crate::daemon::panics::test_panic_point(crate::daemon::panics::TestPanic::NetAccepted);
+            if !self.network_active.load(Ordering::Acquire) {
+                NetTotals::add(&self.totals.inbound_refused, 1);
+                continue;
+            }
+            let permissions = permissions_for(&self.cfg.whitelist, addr.ip(), true);
+            let noban = permissions.has(Permissions::NO_BAN);
+            if !noban && self.banman.is_banned(addr.ip(), unix_now()) {
+                NetTotals::add(&self.totals.inbound_refused, 1);
+                debug!(target: "net", "connection from {} dropped (banned)", if self.cfg.log_ips { addr.to_string() } else { "peer".into() });
+                continue;
+            }
+            // Core: discouraged addresses get in only while inbound slots are not (almost) full.
+            if !noban && self.inbound + 1 >= self.cfg.max_inbound && self.discouraged.contains(&addr.ip()) {
+                NetTotals::add(&self.totals.inbound_refused, 1);
+                debug!(target: "net", "connection from {} dropped (discouraged)", if self.cfg.log_ips { addr.to_string() } else { "peer".into() });
+                continue;
+            }
+            if self.inbound >= self.cfg.max_inbound && !self.evict_one() {
+                NetTotals::add(&self.totals.inbound_refused, 1);
+                debug!(target: "net", "connection from {} dropped (full)", if self.cfg.log_ips { addr.to_string() } else { "peer".into() });
+                drop(stream);
+                continue;
+            }
+            let _ = stream.set_nodelay(true);
+            let local_addr = stream.local_addr().ok();
+            let queues = self.new_queues(stream);
+            let id = queues.id;
+            let fd = queues.stream().as_raw_fd();
+            if let Err(e) = self.poll.registry().register(&mut SourceFd(&fd), Token(id as usize), Interest::READABLE) {
+                warn!(target: "net", "cannot register accepted socket: {e}");
+                queues.close();
+                continue;
+            }
+            self.inbound += 1;
+            NetTotals::add(&self.totals.inbound_accepted, 1);
+            debug!(target: "net", "accepted connection {}", self.peer_label(id, &addr));
+            self.conns.insert(
+                id,
+                Connection {
+                    queues: queues.clone(),
+                    decoder: V1Decoder::new(self.cfg.magic),
+                    addr,
+                    conn_type: ConnectionType::Inbound,
+                    target: None,
+                    state: ConnState::Open,
+                    write_registered: false,
+                    read_pending: false,
+                    opened_us: self.clock.now_us(),
+                    permissions,
+                    keyed_group: self.keyed_group(addr.ip()),
+                },
+            );
+            self.events.push(NetEvent::Connected(Box::new(NewPeer {
+                queues,
+                addr,
+                local_addr,
+                conn_type: ConnectionType::Inbound,
+                permissions,
+            })));
+        }
+    }
+
+    /// Core's `AttemptToEvictConnection`: closes the inbound peer [`select_node_to_evict`]
+    /// chooses, if any; false when every inbound peer is protected.
+    fn evict_one(&mut self) -> bool {
+        let candidates: Vec<EvictionCandidate> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| matches!(c.state, ConnState::Open) && c.conn_type.is_inbound())
+            .map(|(&id, c)| {
+                let s = &c.queues.stats;
+                let min_ping = s.min_ping_us.load(Ordering::Relaxed);
+                let ip = c.addr.ip();
+                EvictionCandidate {
+                    id,
+                    connected_at: Duration::from_micros(c.opened_us),
+                    min_ping: (min_ping != 0).then(|| Duration::from_micros(min_ping)),
+                    last_block_time: s.last_block_time.load(Ordering::Relaxed),
+                    last_tx_time: 0,
+                    relevant_services: s.relevant_services.load(Ordering::Relaxed),
+                    relay_txs: s.relay_txs.load(Ordering::Relaxed),
+                    bloom_filter: false,
+                    keyed_net_group: c.keyed_group,
+                    prefer_evict: self.discouraged.contains(&ip),
+                    is_local: ip.is_loopback(),
+                    network: net_kind(ip).into(),
+                    noban: c.permissions.has(Permissions::NO_BAN),
+                    conn_type: c.conn_type,
+                }
+            })
+            .collect();
+        match select_node_to_evict(candidates) {
+            Some(id) => {
+                debug!(target: "net", "selected peer={id} for eviction");
+                self.close(id, DisconnectReason::Evicted);
+                true
+            }
+            None => {
+                debug!(target: "net", "failed to find an eviction candidate - connection dropped (full)");
+                false
+            }
+        }
+    }
+
+    /// Core's keyed net group: the address's network group hashed with this node's secret key.
+    fn keyed_group(&self, ip: std::net::IpAddr) -> u64 {
+        let group = netgroup(&from_ip(ip), NetGroupRule::Core);
+        let mut h = self.group_key.build_hasher();
+        h.write(&group);
+        h.finish()
+    }
+
+    fn on_command(&mut self, cmd: SocketCommand) {
+        match cmd {
+            SocketCommand::Connect { addr, conn_type, target } => self.connect(addr, conn_type, target),
+            SocketCommand::Disconnect { id, reason } => self.close(id, reason),
+            SocketCommand::Flush(id) => self.write(id),
+            SocketCommand::Resume(id) => self.read(id, true),
+            SocketCommand::SetNetworkActive(active) => {
+                info!("SetNetworkActive: {active}");
+                self.network_active.store(active, Ordering::Release);
+                if !active {
+                    let ids: Vec<PeerId> = self.conns.keys().copied().collect();
+                    for id in ids {
+                        self.close(id, DisconnectReason::NetworkInactive);
+                    }
+                }
+            }
+        }
+    }
+
+    fn connect(&mut self, addr: SocketAddr, conn_type: ConnectionType, target: Option<usize>) {
+        let refusal = if !self.network_active.load(Ordering::Acquire) {
+            Some("network activity disabled")
+        } else if self.banman.is_banned(addr.ip(), unix_now()) {
+            Some("address banned")
+        } else {
+            None
+        };
+        if let Some(why) = refusal {
+            debug!(target: "net", "not connecting to {}: {why}", if self.cfg.log_ips { addr.to_string() } else { "peer".into() });
+            self.connect_failed(target, addr, conn_type, why.to_string());
+            return;
+        }
+        let stream = match TcpStream::connect(addr) {
+            Ok(s) => s,
+            Err(e) => {
+                debug!(target: "net", "connect to {} failed: {e}", if self.cfg.log_ips { addr.to_string() } else { "peer".into() });
+                self.connect_failed(target, addr, conn_type, e.to_string());
+                return;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let queues = self.new_queues(stream);
+        let id = queues.id;
+        let fd = queues.stream().as_raw_fd();
+        let interest = Interest::READABLE | Interest::WRITABLE;
+        if let Err(e) = self.poll.registry().register(&mut SourceFd(&fd), Token(id as usize), interest) {
+            queues.close();
+            self.connect_failed(target, addr, conn_type, e.to_string());
+            return;
+        }
+        debug!(target: "net", "trying connection {} ({conn_type})", self.peer_label(id, &addr));
+        let deadline = crate::base::time::instant_after(Instant::now(), self.cfg.connect_timeout);
+        self.connecting.insert(id, deadline);
+        self.conns.insert(
+            id,
+            Connection {
+                queues,
+                decoder: V1Decoder::new(self.cfg.magic),
+                addr,
+                conn_type,
+                target,
+                state: ConnState::Connecting,
+                write_registered: true,
+                read_pending: false,
+                opened_us: self.clock.now_us(),
+                permissions: permissions_for(&self.cfg.whitelist, addr.ip(), false),
+                keyed_group: self.keyed_group(addr.ip()),
+            },
+        );
+    }
+
+    /// Reports a failed dial: to the dialer for its targets, to the message handler (which
+    /// planned it) for automatic connections.
+    fn connect_failed(&mut self, target: Option<usize>, addr: SocketAddr, conn_type: ConnectionType, error: String) {
+        if target.is_none() && !matches!(conn_type, ConnectionType::Manual | ConnectionType::Inbound) {
+            self.events.push(NetEvent::ConnectFailed { addr, conn_type });
+        }
+        self.tell_dialer(target, |target| DialerEvent::Failed { target, error });
+    }
+
+    fn tell_dialer(&self, target: Option<usize>, ev: impl FnOnce(usize) -> DialerEvent) {
+        if let (Some(t), Some(tx)) = (target, &self.dialer) {
+            let _ = tx.send(ev(t));
+        }
+    }
+
+    fn on_socket_event(&mut self, id: PeerId, readable: bool, writable: bool, closing: bool) {
+        let Some(conn) = self.conns.get(&id) else { return };
+        if let ConnState::Connecting = conn.state {
+            if readable || writable {
+                self.finish_connect(id);
+            }
+            return;
+        }
+        if writable && conn.write_registered {
+            self.write(id);
+        }
+        if readable {
+            self.read(id, closing);
+        }
+    }
+
+    fn finish_connect(&mut self, id: PeerId) {
+        let Some(conn) = self.conns.get_mut(&id) else { return };
+        let stream = conn.queues.stream();
+        let result = match stream.take_error() {
+            Ok(Some(e)) | Err(e) => Err(e),
+            Ok(None) => stream.peer_addr().map(|_| ()),
+        };
+        match result {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotConnected => return, // spurious wake-up
+            Err(e) => {
+                let reason = DisconnectReason::ConnectFailed(e.to_string());
+                let (target, addr, conn_type) = (conn.target, conn.addr, conn.conn_type);
+                self.drop_conn(id);
+                self.connect_failed(target, addr, conn_type, reason.to_string());
+                return;
+            }
+        }
+        conn.state = ConnState::Open;
+        conn.write_registered = false;
+        self.connecting.remove(&id);
+        let fd = conn.queues.stream().as_raw_fd();
+        let _ = self.poll.registry().reregister(&mut SourceFd(&fd), Token(id as usize), Interest::READABLE);
+        let local_addr = conn.queues.stream().local_addr().ok();
+        let (queues, addr, conn_type, target) = (conn.queues.clone(), conn.addr, conn.conn_type, conn.target);
+        let permissions = conn.permissions;
+        self.tell_dialer(target, |target| DialerEvent::Connected { target, id });
+        self.events.push(NetEvent::Connected(Box::new(NewPeer { queues, addr, local_addr, conn_type, permissions })));
+    }
+
+    fn expire_connects(&mut self) {
+        if self.connecting.is_empty() {
+            return;
+        }
+        let now = Instant::now();
+        let expired: Vec<PeerId> = self.connecting.iter().filter(|&(_, &d)| d <= now).map(|(&id, _)| id).collect();
+        for id in expired {
+            let Some((target, addr, conn_type)) = self.conns.get(&id).map(|c| (c.target, c.addr, c.conn_type)) else {
+                continue;
+            };
+            self.drop_conn(id);
+            self.connect_failed(target, addr, conn_type, "connection timeout".into());
+        }
+    }
+
+    /// Removes a connection that never became a peer (no event for the message handler).
+    fn drop_conn(&mut self, id: PeerId) {
+        self.connecting.remove(&id);
+        if let Some(conn) = self.conns.remove(&id) {
+            let fd = conn.queues.stream().as_raw_fd();
+            let _ = self.poll.registry().deregister(&mut SourceFd(&fd));
+            conn.queues.close();
+        }
+    }
+
+    /// Reads peer `id` until its socket is drained, closed or failed, its process queue is full,
+    /// or it has had [`READ_BUDGET`] bytes this round (then it is queued for the next round).
+    /// A short read counts as drained (saving the read that would only say `WouldBlock`) unless
+    /// `to_end`: when the edge also carried the end of stream, or when the edge that announced
+    /// the bytes was consumed earlier (resuming, the next round).
+    fn read(&mut self, id: PeerId, to_end: bool) {
+        let now_us = self.clock.now_us();
+        let Some(conn) = self.conns.get_mut(&id) else { return };
+        if !matches!(conn.state, ConnState::Open) || conn.read_pending {
+            return;
+        }
+        if conn.queues.recv_paused() {
+            return;
+        }
+        let mut fatal = None;
+        let mut budget = READ_BUDGET;
+        loop {
+            if budget == 0 {
+                conn.read_pending = true;
+                self.more_to_read.push(id);
+                break;
+            }
+            let want = budget.min(self.buf.len());
+            let Some(buf) = self.buf.get_mut(..want) else { break };
+            let n = match conn.queues.read_socket(buf) {
+                Ok(0) => {
+                    fatal = Some(DisconnectReason::PeerClosed);
+                    break;
+                }
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    fatal = Some(DisconnectReason::ReadError(e.to_string()));
+                    break;
+                }
+            };
+            budget = budget.saturating_sub(n);
+            let stats = &conn.queues.stats;
+            stats.bytes_recv.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+            stats.last_recv_us.store(now_us, std::sync::atomic::Ordering::Relaxed);
+            NetTotals::add(&self.totals.bytes_recv, n as u64);
+            let mut result = Ok(());
+            let decoder = &mut conn.decoder;
+            let totals = &self.totals;
+            let chunk = self.buf.get(..n).unwrap_or(&[]);
+            let pushed = conn.queues.push_frames(|app| {
+                result = decoder.decode_owned(chunk, |frame| match frame {
+                    Delivery::Frame(f) => app.push(f.command, f.payload, f.checksum, now_us),
+                    Delivery::Owned(f) => app.push_owned(&f.command, f.payload, f.checksum, now_us),
+                    Delivery::Rejected(r) => {
+                        stats.msgs_rejected.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        NetTotals::add(&totals.msgs_rejected, 1);
+                        let what = match r.reason {
+                            RejectReason::BadChecksum => "Wrong checksum",
+                            RejectReason::InvalidCommand => "Invalid message type",
+                        };
+                        debug!(target: "net", "Header error: {what} ({}, {} bytes), peer={id}", sanitize_command(r.command), r.len);
+                    }
+                })
+            });
+            if pushed.newly_ready {
+                self.ready.push(id);
+            }
+            if let Err(e) = result {
+                fatal = Some(DisconnectReason::Transport(e));
+                break;
+            }
+            if pushed.paused {
+                // Over the receive limit: the message handler sends Resume when it drains.
+                break;
+            }
+            if n < want && !to_end {
+                // A short read of a stream socket means it is drained; the next arrival raises
+                // a new edge. Saves the read that would only return WouldBlock.
+                break;
+            }
+        }
+        if let Some(reason) = fatal {
+            self.close(id, reason);
+        }
+    }
+
+    fn write(&mut self, id: PeerId) {
+        let now_us = self.clock.now_us();
+        let Some(conn) = self.conns.get_mut(&id) else { return };
+        if !matches!(conn.state, ConnState::Open) {
+            return;
+        }
+        match conn.queues.flush_from_socket(now_us) {
+            Ok(w) => {
+                if w.unpaused {
+                    self.ready.push(id);
+                }
+                let want_write = w.left > 0;
+                if want_write != conn.write_registered {
+                    let interest =
+                        if want_write { Interest::READABLE | Interest::WRITABLE } else { Interest::READABLE };
+                    let fd = conn.queues.stream().as_raw_fd();
+                    let _ = self.poll.registry().reregister(&mut SourceFd(&fd), Token(id as usize), interest);
+                    conn.write_registered = want_write;
+                }
+            }
+            Err(e) => self.close(id, DisconnectReason::WriteError(e.to_string())),
+        }
+    }
+
+    fn close(&mut self, id: PeerId, reason: DisconnectReason) {
+        self.connecting.remove(&id);
+        let Some(conn) = self.conns.remove(&id) else { return };
+        let fd = conn.queues.stream().as_raw_fd();
+        let _ = self.poll.registry().deregister(&mut SourceFd(&fd));
+        conn.queues.close();
+        if let ConnState::Connecting = conn.state {
+            self.tell_dialer(conn.target, |target| DialerEvent::Failed { target, error: reason.to_string() });
+            return;
+        }
+        if conn.conn_type.is_inbound() {
+            self.inbound = self.inbound.saturating_sub(1);
+        }
+        debug!(target: "net", "closed {}: {reason}", self.peer_label(id, &conn.addr));
+        let handshake_done = conn.queues.stats.handshake_complete.load(Ordering::Relaxed);
+        self.tell_dialer(conn.target, |target| DialerEvent::Closed { target, handshake_done });
+        self.events.push(NetEvent::Closed { id, reason });
+    }
+}

@@ -1,0 +1,373 @@
+//! Core's `PeerManager`, I/O-free: each peer's protocol state and the node-wide state the
+//! sub-protocols share. `process_message` is a short `match` that routes every message to the
+//! module that owns it; `send_messages` runs the timers. Both take the time as an argument and
+//! put what to send, or whom to disconnect, into an [`Outbox`].
+
+pub mod addr;
+pub mod handshake;
+pub mod headers;
+pub mod ping;
+pub mod rolling_bloom;
+pub mod timeouts;
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use bitcoin::p2p::ServiceFlags;
+use bitcoin::p2p::message::NetworkMessage;
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use tracing::debug;
+
+use crate::base::peer::{ConnectionType, DisconnectReason, PeerId};
+use crate::engine::addrman::{AddrMan, NetGroupRule};
+use crate::engine::chain::accept::Chain;
+use crate::engine::policy::local::LocalAddrs;
+use crate::engine::policy::permissions::Permissions;
+
+pub use handshake::Handshake;
+pub use headers::{HeadersNode, HeadersPeer};
+pub use ping::PingState;
+
+/// Where protocol logic puts its decisions.
+pub trait Outbox {
+    /// Queue `msg` for the peer.
+    fn send(&mut self, msg: &NetworkMessage);
+    /// Queue a `headers` message holding `headers` (no intermediate vector: the serving path).
+    fn send_headers<'h>(&mut self, headers: impl ExactSizeIterator<Item = &'h bitcoin::block::Header>);
+    /// Disconnect the peer for `reason` (nothing more is sent to it).
+    fn disconnect(&mut self, reason: DisconnectReason);
+    /// Discourage the peer's address: every connection from it is dropped and inbound ones are
+    /// refused while inbound slots are nearly full.
+    fn discourage(&mut self, ip: std::net::IpAddr);
+    /// Relay a fresh address announcement to 1–2 other peers (the message handler, which sees
+    /// every peer, chooses them with [`addr::relay_targets`]).
+    fn relay_addr(&mut self, addr: crate::engine::addrman::AddrEntry, reachable: bool);
+}
+
+/// The current time, as the thread that calls the protocol read it.
+#[derive(Clone, Copy, Debug)]
+pub struct Now {
+    /// Monotonic time, for timers.
+    pub mono: Instant,
+    /// Seconds since the Unix epoch, for the `version` timestamp.
+    pub unix: i64,
+}
+
+/// When bytes last crossed the peer's socket (Core's `m_last_send` / `m_last_recv`).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct LinkTimes {
+    /// Last write, if any.
+    pub last_send: Option<Instant>,
+    /// Last read, if any.
+    pub last_recv: Option<Instant>,
+}
+
+/// Node-wide protocol settings.
+#[derive(Clone, Debug)]
+pub struct ProtocolParams {
+    /// Our user agent (BIP14).
+    pub user_agent: String,
+    /// Services we advertise: only what the node really provides.
+    pub services: ServiceFlags,
+    /// Core's `-peertimeout`.
+    pub peer_timeout: Duration,
+    /// Show peer addresses in log lines.
+    pub log_ips: bool,
+}
+
+/// One peer's protocol state, owned by the message handler (no locks).
+#[derive(Debug)]
+pub struct Peer {
+    /// Connection id.
+    pub id: PeerId,
+    /// Remote address.
+    pub addr: SocketAddr,
+    /// Why the connection exists.
+    pub conn_type: ConnectionType,
+    /// When the connection opened.
+    pub connected_at: Instant,
+    /// Version handshake state.
+    pub handshake: Handshake,
+    /// Ping state.
+    pub ping: PingState,
+    /// Headers sync state.
+    pub headers: HeadersPeer,
+    /// What `--whitelist` grants it.
+    pub permissions: Permissions,
+    /// Address relay state.
+    pub addrs: addr::AddrPeer,
+    /// The test-only loopback rule is on: a misbehaving `127.x` peer is discouraged as a
+    /// remote one would be (Core spares local peers).
+    pub loopback_is_remote: bool,
+}
+
+impl Peer {
+    /// `peer=N` (with the address under `--logips`), for log lines.
+    pub fn label(&self, log_ips: bool) -> String {
+        if log_ips { format!("peer={}, peeraddr={}", self.id, self.addr) } else { format!("peer={}", self.id) }
+    }
+}
+
+/// State shared by all peers' protocol logic.
+pub struct Protocol {
+    /// Settings.
+    pub params: ProtocolParams,
+    /// The header chain and the node's sync state.
+    pub headers: HeadersNode,
+    /// The address book (Core's `AddrMan`).
+    pub addrman: AddrMan,
+    /// The `getaddr` answer cache.
+    pub addr_node: addr::AddrNode,
+    /// Secret key of the address-relay target choice.
+    pub relay_key: u64,
+    /// Our own addresses (Core's `mapLocalHost`), advertised to peers.
+    pub local: LocalAddrs,
+    /// Which addresses in received `addr` messages are banned or discouraged.
+    pub bans: Box<dyn addr::AddrFilter>,
+    /// Nonces of our outbound `version`s, to detect connecting to ourselves.
+    local_nonces: HashSet<u64>,
+    rng: StdRng,
+}
+
+/// Message types some module handles; the others are not even decoded.
+pub const HANDLED: [&str; 13] = [
+    "version",
+    "verack",
+    "wtxidrelay",
+    "sendaddrv2",
+    "sendheaders",
+    "ping",
+    "pong",
+    "headers",
+    "getheaders",
+    "inv",
+    "addr",
+    "addrv2",
+    "getaddr",
+];
+
+impl Protocol {
+    /// Protocol state over `chain` with a random seed.
+    pub fn new(params: ProtocolParams, chain: Chain) -> Self {
+        Self::with_rng(params, chain, rand::make_rng())
+    }
+
+    /// Protocol state with a given random source (tests use a fixed seed).
+    pub fn with_rng(params: ProtocolParams, chain: Chain, mut rng: StdRng) -> Self {
+        use rand::RngExt;
+        let addrman = AddrMan::new(rng.random(), rng.random(), NetGroupRule::Core);
+        let relay_key = rng.random();
+        Protocol {
+            params,
+            headers: HeadersNode::new(chain),
+            addrman,
+            addr_node: addr::AddrNode::default(),
+            relay_key,
+            local: LocalAddrs::default(),
+            bans: Box::new(addr::NoBans),
+            local_nonces: HashSet::new(),
+            rng,
+        }
+    }
+
+    /// A deterministic instance for tests.
+    pub fn seeded(params: ProtocolParams, chain: Chain, seed: u64) -> Self {
+        Self::with_rng(params, chain, StdRng::seed_from_u64(seed))
+    }
+
+    /// Height of our best header, announced in `version`.
+    pub fn best_height(&self) -> i32 {
+        self.headers.chain.tree().height() as i32
+    }
+
+    /// Core's `IsInitialBlockDownload` (latched): see [`HeadersNode::in_ibd`].
+    pub fn in_ibd(&mut self, now: Now) -> bool {
+        self.headers.in_ibd(now.unix)
+    }
+
+    /// State for a new connection.
+    pub fn add_peer(&mut self, id: PeerId, addr: SocketAddr, conn_type: ConnectionType, now: Instant) -> Peer {
+        let local_nonce = handshake::new_nonce(&mut self.rng);
+        if !conn_type.is_inbound() {
+            self.local_nonces.insert(local_nonce);
+        }
+        Peer {
+            id,
+            addr,
+            conn_type,
+            connected_at: now,
+            handshake: Handshake::new(local_nonce),
+            ping: PingState::default(),
+            headers: HeadersPeer::default(),
+            permissions: Permissions::NONE,
+            addrs: addr::AddrPeer::default(),
+            loopback_is_remote: self.addrman.rule() == NetGroupRule::LoopbackPerAddress,
+        }
+    }
+
+    /// Forgets a closed connection (`unix`: the time now).
+    pub fn remove_peer(&mut self, peer: &Peer, unix: i64) {
+        self.local_nonces.remove(&peer.handshake.local_nonce);
+        self.headers.remove_peer(peer);
+        if peer.handshake.successfully_connected {
+            // Core's FinalizeNode: full outbound peers refresh their entry's time (not
+            // block-relay-only ones, which would leak them, nor feelers).
+            if matches!(
+                peer.conn_type,
+                ConnectionType::OutboundFullRelay | ConnectionType::Manual | ConnectionType::AddrFetch
+            ) {
+                let e = crate::engine::addrman::AddrEntry::from_socket(peer.addr, ServiceFlags::NONE, 0);
+                self.addrman.connected(&e.addr, e.port, unix);
+            }
+        }
+    }
+
+    /// Whether `command` is one [`Protocol::process_message`] acts on.
+    pub fn handles(command: &str) -> bool {
+        HANDLED.contains(&command)
+    }
+
+    /// Core's `ProcessMessage`: routes one received message. `received` is when the socket
+    /// handler decoded it.
+    pub fn process_message(
+        &mut self,
+        peer: &mut Peer,
+        msg: NetworkMessage,
+        received: Instant,
+        now: Now,
+        out: &mut impl Outbox,
+    ) {
+        if let NetworkMessage::Version(v) = msg {
+            return handshake::on_version(self, peer, &v, now, out);
+        }
+        if peer.handshake.remote.is_none() {
+            debug!(target: "net", "non-version message before version handshake. Message \"{}\" from peer={}", msg.cmd(), peer.id);
+            return;
+        }
+        match msg {
+            NetworkMessage::Verack => {
+                let was_connected = peer.handshake.successfully_connected;
+                handshake::on_verack(self, peer, out);
+                if peer.handshake.successfully_connected && !was_connected {
+                    self.headers.on_established(peer);
+                }
+            }
+            NetworkMessage::SendHeaders => handshake::on_sendheaders(peer),
+            NetworkMessage::WtxidRelay => handshake::on_wtxidrelay(peer, out),
+            NetworkMessage::SendAddrV2 => handshake::on_sendaddrv2(peer, out),
+            _ if !peer.handshake.successfully_connected => {
+                debug!(target: "net", "Unsupported message \"{}\" prior to verack from peer={}", msg.cmd(), peer.id);
+            }
+            NetworkMessage::Ping(nonce) => ping::on_ping(peer, nonce, out),
+            NetworkMessage::Pong(nonce) => ping::on_pong(peer, nonce, received),
+            NetworkMessage::Headers(h) => headers::on_headers(&mut self.headers, peer, h, now, out),
+            NetworkMessage::GetHeaders(m) => headers::on_getheaders(&self.headers, peer, &m, out),
+            NetworkMessage::Inv(inv) => headers::on_inv(&self.headers, peer, &inv, now, out),
+            NetworkMessage::Addr(list) => addr::on_addrs(self, peer, addr::from_v1(&list), now, out),
+            NetworkMessage::AddrV2(list) => addr::on_addrs(self, peer, addr::from_v2(&list), now, out),
+            NetworkMessage::GetAddr => addr::on_getaddr(self, peer, now),
+            _ => {}
+        }
+    }
+
+    /// Core's `SendMessages`: timeouts, our outbound `version`, periodic pings.
+    pub fn send_messages(&mut self, peer: &mut Peer, now: Now, link: LinkTimes, out: &mut impl Outbox) {
+        if let Some(reason) = timeouts::inactivity(peer, now.mono, link, self.params.peer_timeout) {
+            return out.disconnect(reason);
+        }
+        if !peer.conn_type.is_inbound() && !peer.handshake.version_sent {
+            handshake::push_version(self, peer, now, out);
+        }
+        if !peer.handshake.successfully_connected {
+            return;
+        }
+        ping::maybe_send_ping(peer, now.mono, self.params.peer_timeout, &mut self.rng, out);
+        headers::send_messages(&mut self.headers, peer, now, out);
+        if peer.addrs.relay_enabled && self.local.listening() {
+            let ibd = self.in_ibd(now);
+            let services = self.params.services;
+            addr::maybe_send_local_addr(&self.local, ibd, services, peer, now, &mut self.rng, out);
+        }
+        addr::maybe_send_addrs(peer, now, &mut self.rng, out);
+    }
+
+    /// Asks for a ping to `peer` at the next `send_messages` (the `ping` RPC).
+    pub fn queue_ping(peer: &mut Peer) {
+        peer.ping.queued = true;
+    }
+}
+
+/// Core's `Misbehaving` + `MaybeDiscourageAndDisconnect`: manually connected peers are only
+/// warned about; local (loopback) peers are disconnected; any other peer is disconnected and
+/// its address discouraged.
+pub fn misbehaving(peer: &Peer, out: &mut impl Outbox, what: String) {
+    if peer.permissions.has(Permissions::NO_BAN) {
+        tracing::warn!("Not punishing noban peer {}: {what}", peer.id);
+        return;
+    }
+    if peer.conn_type == ConnectionType::Manual {
+        tracing::warn!("Not punishing manually connected peer {}: {what}", peer.id);
+        return;
+    }
+    let ip = peer.addr.ip();
+    let loopback4 = matches!(ip, std::net::IpAddr::V4(v4) if v4.is_loopback());
+    let local = ip.is_loopback() || matches!(ip, std::net::IpAddr::V4(v4) if v4.octets()[0] == 0);
+    if local && !(loopback4 && peer.loopback_is_remote) {
+        debug!(target: "net", "Warning: disconnecting but not discouraging local peer {}!", peer.id);
+    } else {
+        debug!(target: "net", "Disconnecting and discouraging peer {}!", peer.id);
+        out.discourage(ip);
+    }
+    out.disconnect(DisconnectReason::Misbehaving(what));
+}
+
+/// An [`Outbox`] that records, for tests and simulations.
+#[derive(Debug, Default)]
+pub struct Recorder {
+    /// Messages sent, in order.
+    pub sent: Vec<NetworkMessage>,
+    /// The disconnect reason, if any.
+    pub disconnect: Option<DisconnectReason>,
+    /// Addresses discouraged.
+    pub discouraged: Vec<std::net::IpAddr>,
+    /// Addresses handed over for relay, with their reachability.
+    pub relayed: Vec<(crate::engine::addrman::AddrEntry, bool)>,
+}
+
+impl Outbox for Recorder {
+    fn send(&mut self, msg: &NetworkMessage) {
+        self.sent.push(msg.clone());
+    }
+    fn send_headers<'h>(&mut self, headers: impl ExactSizeIterator<Item = &'h bitcoin::block::Header>) {
+        self.sent.push(NetworkMessage::Headers(headers.copied().collect()));
+    }
+    fn disconnect(&mut self, reason: DisconnectReason) {
+        self.disconnect.get_or_insert(reason);
+    }
+    fn discourage(&mut self, ip: std::net::IpAddr) {
+        self.discouraged.push(ip);
+    }
+
+    fn relay_addr(&mut self, addr: crate::engine::addrman::AddrEntry, reachable: bool) {
+        self.relayed.push((addr, reachable));
+    }
+}
+
+impl Recorder {
+    /// The message types sent, in order.
+    pub fn commands(&self) -> Vec<&'static str> {
+        self.sent.iter().map(|m| m.cmd()).collect()
+    }
+
+    /// Forgets what was recorded.
+    pub fn clear(&mut self) {
+        self.sent.clear();
+        self.disconnect = None;
+        self.discouraged.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests;
