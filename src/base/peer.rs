@@ -1,6 +1,11 @@
-//! What both threads say about a connection: its id, its type, and why it ended.
+//! What every layer says about a connection: its id, its type, its fixed identity, its
+//! permissions, and why it ended.
 
 use std::fmt;
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use super::netaddr::NetKind;
 
 use super::transport::TransportError;
 
@@ -46,6 +51,100 @@ impl ConnectionType {
 impl fmt::Display for ConnectionType {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
+    }
+}
+
+/// A set of permission flags (Core's bit values).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Permissions(u32);
+
+impl Permissions {
+    /// No permission.
+    pub const NONE: Permissions = Permissions(0);
+    /// May ask for BIP37 filters.
+    pub const BLOOM_FILTER: Permissions = Permissions(1 << 1);
+    /// Transactions relayed even in blocks-only mode.
+    pub const RELAY: Permissions = Permissions(1 << 3);
+    /// Transactions relayed even if already known (implies relay).
+    pub const FORCE_RELAY: Permissions = Permissions((1 << 2) | (1 << 3));
+    /// Served during initial sync and past upload limits.
+    pub const DOWNLOAD: Permissions = Permissions(1 << 6);
+    /// Never discouraged, banned or evicted for misbehaviour (implies download).
+    pub const NO_BAN: Permissions = Permissions((1 << 4) | (1 << 6));
+    /// May ask for the mempool.
+    pub const MEMPOOL: Permissions = Permissions(1 << 5);
+    /// `getaddr` answered without the cache; its `addr`s are not rate-limited.
+    pub const ADDR: Permissions = Permissions(1 << 7);
+    /// Set when the entry named no permissions: resolved by [`Permissions::resolve_implicit`].
+    pub const IMPLICIT: Permissions = Permissions(1 << 31);
+    /// Every permission.
+    pub const ALL: Permissions =
+        Permissions((1 << 1) | (1 << 2) | (1 << 3) | (1 << 4) | (1 << 5) | (1 << 6) | (1 << 7));
+
+    /// Whether every flag of `other` is set.
+    pub fn has(self, other: Permissions) -> bool {
+        self.0 & other.0 == other.0
+    }
+
+    /// Both sets.
+    pub fn union(self, other: Permissions) -> Permissions {
+        Permissions(self.0 | other.0)
+    }
+
+    /// Core's implicit whitelist permissions: relay (by default), mempool and noban.
+    pub fn resolve_implicit(self) -> Permissions {
+        if !self.has(Permissions::IMPLICIT) {
+            return self;
+        }
+        Permissions(self.0 & !Permissions::IMPLICIT.0)
+            .union(Permissions::RELAY)
+            .union(Permissions::MEMPOOL)
+            .union(Permissions::NO_BAN)
+    }
+
+    /// Core's names (`NetPermissions::ToStrings`), for `getpeerinfo`'s `permissions`.
+    pub fn names(self) -> Vec<&'static str> {
+        let table = [
+            (Permissions::BLOOM_FILTER, "bloomfilter"),
+            (Permissions::NO_BAN, "noban"),
+            (Permissions::FORCE_RELAY, "forcerelay"),
+            (Permissions::RELAY, "relay"),
+            (Permissions::MEMPOOL, "mempool"),
+            (Permissions::DOWNLOAD, "download"),
+            (Permissions::ADDR, "addr"),
+        ];
+        table.iter().filter(|(p, _)| self.has(*p)).map(|(_, n)| *n).collect()
+    }
+}
+
+/// What is fixed about a connection from the moment it opens (the constant part of Core's
+/// `CNode`): made once by whoever opened the connection (the socket handler, or the simulator)
+/// and shared read-only by everything that deals with the peer.
+#[derive(Clone, Debug)]
+pub struct PeerIdentity {
+    /// Node-unique connection id.
+    pub id: PeerId,
+    /// The peer's address.
+    pub addr: SocketAddr,
+    /// Our end of the connection, when the socket could say.
+    pub local_addr: Option<SocketAddr>,
+    /// Why the connection exists.
+    pub conn_type: ConnectionType,
+    /// What `--whitelist` grants it.
+    pub permissions: Permissions,
+    /// When the connection opened.
+    pub connected_at: Instant,
+    /// The peer's network.
+    pub net: NetKind,
+    /// Its network group hashed with the node's secret key (Core's `nKeyedNetGroup`), for
+    /// inbound eviction.
+    pub keyed_group: u64,
+}
+
+impl PeerIdentity {
+    /// `peer=N` (with the address under `--logips`), for log lines.
+    pub fn label(&self, log_ips: bool) -> String {
+        if log_ips { format!("peer={}, peeraddr={}", self.id, self.addr) } else { format!("peer={}", self.id) }
     }
 }
 

@@ -30,6 +30,7 @@ use crate::daemon::rpc::{RpcContext, RpcServer, RpcStartError};
 use crate::engine::addrman::{AddrEntry, AddrMan, AddrManError, AddrManFileError, AddrNetwork, NetGroupRule};
 use crate::engine::chain::accept::Chain;
 use crate::engine::chain::params::ChainParams;
+use crate::engine::peerman::{ConnSetup, PeerManager};
 use crate::engine::policy::anchors;
 use crate::engine::policy::banman::{BANLIST_FILE, BanListError, BanMan};
 use crate::engine::policy::discourage::Discouraged;
@@ -114,7 +115,7 @@ fn connection_parts(
     added: &[PeerSpec],
     max_connections: usize,
     shared: ConnShared,
-) -> ConnParts {
+) -> (ConnParts, OutboundPlanner, ConnSetup) {
     let automatic = cfg.connect.is_empty();
     let anchors_path = cfg.net_dir().join(anchors::ANCHORS_FILE);
     let anchors = if automatic {
@@ -161,16 +162,19 @@ fn connection_parts(
     for line in planner.start_log() {
         info!("{line}");
     }
-    ConnParts {
-        planner,
+    let parts = ConnParts {
         banman: shared.banman,
         network_active: shared.network_active,
         dialer: Some(shared.dialer),
         anchors_file: automatic.then_some(anchors_path),
+        seed_facts: shared.seed_facts,
+    };
+    let setup = ConnSetup {
+        default_port: cfg.network.default_port(),
         local_ips: listen_addrs.iter().map(|a| a.ip()).filter(|ip| !ip.is_unspecified()).collect(),
         added: added.iter().filter_map(|spec| Some(SocketAddr::new(spec.host.parse().ok()?, spec.port))).collect(),
-        seed_facts: shared.seed_facts,
-    }
+    };
+    (parts, planner, setup)
 }
 
 fn open_addrman(path: &std::path::Path, magic: [u8; 4], rule: NetGroupRule) -> Result<AddrMan, StartError> {
@@ -397,7 +401,7 @@ impl Node {
         let addrman = open_addrman(&cfg.net_dir().join(PEERS_FILE), cfg.network.magic(), rule)?;
         let seed_facts = Arc::new(SeedFacts::default());
         let automatic = cfg.connect.is_empty();
-        let conn = connection_parts(
+        let (conn, planner, conn_setup) = connection_parts(
             cfg,
             &addrman,
             &listen_addrs,
@@ -432,8 +436,9 @@ impl Node {
             banman: banman.clone(),
             discouraged: discouraged.clone(),
         });
+        let mgr = PeerManager::new(protocol, planner, conn_setup, rand::make_rng(), std::time::Instant::now());
         let handler = MessageHandler::new(
-            protocol,
+            mgr,
             HandlerParts {
                 magic: cfg.network.magic(),
                 wake: wake.clone(),

@@ -6,5 +6,6 @@
 
 pub mod addrman;
 pub mod chain;
+pub mod peerman;
 pub mod policy;
 pub mod protocol;

@@ -7,7 +7,7 @@ use rand::RngExt;
 use rand::rngs::StdRng;
 
 use super::{Brain, ConnIdx, Ev, Node, NodeIdx, Sim};
-use crate::base::peer::PeerId;
+use crate::base::peer::{DisconnectReason, PeerId};
 
 impl Sim {
     /// One churn period: restarts, leaves and joins.
@@ -56,10 +56,11 @@ impl Sim {
         };
         // Core dumps peers.dat and anchors.dat before it closes the connections.
         let saved = h.save(unix);
-        let peers: Vec<(PeerId, ConnIdx, usize)> = h.peers.iter().map(|(id, p)| (*id, p.conn, p.side)).collect();
+        let peers: Vec<(PeerId, ConnIdx, usize)> = h.links.iter().map(|(id, l)| (*id, l.conn, l.side)).collect();
+        let now = self.now();
         for (id, conn, side) in peers {
             self.close_end(conn, side);
-            if let Some(p) = h.remove(id, unix) {
+            if let Some((_, p)) = h.remove(id, &DisconnectReason::Shutdown, now) {
                 self.stats.count(&p, self.cfg.attacker_groups);
             }
         }

@@ -1,10 +1,12 @@
-//! An honest simulated node: a real `Protocol` (address book, addr relay, handshake, pings,
-//! headers) and a real `OutboundPlanner`, with the glue the message handler and the dialer
-//! thread provide in the daemon (relay target choice, eviction candidates, self-announcement).
+//! An honest simulated node: the daemon's own [`PeerManager`] (its `Protocol` with address
+//! book, addr relay, handshake, pings, headers and self-advertisement; its outbound planner,
+//! relay-target choice and inbound eviction), driven with fake time. The node adds only what
+//! the daemon's threads add: per-connection links on the in-memory network, and carrying out
+//! the manager's actions.
 
 use std::collections::BTreeMap;
-use std::hash::BuildHasher;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bitcoin::p2p::ServiceFlags;
@@ -15,34 +17,34 @@ use rand::{RngExt, SeedableRng};
 
 use super::{ConnIdx, NodeIdx, Sim};
 use crate::base::chainparams::Network;
-use crate::base::peer::{ConnectionType, PeerId};
+use crate::base::netaddr::net_kind;
+use crate::base::peer::{ConnectionType, DisconnectReason, PeerId, PeerIdentity, Permissions};
 use crate::engine::addrman::{AddrEntry, AddrMan, AddrNetwork, NetGroupRule, from_ip};
 use crate::engine::chain::accept::Chain;
 use crate::engine::chain::params::ChainParams;
-use crate::engine::policy::eviction::{EvictionCandidate, PeerNetwork, select_node_to_evict};
-use crate::engine::policy::outbound::{Action, Conn, OutboundPlanner, Setup, View, has_desirable_services};
-use crate::engine::policy::permissions::Permissions;
-use crate::engine::protocol::{LinkTimes, Now, Peer, Protocol, ProtocolParams, Recorder, addr};
+use crate::engine::peerman::{Action, ConnSetup, PeerManager, TickEnv, Wire};
+use crate::engine::policy::eviction::{EvictionFacts, GroupKey};
+use crate::engine::policy::local::LocalAddrs;
+use crate::engine::policy::outbound::{OutboundPlanner, Setup};
+use crate::engine::protocol::{LinkTimes, Now, Peer, Protocol, ProtocolParams};
 
 /// Magic of the simulated `peers.dat`.
 const MAGIC: [u8; 4] = [0xfa, 0xbf, 0xb5, 0xda];
+/// Core's `LOCAL_MANUAL` score (`--externalip`): each simulated node knows its address.
+const LOCAL_MANUAL: i32 = 4;
 
 /// The services every simulated node offers and announces.
 pub fn full_services() -> ServiceFlags {
     ServiceFlags::NETWORK | ServiceFlags::WITNESS
 }
 
-/// One connection of an honest node.
-pub(super) struct HPeer {
-    /// The protocol's state of the peer.
-    pub peer: Peer,
+/// Where one of the node's peers sits on the simulated network.
+pub(super) struct SimLink {
     /// The connection and which end of it this node is.
     pub conn: ConnIdx,
     pub side: usize,
     /// When bytes last crossed the link.
     pub link: LinkTimes,
-    /// Our own address was queued for this peer.
-    announced: bool,
 }
 
 /// What survives a restart: the serialized address book and the block-relay-only peers.
@@ -51,16 +53,28 @@ pub(super) struct Saved {
     anchors: Vec<AddrEntry>,
 }
 
+/// The messages one manager call wrote, in order.
+#[derive(Default)]
+pub(super) struct SimWire {
+    pub sent: Vec<NetworkMessage>,
+}
+
+impl Wire for SimWire {
+    fn send(&mut self, msg: &NetworkMessage) {
+        self.sent.push(msg.clone());
+    }
+    fn send_headers<'h>(&mut self, headers: impl ExactSizeIterator<Item = &'h bitcoin::block::Header>) {
+        self.sent.push(NetworkMessage::Headers(headers.copied().collect()));
+    }
+}
+
 /// An honest node that is online.
 pub(super) struct Honest {
-    pub proto: Protocol,
-    pub planner: OutboundPlanner,
-    pub peers: BTreeMap<PeerId, HPeer>,
+    pub mgr: PeerManager,
+    pub links: BTreeMap<PeerId, SimLink>,
     next_id: PeerId,
-    /// The message handler's own randomness (relay queues).
-    rng: StdRng,
     /// Secret of the keyed network groups of eviction.
-    evict_key: u64,
+    group_key: GroupKey,
 }
 
 impl Sim {
@@ -84,6 +98,11 @@ impl Sim {
                 .expect("a peers.dat we wrote reads back");
             anchors = saved.anchors;
         }
+        // The node knows its own address, as `--externalip` would tell it; it advertises it
+        // to its peers with the daemon's self-advertisement.
+        let mut local = LocalAddrs::new(true, false, own.port(), NetGroupRule::Core, false);
+        local.add(own, LOCAL_MANUAL);
+        proto.local = local;
         for &a in book.unwrap_or_default() {
             let seen = now.unix - rng.random_range(0..86_400);
             let e = AddrEntry::from_socket(a, full_services(), seen);
@@ -104,33 +123,43 @@ impl Sim {
         };
         let empty = proto.addrman.size(None, None) == 0;
         let planner = OutboundPlanner::new(setup, Vec::new(), now.mono, empty, &mut rng);
-        Honest { proto, planner, peers: BTreeMap::new(), next_id: 0, evict_key: rng.random(), rng }
+        let conn = ConnSetup { default_port: super::PORT, local_ips: vec![own.ip()], added: Vec::new() };
+        let group_key = GroupKey::new(rng.random(), rng.random());
+        let mgr = PeerManager::new(proto, planner, conn, StdRng::seed_from_u64(rng.random()), now.mono);
+        Honest { mgr, links: BTreeMap::new(), next_id: 0, group_key }
     }
 }
 
 impl Honest {
+    /// A connection opened: the identity the socket handler would give it.
     fn new_peer(
         &mut self,
         addr: SocketAddr,
         conn_type: ConnectionType,
-        conn: ConnIdx,
-        side: usize,
+        link: (ConnIdx, usize),
         now: Now,
         whitelisted: bool,
     ) -> PeerId {
         let id = self.next_id;
         self.next_id += 1;
-        let mut peer = self.proto.add_peer(id, addr, conn_type, now.mono);
-        if whitelisted {
-            peer.permissions = Permissions::ADDR;
-        }
-        self.peers.insert(id, HPeer { peer, conn, side, link: LinkTimes::default(), announced: false });
+        let who = PeerIdentity {
+            id,
+            addr,
+            local_addr: None,
+            conn_type,
+            permissions: if whitelisted { Permissions::ADDR } else { Permissions::NONE },
+            connected_at: now.mono,
+            net: net_kind(addr.ip()),
+            keyed_group: self.group_key.keyed_group(addr.ip()),
+        };
+        self.mgr.connected(Arc::new(who));
+        self.links.insert(id, SimLink { conn: link.0, side: link.1, link: LinkTimes::default() });
         id
     }
 
     /// An inbound connection from `from` was accepted.
     pub fn accept(&mut self, from: SocketAddr, conn: ConnIdx, now: Now, whitelisted: bool) -> PeerId {
-        self.new_peer(from, ConnectionType::Inbound, conn, 1, now, whitelisted)
+        self.new_peer(from, ConnectionType::Inbound, (conn, 1), now, whitelisted)
     }
 
     /// Our dial to `addr` connected: the first `send_messages` (our `version`).
@@ -141,151 +170,89 @@ impl Honest {
         conn: ConnIdx,
         now: Now,
         whitelisted: bool,
-    ) -> (PeerId, Recorder) {
-        let id = self.new_peer(addr, t, conn, 0, now, whitelisted);
-        let mut out = Recorder::default();
-        if let Some(hp) = self.peers.get_mut(&id) {
-            self.proto.send_messages(&mut hp.peer, now, hp.link, &mut out);
-            hp.link.last_send = Some(now.mono);
-        }
+    ) -> (PeerId, SimWire) {
+        let id = self.new_peer(addr, t, (conn, 0), now, whitelisted);
+        let mut out = SimWire::default();
+        self.send_messages(id, now, &mut out);
         (id, out)
     }
 
     /// A message from `peer`: Core's `ProcessMessage` then `SendMessages` for that peer.
-    pub fn receive(&mut self, peer: PeerId, msg: NetworkMessage, now: Now, own: SocketAddr) -> Option<Recorder> {
-        let hp = self.peers.get_mut(&peer)?;
-        hp.link.last_recv = Some(now.mono);
-        let mut out = Recorder::default();
-        self.proto.process_message(&mut hp.peer, msg, now.mono, now, &mut out);
-        if out.disconnect.is_none() {
-            announce_self(hp, own, now, &mut self.rng);
-            self.proto.send_messages(&mut hp.peer, now, hp.link, &mut out);
-        }
+    pub fn receive(&mut self, peer: PeerId, msg: NetworkMessage, now: Now) -> Option<SimWire> {
+        let l = self.links.get_mut(&peer)?;
+        l.link.last_recv = Some(now.mono);
+        let link = l.link;
+        let mut out = SimWire::default();
+        self.mgr.on_message(peer, msg, now.mono, now, link, &mut out);
+        self.sent(peer, &out, now);
         Some(out)
     }
 
+    /// `SendMessages` for one peer; notes when it sent.
+    fn send_messages(&mut self, peer: PeerId, now: Now, out: &mut SimWire) -> Option<EvictionFacts> {
+        let link = self.links.get(&peer)?.link;
+        let facts = self.mgr.send_messages(peer, now, link, out);
+        self.sent(peer, out, now);
+        facts
+    }
+
+    fn sent(&mut self, peer: PeerId, out: &SimWire, now: Now) {
+        if let Some(l) = self.links.get_mut(&peer).filter(|_| !out.sent.is_empty()) {
+            l.link.last_send = Some(now.mono);
+        }
+    }
+
     /// `SendMessages` for every peer (timers: pings, addr sends, timeouts).
-    pub fn sweep(&mut self, now: Now, own: SocketAddr) -> Vec<(PeerId, ConnIdx, usize, Recorder)> {
+    pub fn sweep(&mut self, now: Now) -> Vec<(ConnIdx, usize, SimWire)> {
+        let ids: Vec<PeerId> = self.links.keys().copied().collect();
         let mut outs = Vec::new();
-        for (&id, hp) in self.peers.iter_mut() {
-            let mut out = Recorder::default();
-            announce_self(hp, own, now, &mut self.rng);
-            self.proto.send_messages(&mut hp.peer, now, hp.link, &mut out);
-            if !out.sent.is_empty() || out.disconnect.is_some() || !out.relayed.is_empty() {
-                outs.push((id, hp.conn, hp.side, out));
+        for id in ids {
+            let mut out = SimWire::default();
+            self.send_messages(id, now, &mut out);
+            if let Some(l) = self.links.get(&id).filter(|_| !out.sent.is_empty()) {
+                outs.push((l.conn, l.side, out));
             }
         }
         outs
     }
 
-    /// One round of the outbound planner: the dials to start (addr-fetch names resolved).
-    pub fn plan(&mut self, now: Now, own: SocketAddr) -> Vec<(SocketAddr, ConnectionType)> {
-        let conns: Vec<Conn> =
-            self.peers.values().map(|p| Conn { addr: p.peer.addr, conn_type: p.peer.conn_type }).collect();
-        let is_local = |ip: IpAddr| ip == own.ip();
-        let refused = |_: IpAddr| false;
-        let view = View {
-            conns: &conns,
-            added: &[],
-            refused: &refused,
-            is_local: &is_local,
-            tip_depth: self.proto.headers.tip_depth(now.unix),
-            network_active: true,
-        };
-        let actions = self.planner.tick(now.mono, now.unix, &mut self.proto.addrman, &view, &mut self.rng);
+    /// The manager's timers: its outbound planner and its extra-peer evictions.
+    pub fn tick(&mut self, now: Now) {
+        let refused = |_: std::net::IpAddr| false;
+        self.mgr.tick(now, &TickEnv { network_active: true, refused: &refused });
+    }
+
+    /// What the manager decided since the last call.
+    pub fn take_actions(&mut self) -> Vec<Action> {
+        let mut actions = Vec::new();
+        self.mgr.take_actions(&mut actions);
         actions
-            .into_iter()
-            .filter_map(|a| match a {
-                Action::Dial { addr, conn_type } => Some((addr, conn_type)),
-                Action::AddrFetch(name) => name.parse().ok().map(|sa| (sa, ConnectionType::AddrFetch)),
-                Action::AddFixedSeeds(_) | Action::Log(_) | Action::Debug(_) => None,
-            })
-            .collect()
     }
 
-    /// The message handler's `RelayAddress`: queue a fresh announcement on the 1–2 peers
-    /// chosen by [`addr::relay_targets`], never back to its source.
-    pub fn relay(&mut self, source: PeerId, entry: AddrEntry, reachable: bool, now: Now) {
-        let candidates = self
-            .peers
-            .iter()
-            .filter(|(id, p)| **id != source && p.peer.addrs.relay_enabled)
-            .filter(|(_, p)| p.peer.handshake.wants_addrv2 || entry.socket_addr().is_some())
-            .map(|(id, _)| *id);
-        let targets = addr::relay_targets(self.proto.relay_key, &entry, reachable, now.unix, candidates);
-        for id in targets {
-            if let Some(p) = self.peers.get_mut(&id) {
-                addr::push_address(&mut p.peer, entry.clone(), &mut self.rng);
-            }
-        }
-    }
-
-    /// Forgets a closed connection (Core's `FinalizeNode`).
-    pub fn remove(&mut self, peer: PeerId, unix: i64) -> Option<HPeer> {
-        let p = self.peers.remove(&peer)?;
-        self.proto.remove_peer(&p.peer, unix);
-        Some(p)
+    /// Forgets a closed connection (Core's `FinalizeNode`); returns the peer's protocol state.
+    pub fn remove(&mut self, peer: PeerId, reason: &DisconnectReason, now: Now) -> Option<(SimLink, Peer)> {
+        let link = self.links.remove(&peer)?;
+        let closed = self.mgr.closed(peer, reason, now)?;
+        Some((link, closed.peer))
     }
 
     /// Inbound connections open.
     pub fn inbound_count(&self) -> usize {
-        self.peers.values().filter(|p| p.peer.conn_type.is_inbound()).count()
+        self.mgr.inbound_count()
     }
 
-    /// Core's eviction over this node's peers (no blocks or transactions in the simulation, so
-    /// only netgroup, ping and age protections tell peers apart).
-    pub fn select_eviction(&self, base: Instant) -> Option<PeerId> {
-        let hasher = std::hash::BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default();
-        let candidates = self
-            .peers
-            .iter()
-            .map(|(&id, p)| {
-                let remote = p.peer.handshake.remote.as_ref();
-                let group = self.proto.addrman.group_of(&from_ip(p.peer.addr.ip()));
-                EvictionCandidate {
-                    id,
-                    connected_at: p.peer.connected_at.saturating_duration_since(base),
-                    min_ping: p.peer.ping.min_ping,
-                    last_block_time: 0,
-                    last_tx_time: 0,
-                    relevant_services: remote.is_some_and(|r| has_desirable_services(r.services, 0)),
-                    relay_txs: remote.is_some_and(|r| r.relay),
-                    bloom_filter: false,
-                    keyed_net_group: hasher.hash_one((self.evict_key, group)),
-                    prefer_evict: false,
-                    is_local: false,
-                    network: PeerNetwork::Ipv4,
-                    noban: false,
-                    conn_type: p.peer.conn_type,
-                }
-            })
-            .collect();
-        select_node_to_evict(candidates)
+    /// The peer the daemon's inbound eviction would drop for a newcomer.
+    pub fn select_eviction(&self, origin: Instant) -> Option<PeerId> {
+        self.mgr.inbound_to_evict(|_| false, origin)
+    }
+
+    /// Every peer with its link and protocol state.
+    pub fn peers(&self) -> impl Iterator<Item = (&SimLink, &Peer)> {
+        self.links.iter().filter_map(|(id, l)| Some((l, self.mgr.peer(*id)?.1)))
     }
 
     /// What a clean shutdown writes: `peers.dat` and the block-relay-only peers as anchors.
     pub fn save(&self, unix: i64) -> Saved {
-        let anchors = self
-            .peers
-            .values()
-            .filter(|p| p.peer.conn_type == ConnectionType::BlockRelayOnly && p.peer.handshake.successfully_connected)
-            .map(|p| AddrEntry::from_socket(p.peer.addr, full_services(), unix))
-            .collect();
-        Saved { book: self.proto.addrman.serialize(MAGIC), anchors }
+        Saved { book: self.mgr.protocol().addrman.serialize(MAGIC), anchors: self.mgr.anchors(unix) }
     }
-}
-
-/// Self-advertisement (being added to the daemon on another branch, modelled here): once an
-/// outbound peer with address relay has sent its `version`, our own address is queued for it
-/// with the current time, as Core's `PushAddress` of the local address in `VERSION` handling.
-fn announce_self(hp: &mut HPeer, own: SocketAddr, now: Now, rng: &mut StdRng) {
-    if hp.announced
-        || hp.peer.conn_type.is_inbound()
-        || !hp.peer.addrs.relay_enabled
-        || hp.peer.handshake.remote.is_none()
-    {
-        return;
-    }
-    hp.announced = true;
-    addr::push_address(&mut hp.peer, AddrEntry::from_socket(own, full_services(), now.unix), rng);
 }

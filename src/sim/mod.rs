@@ -26,9 +26,11 @@ use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 
 use crate::base::chainparams::Network;
+use crate::base::peer::DisconnectReason;
 use crate::base::peer::{ConnectionType, PeerId};
 use crate::engine::chain::params::ChainParams;
-use crate::engine::protocol::{Now, Recorder};
+use crate::engine::peerman::Action;
+use crate::engine::protocol::Now;
 
 pub use report::{AddrStats, Report};
 
@@ -144,7 +146,7 @@ enum Ev {
     /// A dial reaches its target (or not).
     DialArrives { node: NodeIdx, boot: u32, addr: SocketAddr, conn_type: ConnectionType },
     /// A dial to nobody times out.
-    DialFailed { node: NodeIdx, boot: u32, addr: SocketAddr },
+    DialFailed { node: NodeIdx, boot: u32, addr: SocketAddr, conn_type: ConnectionType },
     /// A node runs its outbound planner.
     Plan { node: NodeIdx, boot: u32 },
     /// A node runs `send_messages` for every peer.
@@ -379,10 +381,10 @@ impl Sim {
             Ev::Deliver { conn, to, msg } => self.deliver(conn, to, msg),
             Ev::Closed { conn, to } => self.on_closed(conn, to),
             Ev::DialArrives { node, boot, addr, conn_type } => self.dial_arrives(node, boot, addr, conn_type),
-            Ev::DialFailed { node, boot, addr } => {
+            Ev::DialFailed { node, boot, addr, conn_type } => {
                 if self.nodes[node].boot == boot {
                     if let Brain::Honest(h) = &mut self.nodes[node].brain {
-                        h.planner.dial_done(addr);
+                        h.mgr.dial_failed(addr, conn_type);
                     }
                 }
             }
@@ -449,11 +451,10 @@ impl Sim {
     fn deliver(&mut self, conn: ConnIdx, to: usize, msg: NetworkMessage) {
         let Some(end) = self.live_end(conn, to) else { return };
         let now = self.now();
-        let own = self.nodes[end.node].addr;
         match &mut self.nodes[end.node].brain {
             Brain::Honest(h) => {
-                let Some(out) = h.receive(end.peer, msg, now, own) else { return };
-                self.after(end.node, end.peer, conn, to, out);
+                let Some(out) = h.receive(end.peer, msg, now) else { return };
+                self.after(end.node, conn, to, out.sent);
             }
             Brain::Attacker(a) => {
                 let replies = a.receive(end.peer, msg, now);
@@ -468,16 +469,16 @@ impl Sim {
     fn on_closed(&mut self, conn: ConnIdx, to: usize) {
         let Some(end) = self.live_end(conn, to) else { return };
         self.conns[conn].ends[to].open = false;
-        self.drop_peer(end.node, end.peer);
+        self.drop_peer(end.node, end.peer, &DisconnectReason::PeerClosed);
     }
 
     /// Forgets `peer` of `node` (its connection is already closed on this side).
-    fn drop_peer(&mut self, node: NodeIdx, peer: PeerId) {
-        let unix = self.now().unix;
+    fn drop_peer(&mut self, node: NodeIdx, peer: PeerId, reason: &DisconnectReason) {
+        let now = self.now();
         let groups = self.cfg.attacker_groups;
         match &mut self.nodes[node].brain {
             Brain::Honest(h) => {
-                if let Some(p) = h.remove(peer, unix) {
+                if let Some((_, p)) = h.remove(peer, reason, now) {
                     self.stats.count(&p, groups);
                 }
             }
@@ -486,48 +487,62 @@ impl Sim {
         }
     }
 
-    /// What an honest node's protocol said to do for one peer: send, relay, disconnect.
-    fn after(&mut self, node: NodeIdx, peer: PeerId, conn: ConnIdx, side: usize, out: Recorder) {
-        let now = self.now();
-        let sent = !out.sent.is_empty();
-        for msg in out.sent {
+    /// An honest node's manager wrote `sent` on end `side` of `conn`: schedules them, then
+    /// carries out what the manager decided (as the daemon's message handler does).
+    fn after(&mut self, node: NodeIdx, conn: ConnIdx, side: usize, sent: Vec<NetworkMessage>) {
+        for msg in sent {
             self.send(conn, side, msg);
         }
-        if let Brain::Honest(h) = &mut self.nodes[node].brain {
-            if let Some(hp) = h.peers.get_mut(&peer).filter(|_| sent) {
-                hp.link.last_send = Some(now.mono);
+        self.apply_actions(node);
+    }
+
+    /// Carries out an honest node's [`Action`]s: closes connections, starts dials, counts
+    /// discouragements.
+    fn apply_actions(&mut self, node: NodeIdx) {
+        let boot = self.nodes[node].boot;
+        let Brain::Honest(h) = &mut self.nodes[node].brain else { return };
+        for action in h.take_actions() {
+            match action {
+                Action::Disconnect { id, reason } => {
+                    let Brain::Honest(h) = &self.nodes[node].brain else { return };
+                    if let Some((conn, side)) = h.links.get(&id).map(|l| (l.conn, l.side)) {
+                        self.close_end(conn, side);
+                        self.drop_peer(node, id, &reason);
+                    }
+                }
+                Action::Dial { addr, conn_type } => {
+                    let rtt = self.latency() + self.latency();
+                    self.at(rtt, Ev::DialArrives { node, boot, addr, conn_type });
+                }
+                Action::AddrFetch(name) => {
+                    if let Ok(addr) = name.parse() {
+                        let rtt = self.latency() + self.latency();
+                        self.at(rtt, Ev::DialArrives { node, boot, addr, conn_type: ConnectionType::AddrFetch });
+                    }
+                }
+                Action::Discourage(_) => self.stats.discouraged += 1,
             }
-            for (entry, reachable) in out.relayed {
-                h.relay(peer, entry, reachable, now);
-            }
-            self.stats.discouraged += out.discouraged.len() as u64;
-        }
-        if out.disconnect.is_some() {
-            self.close_end(conn, side);
-            self.drop_peer(node, peer);
         }
     }
 
-    /// Runs the outbound planner of an honest node and starts its dials.
+    /// Runs an honest node's timers (its outbound planner starts dials).
     fn plan(&mut self, node: NodeIdx) {
         let now = self.now();
-        let own = self.nodes[node].addr;
-        let boot = self.nodes[node].boot;
         let Brain::Honest(h) = &mut self.nodes[node].brain else { return };
-        for (addr, conn_type) in h.plan(now, own) {
-            let rtt = self.latency() + self.latency();
-            self.at(rtt, Ev::DialArrives { node, boot, addr, conn_type });
-        }
+        h.tick(now);
+        self.apply_actions(node);
     }
 
     /// `send_messages` for every peer of an honest node.
     fn sweep(&mut self, node: NodeIdx) {
         let now = self.now();
-        let own = self.nodes[node].addr;
         let Brain::Honest(h) = &mut self.nodes[node].brain else { return };
-        for (peer, conn, side, out) in h.sweep(now, own) {
-            self.after(node, peer, conn, side, out);
+        for (conn, side, out) in h.sweep(now) {
+            for msg in out.sent {
+                self.send(conn, side, msg);
+            }
         }
+        self.apply_actions(node);
     }
 
     /// The node answering at `addr`: an honest node by its address, an attacker for any
@@ -549,16 +564,16 @@ impl Sim {
         let Some(target) = target else {
             // Nobody answers: the dial fails after the connect timeout.
             if conn_type != ConnectionType::Inbound {
-                self.at(CONNECT_TIMEOUT, Ev::DialFailed { node, boot, addr });
+                self.at(CONNECT_TIMEOUT, Ev::DialFailed { node, boot, addr, conn_type });
             }
             return;
         };
-        if let Brain::Honest(h) = &mut self.nodes[node].brain {
-            h.planner.dial_done(addr);
-        }
         let from = self.nodes[node].addr;
         if !self.make_room(target) {
             self.stats.refused += 1;
+            if let Brain::Honest(h) = &mut self.nodes[node].brain {
+                h.mgr.dial_failed(addr, conn_type);
+            }
             return;
         }
         let conn = self.conns.len();
@@ -596,6 +611,8 @@ impl Sim {
         for m in first {
             self.send(conn, 0, m);
         }
+        self.apply_actions(target);
+        self.apply_actions(node);
     }
 
     /// Whether `target` can take one more inbound connection, evicting one (Core's eviction)
@@ -606,10 +623,10 @@ impl Sim {
             return true;
         }
         let Some(victim) = h.select_eviction(self.base) else { return false };
-        let Some(conn) = h.peers.get(&victim).map(|p| (p.conn, p.side)) else { return false };
+        let Some(conn) = h.links.get(&victim).map(|l| (l.conn, l.side)) else { return false };
         self.stats.evicted += 1;
         self.close_end(conn.0, conn.1);
-        self.drop_peer(target, victim);
+        self.drop_peer(target, victim, &DisconnectReason::Evicted);
         true
     }
 
@@ -656,16 +673,16 @@ fn honest_graph(sim: &Sim) -> BTreeMap<NodeIdx, Vec<NodeIdx>> {
         }
         if let Brain::Honest(h) = &n.brain {
             adj.entry(i).or_default();
-            for p in h.peers.values() {
-                if !p.peer.handshake.successfully_connected
+            for (l, p) in h.peers() {
+                if !p.handshake.successfully_connected
                     || !matches!(
-                        p.peer.conn_type,
+                        p.conn_type,
                         ConnectionType::OutboundFullRelay | ConnectionType::BlockRelayOnly | ConnectionType::Inbound
                     )
                 {
                     continue;
                 }
-                let other = sim.conns[p.conn].ends[1 - p.side].node;
+                let other = sim.conns[l.conn].ends[1 - l.side].node;
                 if settled(other) {
                     adj.entry(i).or_default().push(other);
                     adj.entry(other).or_default().push(i);

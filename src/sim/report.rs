@@ -6,9 +6,9 @@ use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::fmt;
 use std::time::Duration;
 
-use super::honest::HPeer;
 use super::{Brain, NodeIdx, Sim, honest_graph, is_attacker_ip};
 use crate::base::peer::ConnectionType;
+use crate::engine::protocol::Peer;
 
 /// Address-relay counters over every honest connection, closed or open.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -32,9 +32,9 @@ pub struct AddrStats {
 }
 
 impl AddrStats {
-    pub(super) fn count(&mut self, p: &HPeer, groups: usize) {
-        let a = &p.peer.addrs;
-        if is_attacker_ip(p.peer.addr.ip(), groups) {
+    pub(super) fn count(&mut self, p: &Peer, groups: usize) {
+        let a = &p.addrs;
+        if is_attacker_ip(p.addr.ip(), groups) {
             self.attacker_processed += a.processed;
             self.attacker_rate_limited += a.rate_limited;
         } else {
@@ -175,7 +175,7 @@ impl Sim {
             })
             .collect();
         let established = |h: &super::honest::Honest, t: ConnectionType| {
-            h.peers.values().filter(|p| p.peer.conn_type == t && p.peer.handshake.successfully_connected).count()
+            h.peers().filter(|(_, p)| p.conn_type == t && p.handshake.successfully_connected).count()
         };
         let full: Vec<usize> = settled.iter().map(|h| established(h, ConnectionType::OutboundFullRelay)).collect();
         let block: Vec<usize> = settled.iter().map(|h| established(h, ConnectionType::BlockRelayOnly)).collect();
@@ -183,12 +183,11 @@ impl Sim {
         let attacker_out: Vec<usize> = settled
             .iter()
             .map(|h| {
-                h.peers
-                    .values()
-                    .filter(|p| {
-                        matches!(p.peer.conn_type, ConnectionType::OutboundFullRelay | ConnectionType::BlockRelayOnly)
-                            && p.peer.handshake.successfully_connected
-                            && is_attacker_ip(p.peer.addr.ip(), groups)
+                h.peers()
+                    .filter(|(_, p)| {
+                        matches!(p.conn_type, ConnectionType::OutboundFullRelay | ConnectionType::BlockRelayOnly)
+                            && p.handshake.successfully_connected
+                            && is_attacker_ip(p.addr.ip(), groups)
                     })
                     .count()
             })
@@ -200,7 +199,7 @@ impl Sim {
                 let mut all = HashSet::new();
                 let (mut attackers, mut tried) = (0, 0);
                 for from_tried in [true, false] {
-                    for (info, _) in h.proto.addrman.entries(from_tried) {
+                    for (info, _) in h.mgr.protocol().addrman.entries(from_tried) {
                         let attacker = info.entry.socket_addr().is_some_and(|sa| is_attacker_ip(sa.ip(), groups));
                         if all.insert((info.entry.addr, info.entry.port)) && attacker {
                             attackers += 1;
@@ -218,7 +217,7 @@ impl Sim {
         let (avg_path, diameter) = paths(&adj, &largest);
         let mut addr = self.stats.clone();
         for h in &honest {
-            for p in h.peers.values() {
+            for (_, p) in h.peers() {
                 addr.count(p, groups);
             }
         }

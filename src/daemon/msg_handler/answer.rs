@@ -12,11 +12,10 @@ use super::{Cx, Entry, MessageHandler};
 use crate::base::counters::{Direction, DisconnectRecord};
 use crate::base::peer::DisconnectReason;
 use crate::daemon::inspect::{Answer, Query, RpcError, code};
-use crate::daemon::net::wake::SocketCommand;
 use crate::engine::addrman::{AddrNetwork, net_class};
 use crate::engine::chain::pow;
 use crate::engine::chain::tree::{EntryId, HeaderTree};
-use crate::engine::protocol::Now;
+use crate::engine::protocol::{Now, Peer};
 
 /// Unix seconds of `t`, given the current time.
 fn unix_at(now: Now, t: Instant) -> i64 {
@@ -88,39 +87,34 @@ impl MessageHandler {
     /// Answers `q` from the handler's state.
     pub(super) fn answer(&mut self, q: Query, now: Now) -> Answer {
         match q {
-            Query::PeerInfo => Ok(Value::Array(self.peers.values().map(|e| self.cx.peer_info(e, now)).collect())),
+            Query::PeerInfo => Ok(Value::Array(self.each_peer().map(|(e, p)| self.cx.peer_info(e, p, now)).collect())),
             Query::ConnectionCounts => Ok(self.connection_counts()),
             Query::PingAll => {
-                for e in self.peers.values_mut() {
-                    e.peer.ping.queued = true;
-                }
+                self.cx.mgr.ping_all();
                 Ok(Value::Null)
             }
             Query::Disconnect { addr, id } => {
-                let found = self
-                    .peers
-                    .values_mut()
-                    .find(|e| !e.closing && (addr.is_some_and(|a| a == e.peer.addr) || id == Some(e.peer.id)));
-                let Some(e) = found else {
+                let mgr = &self.cx.mgr;
+                let found = mgr
+                    .peers()
+                    .map(|(who, _)| who)
+                    .find(|w| !mgr.is_closing(w.id) && (addr.is_some_and(|a| a == w.addr) || id == Some(w.id)));
+                let Some(found) = found.map(|w| w.id) else {
                     return Err(RpcError::new(code::CLIENT_NODE_NOT_CONNECTED, "Node not found in connected nodes"));
                 };
-                e.closing = true;
-                self.cx.ctl.send(SocketCommand::Disconnect { id: e.peer.id, reason: DisconnectReason::Requested });
+                self.cx.mgr.close(found, DisconnectReason::Requested);
                 Ok(Value::Null)
             }
             Query::DisconnectBanned(net) => {
-                for e in self.peers.values_mut().filter(|e| !e.closing && net.contains(e.peer.addr.ip())) {
-                    e.closing = true;
-                    self.cx.ctl.send(SocketCommand::Disconnect { id: e.peer.id, reason: DisconnectReason::Banned });
-                }
+                self.cx.mgr.close_where(|w| net.contains(w.addr.ip()), &DisconnectReason::Banned);
                 Ok(Value::Null)
             }
             Query::BlockchainInfo => {
-                let ibd = self.cx.protocol.in_ibd(now);
+                let ibd = self.cx.mgr.protocol_mut().in_ibd(now);
                 Ok(self.cx.blockchain_info(now, ibd))
             }
             Query::BlockHash(height) => {
-                let tree = self.cx.protocol.headers.chain.tree();
+                let tree = self.cx.mgr.protocol().headers.chain.tree();
                 u32::try_from(height)
                     .ok()
                     .and_then(|h| tree.at_height(h))
@@ -128,7 +122,7 @@ impl MessageHandler {
                     .ok_or_else(|| RpcError::invalid_param("Block height out of range"))
             }
             Query::BlockHeader { hash, verbose } => {
-                let tree = self.cx.protocol.headers.chain.tree();
+                let tree = self.cx.mgr.protocol().headers.chain.tree();
                 let Some((id, entry)) = tree.get(&hash) else {
                     return Err(RpcError::new(code::INVALID_ADDRESS_OR_KEY, "Block not found"));
                 };
@@ -137,14 +131,14 @@ impl MessageHandler {
                 }
                 Ok(self.cx.header_json(tree, id))
             }
-            Query::ChainTips => Ok(chain_tips(self.cx.protocol.headers.chain.tree())),
+            Query::ChainTips => Ok(chain_tips(self.cx.mgr.protocol().headers.chain.tree())),
             Query::NetMsgStats(by) => Ok(self.cx.msg_stats.to_json(&by)),
             Query::Disconnects(n) => Ok(Value::Array(self.cx.disconnects.recent(n).map(|r| json!(r)).collect())),
             Query::Metrics => Ok(self.metrics(now)),
             Query::NodeAddresses { count, network } => {
                 let net = network.as_deref().and_then(|n| AddrNetwork::REPORTED.into_iter().find(|x| x.name() == n));
-                let rule = self.cx.protocol.addrman.rule();
-                let addrs = self.cx.protocol.addrman.get_addr(count, 0, net, true, now.unix);
+                let rule = self.cx.mgr.protocol().addrman.rule();
+                let addrs = self.cx.mgr.protocol_mut().addrman.get_addr(count, 0, net, true, now.unix);
                 Ok(Value::Array(
                     addrs
                         .iter()
@@ -162,7 +156,8 @@ impl MessageHandler {
             }
             Query::AddrManInfo => Ok(Value::Object(
                 self.cx
-                    .protocol
+                    .mgr
+                    .protocol()
                     .addrman
                     .network_counts()
                     .into_iter()
@@ -172,39 +167,44 @@ impl MessageHandler {
         }
     }
 
+    /// Every peer's daemon entry with its protocol state.
+    fn each_peer(&self) -> impl Iterator<Item = (&Entry, &Peer)> {
+        self.peers.values().filter_map(|e| Some((e, self.cx.mgr.peer(e.who.id)?.1)))
+    }
+
     fn connection_counts(&self) -> Value {
-        let inbound = self.peers.values().filter(|e| e.peer.conn_type.is_inbound()).count();
+        let inbound = self.cx.mgr.inbound_count();
         // Core's `timeoffset`: the median of the outbound peers' clock offsets.
         let mut offsets: Vec<i64> = self
-            .peers
-            .values()
-            .filter(|e| !e.peer.conn_type.is_inbound())
-            .filter_map(|e| e.peer.handshake.remote.as_ref().map(|r| r.time_offset))
+            .cx
+            .mgr
+            .peers()
+            .filter(|(w, _)| !w.conn_type.is_inbound())
+            .filter_map(|(_, p)| p.handshake.remote.as_ref().map(|r| r.time_offset))
             .collect();
         offsets.sort_unstable();
         let median = offsets.get(offsets.len() / 2).copied().unwrap_or(0);
         json!({
-            "total": self.peers.len(),
+            "total": self.cx.mgr.len(),
             "inbound": inbound,
-            "outbound": self.peers.len() - inbound,
+            "outbound": self.cx.mgr.len() - inbound,
             "timeoffset": median,
             // `getnetworkinfo`'s `localaddresses`, with the live scores.
-            "localaddresses": self.cx.protocol.local.to_json(),
+            "localaddresses": self.cx.mgr.protocol().local.to_json(),
         })
     }
 
     /// What `/metrics` shows, gathered in one pass.
     fn metrics(&self, now: Now) -> Value {
         let peers: Vec<Value> = self
-            .peers
-            .values()
-            .map(|e| {
+            .each_peer()
+            .map(|(e, p)| {
                 let s = &e.queues.stats;
                 json!({
-                    "connection_type": e.peer.conn_type.as_str(),
-                    "network": e.net.as_str(),
-                    "inbound": e.peer.conn_type.is_inbound(),
-                    "pingtime": e.peer.ping.last_ping.map(secs),
+                    "connection_type": e.who.conn_type.as_str(),
+                    "network": e.who.net.as_str(),
+                    "inbound": e.who.conn_type.is_inbound(),
+                    "pingtime": p.ping.last_ping.map(secs),
                     "send_queue_bytes": e.queues.send_queued(),
                     "recv_queue_bytes": e.queues.recv_queued(),
                     "pause_recv": s.pause_recv_events.load(Ordering::Relaxed),
@@ -227,9 +227,9 @@ impl MessageHandler {
                 ])
             })
             .collect();
-        let chain = &self.cx.protocol.headers.chain;
+        let chain = &self.cx.mgr.protocol().headers.chain;
         let presync: Option<u32> =
-            self.peers.values().filter_map(|e| e.peer.headers.presync.as_ref().map(|p| p.presync_height())).max();
+            self.cx.mgr.peers().filter_map(|(_, p)| p.headers.presync.as_ref().map(|p| p.presync_height())).max();
         let tip = chain.tree().tip();
         json!({
             "peers": peers,
@@ -289,42 +289,41 @@ fn sync_progress(genesis_time: u32, tip_time: u32, now: i64) -> f64 {
 
 impl Cx {
     /// Records a closed connection for `getdisconnects` and the counters.
-    pub(super) fn record_disconnect(&mut self, e: &Entry, reason: &DisconnectReason, now: Now) {
+    pub(super) fn record_disconnect(&mut self, e: &Entry, peer: &Peer, reason: &DisconnectReason, now: Now) {
         let s = &e.queues.stats;
         self.closed_pauses.0 += s.pause_recv_events.load(Ordering::Relaxed);
         self.closed_pauses.1 += s.pause_send_events.load(Ordering::Relaxed);
         self.disconnects.record(DisconnectRecord {
-            id: e.peer.id,
-            addr: e.peer.addr.to_string(),
-            connection_type: e.peer.conn_type.as_str(),
+            id: e.who.id,
+            addr: e.who.addr.to_string(),
+            connection_type: e.who.conn_type.as_str(),
             reason: reason.code(),
             message: reason.to_string(),
             time: now.unix,
-            duration: now.mono.saturating_duration_since(e.peer.connected_at).as_secs(),
-            subver: e.peer.handshake.remote.as_ref().map(|r| sanitize(&r.user_agent)).unwrap_or_default(),
+            duration: now.mono.saturating_duration_since(e.who.connected_at).as_secs(),
+            subver: peer.handshake.remote.as_ref().map(|r| sanitize(&r.user_agent)).unwrap_or_default(),
             bytessent: s.bytes_sent.load(Ordering::Relaxed),
             bytesrecv: s.bytes_recv.load(Ordering::Relaxed),
         });
     }
 
     /// One `getpeerinfo` entry, fields in Core's order, then btcloop's own.
-    fn peer_info(&self, e: &Entry, now: Now) -> Value {
-        let p = &e.peer;
+    fn peer_info(&self, e: &Entry, p: &Peer, now: Now) -> Value {
         let s = &e.queues.stats;
         let at = |us: u64| if us == 0 { 0 } else { unix_at(now, self.clock.instant_at(us)) };
         let remote = p.handshake.remote.as_ref();
         let services = remote.map_or(ServiceFlags::NONE, |r| r.services);
-        let tree = self.protocol.headers.chain.tree();
+        let tree = self.mgr.protocol().headers.chain.tree();
         let mut o = Map::new();
         o.insert("id".into(), json!(p.id));
         o.insert("addr".into(), json!(p.addr.to_string()));
-        if let Some(local) = e.local_addr {
+        if let Some(local) = e.who.local_addr {
             o.insert("addrbind".into(), json!(local.to_string()));
         }
         if let Some(seen) = p.handshake.addr_local {
             o.insert("addrlocal".into(), json!(seen.to_string()));
         }
-        o.insert("network".into(), json!(e.net.as_str()));
+        o.insert("network".into(), json!(e.who.net.as_str()));
         o.insert("services".into(), json!(format!("{:016x}", services.to_u64())));
         o.insert("servicesnames".into(), json!(service_names(services)));
         o.insert("relaytxes".into(), json!(remote.is_some_and(|r| r.relay)));
@@ -382,13 +381,13 @@ impl Cx {
 
     /// The target `bits` encode, as 64 hex digits (Core's `GetTarget`).
     fn target_hex(&self, bits: bitcoin::CompactTarget) -> String {
-        let limit = self.protocol.headers.chain.params().pow_limit;
+        let limit = self.mgr.protocol().headers.chain.params().pow_limit;
         pow::derive_target(bits, limit).map_or_else(String::new, |t| hex(&t.to_be_bytes()))
     }
 
     /// `getblockchaininfo`; `ibd` is [`crate::engine::protocol::HeadersNode::in_ibd`].
     fn blockchain_info(&self, now: Now, ibd: bool) -> Value {
-        let chain = &self.protocol.headers.chain;
+        let chain = &self.mgr.protocol().headers.chain;
         let tree = chain.tree();
         let tip = tree.tip();
         let bits = tip.header.bits.to_consensus();

@@ -1,42 +1,44 @@
-//! The message-handler thread (Core's `ThreadMessageHandler`): owns every peer's protocol state.
-//! Visits the peers that have messages in shuffled order, one message per peer per pass
-//! (`ProcessMessages`), runs `SendMessages` for each visited peer and, every 100 ms, for all;
-//! writes what it queued (optimistically, as Core's `PushMessage`), and sleeps on the condvar
-//! when no peer has work. It also answers the RPC and metrics threads' questions
-//! ([`crate::daemon::inspect`]) from the state it owns (`answer.rs`).
+//! The message-handler thread (Core's `ThreadMessageHandler`): drives the engine's
+//! [`PeerManager`] with real time and the peers' socket queues. Visits the peers that have
+//! messages in shuffled order, one message per peer per pass (`ProcessMessages`), has the
+//! manager process it and run that peer's `SendMessages`, every 100 ms runs every peer's
+//! `SendMessages` and the manager's timers, writes what was queued (optimistically, as Core's
+//! `PushMessage`), carries out the manager's [`Action`]s, and sleeps on the condvar when no
+//! peer has work. It also answers the RPC and metrics threads' questions
+//! ([`crate::daemon::inspect`]) from the state it holds (`answer.rs`).
 
 mod answer;
 mod connman;
+mod peer_out;
 
 pub use connman::ConnParts;
 
-use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use bitcoin::p2p::message::NetworkMessage;
 use rand::SeedableRng;
 use rand::rngs::SmallRng;
 use rand::seq::SliceRandom;
-use tracing::{debug, info, warn};
+use tracing::{debug, warn};
 
-use crate::base::counters::{Direction, Disconnects, MsgType, NetMsgStats, PeerMsgCounts};
-use crate::base::message::{command_of, decode_payload, encode_headers, encode_message_reusing};
-use crate::base::netaddr::{NetKind, net_kind};
-use crate::base::peer::{ConnectionType, DisconnectReason, PeerId, PeerMap};
+use crate::base::counters::{Direction, Disconnects, NetMsgStats, PeerMsgCounts};
+use crate::base::message::decode_payload;
+use crate::base::peer::{DisconnectReason, PeerId, PeerIdentity, PeerMap};
 use crate::base::time::{Clock, unix_now};
 use crate::base::totals::NetTotals;
-use crate::base::transport::{HEADER_SIZE, command_str};
+use crate::base::transport::command_str;
 use crate::daemon::capture::PeerCapture;
 use crate::daemon::config::PeerSelector;
 use crate::daemon::net::peer_queues::PeerQueues;
 use crate::daemon::net::wake::{MsgWake, NetEvent, SocketCommand, SocketControl};
 use crate::daemon::node::disk_writer::{DiskJob, DiskWriter};
-use crate::engine::addrman::AddrEntry;
+use crate::engine::peerman::{Action, PeerManager};
 use crate::engine::policy::discourage::Discouraged;
-use crate::engine::protocol::{LinkTimes, Now, Outbox, Peer, Protocol, addr};
+use crate::engine::policy::eviction::EvictionFacts;
+use crate::engine::protocol::{LinkTimes, Now, Protocol};
+use peer_out::{PeerOut, Produced, Tally};
 
 /// Longest sleep when idle (Core: 100 ms).
 const IDLE_WAIT: Duration = Duration::from_millis(100);
@@ -54,20 +56,20 @@ const FLUSH_BYTES: usize = 64 * 1024;
 /// Core's `DUMP_PEERS_INTERVAL`: how often `peers.dat` is written.
 const DUMP_PEERS_INTERVAL: Duration = Duration::from_secs(15 * 60);
 
+/// The daemon's side of one peer: its socket queues and what only the thread cares about (the
+/// peer's protocol state lives in the [`PeerManager`]).
 struct Entry {
+    /// Fixed facts (shared with the manager and the socket handler).
+    who: Arc<PeerIdentity>,
     queues: Arc<PeerQueues>,
-    peer: Peer,
+    /// In `MessageHandler::work`.
     in_work: bool,
+    /// In `Cx::dirty`: its queue gained bytes not yet written.
     dirty: bool,
-    closing: bool,
     /// Open capture files (`--capturemessages`).
     capture: Option<Box<PeerCapture>>,
     /// Its traffic is logged in detail (`--debugpeer`).
     traced: bool,
-    /// Our end of the connection.
-    local_addr: Option<SocketAddr>,
-    /// The peer's network.
-    net: NetKind,
     /// Messages and bytes per message type.
     counts: PeerMsgCounts,
     /// Messages whose payload failed to decode.
@@ -110,22 +112,19 @@ pub struct MessageHandler {
     wake: Arc<MsgWake>,
     work: Vec<PeerId>,
     rng: SmallRng,
-    /// Randomness for address relay's queue replacement.
-    rng_std: rand::rngs::StdRng,
-    /// Connection management: the outbound planner and what it needs.
+    /// Connection management: the handles the manager's actions need.
     conn: ConnParts,
     /// The network's default port.
     default_port: u16,
-    /// Block-relay-only peers closed by the shutdown, kept for `anchors.dat`.
-    shutdown_anchors: Vec<AddrEntry>,
-    /// When extra outbound peers are next looked for.
-    next_extra_peer_check: Instant,
+    /// Reused buffer for the manager's actions.
+    actions: Vec<Action>,
 }
 
-/// Everything per-peer processing uses besides the peer itself (kept apart from `peers` so
-/// one lookup gives a peer and the rest can still be borrowed).
+/// Everything per-peer processing uses besides the peer's [`Entry`] (kept apart from `peers`
+/// so one lookup gives an entry and the rest can still be borrowed).
 struct Cx {
-    protocol: Protocol,
+    /// The engine: every peer's protocol state and the node's.
+    mgr: PeerManager,
     magic: [u8; 4],
     ctl: SocketControl,
     clock: Clock,
@@ -138,8 +137,6 @@ struct Cx {
     processed_since_flush: usize,
     /// Recently misbehaving addresses (shared with the socket handler).
     discouraged: Arc<Discouraged>,
-    /// Addresses discouraged this pass whose other connections must be dropped too.
-    newly_discouraged: Vec<IpAddr>,
     /// Where captures go, when on.
     capture_dir: Option<PathBuf>,
     /// `--debugpeer` selectors.
@@ -154,139 +151,11 @@ struct Cx {
     peers_file: Option<PathBuf>,
     /// The disk-writer thread's handle; dropped with the handler, which lets it drain and end.
     disk: Option<DiskWriter>,
-    /// Addresses to relay (source peer, address, reachable), handed out after each pass.
-    pending_relays: Vec<(PeerId, AddrEntry, bool)>,
-}
-
-/// Counts messages for one peer and node-wide.
-struct Tally<'a> {
-    peer: &'a mut PeerMsgCounts,
-    global: &'a mut NetMsgStats,
-    conn: ConnectionType,
-    net: NetKind,
-}
-
-impl Tally<'_> {
-    fn add(&mut self, dir: Direction, command: &str, payload_len: usize) {
-        let t = MsgType::of(command);
-        let bytes = (payload_len + HEADER_SIZE) as u64;
-        self.peer.add(dir, t, bytes);
-        self.global.add(dir, self.conn, self.net, t, bytes);
-    }
-}
-
-/// The Outbox of one peer: encodes straight into its send queue.
-struct PeerOut<'a> {
-    queues: &'a PeerQueues,
-    magic: [u8; 4],
-    /// The payload being answered and its verified checksum, reused if a reply echoes it.
-    echo: Option<(&'a [u8], [u8; 4])>,
-    /// Where sent messages are captured, if on.
-    capture: Option<&'a mut PeerCapture>,
-    /// Log each sent message in detail (`--debugpeer`).
-    traced: bool,
-    tally: Tally<'a>,
-    /// What the calls produced so far.
-    out: Produced,
-}
-
-/// What one protocol call produced for a peer.
-#[derive(Default)]
-struct Produced {
-    sent: bool,
-    /// Bytes in the send queue after the last message queued.
-    queued: usize,
-    disconnect: Option<DisconnectReason>,
-    discourage: Option<IpAddr>,
-    relays: Vec<(AddrEntry, bool)>,
-}
-
-impl PeerOut<'_> {
-    fn produced(self) -> Produced {
-        self.out
-    }
-}
-
-impl<'a> PeerOut<'a> {
-    fn new(
-        queues: &'a PeerQueues,
-        magic: [u8; 4],
-        echo: Option<(&'a [u8], [u8; 4])>,
-        capture: Option<&'a mut PeerCapture>,
-        traced: bool,
-        tally: Tally<'a>,
-    ) -> Self {
-        PeerOut { queues, magic, echo, capture, traced, tally, out: Produced::default() }
-    }
-
-    /// Captures the frame the last `encode` appended to `buf` from `start`.
-    fn capture_sent(capture: &mut Option<&'a mut PeerCapture>, command: &str, buf: &[u8], start: usize) {
-        if let Some(c) = capture.as_deref_mut() {
-            let payload = buf.get(start + HEADER_SIZE..).unwrap_or(&[]);
-            if let Err(e) = c.sent(command, payload) {
-                warn!("message capture failed: {e}");
-            }
-        }
-    }
-}
-
-impl PeerOut<'_> {
-    /// Appends one frame with `encode` (which returns its payload length), captures it, and
-    /// logs it; `None` when the peer is being disconnected (nothing is queued then).
-    fn queue(&mut self, command: &str, encode: impl FnOnce(&mut Vec<u8>) -> usize) -> Option<usize> {
-        if self.out.disconnect.is_some() {
-            return None;
-        }
-        let mut len = 0;
-        let capture = &mut self.capture;
-        self.out.queued = self.queues.queue_send(|buf| {
-            let start = buf.len();
-            len = encode(buf);
-            Self::capture_sent(capture, command, buf, start);
-        });
-        debug!(target: "net", "sending {command} ({len} bytes) peer={}", self.queues.id);
-        self.tally.add(Direction::Sent, command, len);
-        self.out.sent = true;
-        Some(len)
-    }
-}
-
-impl Outbox for PeerOut<'_> {
-    fn send(&mut self, msg: &NetworkMessage) {
-        let (magic, echo) = (self.magic, self.echo);
-        let command = command_of(msg);
-        if let Some(len) = self.queue(command, |buf| encode_message_reusing(magic, msg, buf, echo)) {
-            if self.traced {
-                debug!(target: "debugpeer", "peer={} sent {command} ({len} bytes): {msg:?}", self.queues.id);
-            }
-        }
-    }
-
-    fn send_headers<'h>(&mut self, headers: impl ExactSizeIterator<Item = &'h bitcoin::block::Header>) {
-        let magic = self.magic;
-        if let Some(len) = self.queue("headers", |buf| encode_headers(magic, headers, buf)) {
-            if self.traced {
-                debug!(target: "debugpeer", "peer={} sent headers ({len} bytes)", self.queues.id);
-            }
-        }
-    }
-
-    fn disconnect(&mut self, reason: DisconnectReason) {
-        self.out.disconnect.get_or_insert(reason);
-    }
-
-    fn discourage(&mut self, ip: IpAddr) {
-        self.out.discourage = Some(ip);
-    }
-
-    fn relay_addr(&mut self, addr: AddrEntry, reachable: bool) {
-        self.out.relays.push((addr, reachable));
-    }
 }
 
 impl MessageHandler {
-    /// A handler with no peers.
-    pub fn new(protocol: Protocol, parts: HandlerParts) -> Self {
+    /// A handler with no peers, driving `mgr`.
+    pub fn new(mgr: PeerManager, parts: HandlerParts) -> Self {
         let HandlerParts {
             magic,
             wake,
@@ -304,7 +173,7 @@ impl MessageHandler {
         MessageHandler {
             peers: PeerMap::default(),
             cx: Cx {
-                protocol,
+                mgr,
                 magic,
                 ctl,
                 clock,
@@ -313,7 +182,6 @@ impl MessageHandler {
                 payload: Vec::new(),
                 processed_since_flush: 0,
                 discouraged,
-                newly_discouraged: Vec::new(),
                 capture_dir,
                 debug_peers,
                 msg_stats: NetMsgStats::default(),
@@ -321,16 +189,13 @@ impl MessageHandler {
                 closed_pauses: (0, 0),
                 peers_file,
                 disk,
-                pending_relays: Vec::new(),
             },
             wake,
             work: Vec::new(),
             rng: SmallRng::from_rng(&mut rand::rng()),
-            rng_std: rand::make_rng(),
             conn,
             default_port,
-            shutdown_anchors: Vec::new(),
-            next_extra_peer_check: Instant::now() + crate::engine::policy::outbound::EXTRA_PEER_CHECK_INTERVAL,
+            actions: Vec::new(),
         }
     }
 
@@ -349,6 +214,7 @@ impl MessageHandler {
             {
                 self.cx.flush(&mut self.peers);
                 self.cx.flush_chain();
+                self.apply_actions();
                 passes_since_flush = 0;
                 self.cx.processed_since_flush = 0;
             }
@@ -370,13 +236,10 @@ impl MessageHandler {
                 }
             }
             more_work = self.pass(now);
-            self.disconnect_discouraged();
-            self.relay_addresses(now);
             passes_since_flush += 1;
             if now.mono >= next_sweep {
                 self.sweep(now);
-                self.open_connections(now);
-                self.check_stale_tip_and_evict(now);
+                self.tick(now);
                 next_sweep = now.mono + SWEEP_EVERY;
             }
             if now.mono >= next_peers_dump {
@@ -394,57 +257,45 @@ impl MessageHandler {
         match ev {
             NetEvent::Connected(p) => {
                 crate::daemon::panics::test_panic_point(crate::daemon::panics::TestPanic::MsgHandConnected);
-                let id = p.queues.id;
-                self.conn.planner.dial_done(p.addr);
-                let mut peer = self.cx.protocol.add_peer(id, p.addr, p.conn_type, now.mono);
-                peer.permissions = p.permissions;
-                debug!(target: "net", "Added connection {} ({})", peer.label(self.cx.protocol.params.log_ips), p.conn_type);
-                let capture = self.cx.capture_dir.as_ref().and_then(|dir| match PeerCapture::open(dir, &p.addr) {
+                let who = p.who;
+                let id = who.id;
+                self.cx.mgr.connected(who.clone());
+                let capture = self.cx.capture_dir.as_ref().and_then(|dir| match PeerCapture::open(dir, &who.addr) {
                     Ok(c) => Some(Box::new(c)),
                     Err(e) => {
                         warn!("cannot capture messages of peer={id}: {e}");
                         None
                     }
                 });
-                let traced = self.cx.debug_peers.iter().any(|s| s.matches(id, &p.addr));
+                let traced = self.cx.debug_peers.iter().any(|s| s.matches(id, &who.addr));
                 let mut e = Entry {
+                    who,
                     queues: p.queues,
-                    peer,
                     in_work: false,
                     dirty: false,
-                    closing: false,
                     capture,
                     traced,
-                    local_addr: p.local_addr,
-                    net: net_kind(p.addr.ip()),
                     counts: PeerMsgCounts::default(),
                     undecodable: 0,
                 };
                 self.cx.send_messages(&mut e, now);
                 self.peers.insert(id, e);
+                self.apply_actions();
             }
             NetEvent::Closed { id, reason } => {
                 if let Some(e) = self.peers.remove(&id) {
-                    if reason == DisconnectReason::Shutdown && e.peer.conn_type == ConnectionType::BlockRelayOnly {
-                        self.shutdown_anchors.push(connman::anchor_entry(&e.peer, now.unix));
+                    if let Some(closed) = self.cx.mgr.closed(id, &reason, now) {
+                        self.cx.record_disconnect(&e, &closed.peer, &reason, now);
                     }
-                    self.cx.protocol.remove_peer(&e.peer, now.unix);
-                    self.cx.record_disconnect(&e, &reason, now);
-                    info!(
-                        target: "net",
-                        "disconnected {} ({}, {}): {reason}",
-                        e.peer.label(self.cx.protocol.params.log_ips),
-                        e.peer.conn_type,
-                        e.peer.handshake.user_agent()
-                    );
                 }
             }
-            NetEvent::ConnectFailed { addr, conn_type } => self.on_connect_failed(addr, conn_type),
-            NetEvent::SeedAddrs { source, ips } => self.on_seed_addrs(&source, ips, now),
+            NetEvent::ConnectFailed { addr, conn_type } => self.cx.mgr.dial_failed(addr, conn_type),
+            NetEvent::SeedAddrs { source, ips } => self.cx.mgr.add_seed_addrs(&source, ips, now),
             NetEvent::Inspect(req) => {
                 let answer = self.answer(req.query, now);
                 // The asker may have timed out and gone; nothing to do then.
                 let _ = req.reply.send(answer);
+                self.apply_actions();
             }
         }
     }
@@ -467,6 +318,9 @@ impl MessageHandler {
                 }
                 None => (false, false),
             };
+            if self.cx.mgr.has_actions() {
+                self.apply_actions();
+            }
             more |= has_more;
             if keep {
                 i += 1;
@@ -475,36 +329,6 @@ impl MessageHandler {
             }
         }
         more
-    }
-
-    /// Core's `DisconnectNode(addr)`: every other connection from a newly discouraged address goes.
-    fn disconnect_discouraged(&mut self) {
-        for ip in std::mem::take(&mut self.cx.newly_discouraged) {
-            for (&id, e) in self.peers.iter_mut().filter(|(_, e)| e.peer.addr.ip() == ip && !e.closing) {
-                e.closing = true;
-                let reason = DisconnectReason::Misbehaving(format!("address {ip} discouraged"));
-                self.cx.ctl.send(SocketCommand::Disconnect { id, reason });
-            }
-        }
-    }
-
-    /// Core's `RelayAddress`: hands each fresh announcement to the 1–2 peers chosen by
-    /// [`addr::relay_targets`] among those with address relay, except its source.
-    fn relay_addresses(&mut self, now: Now) {
-        for (from, entry, reachable) in std::mem::take(&mut self.cx.pending_relays) {
-            let candidates = self
-                .peers
-                .iter()
-                .filter(|(id, e)| **id != from && e.peer.addrs.relay_enabled && !e.closing)
-                .filter(|(_, e)| e.peer.handshake.wants_addrv2 || entry.socket_addr().is_some())
-                .map(|(id, _)| *id);
-            let targets = addr::relay_targets(self.cx.protocol.relay_key, &entry, reachable, now.unix, candidates);
-            for id in targets {
-                if let Some(e) = self.peers.get_mut(&id) {
-                    addr::push_address(&mut e.peer, entry.clone(), &mut self.rng_std);
-                }
-            }
-        }
     }
 
     /// Runs every peer's timers and releases idle buffers (the handler's own payload buffer
@@ -519,6 +343,32 @@ impl MessageHandler {
                 e.queues.trim();
             }
         }
+        self.apply_actions();
+    }
+
+    /// Carries out what the manager decided: the one place a connection is closed (after
+    /// writing what was queued before the decision, as Core's optimistic write would have),
+    /// dials, address fetches and discouragements.
+    fn apply_actions(&mut self) {
+        let mut actions = std::mem::take(&mut self.actions);
+        self.cx.mgr.take_actions(&mut actions);
+        for action in actions.drain(..) {
+            match action {
+                Action::Disconnect { id, reason } => {
+                    if let Some(e) = self.peers.get_mut(&id).filter(|e| e.dirty) {
+                        // What the socket does not take now is dropped with the connection.
+                        let _ = e.queues.flush_from_handler(self.cx.clock.now_us());
+                    }
+                    self.cx.ctl.send(SocketCommand::Disconnect { id, reason });
+                }
+                Action::Dial { addr, conn_type } => {
+                    self.cx.ctl.send(SocketCommand::Connect { addr, conn_type, target: None });
+                }
+                Action::AddrFetch(host) => self.conn.addr_fetch(&host, self.default_port),
+                Action::Discourage(ip) => self.cx.discouraged.add(ip),
+            }
+        }
+        self.actions = actions;
     }
 }
 
@@ -527,13 +377,14 @@ impl Cx {
     /// disk-writer thread, which does the write, fsync and rename.
     fn dump_peers(&self) {
         let Some(path) = &self.peers_file else { return };
-        let addresses = self.protocol.addrman.size(None, None);
+        let addrman = &self.mgr.protocol().addrman;
+        let addresses = addrman.size(None, None);
         match &self.disk {
             Some(disk) => {
-                let bytes = self.protocol.addrman.serialize(self.magic);
+                let bytes = addrman.serialize(self.magic);
                 disk.send(DiskJob::Peers { path: path.clone(), bytes, addresses });
             }
-            None => match self.protocol.addrman.save(path, self.magic) {
+            None => match addrman.save(path, self.magic) {
                 Ok(()) => debug!(target: "net", "Flushed {addresses} addresses to peers.dat"),
                 Err(e) => warn!("cannot write {e}"),
             },
@@ -543,7 +394,7 @@ impl Cx {
     /// Hands the headers accepted since the last call to the disk-writer thread, which
     /// appends and syncs them (the store only has a batch when some were accepted).
     fn flush_chain(&mut self) {
-        let chain = &mut self.protocol.headers.chain;
+        let chain = &mut self.mgr.protocol_mut().headers.chain;
         match &self.disk {
             Some(disk) => {
                 if let Some(batch) = chain.store_mut().and_then(|s| s.take_batch()) {
@@ -558,11 +409,20 @@ impl Cx {
         }
     }
 
+    /// When bytes last crossed `e`'s socket.
+    fn link_times(&self, e: &Entry) -> LinkTimes {
+        let at = |us: u64| (us != 0).then(|| self.clock.instant_at(us));
+        LinkTimes {
+            last_send: at(e.queues.stats.last_send_us.load(Ordering::Relaxed)),
+            last_recv: at(e.queues.stats.last_recv_us.load(Ordering::Relaxed)),
+        }
+    }
+
     /// Core's `ProcessMessages` for one peer (one message), then its `SendMessages`. Returns
     /// (stay in the work set, may continue now).
     fn process_one(&mut self, e: &mut Entry, now: Now) -> (bool, bool) {
-        let id = e.queues.id;
-        if e.closing {
+        let id = e.who.id;
+        if self.mgr.is_closing(id) {
             return (false, false);
         }
         if e.queues.send_paused() {
@@ -576,7 +436,7 @@ impl Cx {
         let command = command_str(&popped.command);
         self.processed_since_flush = self.processed_since_flush.saturating_add(self.payload.len());
         debug!(target: "net", "received: {command} ({} bytes) peer={id}", self.payload.len());
-        let (conn, net) = (e.peer.conn_type, e.net);
+        let (conn, net) = (e.who.conn_type, e.who.net);
         Tally { peer: &mut e.counts, global: &mut self.msg_stats, conn, net }.add(
             Direction::Received,
             command,
@@ -594,16 +454,19 @@ impl Cx {
                 warn!("message capture failed: {err}");
             }
         }
+        let mut processed = false;
         if Protocol::handles(command) {
             match decode_payload(command, &self.payload) {
                 Ok(msg) => {
                     let received = self.clock.instant_at(popped.recv_time_us);
+                    let link = self.link_times(e);
                     let echo = Some((self.payload.as_slice(), popped.checksum));
                     let tally = Tally { peer: &mut e.counts, global: &mut self.msg_stats, conn, net };
                     let mut out = PeerOut::new(&e.queues, self.magic, echo, e.capture.as_deref_mut(), e.traced, tally);
-                    self.protocol.process_message(&mut e.peer, msg, received, now, &mut out);
-                    let out = out.produced();
-                    self.apply(e, out);
+                    let facts = self.mgr.on_message(id, msg, received, now, link, &mut out);
+                    let produced = out.produced();
+                    self.after(e, produced, facts);
+                    processed = true;
                 }
                 Err(err) => {
                     NetTotals::add(&self.totals.msgs_undecodable, 1);
@@ -612,34 +475,34 @@ impl Cx {
                 }
             }
         }
-        self.send_messages(e, now);
-        let go_on = popped.more && !e.closing;
+        if !processed {
+            self.send_messages(e, now);
+        }
+        let go_on = popped.more && !self.mgr.is_closing(id);
         (go_on, go_on)
     }
 
-    /// Records what the protocol produced for `e`: marks it for flushing (or writes at once when
-    /// much is queued), or starts its disconnect.
-    fn apply(&mut self, e: &mut Entry, out: Produced) {
-        let id = e.queues.id;
-        self.pending_relays.extend(out.relays.into_iter().map(|(a, r)| (id, a, r)));
-        if let Some(ip) = out.discourage {
-            self.discouraged.add(ip);
-            self.newly_discouraged.push(ip);
+    /// Records what the manager queued for `e` (marks it for flushing, or writes at once when
+    /// much is queued) and publishes the facts the socket handler's eviction reads.
+    fn after(&mut self, e: &mut Entry, out: Produced, facts: Option<EvictionFacts>) {
+        if let Some(f) = facts {
+            // What the socket handler's dialer bookkeeping and eviction read (Core reads these
+            // under cs_main). The version's facts are published once, at the handshake.
+            let stats = &e.queues.stats;
+            if !stats.handshake_complete.load(Ordering::Relaxed) {
+                stats.relevant_services.store(f.relevant_services, Ordering::Relaxed);
+                stats.relay_txs.store(f.relay_txs, Ordering::Relaxed);
+                stats.handshake_complete.store(true, Ordering::Relaxed);
+            }
+            let min_ping = f.min_ping.map_or(0, |d| d.as_micros().max(1) as u64);
+            stats.min_ping_us.store(min_ping, Ordering::Relaxed);
+            stats.last_block_time.store(f.last_block_time, Ordering::Relaxed);
         }
         if out.sent && !e.dirty {
             e.dirty = true;
-            self.dirty.push(id);
+            self.dirty.push(e.who.id);
         }
-        if let Some(reason) = out.disconnect {
-            debug!(target: "net", "{reason}, disconnecting {}", e.peer.label(self.protocol.params.log_ips));
-            // Replies queued before the disconnecting message go out first, as Core's optimistic
-            // write would already have sent them; what the socket does not take is dropped.
-            if e.dirty {
-                let _ = e.queues.flush_from_handler(self.clock.now_us());
-            }
-            e.closing = true;
-            self.ctl.send(SocketCommand::Disconnect { id, reason });
-        } else if out.queued >= FLUSH_BYTES {
+        if out.queued >= FLUSH_BYTES && !self.mgr.is_closing(e.who.id) {
             self.write(e, self.clock.now_us());
         }
     }
@@ -653,57 +516,33 @@ impl Cx {
         for id in std::mem::take(&mut self.dirty) {
             let Some(e) = peers.get_mut(&id) else { continue };
             e.dirty = false;
-            self.write(e, now_us);
+            if !self.mgr.is_closing(id) {
+                self.write(e, now_us);
+            }
         }
     }
 
     /// Writes `e`'s queue now (Core's optimistic write); hands what the socket did not take to
     /// the socket handler.
-    fn write(&self, e: &mut Entry, now_us: u64) {
-        if e.closing {
-            return;
-        }
-        let id = e.queues.id;
+    fn write(&mut self, e: &mut Entry, now_us: u64) {
+        let id = e.who.id;
         match e.queues.flush_from_handler(now_us) {
             Ok((_, false)) => {}
             Ok((_, true)) => self.ctl.send(SocketCommand::Flush(id)),
             Err(err) => {
-                e.closing = true;
-                self.ctl.send(SocketCommand::Disconnect { id, reason: DisconnectReason::WriteError(err.to_string()) });
+                self.mgr.close(id, DisconnectReason::WriteError(err.to_string()));
             }
         }
     }
 
     /// Core's `SendMessages` for one peer.
     fn send_messages(&mut self, e: &mut Entry, now: Now) {
-        if e.closing {
-            return;
-        }
-        let at = |us: u64| (us != 0).then(|| self.clock.instant_at(us));
-        let link = LinkTimes {
-            last_send: at(e.queues.stats.last_send_us.load(Ordering::Relaxed)),
-            last_recv: at(e.queues.stats.last_recv_us.load(Ordering::Relaxed)),
-        };
-        let tally = Tally { peer: &mut e.counts, global: &mut self.msg_stats, conn: e.peer.conn_type, net: e.net };
+        let id = e.who.id;
+        let link = self.link_times(e);
+        let tally = Tally { peer: &mut e.counts, global: &mut self.msg_stats, conn: e.who.conn_type, net: e.who.net };
         let mut out = PeerOut::new(&e.queues, self.magic, None, e.capture.as_deref_mut(), e.traced, tally);
-        self.protocol.send_messages(&mut e.peer, now, link, &mut out);
-        let out = out.produced();
-        if e.peer.handshake.successfully_connected {
-            // What the socket handler's dialer bookkeeping and eviction read (Core reads these
-            // under cs_main). The version's facts are published once, at the handshake.
-            let stats = &e.queues.stats;
-            if !stats.handshake_complete.load(Ordering::Relaxed) {
-                if let Some(r) = &e.peer.handshake.remote {
-                    let wanted = bitcoin::p2p::ServiceFlags::NETWORK | bitcoin::p2p::ServiceFlags::WITNESS;
-                    stats.relevant_services.store(r.services.has(wanted), Ordering::Relaxed);
-                    stats.relay_txs.store(r.relay, Ordering::Relaxed);
-                }
-                stats.handshake_complete.store(true, Ordering::Relaxed);
-            }
-            let min_ping = e.peer.ping.min_ping.map_or(0, |d| d.as_micros().max(1) as u64);
-            stats.min_ping_us.store(min_ping, Ordering::Relaxed);
-            stats.last_block_time.store(e.peer.headers.last_block_time.unwrap_or(0), Ordering::Relaxed);
-        }
-        self.apply(e, out);
+        let facts = self.mgr.send_messages(id, now, link, &mut out);
+        let produced = out.produced();
+        self.after(e, produced, facts);
     }
 }

@@ -24,16 +24,14 @@ use tracing::{debug, info, warn};
 use super::peer_queues::PeerQueues;
 use super::wake::{MsgWake, NetEvent, NewPeer, SocketCommand, SocketControl};
 use crate::base::netaddr::net_kind;
-use crate::base::peer::{ConnectionType, DisconnectReason, PeerId};
+use crate::base::peer::{ConnectionType, DisconnectReason, PeerId, PeerIdentity};
 use crate::base::time::{Clock, unix_now};
 use crate::base::totals::NetTotals;
 use crate::base::transport::{Delivery, RejectReason, V1Decoder, sanitize_command};
-use crate::engine::addrman::{NetGroupRule, from_ip, netgroup};
 use crate::engine::policy::banman::BanMan;
 use crate::engine::policy::discourage::Discouraged;
-use crate::engine::policy::eviction::{EvictionCandidate, select_node_to_evict};
+use crate::engine::policy::eviction::{self, EvictionCandidate, EvictionFacts, GroupKey, select_node_to_evict};
 use crate::engine::policy::permissions::{Permissions, Whitelist, permissions_for};
-use std::hash::{BuildHasher, Hasher};
 
 /// Token of the poll waker.
 pub const WAKER_TOKEN: Token = Token(usize::MAX);
@@ -99,19 +97,14 @@ enum ConnState {
 struct Connection {
     queues: Arc<PeerQueues>,
     decoder: V1Decoder,
-    addr: SocketAddr,
-    conn_type: ConnectionType,
+    /// What is fixed about the connection (for an outbound one still connecting, without its
+    /// local address: the identity is made anew, once, when the connect completes).
+    who: Arc<PeerIdentity>,
     target: Option<usize>,
     state: ConnState,
     write_registered: bool,
     /// In `SocketHandler::more_to_read`: its read budget ran out with bytes still waiting.
     read_pending: bool,
-    /// When it opened (node clock, µs), for eviction.
-    opened_us: u64,
-    /// `--whitelist` permissions.
-    permissions: Permissions,
-    /// Its keyed network group, for eviction.
-    keyed_group: u64,
 }
 
 /// The socket handler's state; [`SocketHandler::run`] is the thread body.
@@ -133,8 +126,8 @@ pub struct SocketHandler {
     discouraged: Arc<Discouraged>,
     banman: Arc<BanMan>,
     network_active: Arc<AtomicBool>,
-    /// Secret key of the keyed network groups (a random SipHash key).
-    group_key: std::collections::hash_map::RandomState,
+    /// Secret key of the keyed network groups.
+    group_key: GroupKey,
     buf: Box<[u8]>,
     ready: Vec<PeerId>,
     events: Vec<NetEvent>,
@@ -207,7 +200,11 @@ impl SocketHandler {
             discouraged,
             banman,
             network_active,
-            group_key: std::collections::hash_map::RandomState::new(),
+            group_key: {
+                use rand::RngExt;
+                let mut rng = rand::rng();
+                GroupKey::new(rng.random(), rng.random())
+            },
             buf: vec![0u8; READ_BUF].into_boxed_slice(),
             ready: Vec::new(),
             events: Vec::new(),
@@ -344,59 +341,43 @@ impl SocketHandler {
             self.inbound += 1;
             NetTotals::add(&self.totals.inbound_accepted, 1);
             debug!(target: "net", "accepted connection {}", self.peer_label(id, &addr));
+            let who = Arc::new(self.identity(id, addr, local_addr, ConnectionType::Inbound, permissions));
             self.conns.insert(
                 id,
                 Connection {
                     queues: queues.clone(),
                     decoder: V1Decoder::new(self.cfg.magic),
-                    addr,
-                    conn_type: ConnectionType::Inbound,
+                    who: who.clone(),
                     target: None,
                     state: ConnState::Open,
                     write_registered: false,
                     read_pending: false,
-                    opened_us: self.clock.now_us(),
-                    permissions,
-                    keyed_group: self.keyed_group(addr.ip()),
                 },
             );
-            self.events.push(NetEvent::Connected(Box::new(NewPeer {
-                queues,
-                addr,
-                local_addr,
-                conn_type: ConnectionType::Inbound,
-                permissions,
-            })));
+            self.events.push(NetEvent::Connected(Box::new(NewPeer { queues, who })));
         }
     }
 
     /// Core's `AttemptToEvictConnection`: closes the inbound peer [`select_node_to_evict`]
     /// chooses, if any; false when every inbound peer is protected.
     fn evict_one(&mut self) -> bool {
+        let origin = self.clock.start();
         let candidates: Vec<EvictionCandidate> = self
             .conns
-            .iter()
-            .filter(|(_, c)| matches!(c.state, ConnState::Open) && c.conn_type.is_inbound())
-            .map(|(&id, c)| {
+            .values()
+            .filter(|c| matches!(c.state, ConnState::Open) && c.who.conn_type.is_inbound())
+            .map(|c| {
+                // The facts the message handler published for this peer (the peer manager's
+                // `EvictionFacts`), read without a lock.
                 let s = &c.queues.stats;
                 let min_ping = s.min_ping_us.load(Ordering::Relaxed);
-                let ip = c.addr.ip();
-                EvictionCandidate {
-                    id,
-                    connected_at: Duration::from_micros(c.opened_us),
+                let facts = EvictionFacts {
                     min_ping: (min_ping != 0).then(|| Duration::from_micros(min_ping)),
                     last_block_time: s.last_block_time.load(Ordering::Relaxed),
-                    last_tx_time: 0,
                     relevant_services: s.relevant_services.load(Ordering::Relaxed),
                     relay_txs: s.relay_txs.load(Ordering::Relaxed),
-                    bloom_filter: false,
-                    keyed_net_group: c.keyed_group,
-                    prefer_evict: self.discouraged.contains(&ip),
-                    is_local: ip.is_loopback(),
-                    network: net_kind(ip).into(),
-                    noban: c.permissions.has(Permissions::NO_BAN),
-                    conn_type: c.conn_type,
-                }
+                };
+                eviction::candidate(&c.who, &facts, origin, self.discouraged.contains(&c.who.addr.ip()))
             })
             .collect();
         match select_node_to_evict(candidates) {
@@ -412,12 +393,25 @@ impl SocketHandler {
         }
     }
 
-    /// Core's keyed net group: the address's network group hashed with this node's secret key.
-    fn keyed_group(&self, ip: std::net::IpAddr) -> u64 {
-        let group = netgroup(&from_ip(ip), NetGroupRule::Core);
-        let mut h = self.group_key.build_hasher();
-        h.write(&group);
-        h.finish()
+    /// The identity of a connection opened now.
+    fn identity(
+        &self,
+        id: PeerId,
+        addr: SocketAddr,
+        local_addr: Option<SocketAddr>,
+        conn_type: ConnectionType,
+        permissions: Permissions,
+    ) -> PeerIdentity {
+        PeerIdentity {
+            id,
+            addr,
+            local_addr,
+            conn_type,
+            permissions,
+            connected_at: Instant::now(),
+            net: net_kind(addr.ip()),
+            keyed_group: self.group_key.keyed_group(addr.ip()),
+        }
     }
 
     fn on_command(&mut self, cmd: SocketCommand) {
@@ -473,20 +467,18 @@ impl SocketHandler {
         debug!(target: "net", "trying connection {} ({conn_type})", self.peer_label(id, &addr));
         let deadline = crate::base::time::instant_after(Instant::now(), self.cfg.connect_timeout);
         self.connecting.insert(id, deadline);
+        let permissions = permissions_for(&self.cfg.whitelist, addr.ip(), false);
+        let who = Arc::new(self.identity(id, addr, None, conn_type, permissions));
         self.conns.insert(
             id,
             Connection {
                 queues,
                 decoder: V1Decoder::new(self.cfg.magic),
-                addr,
-                conn_type,
+                who,
                 target,
                 state: ConnState::Connecting,
                 write_registered: true,
                 read_pending: false,
-                opened_us: self.clock.now_us(),
-                permissions: permissions_for(&self.cfg.whitelist, addr.ip(), false),
-                keyed_group: self.keyed_group(addr.ip()),
             },
         );
     }
@@ -534,7 +526,7 @@ impl SocketHandler {
             Err(e) if e.kind() == io::ErrorKind::NotConnected => return, // spurious wake-up
             Err(e) => {
                 let reason = DisconnectReason::ConnectFailed(e.to_string());
-                let (target, addr, conn_type) = (conn.target, conn.addr, conn.conn_type);
+                let (target, addr, conn_type) = (conn.target, conn.who.addr, conn.who.conn_type);
                 self.drop_conn(id);
                 self.connect_failed(target, addr, conn_type, reason.to_string());
                 return;
@@ -546,10 +538,14 @@ impl SocketHandler {
         let fd = conn.queues.stream().as_raw_fd();
         let _ = self.poll.registry().reregister(&mut SourceFd(&fd), Token(id as usize), Interest::READABLE);
         let local_addr = conn.queues.stream().local_addr().ok();
-        let (queues, addr, conn_type, target) = (conn.queues.clone(), conn.addr, conn.conn_type, conn.target);
-        let permissions = conn.permissions;
+        // The connection is a peer from now on: its identity, complete, made once.
+        let pending = &conn.who;
+        let who = PeerIdentity { local_addr, connected_at: Instant::now(), ..PeerIdentity::clone(pending) };
+        let who = Arc::new(who);
+        conn.who = who.clone();
+        let (queues, target) = (conn.queues.clone(), conn.target);
         self.tell_dialer(target, |target| DialerEvent::Connected { target, id });
-        self.events.push(NetEvent::Connected(Box::new(NewPeer { queues, addr, local_addr, conn_type, permissions })));
+        self.events.push(NetEvent::Connected(Box::new(NewPeer { queues, who })));
     }
 
     fn expire_connects(&mut self) {
@@ -559,7 +555,8 @@ impl SocketHandler {
         let now = Instant::now();
         let expired: Vec<PeerId> = self.connecting.iter().filter(|&(_, &d)| d <= now).map(|(&id, _)| id).collect();
         for id in expired {
-            let Some((target, addr, conn_type)) = self.conns.get(&id).map(|c| (c.target, c.addr, c.conn_type)) else {
+            let Some((target, addr, conn_type)) = self.conns.get(&id).map(|c| (c.target, c.who.addr, c.who.conn_type))
+            else {
                 continue;
             };
             self.drop_conn(id);
@@ -694,10 +691,10 @@ impl SocketHandler {
             self.tell_dialer(conn.target, |target| DialerEvent::Failed { target, error: reason.to_string() });
             return;
         }
-        if conn.conn_type.is_inbound() {
+        if conn.who.conn_type.is_inbound() {
             self.inbound = self.inbound.saturating_sub(1);
         }
-        debug!(target: "net", "closed {}: {reason}", self.peer_label(id, &conn.addr));
+        debug!(target: "net", "closed {}: {reason}", conn.who.label(self.cfg.log_ips));
         let handshake_done = conn.queues.stats.handshake_complete.load(Ordering::Relaxed);
         self.tell_dialer(conn.target, |target| DialerEvent::Closed { target, handshake_done });
         self.events.push(NetEvent::Closed { id, reason });

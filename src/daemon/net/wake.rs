@@ -12,6 +12,7 @@ use crossbeam_channel::{Receiver, Sender};
 use parking_lot::{Condvar, Mutex};
 
 use super::peer_queues::PeerQueues;
+use crate::base::peer::PeerIdentity;
 use crate::base::peer::{ConnectionType, DisconnectReason, PeerId};
 
 /// What the socket handler tells the message handler about connections.
@@ -49,14 +50,8 @@ pub enum NetEvent {
 pub struct NewPeer {
     /// The shared queues.
     pub queues: Arc<PeerQueues>,
-    /// The peer's address.
-    pub addr: SocketAddr,
-    /// Our end of the connection.
-    pub local_addr: Option<SocketAddr>,
-    /// Why the connection exists.
-    pub conn_type: ConnectionType,
-    /// What `--whitelist` grants it.
-    pub permissions: crate::engine::policy::permissions::Permissions,
+    /// What is fixed about it.
+    pub who: Arc<PeerIdentity>,
 }
 
 #[derive(Default)]

@@ -5,70 +5,8 @@
 
 use std::net::IpAddr;
 
+pub use crate::base::peer::Permissions;
 use crate::engine::policy::banman::Subnet;
-
-/// A set of permission flags (Core's bit values).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
-pub struct Permissions(u32);
-
-impl Permissions {
-    /// No permission.
-    pub const NONE: Permissions = Permissions(0);
-    /// May ask for BIP37 filters.
-    pub const BLOOM_FILTER: Permissions = Permissions(1 << 1);
-    /// Transactions relayed even in blocks-only mode.
-    pub const RELAY: Permissions = Permissions(1 << 3);
-    /// Transactions relayed even if already known (implies relay).
-    pub const FORCE_RELAY: Permissions = Permissions((1 << 2) | (1 << 3));
-    /// Served during initial sync and past upload limits.
-    pub const DOWNLOAD: Permissions = Permissions(1 << 6);
-    /// Never discouraged, banned or evicted for misbehaviour (implies download).
-    pub const NO_BAN: Permissions = Permissions((1 << 4) | (1 << 6));
-    /// May ask for the mempool.
-    pub const MEMPOOL: Permissions = Permissions(1 << 5);
-    /// `getaddr` answered without the cache; its `addr`s are not rate-limited.
-    pub const ADDR: Permissions = Permissions(1 << 7);
-    /// Set when the entry named no permissions: resolved by [`Permissions::resolve_implicit`].
-    pub const IMPLICIT: Permissions = Permissions(1 << 31);
-    /// Every permission.
-    pub const ALL: Permissions =
-        Permissions((1 << 1) | (1 << 2) | (1 << 3) | (1 << 4) | (1 << 5) | (1 << 6) | (1 << 7));
-
-    /// Whether every flag of `other` is set.
-    pub fn has(self, other: Permissions) -> bool {
-        self.0 & other.0 == other.0
-    }
-
-    /// Both sets.
-    pub fn union(self, other: Permissions) -> Permissions {
-        Permissions(self.0 | other.0)
-    }
-
-    /// Core's implicit whitelist permissions: relay (by default), mempool and noban.
-    pub fn resolve_implicit(self) -> Permissions {
-        if !self.has(Permissions::IMPLICIT) {
-            return self;
-        }
-        Permissions(self.0 & !Permissions::IMPLICIT.0)
-            .union(Permissions::RELAY)
-            .union(Permissions::MEMPOOL)
-            .union(Permissions::NO_BAN)
-    }
-
-    /// Core's names (`NetPermissions::ToStrings`), for `getpeerinfo`'s `permissions`.
-    pub fn names(self) -> Vec<&'static str> {
-        let table = [
-            (Permissions::BLOOM_FILTER, "bloomfilter"),
-            (Permissions::NO_BAN, "noban"),
-            (Permissions::FORCE_RELAY, "forcerelay"),
-            (Permissions::RELAY, "relay"),
-            (Permissions::MEMPOOL, "mempool"),
-            (Permissions::DOWNLOAD, "download"),
-            (Permissions::ADDR, "addr"),
-        ];
-        table.iter().filter(|(p, _)| self.has(*p)).map(|(_, n)| *n).collect()
-    }
-}
 
 /// Which connections a whitelist entry applies to.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

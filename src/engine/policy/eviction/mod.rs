@@ -10,10 +10,10 @@
 
 use std::cmp::Reverse;
 use std::collections::HashMap;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::base::netaddr::NetKind;
-use crate::base::peer::{ConnectionType, PeerId};
+use crate::base::peer::{ConnectionType, PeerId, PeerIdentity, Permissions};
 
 #[cfg(test)]
 mod tests;
@@ -95,6 +95,70 @@ pub struct EvictionCandidate {
     pub noban: bool,
     /// The connection's type; only inbound connections are evicted.
     pub conn_type: ConnectionType,
+}
+
+/// What the protocol has learnt about a peer that inbound eviction weighs (the changing part of
+/// a candidate; the fixed part is its [`PeerIdentity`]). The peer manager computes it; the
+/// daemon's socket handler reads the copy the message handler publishes for it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct EvictionFacts {
+    /// The lowest ping round trip measured, if any.
+    pub min_ping: Option<Duration>,
+    /// Unix seconds when the peer last moved our best chain forward; 0 if never.
+    pub last_block_time: i64,
+    /// Its `version` offered everything we want (Core's `m_has_all_wanted_services`).
+    pub relevant_services: bool,
+    /// Its `version` asked for transaction relay.
+    pub relay_txs: bool,
+}
+
+/// The node's secret for keyed network groups (Core's `RANDOMIZER_ID_NETGROUP` randomizer), so
+/// an attacker cannot predict which groups eviction protects.
+#[derive(Clone, Copy, Debug)]
+pub struct GroupKey([u64; 2]);
+
+impl GroupKey {
+    /// A key from 128 secret bits.
+    pub fn new(k0: u64, k1: u64) -> Self {
+        GroupKey([k0, k1])
+    }
+
+    /// The keyed network group of `ip` (its Core network group hashed with the key).
+    pub fn keyed_group(&self, ip: std::net::IpAddr) -> u64 {
+        use std::hash::Hasher;
+        let group = crate::base::netgroup::netgroup(
+            &crate::base::netgroup::from_ip(ip),
+            crate::base::netgroup::NetGroupRule::Core,
+        );
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        h.write_u64(self.0[0]);
+        h.write_u64(self.0[1]);
+        h.write(&group);
+        h.finish()
+    }
+}
+
+/// The candidate Core's `AttemptToEvictConnection` builds for one peer: its identity, what the
+/// protocol learnt (`facts`), times measured from `origin`, and whether its address is
+/// discouraged (`prefer_evict`).
+pub fn candidate(who: &PeerIdentity, facts: &EvictionFacts, origin: Instant, prefer_evict: bool) -> EvictionCandidate {
+    let ip = who.addr.ip();
+    EvictionCandidate {
+        id: who.id,
+        connected_at: who.connected_at.saturating_duration_since(origin),
+        min_ping: facts.min_ping,
+        last_block_time: facts.last_block_time,
+        last_tx_time: 0,
+        relevant_services: facts.relevant_services,
+        relay_txs: facts.relay_txs,
+        bloom_filter: false,
+        keyed_net_group: who.keyed_group,
+        prefer_evict,
+        is_local: ip.is_loopback(),
+        network: who.net.into(),
+        noban: who.permissions.has(Permissions::NO_BAN),
+        conn_type: who.conn_type,
+    }
 }
 
 /// Chooses the inbound peer to evict, or `None` when every candidate is protected.

@@ -1,0 +1,119 @@
+//! The message handler's [`Wire`] for one peer: encodes what the peer manager sends straight
+//! into the peer's send queue (no intermediate buffer), captures and counts it, and says what
+//! it queued.
+
+use bitcoin::p2p::message::NetworkMessage;
+use tracing::{debug, warn};
+
+use crate::base::counters::{Direction, MsgType, NetMsgStats, PeerMsgCounts};
+use crate::base::message::{command_of, encode_headers, encode_message_reusing};
+use crate::base::netaddr::NetKind;
+use crate::base::peer::ConnectionType;
+use crate::base::transport::HEADER_SIZE;
+use crate::daemon::capture::PeerCapture;
+use crate::daemon::net::peer_queues::PeerQueues;
+use crate::engine::peerman::Wire;
+
+/// Counts messages for one peer and node-wide.
+pub(super) struct Tally<'a> {
+    pub(super) peer: &'a mut PeerMsgCounts,
+    pub(super) global: &'a mut NetMsgStats,
+    pub(super) conn: ConnectionType,
+    pub(super) net: NetKind,
+}
+
+impl Tally<'_> {
+    pub(super) fn add(&mut self, dir: Direction, command: &str, payload_len: usize) {
+        let t = MsgType::of(command);
+        let bytes = (payload_len + HEADER_SIZE) as u64;
+        self.peer.add(dir, t, bytes);
+        self.global.add(dir, self.conn, self.net, t, bytes);
+    }
+}
+
+/// One peer's wire: encodes straight into its send queue.
+pub(super) struct PeerOut<'a> {
+    queues: &'a PeerQueues,
+    magic: [u8; 4],
+    /// The payload being answered and its verified checksum, reused if a reply echoes it.
+    echo: Option<(&'a [u8], [u8; 4])>,
+    /// Where sent messages are captured, if on.
+    capture: Option<&'a mut PeerCapture>,
+    /// Log each sent message in detail (`--debugpeer`).
+    traced: bool,
+    tally: Tally<'a>,
+    /// What was queued so far.
+    out: Produced,
+}
+
+/// What the manager's calls queued for a peer.
+#[derive(Default)]
+pub(super) struct Produced {
+    /// Something was queued.
+    pub(super) sent: bool,
+    /// Bytes in the send queue after the last message queued.
+    pub(super) queued: usize,
+}
+
+impl<'a> PeerOut<'a> {
+    pub(super) fn new(
+        queues: &'a PeerQueues,
+        magic: [u8; 4],
+        echo: Option<(&'a [u8], [u8; 4])>,
+        capture: Option<&'a mut PeerCapture>,
+        traced: bool,
+        tally: Tally<'a>,
+    ) -> Self {
+        PeerOut { queues, magic, echo, capture, traced, tally, out: Produced::default() }
+    }
+
+    /// What was queued.
+    pub(super) fn produced(self) -> Produced {
+        self.out
+    }
+
+    /// Captures the frame the last `encode` appended to `buf` from `start`.
+    fn capture_sent(capture: &mut Option<&'a mut PeerCapture>, command: &str, buf: &[u8], start: usize) {
+        if let Some(c) = capture.as_deref_mut() {
+            let payload = buf.get(start + HEADER_SIZE..).unwrap_or(&[]);
+            if let Err(e) = c.sent(command, payload) {
+                warn!("message capture failed: {e}");
+            }
+        }
+    }
+
+    /// Appends one frame with `encode` (which returns its payload length), captures it, counts
+    /// it and logs it; returns its payload length.
+    fn queue(&mut self, command: &str, encode: impl FnOnce(&mut Vec<u8>) -> usize) -> usize {
+        let mut len = 0;
+        let capture = &mut self.capture;
+        self.out.queued = self.queues.queue_send(|buf| {
+            let start = buf.len();
+            len = encode(buf);
+            Self::capture_sent(capture, command, buf, start);
+        });
+        debug!(target: "net", "sending {command} ({len} bytes) peer={}", self.queues.id);
+        self.tally.add(Direction::Sent, command, len);
+        self.out.sent = true;
+        len
+    }
+}
+
+impl Wire for PeerOut<'_> {
+    fn send(&mut self, msg: &NetworkMessage) {
+        let (magic, echo) = (self.magic, self.echo);
+        let command = command_of(msg);
+        let len = self.queue(command, |buf| encode_message_reusing(magic, msg, buf, echo));
+        if self.traced {
+            debug!(target: "debugpeer", "peer={} sent {command} ({len} bytes): {msg:?}", self.queues.id);
+        }
+    }
+
+    fn send_headers<'h>(&mut self, headers: impl ExactSizeIterator<Item = &'h bitcoin::block::Header>) {
+        let magic = self.magic;
+        let len = self.queue("headers", |buf| encode_headers(magic, headers, buf));
+        if self.traced {
+            debug!(target: "debugpeer", "peer={} sent headers ({len} bytes)", self.queues.id);
+        }
+    }
+}
