@@ -441,11 +441,7 @@ impl MessageHandler {
             }
             NetEvent::ConnectFailed { addr, conn_type } => self.on_connect_failed(addr, conn_type),
             NetEvent::SeedAddrs { source, ips } => self.on_seed_addrs(&source, ips, now),
-            NetEvent::Inspect(req) => {
-                let answer = self.answer(req.query, now);
-                // The asker may have timed out and gone; nothing to do then.
-                let _ = req.reply.send(answer);
-            }
+            NetEvent::Inspect(req) => self.answer(*req, now),
         }
     }
 
