@@ -142,7 +142,24 @@ pub const ANSWER_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Builds the request `make` makes around a fresh reply channel, hands it to `post` (which
 /// delivers it to the message handler) and waits at most [`ANSWER_TIMEOUT`] for the answer.
-/// `make` is usually a variant: `ask_with(post, Request::PeerInfo)`.
+/// `make` is usually a variant: `ask_with(post, Request::PeerInfo)`. The answer's type is the
+/// request's:
+///
+/// ```
+/// use btcloop::daemon::inspect::{Request, RpcError, ask_with};
+/// use btcloop::daemon::snapshot::ChainTip;
+/// // (Dropped unanswered here, so it is an error; the type is what matters.)
+/// let tips: Result<Vec<ChainTip>, RpcError> = ask_with(drop, Request::ChainTips);
+/// assert!(tips.is_err());
+/// ```
+///
+/// and asking for another type does not compile:
+///
+/// ```compile_fail,E0308
+/// use btcloop::daemon::inspect::{Request, RpcError, ask_with};
+/// use btcloop::daemon::snapshot::PeerSnapshot;
+/// let peers: Result<Vec<PeerSnapshot>, RpcError> = ask_with(drop, Request::ChainTips);
+/// ```
 pub fn ask_with<T>(post: impl FnOnce(Request), make: impl FnOnce(Reply<T>) -> Request) -> Result<T, RpcError> {
     let (tx, rx) = bounded(1);
     post(make(Reply(tx)));

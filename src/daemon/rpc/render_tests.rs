@@ -3,6 +3,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use bitcoin::BlockHash;
 use bitcoin::p2p::ServiceFlags;
 use serde_json::{Value, json};
 
@@ -235,4 +236,117 @@ fn disconnects_render_every_field_in_order() {
 fn local_addresses_render_as_getnetworkinfo_shows_them() {
     let addrs = [("1.2.3.4".parse().unwrap(), LocalInfo { score: LOCAL_MANUAL, port: 8333 })];
     assert_eq!(local_addresses(&addrs), json!([{"address": "1.2.3.4", "port": 8333, "score": LOCAL_MANUAL}]));
+}
+
+#[test]
+fn chain_answers_keep_core_field_order() {
+    use crate::engine::chain::params::ChainParams;
+    let params = ChainParams::new(crate::base::chainparams::Network::Regtest);
+    let header = params.genesis;
+    let hash = params.genesis_hash();
+    let info = HeaderInfo {
+        hash,
+        header,
+        height: 0,
+        confirmations: 1,
+        median_time: header.time,
+        target: None,
+        chain_work: bitcoin::pow::Work::from_le_bytes([0; 32]),
+        next: None,
+    };
+    let v = block_header(&info, true);
+    assert_eq!(
+        keys(&v),
+        vec![
+            "hash",
+            "confirmations",
+            "height",
+            "version",
+            "versionHex",
+            "merkleroot",
+            "time",
+            "mediantime",
+            "nonce",
+            "bits",
+            "target",
+            "difficulty",
+            "chainwork",
+            "nTx"
+        ]
+    );
+    assert_eq!(v["hash"], json!(hash.to_string()));
+    assert_eq!(v["bits"], json!("207fffff"));
+    assert_eq!(v["target"], json!(""));
+    // Off genesis and with a successor: both neighbours, in that order, at the end.
+    let next: BlockHash = "00".repeat(32).parse().unwrap();
+    let v = block_header(&HeaderInfo { height: 5, next: Some(next), ..info.clone() }, true);
+    assert_eq!(keys(&v)[14..], ["previousblockhash", "nextblockhash"]);
+    assert_eq!(v["nextblockhash"], json!(next.to_string()));
+    // Not verbose: the 80-byte header in hex.
+    assert_eq!(block_header(&info, false).as_str().map(str::len), Some(160));
+
+    let b = BlockchainInfo {
+        chain: "regtest",
+        height: 0,
+        best_hash: hash,
+        bits: header.bits,
+        target: None,
+        time: header.time,
+        median_time: header.time,
+        verification_progress: 0.5,
+        initial_block_download: true,
+        chain_work: bitcoin::pow::Work::from_le_bytes([0; 32]),
+        size_on_disk: 80,
+    };
+    let v = blockchain_info(&b);
+    assert_eq!(
+        keys(&v),
+        vec![
+            "chain",
+            "blocks",
+            "headers",
+            "bestblockhash",
+            "bits",
+            "target",
+            "difficulty",
+            "time",
+            "mediantime",
+            "verificationprogress",
+            "initialblockdownload",
+            "chainwork",
+            "size_on_disk",
+            "pruned",
+            "warnings"
+        ]
+    );
+    assert_eq!(v["chainwork"], json!("00".repeat(32)));
+    assert_eq!(v["size_on_disk"], json!(80));
+
+    let tips = [
+        ChainTip { height: 9, hash, branch_len: 0, active: true },
+        ChainTip { height: 7, hash: next, branch_len: 2, active: false },
+    ];
+    let v = chain_tips(&tips);
+    assert_eq!(keys(&v[0]), vec!["height", "hash", "branchlen", "status"]);
+    assert_eq!(v[0]["status"], json!("active"));
+    assert_eq!(v[1]["status"], json!("headers-only"));
+    assert_eq!(v[1]["branchlen"], json!(2));
+}
+
+#[test]
+fn address_book_answers_render_like_core() {
+    use crate::engine::addrman::{AddrEntry, NetCounts};
+    let entry = AddrEntry::new(AddrV2::Ipv4([1, 2, 3, 4].into()), 8333, ServiceFlags::NETWORK, 1_700_000_000);
+    let v = node_addresses(&[NodeAddress { entry, network: crate::base::netgroup::AddrNetwork::Ipv4 }]);
+    assert_eq!(
+        v,
+        json!([{"time": 1_700_000_000, "services": 1, "address": "1.2.3.4", "port": 8333, "network": "ipv4"}])
+    );
+    assert_eq!(keys(&v[0]), vec!["time", "services", "address", "port", "network"]);
+    let v = addrman_info(&[
+        AddrManCounts { network: "ipv4", counts: NetCounts { new: 3, tried: 1 } },
+        AddrManCounts { network: "all_networks", counts: NetCounts { new: 3, tried: 1 } },
+    ]);
+    assert_eq!(keys(&v), vec!["ipv4", "all_networks"]);
+    assert_eq!(v["ipv4"], json!({"new": 3, "tried": 1, "total": 4}));
 }
