@@ -194,6 +194,38 @@ mod tests {
         assert_eq!(got, Ok(()));
     }
 
+    /// Every `.rs` file under `dir`.
+    fn sources(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+        for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                sources(&path, out);
+            } else if path.extension().is_some_and(|x| x == "rs") {
+                out.push(path);
+            }
+        }
+    }
+
+    #[test]
+    fn no_json_is_built_below_the_rpc() {
+        // Answers cross as typed snapshots: the handler, this module, the vocabulary and the
+        // engine make no JSON (banman's banlist.json is a file format, not an answer).
+        let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        let mut files = vec![src.join("daemon/inspect.rs"), src.join("daemon/snapshot.rs")];
+        for dir in ["base", "engine", "daemon/msg_handler"] {
+            sources(&src.join(dir), &mut files);
+        }
+        assert!(files.len() > 20, "found only {files:?}");
+        let needle = ["serde", "_json"].concat();
+        let offenders: Vec<String> = files
+            .iter()
+            .filter(|f| !f.ends_with("engine/policy/banman.rs"))
+            .filter(|f| std::fs::read_to_string(f).is_ok_and(|t| t.contains(&needle)))
+            .map(|f| f.display().to_string())
+            .collect();
+        assert!(offenders.is_empty(), "JSON built outside rpc/: {offenders:?}");
+    }
+
     #[test]
     fn a_request_dropped_unanswered_is_an_error_not_a_hang() {
         // The handler dropped the request (shutting down): the asker learns at once.
