@@ -1,12 +1,10 @@
 //! Traffic and connection counters, owned by the message handler: messages and bytes per
 //! message type for each peer (`getpeerinfo`'s `bytessent_per_msg`) and node-wide by direction,
 //! network, connection type and message type (`getnetmsgstats`, Core #26337), disconnects by
-//! reason, and a bounded ring of recent disconnects (`getdisconnects`).
+//! reason, and a bounded ring of recent disconnects (`getdisconnects`). Plain data: the RPC
+//! renders it as JSON, the metrics server as Prometheus text.
 
 use std::collections::VecDeque;
-
-use serde::Serialize;
-use serde_json::{Map, Value, json};
 
 use crate::base::netaddr::NetKind;
 use crate::base::peer::ConnectionType;
@@ -84,7 +82,8 @@ pub enum Direction {
 }
 
 impl Direction {
-    fn as_str(self) -> &'static str {
+    /// `sent` or `received`.
+    pub fn as_str(self) -> &'static str {
         match self {
             Direction::Sent => "sent",
             Direction::Received => "received",
@@ -113,7 +112,7 @@ const CONN_TYPES: [ConnectionType; N_CONN] = [
 ];
 
 /// Messages and bytes (frame header included, as Core counts).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Count {
     /// Messages.
     pub message_count: u64,
@@ -152,15 +151,17 @@ impl PeerMsgCounts {
         }
     }
 
-    /// Bytes per type, sorted by name (as Core's `std::map`), for `getpeerinfo`.
-    pub fn bytes_per_msg(&self, dir: Direction) -> Map<String, Value> {
+    /// Bytes per type name, sorted by name (as Core's `std::map`), zeroes left out, for
+    /// `getpeerinfo`.
+    pub fn bytes_per_msg(&self, dir: Direction) -> Vec<(&'static str, u64)> {
         let list = match dir {
             Direction::Sent => &self.sent,
             Direction::Received => &self.recv,
         };
-        let mut v: Vec<(&str, u64)> = list.iter().map(|(t, c)| (t.name(), c.byte_count)).collect();
+        let mut v: Vec<(&'static str, u64)> =
+            list.iter().map(|(t, c)| (t.name(), c.byte_count)).filter(|(_, b)| *b > 0).collect();
         v.sort_unstable();
-        v.into_iter().filter(|(_, b)| *b > 0).map(|(k, b)| (k.to_string(), json!(b))).collect()
+        v
     }
 }
 
@@ -190,6 +191,22 @@ impl Dimension {
     }
 }
 
+/// One non-empty cell of [`NetMsgStats`]: the counts of one direction, network, connection
+/// type and message type.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MsgCell {
+    /// Sent or received.
+    pub direction: Direction,
+    /// The peers' network.
+    pub network: NetKind,
+    /// The peers' connection type.
+    pub conn_type: ConnectionType,
+    /// The message type.
+    pub msg_type: MsgType,
+    /// Messages and bytes.
+    pub count: Count,
+}
+
 /// Node-wide counts by direction × connection type × network × message type.
 #[derive(Debug)]
 pub struct NetMsgStats {
@@ -215,89 +232,33 @@ impl NetMsgStats {
         }
     }
 
-    /// Every non-empty cell as (direction, network, connection type, message type, count).
-    pub fn cells(&self) -> impl Iterator<Item = (Direction, NetKind, ConnectionType, MsgType, Count)> + '_ {
+    /// Every non-empty cell.
+    pub fn cells(&self) -> impl Iterator<Item = MsgCell> + '_ {
         let dirs = [Direction::Sent, Direction::Received];
-        dirs.into_iter().flat_map(move |d| {
-            CONN_TYPES.into_iter().flat_map(move |ct| {
-                NetKind::ALL.into_iter().flat_map(move |net| {
+        dirs.into_iter().flat_map(move |direction| {
+            CONN_TYPES.into_iter().flat_map(move |conn_type| {
+                NetKind::ALL.into_iter().flat_map(move |network| {
                     (0..N_TYPES).filter_map(move |t| {
-                        let c = self.cells.get(cell_index(d, conn_index(ct), net.index(), t)).copied()?;
-                        (c.message_count > 0).then_some((d, net, ct, MsgType(t as u8), c))
+                        let count = self
+                            .cells
+                            .get(cell_index(direction, conn_index(conn_type), network.index(), t))
+                            .copied()?;
+                        (count.message_count > 0).then_some(MsgCell {
+                            direction,
+                            network,
+                            conn_type,
+                            msg_type: MsgType(t as u8),
+                            count,
+                        })
                     })
                 })
             })
         })
     }
-
-    /// The `getnetmsgstats` result: `totals`, then the counts nested by `by` in that order.
-    pub fn to_json(&self, by: &[Dimension]) -> Value {
-        let mut root = Map::new();
-        let mut totals = Count::default();
-        for (d, net, ct, t, c) in self.cells() {
-            totals.message_count += c.message_count;
-            totals.byte_count += c.byte_count;
-            let keys: Vec<&str> = by
-                .iter()
-                .map(|dim| match dim {
-                    Dimension::Direction => d.as_str(),
-                    Dimension::Network => net.as_str(),
-                    Dimension::ConnectionType => ct.as_str(),
-                    Dimension::MessageType => t.name(),
-                })
-                .collect();
-            if !keys.is_empty() {
-                add_at(&mut root, &keys, c);
-            }
-        }
-        let mut out = Map::new();
-        out.insert("totals".into(), json!(totals));
-        sort_nested(&mut root);
-        out.extend(root);
-        Value::Object(out)
-    }
-}
-
-/// Adds `c` to the counts nested under `keys`.
-fn add_at(node: &mut Map<String, Value>, keys: &[&str], c: Count) {
-    match keys.split_first() {
-        Some((k, rest)) => {
-            let entry = node.entry(k.to_string()).or_insert_with(|| Value::Object(Map::new()));
-            if let Value::Object(next) = entry {
-                add_at(next, rest, c);
-            }
-        }
-        None => {
-            let mc = node.get("message_count").and_then(Value::as_u64).unwrap_or(0) + c.message_count;
-            let bc = node.get("byte_count").and_then(Value::as_u64).unwrap_or(0) + c.byte_count;
-            node.insert("message_count".into(), json!(mc));
-            node.insert("byte_count".into(), json!(bc));
-        }
-    }
-}
-
-/// Sorts nested objects by key, counts last (serde_json keeps insertion order here).
-fn sort_nested(m: &mut Map<String, Value>) {
-    let mut entries: Vec<(String, Value)> = std::mem::take(m).into_iter().collect();
-    entries.sort_by(|a, b| {
-        let rank = |k: &str| matches!(k, "message_count" | "byte_count");
-        (rank(&a.0), &a.0).cmp(&(rank(&b.0), &b.0))
-    });
-    for (k, mut v) in entries {
-        if let Value::Object(inner) = &mut v {
-            sort_nested(inner);
-        }
-        m.insert(k, v);
-    }
-    // Keep message_count before byte_count as in the proposal's examples.
-    if let (Some(mc), Some(bc)) = (m.remove("message_count"), m.remove("byte_count")) {
-        m.insert("message_count".into(), mc);
-        m.insert("byte_count".into(), bc);
-    }
 }
 
 /// One closed connection, for `getdisconnects`.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DisconnectRecord {
     /// Peer id.
     pub id: u64,
@@ -385,28 +346,33 @@ mod tests {
         p.add(Direction::Sent, MsgType::of("ping"), 32);
         p.add(Direction::Received, MsgType::of("zzz"), 30);
         let sent = p.bytes_per_msg(Direction::Sent);
-        assert_eq!(sent.keys().collect::<Vec<_>>(), vec!["ping", "version"]);
-        assert_eq!(sent["ping"], json!(64));
-        assert_eq!(p.bytes_per_msg(Direction::Received)["*other*"], json!(30));
+        assert_eq!(sent.iter().map(|(k, _)| *k).collect::<Vec<_>>(), vec!["ping", "version"]);
+        assert_eq!(sent.first(), Some(&("ping", 64)));
+        assert_eq!(p.bytes_per_msg(Direction::Received), vec![("*other*", 30)]);
     }
 
     #[test]
-    fn net_stats_nest_by_requested_dimensions() {
+    fn net_stats_cells_are_the_non_empty_counts_in_order() {
+        // (The nesting by `getnetmsgstats` dimensions is rendered, and tested, in `rpc/render.rs`.)
         let mut s = NetMsgStats::default();
-        s.add(Direction::Sent, ConnectionType::Inbound, NetKind::Ipv4, MsgType::of("ping"), 32);
-        s.add(Direction::Sent, ConnectionType::Inbound, NetKind::Ipv4, MsgType::of("ping"), 32);
         s.add(Direction::Received, ConnectionType::Manual, NetKind::Unroutable, MsgType::of("pong"), 32);
-        s.add(Direction::Received, ConnectionType::Manual, NetKind::Unroutable, MsgType::of("headers"), 1000);
-        let v = s.to_json(&[]);
-        assert_eq!(v, json!({"totals": {"message_count": 4, "byte_count": 1096}}));
-        let v = s.to_json(&[Dimension::Direction, Dimension::MessageType]);
-        assert_eq!(v["sent"]["ping"], json!({"message_count": 2, "byte_count": 64}));
-        assert_eq!(v["received"]["headers"]["byte_count"], json!(1000));
-        let v = s.to_json(&[Dimension::ConnectionType, Dimension::Network]);
-        assert_eq!(v["manual"]["not_publicly_routable"], json!({"message_count": 2, "byte_count": 1032}));
-        assert_eq!(v["inbound"]["ipv4"]["message_count"], json!(2));
-        let v = s.to_json(&[Dimension::Direction]);
-        assert_eq!(v["received"], json!({"message_count": 2, "byte_count": 1032}));
+        s.add(Direction::Sent, ConnectionType::Inbound, NetKind::Ipv4, MsgType::of("ping"), 32);
+        s.add(Direction::Sent, ConnectionType::Inbound, NetKind::Ipv4, MsgType::of("ping"), 32);
+        let cells: Vec<MsgCell> = s.cells().collect();
+        let cell = |direction, conn_type, network, t: &str, message_count, byte_count| MsgCell {
+            direction,
+            network,
+            conn_type,
+            msg_type: MsgType::of(t),
+            count: Count { message_count, byte_count },
+        };
+        assert_eq!(
+            cells,
+            vec![
+                cell(Direction::Sent, ConnectionType::Inbound, NetKind::Ipv4, "ping", 2, 64),
+                cell(Direction::Received, ConnectionType::Manual, NetKind::Unroutable, "pong", 1, 32),
+            ]
+        );
     }
 
     #[test]

@@ -1,16 +1,21 @@
 //! What crosses from the RPC and metrics threads to the message handler, which answers from
-//! the state it owns (peers, chain, counters): a [`Query`] with a reply channel, posted as a
-//! [`crate::daemon::net::wake::NetEvent::Inspect`] so the handler wakes for it.
+//! the state it owns (peers, chain, counters): a [`Request`] that carries a [`Reply`] of its
+//! own answer type (plain structs of [`crate::daemon::snapshot`]), posted as a
+//! `NetEvent::Inspect` so the handler wakes for it. Asking for the wrong type does not compile;
+//! no JSON crosses the thread (the RPC renders it, metrics renders Prometheus text).
 
+use std::fmt;
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use bitcoin::BlockHash;
-use crossbeam_channel::Sender;
-use serde_json::Value;
+use crossbeam_channel::{Sender, bounded};
 
-use crate::base::counters::Dimension;
-use crate::daemon::net::wake::{MsgWake, NetEvent};
+use crate::base::counters::{DisconnectRecord, MsgCell};
+use crate::daemon::snapshot::{
+    AddrManCounts, BlockchainInfo, ChainTip, ConnectionCounts, HeaderInfo, MetricsSnapshot, NodeAddress, PeerSnapshot,
+};
+use crate::engine::addrman::AddrNetwork;
 use crate::engine::policy::banman::Subnet;
 
 /// Core's RPC error codes (`rpc/protocol.h`) that btcloopd uses.
@@ -67,74 +72,164 @@ impl RpcError {
     }
 }
 
-/// A question for the message handler.
-#[derive(Clone, Debug)]
-pub enum Query {
-    /// `getpeerinfo`.
-    PeerInfo,
-    /// Connection counts for `getnetworkinfo` / `getconnectioncount`.
-    ConnectionCounts,
+/// Where one answer of type `T` goes: a bounded channel of one, which the asker reads.
+pub struct Reply<T>(Sender<Result<T, RpcError>>);
+
+impl<T> Reply<T> {
+    /// Sends the answer. The asker may have timed out and gone; nothing to do then.
+    pub fn send(self, answer: Result<T, RpcError>) {
+        let _ = self.0.send(answer);
+    }
+}
+
+impl<T> fmt::Debug for Reply<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Reply")
+    }
+}
+
+/// Which peer `disconnectnode` means.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PeerRef {
+    /// By address (`IP:PORT`).
+    Addr(SocketAddr),
+    /// By id; `None` when the id given is not one any peer can have (negative).
+    Id(Option<u64>),
+}
+
+/// A question for the message handler, with the channel its answer goes to.
+#[derive(Debug)]
+pub enum Request {
+    /// `getpeerinfo` (and `/metrics`' peers): every connected peer.
+    PeerInfo(Reply<Vec<PeerSnapshot>>),
+    /// Connection counts and local addresses for `getnetworkinfo` / `getconnectioncount`.
+    ConnectionCounts(Reply<ConnectionCounts>),
     /// `ping`: ping every peer at its next `SendMessages`.
-    PingAll,
+    PingAll(Reply<()>),
     /// `disconnectnode` by address or id.
-    Disconnect {
-        /// Address (`IP:PORT`) of the peer.
-        addr: Option<SocketAddr>,
-        /// Id of the peer.
-        id: Option<u64>,
-    },
+    Disconnect(PeerRef, Reply<()>),
     /// Drop every connection from a newly banned subnet (`setban add`).
-    DisconnectBanned(Subnet),
-    /// `getblockchaininfo`.
-    BlockchainInfo,
+    DisconnectBanned(Subnet, Reply<()>),
+    /// `getblockchaininfo` (also `getbestblockhash`, `getblockcount`).
+    BlockchainInfo(Reply<BlockchainInfo>),
     /// `getblockhash HEIGHT`.
-    BlockHash(i64),
-    /// `getblockheader HASH VERBOSE`.
-    BlockHeader {
-        /// The header's hash.
-        hash: BlockHash,
-        /// JSON object (true) or hex (false).
-        verbose: bool,
-    },
+    BlockHash(i64, Reply<BlockHash>),
+    /// `getblockheader HASH`: the header and where it sits.
+    BlockHeader(BlockHash, Reply<HeaderInfo>),
     /// `getchaintips`.
-    ChainTips,
-    /// `getnetmsgstats`.
-    NetMsgStats(Vec<Dimension>),
-    /// `getdisconnects`.
-    Disconnects(usize),
+    ChainTips(Reply<Vec<ChainTip>>),
+    /// `getnetmsgstats`: every non-empty counter cell (the RPC aggregates them).
+    NetMsgStats(Reply<Vec<MsgCell>>),
+    /// `getdisconnects`: up to this many, newest first.
+    Disconnects(usize, Reply<Vec<DisconnectRecord>>),
     /// Everything `/metrics` shows.
-    Metrics,
+    Metrics(Reply<MetricsSnapshot>),
     /// `getnodeaddresses`: up to `count` (0: all) good addresses, of one network or all.
     NodeAddresses {
         /// How many at most.
         count: usize,
-        /// Only this network (Core's name).
-        network: Option<String>,
+        /// Only this network.
+        network: Option<AddrNetwork>,
+        /// Where the answer goes.
+        reply: Reply<Vec<NodeAddress>>,
     },
     /// `getaddrmaninfo`.
-    AddrManInfo,
-}
-
-/// The handler's answer.
-pub type Answer = Result<Value, RpcError>;
-
-/// A query and where its answer goes.
-#[derive(Debug)]
-pub struct Request {
-    /// The question.
-    pub query: Query,
-    /// Where to answer (a bounded channel of one).
-    pub reply: Sender<Answer>,
+    AddrManInfo(Reply<Vec<AddrManCounts>>),
 }
 
 /// How long an RPC thread waits for the message handler before giving up.
 pub const ANSWER_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Posts `query` to the message handler and waits (at most [`ANSWER_TIMEOUT`]) for its answer.
-pub fn ask(wake: &MsgWake, query: Query) -> Answer {
-    let (reply, answer) = crossbeam_channel::bounded(1);
-    wake.post_event(NetEvent::Inspect(Box::new(Request { query, reply })));
-    answer
-        .recv_timeout(ANSWER_TIMEOUT)
+/// Builds the request `make` makes around a fresh reply channel, hands it to `post` (which
+/// delivers it to the message handler) and waits at most [`ANSWER_TIMEOUT`] for the answer.
+/// `make` is usually a variant: `ask_with(post, Request::PeerInfo)`. The answer's type is the
+/// request's:
+///
+/// ```
+/// use btcloop::daemon::inspect::{Request, RpcError, ask_with};
+/// use btcloop::daemon::snapshot::ChainTip;
+/// // (Dropped unanswered here, so it is an error; the type is what matters.)
+/// let tips: Result<Vec<ChainTip>, RpcError> = ask_with(drop, Request::ChainTips);
+/// assert!(tips.is_err());
+/// ```
+///
+/// and asking for another type does not compile:
+///
+/// ```compile_fail,E0308
+/// use btcloop::daemon::inspect::{Request, RpcError, ask_with};
+/// use btcloop::daemon::snapshot::PeerSnapshot;
+/// let peers: Result<Vec<PeerSnapshot>, RpcError> = ask_with(drop, Request::ChainTips);
+/// ```
+pub fn ask_with<T>(post: impl FnOnce(Request), make: impl FnOnce(Reply<T>) -> Request) -> Result<T, RpcError> {
+    let (tx, rx) = bounded(1);
+    post(make(Reply(tx)));
+    rx.recv_timeout(ANSWER_TIMEOUT)
         .map_err(|_| RpcError::new(code::IN_WARMUP, "the message handler did not answer (shutting down?)"))?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_answer_comes_back_typed() {
+        let got = ask_with(
+            |req| match req {
+                Request::BlockHash(h, reply) => {
+                    assert_eq!(h, 7);
+                    reply.send(Err(RpcError::invalid_param("Block height out of range")));
+                }
+                other => panic!("wrong request {other:?}"),
+            },
+            |r| Request::BlockHash(7, r),
+        );
+        assert_eq!(got, Err(RpcError::new(code::INVALID_PARAMETER, "Block height out of range")));
+        let got = ask_with(
+            |req| match req {
+                Request::PingAll(reply) => reply.send(Ok(())),
+                other => panic!("wrong request {other:?}"),
+            },
+            Request::PingAll,
+        );
+        assert_eq!(got, Ok(()));
+    }
+
+    /// Every `.rs` file under `dir`.
+    fn sources(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+        for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                sources(&path, out);
+            } else if path.extension().is_some_and(|x| x == "rs") {
+                out.push(path);
+            }
+        }
+    }
+
+    #[test]
+    fn no_json_is_built_below_the_rpc() {
+        // Answers cross as typed snapshots: the handler, this module, the vocabulary and the
+        // engine make no JSON (banman's banlist.json is a file format, not an answer).
+        let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        let mut files = vec![src.join("daemon/inspect.rs"), src.join("daemon/snapshot.rs")];
+        for dir in ["base", "engine", "daemon/msg_handler"] {
+            sources(&src.join(dir), &mut files);
+        }
+        assert!(files.len() > 20, "found only {files:?}");
+        let needle = ["serde", "_json"].concat();
+        let offenders: Vec<String> = files
+            .iter()
+            .filter(|f| !f.ends_with("engine/policy/banman.rs"))
+            .filter(|f| std::fs::read_to_string(f).is_ok_and(|t| t.contains(&needle)))
+            .map(|f| f.display().to_string())
+            .collect();
+        assert!(offenders.is_empty(), "JSON built outside rpc/: {offenders:?}");
+    }
+
+    #[test]
+    fn a_request_dropped_unanswered_is_an_error_not_a_hang() {
+        // The handler dropped the request (shutting down): the asker learns at once.
+        let got = ask_with(drop, Request::ChainTips);
+        assert_eq!(got.map(|v| v.len()).map_err(|e| e.code), Err(code::IN_WARMUP));
+    }
 }

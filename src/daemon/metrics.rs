@@ -1,6 +1,7 @@
 //! Prometheus metrics (`--metricsbind`, Core #10887): an HTTP worker serving `GET /metrics` in
-//! the OpenMetrics text format, built per scrape from one snapshot the message handler answers
-//! ([`Query::Metrics`]) plus the node-wide byte counters.
+//! the OpenMetrics text format, built per scrape from one typed snapshot the message handler
+//! answers ([`Request::Metrics`], a [`MetricsSnapshot`]) plus the node-wide byte counters. The
+//! only place Prometheus text is made.
 
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
@@ -11,13 +12,13 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
-use serde_json::Value;
 use tracing::info;
 
 use crate::base::totals::NetTotals;
 use crate::daemon::http::{Handler, HttpRequest, HttpResponse, HttpServer, ServerOptions};
-use crate::daemon::inspect::{Query, ask};
+use crate::daemon::inspect::Request;
 use crate::daemon::net::wake::MsgWake;
+use crate::daemon::snapshot::MetricsSnapshot;
 
 /// Open scraper connections at most.
 const METRICS_CLIENTS: usize = 16;
@@ -78,7 +79,7 @@ fn serve(req: &HttpRequest, wake: &MsgWake, totals: &NetTotals) -> HttpResponse 
     if req.path != "/metrics" {
         return HttpResponse::with_body(404, "text/plain; charset=utf-8", "not found; metrics are at /metrics\n");
     }
-    match ask(wake, Query::Metrics) {
+    match wake.ask(Request::Metrics) {
         Ok(snapshot) => HttpResponse::with_body(200, CONTENT_TYPE, render(&snapshot, totals)),
         Err(_) => HttpResponse::with_body(503, "text/plain; charset=utf-8", "node not answering\n"),
     }
@@ -96,56 +97,56 @@ fn counter(registry: &mut Registry, name: &str, help: &str, value: u64) {
     registry.register(name, help, c);
 }
 
+/// A count as a gauge's value (saturating: a gauge is an `i64`).
+fn gauge_value(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
 fn gauge(registry: &mut Registry, name: &str, help: &str, value: i64) {
     let g: Gauge = Gauge::default();
     g.set(value);
     registry.register(name, help, g);
 }
 
-fn u(v: &Value) -> u64 {
-    v.as_u64().unwrap_or(0)
-}
-
-/// Renders one snapshot (the handler's [`Query::Metrics`] answer) in OpenMetrics text.
-pub fn render(s: &Value, totals: &NetTotals) -> String {
+/// Renders one snapshot (the handler's [`Request::Metrics`] answer) in OpenMetrics text.
+pub fn render(s: &MetricsSnapshot, totals: &NetTotals) -> String {
     let mut r = Registry::with_prefix("btcloop");
     let peers = Family::<Labels, Gauge>::default();
     let queue = Family::<Labels, Gauge>::default();
     let mut pings: Vec<f64> = Vec::new();
-    let (mut pause_recv, mut pause_send) = (u(&s["closed_pauses"][0]), u(&s["closed_pauses"][1]));
-    for p in s["peers"].as_array().into_iter().flatten() {
-        let dir = if p["inbound"].as_bool().unwrap_or(false) { "inbound" } else { "outbound" };
-        let ct = p["connection_type"].as_str().unwrap_or("");
-        let net = p["network"].as_str().unwrap_or("");
-        peers.get_or_create(&labels(&[("direction", dir), ("connection_type", ct), ("network", net)])).inc();
-        queue.get_or_create(&labels(&[("queue", "send")])).inc_by(u(&p["send_queue_bytes"]) as i64);
-        queue.get_or_create(&labels(&[("queue", "recv")])).inc_by(u(&p["recv_queue_bytes"]) as i64);
-        pause_recv += u(&p["pause_recv"]);
-        pause_send += u(&p["pause_send"]);
-        if let Some(t) = p["pingtime"].as_f64() {
-            pings.push(t);
+    let (mut pause_recv, mut pause_send) = (s.closed_pause_recv, s.closed_pause_send);
+    for p in &s.peers {
+        let dir = if p.conn_type.is_inbound() { "inbound" } else { "outbound" };
+        let l =
+            labels(&[("direction", dir), ("connection_type", p.conn_type.as_str()), ("network", p.network.as_str())]);
+        peers.get_or_create(&l).inc();
+        queue.get_or_create(&labels(&[("queue", "send")])).inc_by(gauge_value(p.send_queue_bytes));
+        queue.get_or_create(&labels(&[("queue", "recv")])).inc_by(gauge_value(p.recv_queue_bytes));
+        pause_recv = pause_recv.saturating_add(p.pause_recv_events);
+        pause_send = pause_send.saturating_add(p.pause_send_events);
+        if let Some(t) = p.ping_time {
+            pings.push(t.as_secs_f64());
         }
     }
     r.register("peers", "Connected peers by direction, connection type and network", peers);
     r.register("queue_bytes", "Bytes waiting in all peers' send and receive queues", queue);
     let msgs = Family::<Labels, Counter>::default();
     let bytes = Family::<Labels, Counter>::default();
-    for c in s["messages"].as_array().into_iter().flatten() {
-        let dir = if c[0].as_bool().unwrap_or(false) { "sent" } else { "received" };
+    for c in &s.messages {
         let l = labels(&[
-            ("direction", dir),
-            ("network", c[1].as_str().unwrap_or("")),
-            ("connection_type", c[2].as_str().unwrap_or("")),
-            ("message_type", c[3].as_str().unwrap_or("")),
+            ("direction", c.direction.as_str()),
+            ("network", c.network.as_str()),
+            ("connection_type", c.conn_type.as_str()),
+            ("message_type", c.msg_type.name()),
         ]);
-        msgs.get_or_create(&l).inc_by(u(&c[4]));
-        bytes.get_or_create(&l).inc_by(u(&c[5]));
+        msgs.get_or_create(&l).inc_by(c.count.message_count);
+        bytes.get_or_create(&l).inc_by(c.count.byte_count);
     }
     r.register("messages", "P2P messages by direction, network, connection type and message type", msgs);
     r.register("message_bytes", "P2P message bytes (headers included) by the same labels", bytes);
     let disc = Family::<Labels, Counter>::default();
-    for d in s["disconnects"].as_array().into_iter().flatten() {
-        disc.get_or_create(&labels(&[("reason", d[0].as_str().unwrap_or(""))])).inc_by(u(&d[1]));
+    for (reason, n) in &s.disconnects {
+        disc.get_or_create(&labels(&[("reason", reason)])).inc_by(*n);
     }
     r.register("disconnects", "Closed connections by reason", disc);
     let pauses = Family::<Labels, Counter>::default();
@@ -163,17 +164,17 @@ pub fn render(s: &Value, totals: &NetTotals) -> String {
         .inc_by(totals.msgs_undecodable.load(Ordering::Relaxed));
     r.register("dropped_messages", "Messages dropped: bad checksum or type (rejected), or bad payload", dropped);
     counter(&mut r, "inbound_refused", "Inbound connections refused", totals.inbound_refused.load(Ordering::Relaxed));
-    gauge(&mut r, "header_height", "Height of the best header", u(&s["header_height"]) as i64);
-    gauge(&mut r, "header_time_seconds", "Timestamp of the best header", u(&s["header_time"]) as i64);
-    gauge(&mut r, "headers_in_tree", "Headers held, all branches", u(&s["headers_in_tree"]) as i64);
+    gauge(&mut r, "header_height", "Height of the best header", i64::from(s.header_height));
+    gauge(&mut r, "header_time_seconds", "Timestamp of the best header", i64::from(s.header_time));
+    gauge(&mut r, "headers_in_tree", "Headers held, all branches", gauge_value(s.headers_in_tree as u64));
     gauge(
         &mut r,
         "presync_height",
         "Highest height reached by a low-work presync (-1: none)",
-        s["presync_height"].as_i64().unwrap_or(-1),
+        s.presync_height.map_or(-1, i64::from),
     );
     let progress: Gauge<f64, AtomicU64> = Gauge::default();
-    progress.set(s["sync_progress"].as_f64().unwrap_or(0.0));
+    progress.set(s.sync_progress);
     r.register("sync_progress", "Share of the chain's history the best header covers, by time", progress);
     pings.sort_by(f64::total_cmp);
     let ping = Family::<Labels, Gauge<f64, AtomicU64>>::default();
@@ -192,26 +193,56 @@ pub fn render(s: &Value, totals: &NetTotals) -> String {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
-    use serde_json::json;
+    use crate::base::counters::{Count, Direction, MsgCell, MsgType};
+    use crate::base::netaddr::NetKind;
+    use crate::base::peer::ConnectionType;
+    use crate::daemon::snapshot::{PeerSnapshot, test_peer};
 
     #[test]
     fn snapshot_renders_as_openmetrics() {
         let totals = NetTotals::default();
         NetTotals::add(&totals.bytes_sent, 500);
-        let s = json!({
-            "peers": [
-                {"connection_type": "inbound", "network": "ipv4", "inbound": true, "pingtime": 0.25,
-                 "send_queue_bytes": 10, "recv_queue_bytes": 3, "pause_recv": 1, "pause_send": 0},
-                {"connection_type": "manual", "network": "not_publicly_routable", "inbound": false, "pingtime": null,
-                 "send_queue_bytes": 0, "recv_queue_bytes": 0, "pause_recv": 0, "pause_send": 2},
-            ],
-            "messages": [[true, "ipv4", "inbound", "ping", 3, 96]],
-            "disconnects": [["peer-closed", 4]],
-            "closed_pauses": [5, 0],
-            "header_height": 120, "header_time": 1_700_000_000u64, "headers_in_tree": 121,
-            "presync_height": null, "sync_progress": 0.5,
-        });
+        let inbound = PeerSnapshot {
+            conn_type: ConnectionType::Inbound,
+            network: NetKind::Ipv4,
+            ping_time: Some(Duration::from_millis(250)),
+            send_queue_bytes: 10,
+            recv_queue_bytes: 3,
+            pause_recv_events: 1,
+            pause_send_events: 0,
+            ..test_peer()
+        };
+        let manual = PeerSnapshot {
+            conn_type: ConnectionType::Manual,
+            network: NetKind::Unroutable,
+            ping_time: None,
+            send_queue_bytes: 0,
+            recv_queue_bytes: 0,
+            pause_recv_events: 0,
+            pause_send_events: 2,
+            ..test_peer()
+        };
+        let s = MetricsSnapshot {
+            peers: vec![inbound, manual],
+            messages: vec![MsgCell {
+                direction: Direction::Sent,
+                network: NetKind::Ipv4,
+                conn_type: ConnectionType::Inbound,
+                msg_type: MsgType::of("ping"),
+                count: Count { message_count: 3, byte_count: 96 },
+            }],
+            disconnects: vec![("peer-closed", 4)],
+            closed_pause_recv: 5,
+            closed_pause_send: 0,
+            header_height: 120,
+            header_time: 1_700_000_000,
+            headers_in_tree: 121,
+            presync_height: None,
+            sync_progress: 0.5,
+        };
         let text = render(&s, &totals);
         for line in [
             "btcloop_peers{direction=\"inbound\",connection_type=\"inbound\",network=\"ipv4\"} 1",
@@ -229,5 +260,38 @@ mod tests {
             assert!(text.lines().any(|l| l == line), "missing {line}:\n{text}");
         }
         assert!(text.ends_with("# EOF\n"));
+    }
+
+    #[test]
+    fn every_snapshot_field_reaches_its_metric() {
+        // Each figure the handler reports appears with its own value (none defaulted to zero).
+        let s = MetricsSnapshot {
+            peers: vec![PeerSnapshot { ping_time: Some(Duration::from_millis(500)), ..test_peer() }],
+            messages: Vec::new(),
+            disconnects: Vec::new(),
+            closed_pause_recv: 0,
+            closed_pause_send: 7,
+            header_height: 321,
+            header_time: 1_600_000_000,
+            headers_in_tree: 400,
+            presync_height: Some(250),
+            sync_progress: 0.25,
+        };
+        let text = render(&s, &NetTotals::default());
+        for line in [
+            "btcloop_peers{direction=\"inbound\",connection_type=\"inbound\",network=\"ipv4\"} 1",
+            "btcloop_queue_bytes{queue=\"recv\"} 3",
+            "btcloop_pause_events_total{kind=\"recv\"} 1",
+            "btcloop_pause_events_total{kind=\"send\"} 7",
+            "btcloop_header_height 321",
+            "btcloop_header_time_seconds 1600000000",
+            "btcloop_headers_in_tree 400",
+            "btcloop_presync_height 250",
+            "btcloop_sync_progress 0.25",
+            "btcloop_ping_seconds{stat=\"min\"} 0.5",
+            "btcloop_ping_seconds{stat=\"median\"} 0.5",
+        ] {
+            assert!(text.lines().any(|l| l == line), "missing {line}:\n{text}");
+        }
     }
 }

@@ -15,3 +15,4 @@ pub mod net;
 pub mod node;
 pub mod panics;
 pub mod rpc;
+pub mod snapshot;

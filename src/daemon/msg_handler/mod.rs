@@ -292,9 +292,7 @@ impl MessageHandler {
             NetEvent::ConnectFailed { addr, conn_type } => self.cx.mgr.dial_failed(addr, conn_type),
             NetEvent::SeedAddrs { source, ips } => self.cx.mgr.add_seed_addrs(&source, ips, now),
             NetEvent::Inspect(req) => {
-                let answer = self.answer(req.query, now);
-                // The asker may have timed out and gone; nothing to do then.
-                let _ = req.reply.send(answer);
+                self.answer(*req, now);
                 self.apply_actions();
             }
         }

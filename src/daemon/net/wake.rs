@@ -14,6 +14,7 @@ use parking_lot::{Condvar, Mutex};
 use super::peer_queues::PeerQueues;
 use crate::base::peer::PeerIdentity;
 use crate::base::peer::{ConnectionType, DisconnectReason, PeerId};
+use crate::daemon::inspect::{Reply, Request, RpcError, ask_with};
 
 /// What the socket handler tells the message handler about connections.
 #[derive(Debug)]
@@ -28,7 +29,7 @@ pub enum NetEvent {
         reason: DisconnectReason,
     },
     /// An RPC or metrics thread asks about the handler's state.
-    Inspect(Box<crate::daemon::inspect::Request>),
+    Inspect(Box<Request>),
     /// An automatic outbound connection (not `--connect`/`--addnode`) could not be opened.
     ConnectFailed {
         /// Where to.
@@ -127,6 +128,13 @@ impl MsgWake {
         self.posted.store(false, Ordering::Release);
         ready.append(&mut inbox.ready);
         events.append(&mut inbox.events);
+    }
+
+    /// Asks the message handler (posting a [`NetEvent::Inspect`]) and waits at most
+    /// [`crate::daemon::inspect::ANSWER_TIMEOUT`] for its answer, typed by the request:
+    /// `wake.ask(Request::PeerInfo)` is a `Vec<PeerSnapshot>`.
+    pub fn ask<T>(&self, make: impl FnOnce(Reply<T>) -> Request) -> Result<T, RpcError> {
+        ask_with(|req| self.post_event(NetEvent::Inspect(Box::new(req))), make)
     }
 
     /// Whether anything is waiting to be taken (no sleep).

@@ -8,11 +8,12 @@ use bitcoin::BlockHash;
 use crossbeam_channel::bounded;
 use serde_json::{Value, json};
 
-use super::RpcContext;
 use super::params::{Arg, Ty, arg, check, opt, positional, req};
+use super::{RpcContext, render};
 use crate::base::counters::Dimension;
+use crate::base::netgroup::AddrNetwork;
 use crate::base::time::unix_now;
-use crate::daemon::inspect::{ANSWER_TIMEOUT, Query, RpcError, code};
+use crate::daemon::inspect::{ANSWER_TIMEOUT, PeerRef, Request, RpcError, code};
 use crate::daemon::net::dialer::{DialerCommand, PeerSpec};
 use crate::daemon::net::wake::SocketCommand;
 use crate::engine::policy::banman::Subnet;
@@ -45,21 +46,21 @@ pub static METHODS: &[Method] = &[
         "Blockchain",
         [],
         "getbestblockhash\n\nReturns the hash of the best (tip) header of the most-work valid header chain.\n\nResult:\n\"hex\"    (string) the block hash, hex-encoded\n",
-        |c, _| { Ok(c.ask(Query::BlockchainInfo)?["bestblockhash"].clone()) }
+        |c, _| { Ok(json!(c.ask(Request::BlockchainInfo)?.best_hash.to_string())) }
     ),
     method!(
         "getblockchaininfo",
         "Blockchain",
         [],
         "getblockchaininfo\n\nReturns an object containing various state info regarding header chain processing.\nbtcloopd validates headers only: \"blocks\" and \"headers\" are both the best header height.\n",
-        |c, _| { c.ask(Query::BlockchainInfo) }
+        |c, _| { Ok(render::blockchain_info(&c.ask(Request::BlockchainInfo)?)) }
     ),
     method!(
         "getblockcount",
         "Blockchain",
         [],
         "getblockcount\n\nReturns the height of the most-work fully-validated header chain.\nThe genesis block has height 0.\n\nResult:\nn    (numeric) The current block count\n",
-        |c, _| { Ok(c.ask(Query::BlockchainInfo)?["blocks"].clone()) }
+        |c, _| { Ok(json!(c.ask(Request::BlockchainInfo)?.height)) }
     ),
     method!(
         "getblockhash",
@@ -68,7 +69,7 @@ pub static METHODS: &[Method] = &[
         "getblockhash height\n\nReturns hash of block in best-header-chain at height provided.\n\nArguments:\n1. height    (numeric, required) The height index\n",
         |c, a| {
             let h = int(a.first())?;
-            c.ask(Query::BlockHash(h))
+            Ok(json!(c.ask(|r| Request::BlockHash(h, r))?.to_string()))
         }
     ),
     method!(
@@ -79,7 +80,7 @@ pub static METHODS: &[Method] = &[
         |c, a| {
             let hash = parse_hash(a.first(), "blockhash")?;
             let verbose = arg(a, 1).and_then(Value::as_bool).unwrap_or(true);
-            c.ask(Query::BlockHeader { hash, verbose })
+            Ok(render::block_header(&c.ask(|r| Request::BlockHeader(hash, r))?, verbose))
         }
     ),
     method!(
@@ -87,7 +88,7 @@ pub static METHODS: &[Method] = &[
         "Blockchain",
         [],
         "getchaintips\n\nReturn information about all known tips in the header tree, including the main chain as well as orphaned branches.\n",
-        |c, _| { c.ask(Query::ChainTips) }
+        |c, _| { Ok(render::chain_tips(&c.ask(Request::ChainTips)?)) }
     ),
     method!(
         "help",
@@ -133,9 +134,9 @@ pub static METHODS: &[Method] = &[
         |c, a| {
             let (addr, id) = (arg(a, 0).and_then(Value::as_str), arg(a, 1));
             // Core: an address alone, or an id with no or an empty address.
-            let query = match (addr, id) {
+            let target = match (addr, id) {
                 (Some(addr), None) => match addr.parse() {
-                    Ok(sa) => Query::Disconnect { addr: Some(sa), id: None },
+                    Ok(sa) => PeerRef::Addr(sa),
                     Err(_) => {
                         return Err(RpcError::new(
                             code::CLIENT_NODE_NOT_CONNECTED,
@@ -143,7 +144,7 @@ pub static METHODS: &[Method] = &[
                         ));
                     }
                 },
-                (None | Some(""), Some(id)) => Query::Disconnect { addr: None, id: u64::try_from(int(Some(id))?).ok() },
+                (None | Some(""), Some(id)) => PeerRef::Id(u64::try_from(int(Some(id))?).ok()),
                 _ => {
                     return Err(RpcError::new(
                         code::INVALID_PARAMS,
@@ -151,7 +152,8 @@ pub static METHODS: &[Method] = &[
                     ));
                 }
             };
-            c.ask(query)
+            c.ask(|r| Request::Disconnect(target, r))?;
+            Ok(Value::Null)
         }
     ),
     method!(
@@ -166,14 +168,14 @@ pub static METHODS: &[Method] = &[
         "Network",
         [],
         "getaddrmaninfo\n\nProvides information about the node's address manager by returning the number of addresses in the `new` and `tried` tables and their sum for all networks.\n",
-        |c, _| c.ask(Query::AddrManInfo)
+        |c, _| Ok(render::addrman_info(&c.ask(Request::AddrManInfo)?))
     ),
     method!(
         "getconnectioncount",
         "Network",
         [],
         "getconnectioncount\n\nReturns the number of connections to other nodes.\n",
-        |c, _| { Ok(c.ask(Query::ConnectionCounts)?["total"].clone()) }
+        |c, _| { Ok(json!(c.ask(Request::ConnectionCounts)?.total)) }
     ),
     method!(
         "getdisconnects",
@@ -186,7 +188,8 @@ pub static METHODS: &[Method] = &[
                 Some(v) => u64::try_from(int(Some(v))?)
                     .map_err(|_| RpcError::invalid_param("count must be a non-negative integer"))?,
             };
-            c.ask(Query::Disconnects(n.min(usize::MAX as u64) as usize))
+            let n = usize::try_from(n).unwrap_or(usize::MAX);
+            Ok(render::disconnects(&c.ask(|r| Request::Disconnects(n, r))?))
         }
     ),
     method!(
@@ -226,7 +229,7 @@ pub static METHODS: &[Method] = &[
                 }
                 by.push(d);
             }
-            c.ask(Query::NetMsgStats(by))
+            Ok(render::net_msg_stats(&c.ask(Request::NetMsgStats)?, &by))
         }
     ),
     method!(
@@ -251,8 +254,11 @@ pub static METHODS: &[Method] = &[
                 }
             }
             let count = arg(a, 0).map(|v| int(Some(v))).transpose()?.unwrap_or(1);
-            let network = arg(a, 1).and_then(Value::as_str).map(String::from);
-            c.ask(Query::NodeAddresses { count: usize::try_from(count).unwrap_or(0), network })
+            let network = arg(a, 1)
+                .and_then(Value::as_str)
+                .and_then(|n| AddrNetwork::REPORTED.into_iter().find(|x| x.name() == n));
+            let count = usize::try_from(count).unwrap_or(0);
+            Ok(render::node_addresses(&c.ask(|reply| Request::NodeAddresses { count, network, reply })?))
         }
     ),
     method!(
@@ -260,7 +266,7 @@ pub static METHODS: &[Method] = &[
         "Network",
         [],
         "getpeerinfo\n\nReturns data about each connected network peer as a json array of objects.\n",
-        |c, _| { c.ask(Query::PeerInfo) }
+        |c, _| { Ok(Value::Array(c.ask(Request::PeerInfo)?.iter().map(render::peer_info).collect())) }
     ),
     method!("listbanned", "Network", [], "listbanned\n\nList all manually banned IPs/Subnets.\n", |c, _| {
         let now = unix_now();
@@ -285,7 +291,10 @@ pub static METHODS: &[Method] = &[
         "Network",
         [],
         "ping\n\nRequests that a ping be sent to all other nodes, to measure ping time.\nResults are provided in getpeerinfo, pingtime and pingwait fields are decimal seconds.\nPing command is handled in queue with all other commands, so it measures processing backlog, not just network ping.\n",
-        |c, _| { c.ask(Query::PingAll) }
+        |c, _| {
+            c.ask(Request::PingAll)?;
+            Ok(Value::Null)
+        }
     ),
     method!(
         "setban",
@@ -456,7 +465,7 @@ fn getaddednodeinfo(c: &RpcContext, a: &[Value]) -> Result<Value, RpcError> {
 }
 
 fn getnetworkinfo(c: &RpcContext, _: &[Value]) -> Result<Value, RpcError> {
-    let counts = c.ask(Query::ConnectionCounts)?;
+    let counts = c.ask(Request::ConnectionCounts)?;
     let networks: Vec<Value> = ["ipv4", "ipv6", "onion", "i2p", "cjdns"]
         .iter()
         .map(|n| {
@@ -471,15 +480,15 @@ fn getnetworkinfo(c: &RpcContext, _: &[Value]) -> Result<Value, RpcError> {
         "localservices": "0000000000000000",
         "localservicesnames": [],
         "localrelay": false,
-        "timeoffset": counts["timeoffset"],
+        "timeoffset": counts.time_offset,
         "networkactive": c.network_active.load(Ordering::Acquire),
-        "connections": counts["total"],
-        "connections_in": counts["inbound"],
-        "connections_out": counts["outbound"],
+        "connections": counts.total,
+        "connections_in": counts.inbound,
+        "connections_out": counts.outbound,
         "networks": networks,
         "relayfee": 0.00001,
         "incrementalfee": 0.00001,
-        "localaddresses": counts["localaddresses"],
+        "localaddresses": render::local_addresses(&counts.local_addresses),
         "warnings": [],
     }))
 }
@@ -519,7 +528,7 @@ fn setban(c: &RpcContext, a: &[Value]) -> Result<Value, RpcError> {
         (false, false) => now.saturating_add(bantime),
     };
     c.banman.ban(net, now, until).map_err(io)?;
-    c.ask(Query::DisconnectBanned(net))?;
+    c.ask(|r| Request::DisconnectBanned(net, r))?;
     Ok(Value::Null)
 }
 

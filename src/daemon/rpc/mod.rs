@@ -2,12 +2,14 @@
 //! `--rpcbind` with `--rpcallowip`); clients outside the allow list are dropped at accept, and
 //! a request must arrive whole within `--rpcservertimeout` ([`crate::daemon::http`]). Worker threads
 //! check the credentials and run each call against an [`RpcContext`], which reaches the message
-//! handler through [`crate::daemon::inspect`] and owns nothing of the node's state itself.
+//! handler through [`crate::daemon::inspect`] (typed snapshots, rendered as JSON by
+//! [`render`]) and owns nothing of the node's state itself.
 
 pub mod auth;
 pub mod jsonrpc;
 pub mod methods;
 pub mod params;
+pub mod render;
 
 use std::net::{IpAddr, SocketAddr, TcpListener};
 use std::sync::Arc;
@@ -21,7 +23,7 @@ use self::auth::{AllowList, AuthError, Cookie, Credentials};
 use crate::base::totals::NetTotals;
 use crate::daemon::config::Config;
 use crate::daemon::http::{AllowFn, Handler, HttpRequest, HttpResponse, HttpServer, MAX_CLIENTS, ServerOptions};
-use crate::daemon::inspect::{Answer, Query};
+use crate::daemon::inspect::{Reply, Request, RpcError};
 use crate::daemon::logging::LogControl;
 use crate::daemon::net::dialer::DialerCommand;
 use crate::daemon::net::wake::{MsgWake, SocketControl};
@@ -61,9 +63,10 @@ pub struct RpcContext {
 }
 
 impl RpcContext {
-    /// Asks the message handler and waits for its answer.
-    pub fn ask(&self, query: Query) -> Answer {
-        crate::daemon::inspect::ask(&self.wake, query)
+    /// Asks the message handler and waits for its answer, typed by the request:
+    /// `ctx.ask(Request::PeerInfo)` is a `Vec<PeerSnapshot>`.
+    pub fn ask<T>(&self, make: impl FnOnce(Reply<T>) -> Request) -> Result<T, RpcError> {
+        self.wake.ask(make)
     }
 }
 

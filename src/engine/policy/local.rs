@@ -12,7 +12,6 @@ use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 
 use rand::RngExt;
 use rand::rngs::StdRng;
-use serde_json::{Value, json};
 use tracing::info;
 
 use crate::engine::addrman::{AddrNetwork, NetGroupRule, from_ip, network};
@@ -239,16 +238,10 @@ impl LocalAddrs {
         self.map.get(&canonical_ip(ip)).map_or(0, |i| i.score)
     }
 
-    /// Every local address with its score and port, in Core's order.
+    /// Every local address with its score and port, in Core's order (`getnetworkinfo`'s
+    /// `localaddresses`).
     pub fn iter(&self) -> impl Iterator<Item = (IpAddr, LocalInfo)> + '_ {
         self.map.iter().map(|(ip, info)| (*ip, *info))
-    }
-
-    /// `getnetworkinfo`'s `localaddresses`.
-    pub fn to_json(&self) -> Value {
-        Value::Array(
-            self.iter().map(|(ip, i)| json!({"address": ip.to_string(), "port": i.port, "score": i.score})).collect(),
-        )
     }
 
     /// Core's `GetLocal`: the local address `peer` reaches best, the higher score among
@@ -355,7 +348,7 @@ mod tests {
         let mut l = local(false);
         assert!(!l.add_ip(ip("1.2.3.4"), LOCAL_BIND));
         assert!(l.add_ip(ip("1.2.3.4"), LOCAL_MANUAL));
-        assert_eq!(l.to_json(), json!([{"address": "1.2.3.4", "port": 8333, "score": LOCAL_MANUAL}]));
+        assert_eq!(l.iter().collect::<Vec<_>>(), vec![(ip("1.2.3.4"), LocalInfo { score: LOCAL_MANUAL, port: 8333 })]);
     }
 
     #[test]
