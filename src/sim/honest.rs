@@ -22,7 +22,7 @@ use crate::engine::chain::params::ChainParams;
 use crate::engine::policy::eviction::{EvictionCandidate, PeerNetwork, select_node_to_evict};
 use crate::engine::policy::outbound::{Action, Conn, OutboundPlanner, Setup, View, has_desirable_services};
 use crate::engine::policy::permissions::Permissions;
-use crate::engine::protocol::{LinkTimes, Now, Peer, Protocol, ProtocolParams, Recorder, addr};
+use crate::engine::protocol::{LinkTimes, Now, Peer, Protocol, ProtocolParams, ProtocolParts, Recorder, addr};
 
 /// Magic of the simulated `peers.dat`.
 const MAGIC: [u8; 4] = [0xfa, 0xbf, 0xb5, 0xda];
@@ -77,17 +77,21 @@ impl Sim {
             peer_timeout: Duration::from_secs(60),
             log_ips: false,
         };
-        let mut proto = Protocol::seeded(params, chain, rng.random());
+        let seed = rng.random();
         let mut anchors = Vec::new();
-        if let Some(saved) = saved {
-            proto.addrman = AddrMan::deserialize(&saved.book, MAGIC, rng.random(), NetGroupRule::Core)
-                .expect("a peers.dat we wrote reads back");
-            anchors = saved.anchors;
-        }
+        let mut proto = Protocol::new(match saved {
+            Some(saved) => {
+                let book = AddrMan::deserialize(&saved.book, MAGIC, rng.random(), NetGroupRule::Core)
+                    .expect("a peers.dat we wrote reads back");
+                anchors = saved.anchors;
+                ProtocolParts::seeded_with_book(params, chain, seed, book)
+            }
+            None => ProtocolParts::seeded(params, chain, seed),
+        });
         for &a in book.unwrap_or_default() {
             let seen = now.unix - rng.random_range(0..86_400);
             let e = AddrEntry::from_socket(a, full_services(), seen);
-            proto.addrman.add(&[e], &from_ip(a.ip()), 0, now.unix);
+            proto.addrman_mut().add(&[e], &from_ip(a.ip()), 0, now.unix);
         }
         let mut seed_nodes: Vec<String> =
             self.seed_addrs.iter().filter(|a| **a != own).map(|a| a.to_string()).collect();
@@ -102,7 +106,7 @@ impl Sim {
             anchors,
             max_connections: 125,
         };
-        let empty = proto.addrman.size(None, None) == 0;
+        let empty = proto.addrman().size(None, None) == 0;
         let planner = OutboundPlanner::new(setup, Vec::new(), now.mono, empty, &mut rng);
         Honest { proto, planner, peers: BTreeMap::new(), next_id: 0, evict_key: rng.random(), rng }
     }
@@ -189,10 +193,10 @@ impl Honest {
             added: &[],
             refused: &refused,
             is_local: &is_local,
-            tip_depth: self.proto.headers.tip_depth(now.unix),
+            tip_depth: self.proto.headers().tip_depth(now.unix),
             network_active: true,
         };
-        let actions = self.planner.tick(now.mono, now.unix, &mut self.proto.addrman, &view, &mut self.rng);
+        let actions = self.planner.tick(now.mono, now.unix, self.proto.addrman_mut(), &view, &mut self.rng);
         actions
             .into_iter()
             .filter_map(|a| match a {
@@ -212,7 +216,7 @@ impl Honest {
             .filter(|(id, p)| **id != source && p.peer.addrs.relay_enabled)
             .filter(|(_, p)| p.peer.handshake.wants_addrv2 || entry.socket_addr().is_some())
             .map(|(id, _)| *id);
-        let targets = addr::relay_targets(self.proto.relay_key, &entry, reachable, now.unix, candidates);
+        let targets = addr::relay_targets(self.proto.relay_key(), &entry, reachable, now.unix, candidates);
         for id in targets {
             if let Some(p) = self.peers.get_mut(&id) {
                 addr::push_address(&mut p.peer, entry.clone(), &mut self.rng);
@@ -241,7 +245,7 @@ impl Honest {
             .iter()
             .map(|(&id, p)| {
                 let remote = p.peer.handshake.remote.as_ref();
-                let group = self.proto.addrman.group_of(&from_ip(p.peer.addr.ip()));
+                let group = self.proto.addrman().group_of(&from_ip(p.peer.addr.ip()));
                 EvictionCandidate {
                     id,
                     connected_at: p.peer.connected_at.saturating_duration_since(base),
@@ -271,7 +275,7 @@ impl Honest {
             .filter(|p| p.peer.conn_type == ConnectionType::BlockRelayOnly && p.peer.handshake.successfully_connected)
             .map(|p| AddrEntry::from_socket(p.peer.addr, full_services(), unix))
             .collect();
-        Saved { book: self.proto.addrman.serialize(MAGIC), anchors }
+        Saved { book: self.proto.addrman().serialize(MAGIC), anchors }
     }
 }
 

@@ -120,7 +120,7 @@ impl MessageHandler {
                 Ok(self.cx.blockchain_info(now, ibd))
             }
             Query::BlockHash(height) => {
-                let tree = self.cx.protocol.headers.chain.tree();
+                let tree = self.cx.protocol.headers().chain.tree();
                 u32::try_from(height)
                     .ok()
                     .and_then(|h| tree.at_height(h))
@@ -128,7 +128,7 @@ impl MessageHandler {
                     .ok_or_else(|| RpcError::invalid_param("Block height out of range"))
             }
             Query::BlockHeader { hash, verbose } => {
-                let tree = self.cx.protocol.headers.chain.tree();
+                let tree = self.cx.protocol.headers().chain.tree();
                 let Some((id, entry)) = tree.get(&hash) else {
                     return Err(RpcError::new(code::INVALID_ADDRESS_OR_KEY, "Block not found"));
                 };
@@ -137,14 +137,14 @@ impl MessageHandler {
                 }
                 Ok(self.cx.header_json(tree, id))
             }
-            Query::ChainTips => Ok(chain_tips(self.cx.protocol.headers.chain.tree())),
+            Query::ChainTips => Ok(chain_tips(self.cx.protocol.headers().chain.tree())),
             Query::NetMsgStats(by) => Ok(self.cx.msg_stats.to_json(&by)),
             Query::Disconnects(n) => Ok(Value::Array(self.cx.disconnects.recent(n).map(|r| json!(r)).collect())),
             Query::Metrics => Ok(self.metrics(now)),
             Query::NodeAddresses { count, network } => {
                 let net = network.as_deref().and_then(|n| AddrNetwork::REPORTED.into_iter().find(|x| x.name() == n));
-                let rule = self.cx.protocol.addrman.rule();
-                let addrs = self.cx.protocol.addrman.get_addr(count, 0, net, true, now.unix);
+                let rule = self.cx.protocol.addrman().rule();
+                let addrs = self.cx.protocol.addrman_mut().get_addr(count, 0, net, true, now.unix);
                 Ok(Value::Array(
                     addrs
                         .iter()
@@ -163,7 +163,7 @@ impl MessageHandler {
             Query::AddrManInfo => Ok(Value::Object(
                 self.cx
                     .protocol
-                    .addrman
+                    .addrman()
                     .network_counts()
                     .into_iter()
                     .map(|(name, c)| (name.to_string(), json!({"new": c.new, "tried": c.tried, "total": c.total()})))
@@ -189,7 +189,7 @@ impl MessageHandler {
             "outbound": self.peers.len() - inbound,
             "timeoffset": median,
             // `getnetworkinfo`'s `localaddresses`, with the live scores.
-            "localaddresses": self.cx.protocol.local.to_json(),
+            "localaddresses": self.cx.protocol.local().to_json(),
         })
     }
 
@@ -227,7 +227,7 @@ impl MessageHandler {
                 ])
             })
             .collect();
-        let chain = &self.cx.protocol.headers.chain;
+        let chain = &self.cx.protocol.headers().chain;
         let presync: Option<u32> =
             self.peers.values().filter_map(|e| e.peer.headers.presync.as_ref().map(|p| p.presync_height())).max();
         let tip = chain.tree().tip();
@@ -314,7 +314,7 @@ impl Cx {
         let at = |us: u64| if us == 0 { 0 } else { unix_at(now, self.clock.instant_at(us)) };
         let remote = p.handshake.remote.as_ref();
         let services = remote.map_or(ServiceFlags::NONE, |r| r.services);
-        let tree = self.protocol.headers.chain.tree();
+        let tree = self.protocol.headers().chain.tree();
         let mut o = Map::new();
         o.insert("id".into(), json!(p.id));
         o.insert("addr".into(), json!(p.addr.to_string()));
@@ -382,13 +382,13 @@ impl Cx {
 
     /// The target `bits` encode, as 64 hex digits (Core's `GetTarget`).
     fn target_hex(&self, bits: bitcoin::CompactTarget) -> String {
-        let limit = self.protocol.headers.chain.params().pow_limit;
+        let limit = self.protocol.headers().chain.params().pow_limit;
         pow::derive_target(bits, limit).map_or_else(String::new, |t| hex(&t.to_be_bytes()))
     }
 
     /// `getblockchaininfo`; `ibd` is [`crate::engine::protocol::HeadersNode::in_ibd`].
     fn blockchain_info(&self, now: Now, ibd: bool) -> Value {
-        let chain = &self.protocol.headers.chain;
+        let chain = &self.protocol.headers().chain;
         let tree = chain.tree();
         let tip = tree.tip();
         let bits = tip.header.bits.to_consensus();

@@ -73,25 +73,27 @@ impl MessageHandler {
         let (banman, discouraged) = (&c.banman, &self.cx.discouraged);
         let refused = |ip: IpAddr| banman.is_banned(ip, now.unix) || discouraged.contains(&ip);
         let proto = &mut self.cx.protocol;
+        let tip_depth = proto.headers().tip_depth(now.unix);
         // Core's IsLocal (our advertised addresses), and the addresses we listen on.
-        let (local, listening) = (&proto.local, &c.local_ips);
+        let (addrman, local) = proto.addrman_mut_and_local();
+        let listening = &c.local_ips;
         let is_local = |ip: IpAddr| local.is_local(ip) || listening.contains(&ip);
         let view = View {
             conns: &conns,
             added: &added,
             refused: &refused,
             is_local: &is_local,
-            tip_depth: proto.headers.tip_depth(now.unix),
+            tip_depth,
             network_active: c.network_active.load(Ordering::Acquire),
         };
-        let actions = c.planner.tick(now.mono, now.unix, &mut proto.addrman, &view, &mut self.rng_std);
+        let actions = c.planner.tick(now.mono, now.unix, addrman, &view, &mut self.rng_std);
         let full = conns.iter().filter(|c| c.conn_type == ConnectionType::OutboundFullRelay).count();
         c.seed_facts.full_outbound.store(full, Ordering::Relaxed);
-        c.seed_facts.addrman_size.store(proto.addrman.size(None, None), Ordering::Relaxed);
+        c.seed_facts.addrman_size.store(proto.addrman().size(None, None), Ordering::Relaxed);
         for action in actions {
             match action {
                 Action::Dial { addr, conn_type } => {
-                    let shown = if proto.params.log_ips { addr.to_string() } else { "peer".into() };
+                    let shown = if proto.params().log_ips { addr.to_string() } else { "peer".into() };
                     debug!(target: "net", "Making automatic {conn_type} connection to {shown}");
                     self.cx.ctl.send(SocketCommand::Connect { addr, conn_type, target: None });
                 }
@@ -103,7 +105,7 @@ impl MessageHandler {
                     (None, _) => {}
                 },
                 Action::AddFixedSeeds(seeds) => {
-                    proto.addrman.add(&seeds, &internal("fixedseeds"), 0, now.unix);
+                    proto.addrman_mut().add(&seeds, &internal("fixedseeds"), 0, now.unix);
                 }
                 Action::Log(line) => info!(target: "net", "{line}"),
                 Action::Debug(line) => debug!(target: "net", "{line}"),
@@ -123,7 +125,7 @@ impl MessageHandler {
         self.evict_extra_block_relay(now);
         self.evict_extra_full_relay(now);
         let network_active = self.conn.network_active.load(Ordering::Acquire);
-        let headers = &mut self.cx.protocol.headers;
+        let headers = self.cx.protocol.headers_mut();
         let stale = || {
             headers
                 .tip_may_be_stale(now.unix)
@@ -132,7 +134,7 @@ impl MessageHandler {
         if let Some(line) = self.conn.planner.check_stale_tip(now.mono, network_active, stale) {
             info!("{line}");
         }
-        if self.cx.protocol.headers.near_tip(now.unix) {
+        if self.cx.protocol.headers().near_tip(now.unix) {
             self.conn.planner.start_extra_block_relay();
         }
     }
@@ -203,7 +205,7 @@ impl MessageHandler {
                 AddrEntry::from_socket(SocketAddr::new(ip, port), seeds_service_flags(), now.unix - age)
             })
             .collect();
-        let added = self.cx.protocol.addrman.add(&entries, &internal(source), 0, now.unix);
+        let added = self.cx.protocol.addrman_mut().add(&entries, &internal(source), 0, now.unix);
         debug!(target: "net", "{added} of {} addresses from {source} added to the address book", entries.len());
     }
 

@@ -398,7 +398,7 @@ impl MessageHandler {
                 self.conn.planner.dial_done(p.addr);
                 let mut peer = self.cx.protocol.add_peer(id, p.addr, p.conn_type, now.mono);
                 peer.permissions = p.permissions;
-                debug!(target: "net", "Added connection {} ({})", peer.label(self.cx.protocol.params.log_ips), p.conn_type);
+                debug!(target: "net", "Added connection {} ({})", peer.label(self.cx.protocol.params().log_ips), p.conn_type);
                 let capture = self.cx.capture_dir.as_ref().and_then(|dir| match PeerCapture::open(dir, &p.addr) {
                     Ok(c) => Some(Box::new(c)),
                     Err(e) => {
@@ -433,7 +433,7 @@ impl MessageHandler {
                     info!(
                         target: "net",
                         "disconnected {} ({}, {}): {reason}",
-                        e.peer.label(self.cx.protocol.params.log_ips),
+                        e.peer.label(self.cx.protocol.params().log_ips),
                         e.peer.conn_type,
                         e.peer.handshake.user_agent()
                     );
@@ -498,7 +498,7 @@ impl MessageHandler {
                 .filter(|(id, e)| **id != from && e.peer.addrs.relay_enabled && !e.closing)
                 .filter(|(_, e)| e.peer.handshake.wants_addrv2 || entry.socket_addr().is_some())
                 .map(|(id, _)| *id);
-            let targets = addr::relay_targets(self.cx.protocol.relay_key, &entry, reachable, now.unix, candidates);
+            let targets = addr::relay_targets(self.cx.protocol.relay_key(), &entry, reachable, now.unix, candidates);
             for id in targets {
                 if let Some(e) = self.peers.get_mut(&id) {
                     addr::push_address(&mut e.peer, entry.clone(), &mut self.rng_std);
@@ -527,13 +527,13 @@ impl Cx {
     /// disk-writer thread, which does the write, fsync and rename.
     fn dump_peers(&self) {
         let Some(path) = &self.peers_file else { return };
-        let addresses = self.protocol.addrman.size(None, None);
+        let addresses = self.protocol.addrman().size(None, None);
         match &self.disk {
             Some(disk) => {
-                let bytes = self.protocol.addrman.serialize(self.magic);
+                let bytes = self.protocol.addrman().serialize(self.magic);
                 disk.send(DiskJob::Peers { path: path.clone(), bytes, addresses });
             }
-            None => match self.protocol.addrman.save(path, self.magic) {
+            None => match self.protocol.addrman().save(path, self.magic) {
                 Ok(()) => debug!(target: "net", "Flushed {addresses} addresses to peers.dat"),
                 Err(e) => warn!("cannot write {e}"),
             },
@@ -543,7 +543,7 @@ impl Cx {
     /// Hands the headers accepted since the last call to the disk-writer thread, which
     /// appends and syncs them (the store only has a batch when some were accepted).
     fn flush_chain(&mut self) {
-        let chain = &mut self.protocol.headers.chain;
+        let chain = &mut self.protocol.headers_mut().chain;
         match &self.disk {
             Some(disk) => {
                 if let Some(batch) = chain.store_mut().and_then(|s| s.take_batch()) {
@@ -631,7 +631,7 @@ impl Cx {
             self.dirty.push(id);
         }
         if let Some(reason) = out.disconnect {
-            debug!(target: "net", "{reason}, disconnecting {}", e.peer.label(self.protocol.params.log_ips));
+            debug!(target: "net", "{reason}, disconnecting {}", e.peer.label(self.protocol.params().log_ips));
             // Replies queued before the disconnecting message go out first, as Core's optimistic
             // write would already have sent them; what the socket does not take is dropped.
             if e.dirty {

@@ -16,8 +16,8 @@ use std::time::{Duration, Instant};
 
 use bitcoin::p2p::ServiceFlags;
 use bitcoin::p2p::message::NetworkMessage;
-use rand::SeedableRng;
 use rand::rngs::StdRng;
+use rand::{RngExt, SeedableRng};
 use tracing::debug;
 
 use crate::base::peer::{ConnectionType, DisconnectReason, PeerId};
@@ -110,25 +110,77 @@ impl Peer {
     }
 }
 
-/// State shared by all peers' protocol logic.
+/// State shared by all peers' protocol logic. Built once from its real parts
+/// ([`ProtocolParts`]); its state is private, read and changed through the methods below.
 pub struct Protocol {
     /// Settings.
-    pub params: ProtocolParams,
+    params: ProtocolParams,
     /// The header chain and the node's sync state.
-    pub headers: HeadersNode,
+    headers: HeadersNode,
     /// The address book (Core's `AddrMan`).
-    pub addrman: AddrMan,
+    addrman: AddrMan,
     /// The `getaddr` answer cache.
-    pub addr_node: addr::AddrNode,
+    addr_node: addr::AddrNode,
     /// Secret key of the address-relay target choice.
-    pub relay_key: u64,
+    relay_key: u64,
     /// Our own addresses (Core's `mapLocalHost`), advertised to peers.
-    pub local: LocalAddrs,
+    local: LocalAddrs,
     /// Which addresses in received `addr` messages are banned or discouraged.
-    pub bans: Box<dyn addr::AddrFilter>,
+    bans: Box<dyn addr::AddrFilter>,
     /// Nonces of our outbound `version`s, to detect connecting to ourselves.
     local_nonces: HashSet<u64>,
     rng: StdRng,
+}
+
+/// What a [`Protocol`] is built from, each part with its real value (the daemon's address book
+/// loaded from `peers.dat`, its local addresses, its ban lists, `--maxtipage`).
+pub struct ProtocolParts {
+    /// Settings.
+    pub params: ProtocolParams,
+    /// The header chain.
+    pub chain: Chain,
+    /// `--maxtipage` in seconds (Core's `max_tip_age`).
+    pub max_tip_age: i64,
+    /// The address book.
+    pub addrman: AddrMan,
+    /// Our own addresses (Core's `mapLocalHost`).
+    pub local: LocalAddrs,
+    /// Which addresses in received `addr` messages are banned or discouraged.
+    pub bans: Box<dyn addr::AddrFilter>,
+    /// The protocol's randomness: the relay key, `version` and `ping` nonces, send timers.
+    pub rng: StdRng,
+}
+
+impl ProtocolParts {
+    /// Deterministic parts for tests, fuzzing and the simulator: the randomness seeded with
+    /// `seed`, an empty address book keyed from it, no local addresses, no bans, Core's
+    /// default maximum tip age.
+    pub fn seeded(params: ProtocolParams, chain: Chain, seed: u64) -> Self {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let addrman = AddrMan::new(rng.random(), rng.random(), NetGroupRule::Core);
+        Self::with_book(params, chain, rng, addrman)
+    }
+
+    /// [`ProtocolParts::seeded`] with the address book `addrman` (a restarted simulated node's):
+    /// the seed's stream is the same as without it (the two draws that would have keyed an
+    /// empty book are skipped), so a seed gives the same relay key and nonces either way.
+    pub fn seeded_with_book(params: ProtocolParams, chain: Chain, seed: u64, addrman: AddrMan) -> Self {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let _: ([u8; 32], u64) = (rng.random(), rng.random());
+        Self::with_book(params, chain, rng, addrman)
+    }
+
+    fn with_book(params: ProtocolParams, chain: Chain, rng: StdRng, addrman: AddrMan) -> Self {
+        ProtocolParts {
+            params,
+            chain,
+            max_tip_age: headers::DEFAULT_MAX_TIP_AGE,
+            addrman,
+            local: LocalAddrs::default(),
+            bans: Box::new(addr::NoBans),
+            rng,
+        }
+    }
 }
 
 /// Message types some module handles; the others are not even decoded.
@@ -149,32 +201,67 @@ pub const HANDLED: [&str; 13] = [
 ];
 
 impl Protocol {
-    /// Protocol state over `chain` with a random seed.
-    pub fn new(params: ProtocolParams, chain: Chain) -> Self {
-        Self::with_rng(params, chain, rand::make_rng())
-    }
-
-    /// Protocol state with a given random source (tests use a fixed seed).
-    pub fn with_rng(params: ProtocolParams, chain: Chain, mut rng: StdRng) -> Self {
-        use rand::RngExt;
-        let addrman = AddrMan::new(rng.random(), rng.random(), NetGroupRule::Core);
+    /// Protocol state from its parts.
+    pub fn new(parts: ProtocolParts) -> Self {
+        let ProtocolParts { params, chain, max_tip_age, addrman, local, bans, mut rng } = parts;
         let relay_key = rng.random();
         Protocol {
             params,
-            headers: HeadersNode::new(chain),
+            headers: HeadersNode::new(chain, max_tip_age),
             addrman,
             addr_node: addr::AddrNode::default(),
             relay_key,
-            local: LocalAddrs::default(),
-            bans: Box::new(addr::NoBans),
+            local,
+            bans,
             local_nonces: HashSet::new(),
             rng,
         }
     }
 
-    /// A deterministic instance for tests.
+    /// A deterministic instance for tests: [`Protocol::new`] of [`ProtocolParts::seeded`].
     pub fn seeded(params: ProtocolParams, chain: Chain, seed: u64) -> Self {
-        Self::with_rng(params, chain, StdRng::seed_from_u64(seed))
+        Self::new(ProtocolParts::seeded(params, chain, seed))
+    }
+
+    /// Settings.
+    pub fn params(&self) -> &ProtocolParams {
+        &self.params
+    }
+
+    /// The header chain and the node's sync state.
+    pub fn headers(&self) -> &HeadersNode {
+        &self.headers
+    }
+
+    /// The header chain and the node's sync state, to change (timers, the disk writer's hand-off).
+    pub fn headers_mut(&mut self) -> &mut HeadersNode {
+        &mut self.headers
+    }
+
+    /// The address book.
+    pub fn addrman(&self) -> &AddrMan {
+        &self.addrman
+    }
+
+    /// The address book, to change.
+    pub fn addrman_mut(&mut self) -> &mut AddrMan {
+        &mut self.addrman
+    }
+
+    /// The address book to change while reading our own addresses (the outbound planner needs
+    /// both at once).
+    pub fn addrman_mut_and_local(&mut self) -> (&mut AddrMan, &LocalAddrs) {
+        (&mut self.addrman, &self.local)
+    }
+
+    /// Our own addresses.
+    pub fn local(&self) -> &LocalAddrs {
+        &self.local
+    }
+
+    /// Secret key of the address-relay target choice ([`addr::relay_targets`]).
+    pub fn relay_key(&self) -> u64 {
+        self.relay_key
     }
 
     /// Height of our best header, announced in `version`.

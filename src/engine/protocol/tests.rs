@@ -339,3 +339,35 @@ fn peer_timeout_too_long_to_add_never_ends() {
     assert_eq!(out.disconnect, None);
     assert!(timeouts::checks_run(&peer, later.mono, Duration::from_secs(99_999)));
 }
+
+/// `Protocol::new` keeps the parts it is given: the `--maxtipage` decides `in_ibd` from the
+/// start (nothing sets it afterwards), and the address book is the one handed in.
+#[test]
+fn built_from_its_parts() {
+    let params = ChainParams::new(Network::Regtest);
+    let genesis_time = i64::from(params.genesis.time);
+    let at = |unix| Now { mono: Instant::now(), unix };
+    let settings = || ProtocolParams {
+        user_agent: "/btcloop:test/".into(),
+        services: ServiceFlags::NONE,
+        peer_timeout: TIMEOUT,
+        log_ips: false,
+    };
+    let chain = || Chain::in_memory(params.clone(), bitcoin::pow::Work::from_be_bytes([0; 32]));
+    let age = 1_000;
+    for (max_tip_age, ibd) in [(age - 1, true), (age, false)] {
+        let mut parts = ProtocolParts::seeded(settings(), chain(), 7);
+        parts.max_tip_age = max_tip_age;
+        let mut p = Protocol::new(parts);
+        assert_eq!(p.in_ibd(at(genesis_time + age)), ibd, "max tip age {max_tip_age}");
+    }
+    let mut book = AddrMan::new([3; 32], 4, NetGroupRule::Core);
+    let e = crate::engine::addrman::AddrEntry::from_socket("8.8.8.8:8333".parse().unwrap(), ServiceFlags::NETWORK, 0);
+    book.add(&[e], &crate::engine::addrman::from_ip("8.8.4.4".parse().unwrap()), 0, 0);
+    let p = Protocol::new(ProtocolParts::seeded_with_book(settings(), chain(), 7, book));
+    assert_eq!(p.addrman().size(None, None), 1, "the book handed in");
+    // A seed gives the same randomness with or without a book of its own.
+    let plain = Protocol::seeded(settings(), chain(), 7);
+    assert_eq!(p.relay_key(), plain.relay_key());
+    assert_ne!(plain.relay_key(), Protocol::seeded(settings(), chain(), 8).relay_key());
+}
