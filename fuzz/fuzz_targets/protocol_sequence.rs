@@ -49,10 +49,10 @@ use btcloop::engine::addrman::AddrEntry;
 use btcloop::engine::chain::accept::Chain;
 use btcloop::engine::chain::params::ChainParams;
 use btcloop::base::chainparams::Network;
-use btcloop::base::message::decode_payload;
+use btcloop::base::message::{decode_payload, encode_payload};
 use btcloop::base::peer::{ConnectionType, DisconnectReason, PeerId};
 use btcloop::engine::policy::permissions::Permissions;
-use btcloop::engine::protocol::{HANDLED, LinkTimes, Now, Outbox, Peer, Protocol, ProtocolParams, ProtocolParts, addr};
+use btcloop::engine::protocol::{LinkTimes, Now, Outbox, Peer, Protocol, ProtocolParams, ProtocolParts, addr};
 use libfuzzer_sys::fuzz_target;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
@@ -75,6 +75,22 @@ const MIN_WORK_HEIGHT: usize = 4500;
 const PRELOADED: usize = 1500;
 /// Largest presync state we tolerate per peer.
 const MAX_PRESYNC_BYTES: usize = 4 << 20;
+/// The message types `message` generates (and feeds as raw payloads).
+const GENERATED: [&str; 13] = [
+    "version",
+    "verack",
+    "wtxidrelay",
+    "sendaddrv2",
+    "sendheaders",
+    "ping",
+    "pong",
+    "headers",
+    "getheaders",
+    "inv",
+    "addr",
+    "addrv2",
+    "getaddr",
+];
 /// Longest fake run (so `Instant` arithmetic stays far from overflow).
 const MAX_ELAPSED: Duration = Duration::from_secs(90 * 24 * 60 * 60);
 
@@ -297,7 +313,9 @@ impl World {
         slot.link.last_recv = Some(now.mono);
         let ping = if let NetworkMessage::Ping(n) = msg { Some(n) } else { None };
         let mut out = Out::default();
-        self.proto.process_message(&mut slot.peer, msg, now.mono, now, &mut out);
+        let (command, payload) = encode_payload(&msg);
+        // What does not decode is dropped, as the message handler drops it.
+        let _ = self.proto.process_message(&mut slot.peer, command, &payload, now.mono, now, &mut out);
         self.apply(id, out, ping);
     }
 
@@ -627,7 +645,7 @@ fn message(r: &mut Reader, w: &World, id: PeerId) -> Option<NetworkMessage> {
         _ => {
             // Raw bytes of a handled type, through the real payload decoder; the message
             // handler drops what does not decode.
-            let command = HANDLED[r.below(HANDLED.len())];
+            let command = GENERATED[r.below(GENERATED.len())];
             let len = r.below(1024);
             return decode_payload(command, r.bytes(len)).ok();
         }

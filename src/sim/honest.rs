@@ -15,6 +15,7 @@ use rand::{RngExt, SeedableRng};
 
 use super::{ConnIdx, NodeIdx, Sim};
 use crate::base::chainparams::Network;
+use crate::base::message::encode_payload;
 use crate::base::peer::{ConnectionType, PeerId};
 use crate::engine::addrman::{AddrEntry, AddrMan, AddrNetwork, NetGroupRule, from_ip};
 use crate::engine::chain::accept::Chain;
@@ -160,7 +161,10 @@ impl Honest {
         let hp = self.peers.get_mut(&peer)?;
         hp.link.last_recv = Some(now.mono);
         let mut out = Recorder::default();
-        self.proto.process_message(&mut hp.peer, msg, now.mono, now, &mut out);
+        let (command, payload) = encode_payload(&msg);
+        // Our own encoding always decodes; were it not to, the message would be dropped, as the
+        // daemon drops an undecodable one.
+        let _ = self.proto.process_message(&mut hp.peer, command, &payload, now.mono, now, &mut out);
         if out.disconnect.is_none() {
             announce_self(hp, own, now, &mut self.rng);
             self.proto.send_messages(&mut hp.peer, now, hp.link, &mut out);

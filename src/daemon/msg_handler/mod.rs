@@ -594,22 +594,18 @@ impl Cx {
                 warn!("message capture failed: {err}");
             }
         }
-        if Protocol::handles(command) {
-            match decode_payload(command, &self.payload) {
-                Ok(msg) => {
-                    let received = self.clock.instant_at(popped.recv_time_us);
-                    let echo = Some((self.payload.as_slice(), popped.checksum));
-                    let tally = Tally { peer: &mut e.counts, global: &mut self.msg_stats, conn, net };
-                    let mut out = PeerOut::new(&e.queues, self.magic, echo, e.capture.as_deref_mut(), e.traced, tally);
-                    self.protocol.process_message(&mut e.peer, msg, received, now, &mut out);
-                    let out = out.produced();
-                    self.apply(e, out);
-                }
-                Err(err) => {
-                    NetTotals::add(&self.totals.msgs_undecodable, 1);
-                    e.undecodable += 1;
-                    debug!(target: "net", "ProcessMessages({command}, {} bytes): Exception '{err}' caught, peer={id}", self.payload.len());
-                }
+        let received = self.clock.instant_at(popped.recv_time_us);
+        let echo = Some((self.payload.as_slice(), popped.checksum));
+        let tally = Tally { peer: &mut e.counts, global: &mut self.msg_stats, conn, net };
+        let mut out = PeerOut::new(&e.queues, self.magic, echo, e.capture.as_deref_mut(), e.traced, tally);
+        let result = self.protocol.process_message(&mut e.peer, command, &self.payload, received, now, &mut out);
+        let out = out.produced();
+        match result {
+            Ok(()) => self.apply(e, out),
+            Err(err) => {
+                NetTotals::add(&self.totals.msgs_undecodable, 1);
+                e.undecodable += 1;
+                debug!(target: "net", "ProcessMessages({command}, {} bytes): Exception '{err}' caught, peer={id}", self.payload.len());
             }
         }
         self.send_messages(e, now);

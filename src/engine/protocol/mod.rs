@@ -1,7 +1,8 @@
 //! Core's `PeerManager`, I/O-free: each peer's protocol state and the node-wide state the
-//! sub-protocols share. `process_message` is a short `match` that routes every message to the
-//! module that owns it; `send_messages` runs the timers. Both take the time as an argument and
-//! put what to send, or whom to disconnect, into an [`Outbox`].
+//! sub-protocols share. `process_message` is the one place that says which message types are
+//! handled: a `match` on the type whose arms decode their payload and call the module that owns
+//! it (any other type is not decoded at all); `send_messages` runs the timers. Both take the
+//! time as an argument and put what to send, or whom to disconnect, into an [`Outbox`].
 
 pub mod addr;
 pub mod handshake;
@@ -20,6 +21,7 @@ use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 use tracing::debug;
 
+use crate::base::message::{self as wire, PayloadError};
 use crate::base::peer::{ConnectionType, DisconnectReason, PeerId};
 use crate::engine::addrman::{AddrMan, NetGroupRule};
 use crate::engine::chain::accept::Chain;
@@ -183,23 +185,6 @@ impl ProtocolParts {
     }
 }
 
-/// Message types some module handles; the others are not even decoded.
-pub const HANDLED: [&str; 13] = [
-    "version",
-    "verack",
-    "wtxidrelay",
-    "sendaddrv2",
-    "sendheaders",
-    "ping",
-    "pong",
-    "headers",
-    "getheaders",
-    "inv",
-    "addr",
-    "addrv2",
-    "getaddr",
-];
-
 impl Protocol {
     /// Protocol state from its parts.
     pub fn new(parts: ProtocolParts) -> Self {
@@ -311,52 +296,101 @@ impl Protocol {
         }
     }
 
-    /// Whether `command` is one [`Protocol::process_message`] acts on.
-    pub fn handles(command: &str) -> bool {
-        HANDLED.contains(&command)
-    }
-
-    /// Core's `ProcessMessage`: routes one received message. `received` is when the socket
-    /// handler decoded it.
+    /// Core's `ProcessMessage`: one received message of type `command`, and the one place that
+    /// says which types are handled. Each arm decodes its payload with the type's decoder
+    /// (Core's tolerance, see [`crate::base::message`]) before looking at the peer's state, and
+    /// calls the module that owns the type; a type with no arm is neither decoded nor an error.
+    /// An undecodable payload of a handled type is the error (nothing was done for it).
+    /// `received` is when the socket handler decoded the frame.
+    #[expect(
+        clippy::collapsible_match,
+        reason = "every arm has one shape (decode, then ask the peer's state); a guard would send a refused type to `_`"
+    )]
     pub fn process_message(
         &mut self,
         peer: &mut Peer,
-        msg: NetworkMessage,
+        command: &str,
+        payload: &[u8],
         received: Instant,
         now: Now,
         out: &mut impl Outbox,
-    ) {
-        if let NetworkMessage::Version(v) = msg {
-            return handshake::on_version(self, peer, &v, now, out);
-        }
-        if peer.handshake.remote.is_none() {
-            debug!(target: "net", "non-version message before version handshake. Message \"{}\" from peer={}", msg.cmd(), peer.id);
-            return;
-        }
-        match msg {
-            NetworkMessage::Verack => {
-                let was_connected = peer.handshake.successfully_connected;
-                handshake::on_verack(self, peer, out);
-                if peer.handshake.successfully_connected && !was_connected {
-                    self.headers.on_established(peer);
+    ) -> Result<(), PayloadError> {
+        match command {
+            "version" => handshake::on_version(self, peer, &wire::decode_version(payload)?, now, out),
+            "verack" => {
+                if after_version(peer, command) {
+                    let was_connected = peer.handshake.successfully_connected;
+                    handshake::on_verack(self, peer, out);
+                    if peer.handshake.successfully_connected && !was_connected {
+                        self.headers.on_established(peer);
+                    }
                 }
             }
-            NetworkMessage::SendHeaders => handshake::on_sendheaders(peer),
-            NetworkMessage::WtxidRelay => handshake::on_wtxidrelay(peer, out),
-            NetworkMessage::SendAddrV2 => handshake::on_sendaddrv2(peer, out),
-            _ if !peer.handshake.successfully_connected => {
-                debug!(target: "net", "Unsupported message \"{}\" prior to verack from peer={}", msg.cmd(), peer.id);
+            "sendheaders" => {
+                if after_version(peer, command) {
+                    handshake::on_sendheaders(peer);
+                }
             }
-            NetworkMessage::Ping(nonce) => ping::on_ping(peer, nonce, out),
-            NetworkMessage::Pong(nonce) => ping::on_pong(peer, nonce, received),
-            NetworkMessage::Headers(h) => headers::on_headers(&mut self.headers, peer, h, now, out),
-            NetworkMessage::GetHeaders(m) => headers::on_getheaders(&self.headers, peer, &m, out),
-            NetworkMessage::Inv(inv) => headers::on_inv(&self.headers, peer, &inv, now, out),
-            NetworkMessage::Addr(list) => addr::on_addrs(self, peer, addr::from_v1(&list), now, out),
-            NetworkMessage::AddrV2(list) => addr::on_addrs(self, peer, addr::from_v2(&list), now, out),
-            NetworkMessage::GetAddr => addr::on_getaddr(self, peer, now),
+            "wtxidrelay" => {
+                if after_version(peer, command) {
+                    handshake::on_wtxidrelay(peer, out);
+                }
+            }
+            "sendaddrv2" => {
+                if after_version(peer, command) {
+                    handshake::on_sendaddrv2(peer, out);
+                }
+            }
+            "ping" => {
+                let nonce = wire::decode_ping(payload)?;
+                if established(peer, command) {
+                    ping::on_ping(peer, nonce, out);
+                }
+            }
+            "pong" => {
+                let nonce = wire::decode_pong(payload);
+                if established(peer, command) {
+                    ping::on_pong(peer, nonce, received);
+                }
+            }
+            "headers" => {
+                let list = wire::decode_headers(payload)?;
+                if established(peer, command) {
+                    headers::on_headers(&mut self.headers, peer, list, now, out);
+                }
+            }
+            "getheaders" => {
+                let m = wire::decode_getheaders(payload)?;
+                if established(peer, command) {
+                    headers::on_getheaders(&self.headers, peer, &m, out);
+                }
+            }
+            "inv" => {
+                let inv = wire::decode_inv(payload)?;
+                if established(peer, command) {
+                    headers::on_inv(&self.headers, peer, &inv, now, out);
+                }
+            }
+            "addr" => {
+                let list = wire::decode_addr(payload)?;
+                if established(peer, command) {
+                    addr::on_addrs(self, peer, addr::from_v1(&list), now, out);
+                }
+            }
+            "addrv2" => {
+                let list = wire::decode_addrv2(payload)?;
+                if established(peer, command) {
+                    addr::on_addrs(self, peer, addr::from_v2(&list), now, out);
+                }
+            }
+            "getaddr" => {
+                if established(peer, command) {
+                    addr::on_getaddr(self, peer, now);
+                }
+            }
             _ => {}
         }
+        Ok(())
     }
 
     /// Core's `SendMessages`: timeouts, our outbound `version`, periodic pings.
@@ -384,6 +418,29 @@ impl Protocol {
     pub fn queue_ping(peer: &mut Peer) {
         peer.ping.queued = true;
     }
+}
+
+/// Whether the peer's `version` has arrived, so a message of type `command` may be acted on
+/// (Core ignores anything else before it, with a log line).
+fn after_version(peer: &Peer, command: &str) -> bool {
+    if peer.handshake.remote.is_none() {
+        debug!(target: "net", "non-version message before version handshake. Message \"{command}\" from peer={}", peer.id);
+        return false;
+    }
+    true
+}
+
+/// Whether the handshake is complete (`verack` received), so a message of type `command` that
+/// is not part of the handshake may be acted on (Core ignores it before, with a log line).
+fn established(peer: &Peer, command: &str) -> bool {
+    if !after_version(peer, command) {
+        return false;
+    }
+    if !peer.handshake.successfully_connected {
+        debug!(target: "net", "Unsupported message \"{command}\" prior to verack from peer={}", peer.id);
+        return false;
+    }
+    true
 }
 
 /// Core's `Misbehaving` + `MaybeDiscourageAndDisconnect`: manually connected peers are only
@@ -456,5 +513,27 @@ impl Recorder {
     }
 }
 
+#[cfg(test)]
+impl Protocol {
+    /// Tests: `msg` encoded as a frame carries it and handed to [`Protocol::process_message`],
+    /// so tests speak in `NetworkMessage`s. Panics if the payload does not decode (a test
+    /// message that never reached the protocol would prove nothing).
+    pub(crate) fn deliver(
+        &mut self,
+        peer: &mut Peer,
+        msg: NetworkMessage,
+        received: Instant,
+        now: Now,
+        out: &mut impl Outbox,
+    ) {
+        let (command, payload) = crate::base::message::encode_payload(&msg);
+        if let Err(e) = self.process_message(peer, command, &payload, received, now, out) {
+            panic!("test message {command} does not decode: {e}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod dispatch_tests;
 #[cfg(test)]
 mod tests;
