@@ -49,10 +49,10 @@ use btcloop::engine::addrman::AddrEntry;
 use btcloop::engine::chain::accept::Chain;
 use btcloop::engine::chain::params::ChainParams;
 use btcloop::base::chainparams::Network;
-use btcloop::base::message::decode_payload;
+use btcloop::base::message::{decode_payload, encode_payload};
 use btcloop::base::peer::{ConnectionType, DisconnectReason, PeerId};
 use btcloop::engine::policy::permissions::Permissions;
-use btcloop::engine::protocol::{HANDLED, LinkTimes, Now, Outbox, Peer, Protocol, ProtocolParams, addr};
+use btcloop::engine::protocol::{LinkTimes, Now, Outbox, Peer, Protocol, ProtocolParams, ProtocolParts, addr};
 use libfuzzer_sys::fuzz_target;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
@@ -75,6 +75,22 @@ const MIN_WORK_HEIGHT: usize = 4500;
 const PRELOADED: usize = 1500;
 /// Largest presync state we tolerate per peer.
 const MAX_PRESYNC_BYTES: usize = 4 << 20;
+/// The message types `message` generates (and feeds as raw payloads).
+const GENERATED: [&str; 13] = [
+    "version",
+    "verack",
+    "wtxidrelay",
+    "sendaddrv2",
+    "sendheaders",
+    "ping",
+    "pong",
+    "headers",
+    "getheaders",
+    "inv",
+    "addr",
+    "addrv2",
+    "getaddr",
+];
 /// Longest fake run (so `Instant` arithmetic stays far from overflow).
 const MAX_ELAPSED: Duration = Duration::from_secs(90 * 24 * 60 * 60);
 
@@ -224,7 +240,7 @@ impl World {
         if setup & 2 != 0 {
             assert_eq!(chain.accept(&refs.main.headers[1..=PRELOADED], unix0).error, None);
         }
-        let mut proto = Protocol::seeded(
+        let mut parts = ProtocolParts::seeded(
             ProtocolParams {
                 user_agent: "/btcloop:fuzz/".into(),
                 services: ServiceFlags::NONE,
@@ -235,7 +251,8 @@ impl World {
             r.u64(),
         );
         let bans = Bans::default();
-        proto.bans = Box::new(bans.clone());
+        parts.bans = Box::new(bans.clone());
+        let proto = Protocol::new(parts);
         World {
             proto,
             peers: BTreeMap::new(),
@@ -296,7 +313,9 @@ impl World {
         slot.link.last_recv = Some(now.mono);
         let ping = if let NetworkMessage::Ping(n) = msg { Some(n) } else { None };
         let mut out = Out::default();
-        self.proto.process_message(&mut slot.peer, msg, now.mono, now, &mut out);
+        let (command, payload) = encode_payload(&msg);
+        // What does not decode is dropped, as the message handler drops it.
+        let _ = self.proto.process_message(&mut slot.peer, command, &payload, now.mono, now, &mut out);
         self.apply(id, out, ping);
     }
 
@@ -368,7 +387,7 @@ impl World {
                 .filter(|(pid, s)| **pid != id && s.peer.addrs.relay_enabled)
                 .filter(|(_, s)| s.peer.handshake.wants_addrv2 || entry.socket_addr().is_some())
                 .map(|(pid, _)| *pid);
-            let targets = addr::relay_targets(self.proto.relay_key, &entry, reachable, now.unix, candidates);
+            let targets = addr::relay_targets(self.proto.relay_key(), &entry, reachable, now.unix, candidates);
             assert!(targets.len() <= 2 && !targets.contains(&id));
             for t in targets {
                 if let Some(s) = self.peers.get_mut(&t) {
@@ -404,7 +423,7 @@ impl World {
 
     fn check(&self) {
         let started = self.peers.values().filter(|s| s.peer.headers.sync_started).count();
-        assert_eq!(self.proto.headers.sync_peers, started, "sync peer count");
+        assert_eq!(self.proto.headers().sync_peers, started, "sync peer count");
         for (id, s) in &self.peers {
             assert!(s.peer.addrs.to_send.len() <= addr::MAX_ADDR_TO_SEND, "peer {id}: address queue");
             if let Some(p) = &s.peer.headers.presync {
@@ -541,7 +560,7 @@ fn headers_msg(r: &mut Reader, w: &World, id: PeerId) -> NetworkMessage {
         }
         // Fresh headers on an entry of our tree, with times near the clock.
         _ => {
-            let tree = w.proto.headers.chain.tree();
+            let tree = w.proto.headers().chain.tree();
             let parent = tree.entries()[r.below(tree.len())].header;
             let n = 1 + r.below(10);
             let params = ChainParams::new(Network::Regtest);
@@ -626,7 +645,7 @@ fn message(r: &mut Reader, w: &World, id: PeerId) -> Option<NetworkMessage> {
         _ => {
             // Raw bytes of a handled type, through the real payload decoder; the message
             // handler drops what does not decode.
-            let command = HANDLED[r.below(HANDLED.len())];
+            let command = GENERATED[r.below(GENERATED.len())];
             let len = r.below(1024);
             return decode_payload(command, r.bytes(len)).ok();
         }
@@ -708,13 +727,13 @@ fn run(data: &[u8]) {
         }
         w.check();
     }
-    let chain = &w.proto.headers.chain;
+    let chain = &w.proto.headers().chain;
     check_tree_with(chain.tree(), chain.params(), false);
     let ids: Vec<PeerId> = w.peers.keys().copied().collect();
     for id in ids {
         w.close(id);
     }
-    assert_eq!(w.proto.headers.sync_peers, 0, "sync peers left after every peer closed");
+    assert_eq!(w.proto.headers().sync_peers, 0, "sync peers left after every peer closed");
 }
 
 fuzz_target!(|data: &[u8]| run(data));

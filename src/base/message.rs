@@ -1,11 +1,13 @@
-//! Payload codec: decodes the payload of a checked frame into the `bitcoin` crate's
-//! [`NetworkMessage`] with Bitcoin Core's tolerance (trailing bytes ignored, optional `version`
-//! fields), and encodes messages straight into a send buffer. No I/O.
+//! Payload codec: decodes the payload of a checked frame with Bitcoin Core's tolerance
+//! (trailing bytes ignored, optional `version` fields) — one typed decoder per message type the
+//! protocol handles, and [`decode_payload`] into the `bitcoin` crate's [`NetworkMessage`] for
+//! any type — and encodes messages straight into a send buffer. No I/O.
 
 use bitcoin::consensus::encode::{self, Decodable, Encodable, deserialize_partial};
 use bitcoin::p2p::ServiceFlags;
-use bitcoin::p2p::address::Address;
+use bitcoin::p2p::address::{AddrV2Message, Address};
 use bitcoin::p2p::message::{CommandString, NetworkMessage};
+use bitcoin::p2p::message_blockdata::{GetHeadersMessage, Inventory};
 use bitcoin::p2p::message_network::VersionMessage;
 
 use super::transport::{encode_frame, encode_frame_reusing};
@@ -39,29 +41,62 @@ fn partial<T: Decodable>(command: &str, payload: &[u8]) -> Result<T, PayloadErro
         .map_err(|source| PayloadError::Malformed { command: command.to_string(), source })
 }
 
-/// Decodes the payload of a frame of type `command`. Types the `bitcoin` crate does not know
-/// become [`NetworkMessage::Unknown`]. Like Core, bytes after the fields a message defines are
-/// ignored, and a `pong` too short to hold a nonce reads as nonce 0 (both cancel the ping).
+/// `ping`: the nonce (bytes after it ignored).
+pub fn decode_ping(payload: &[u8]) -> Result<u64, PayloadError> {
+    partial("ping", payload)
+}
+
+/// `pong`: the nonce; a payload too short to hold one reads as 0, as in Core (it cancels the
+/// ping all the same).
+pub fn decode_pong(payload: &[u8]) -> u64 {
+    partial("pong", payload).unwrap_or(0)
+}
+
+/// `getheaders`: version, locator and stop hash.
+pub fn decode_getheaders(payload: &[u8]) -> Result<GetHeadersMessage, PayloadError> {
+    partial("getheaders", payload)
+}
+
+/// `inv`: the inventory list.
+pub fn decode_inv(payload: &[u8]) -> Result<Vec<Inventory>, PayloadError> {
+    partial("inv", payload)
+}
+
+/// `addr`: (time, address) pairs.
+pub fn decode_addr(payload: &[u8]) -> Result<Vec<(u32, Address)>, PayloadError> {
+    partial("addr", payload)
+}
+
+/// `addrv2` (BIP155): the address entries.
+pub fn decode_addrv2(payload: &[u8]) -> Result<Vec<AddrV2Message>, PayloadError> {
+    partial("addrv2", payload)
+}
+
+/// Decodes the payload of a frame of type `command` into a [`NetworkMessage`] (for logs and
+/// captures; the protocol's dispatch uses the typed decoders above, the same ones). Types the
+/// `bitcoin` crate does not know become [`NetworkMessage::Unknown`]. Like Core, bytes after
+/// the fields a message defines are ignored, and a `pong` too short to hold a nonce reads as
+/// nonce 0 (both cancel the ping).
 pub fn decode_payload(command: &str, payload: &[u8]) -> Result<NetworkMessage, PayloadError> {
     use NetworkMessage as M;
     let c = command;
     Ok(match command {
         "version" => M::Version(decode_version(payload)?),
         "verack" => M::Verack,
-        "addr" => M::Addr(partial(c, payload)?),
-        "inv" => M::Inv(partial(c, payload)?),
+        "addr" => M::Addr(decode_addr(payload)?),
+        "inv" => M::Inv(decode_inv(payload)?),
         "getdata" => M::GetData(partial(c, payload)?),
         "notfound" => M::NotFound(partial(c, payload)?),
         "getblocks" => M::GetBlocks(partial(c, payload)?),
-        "getheaders" => M::GetHeaders(partial(c, payload)?),
+        "getheaders" => M::GetHeaders(decode_getheaders(payload)?),
         "mempool" => M::MemPool,
         "tx" => M::Tx(partial(c, payload)?),
         "block" => M::Block(partial(c, payload)?),
         "headers" => M::Headers(decode_headers(payload)?),
         "sendheaders" => M::SendHeaders,
         "getaddr" => M::GetAddr,
-        "ping" => M::Ping(partial(c, payload)?),
-        "pong" => M::Pong(partial(c, payload).unwrap_or(0)),
+        "ping" => M::Ping(decode_ping(payload)?),
+        "pong" => M::Pong(decode_pong(payload)),
         "merkleblock" => M::MerkleBlock(partial(c, payload)?),
         "filterload" => M::FilterLoad(partial(c, payload)?),
         "filteradd" => M::FilterAdd(partial(c, payload)?),
@@ -80,7 +115,7 @@ pub fn decode_payload(command: &str, payload: &[u8]) -> Result<NetworkMessage, P
         "reject" => M::Reject(partial(c, payload)?),
         "feefilter" => M::FeeFilter(partial(c, payload)?),
         "wtxidrelay" => M::WtxidRelay,
-        "addrv2" => M::AddrV2(partial(c, payload)?),
+        "addrv2" => M::AddrV2(decode_addrv2(payload)?),
         "sendaddrv2" => M::SendAddrV2,
         other => M::Unknown {
             command: CommandString::try_from(other.to_string()).map_err(|_| PayloadError::Malformed {
@@ -94,7 +129,7 @@ pub fn decode_payload(command: &str, payload: &[u8]) -> Result<NetworkMessage, P
 
 /// `headers`: a count, then that many 80-byte headers each followed by a transaction count
 /// (zero; Core ignores its value).
-fn decode_headers(payload: &[u8]) -> Result<Vec<bitcoin::block::Header>, PayloadError> {
+pub fn decode_headers(payload: &[u8]) -> Result<Vec<bitcoin::block::Header>, PayloadError> {
     let malformed = |source| PayloadError::Malformed { command: "headers".into(), source };
     let mut r = payload;
     let n = encode::VarInt::consensus_decode(&mut r).map_err(malformed)?.0;
@@ -117,7 +152,7 @@ fn decode_headers(payload: &[u8]) -> Result<Vec<bitcoin::block::Header>, Payload
 /// further, so a malformed tail does not save it); otherwise sender address + nonce, user agent
 /// (at most 256 bytes), start height and relay flag are read, each only if bytes remain.
 /// The `version` field is kept as the raw 32 bits; Core reads it as a signed `int`.
-fn decode_version(payload: &[u8]) -> Result<VersionMessage, PayloadError> {
+pub fn decode_version(payload: &[u8]) -> Result<VersionMessage, PayloadError> {
     let malformed = |source| PayloadError::Malformed { command: "version".into(), source };
     let mut r = payload;
     let version = u32::consensus_decode(&mut r).map_err(malformed)?;
@@ -174,6 +209,15 @@ pub fn command_of(msg: &NetworkMessage) -> &str {
         NetworkMessage::Unknown { command, .. } => command.as_ref(),
         other => other.cmd(),
     }
+}
+
+/// The message type and payload of `msg`, as a frame carries them (the simulator and tests
+/// hand these to `Protocol::process_message`, which decodes them as it decodes the wire's).
+pub fn encode_payload(msg: &NetworkMessage) -> (&str, Vec<u8>) {
+    let mut payload = Vec::new();
+    // Writing into a Vec cannot fail.
+    let _ = msg.consensus_encode(&mut payload);
+    (command_of(msg), payload)
 }
 
 /// Appends a `headers` frame carrying `headers` to `out`, writing each header's 80 bytes and

@@ -38,7 +38,7 @@ use crate::engine::policy::local::{LOCAL_BIND, LOCAL_IF, LOCAL_MANUAL, LocalAddr
 use crate::engine::policy::outbound::{self, OutboundPlanner};
 use crate::engine::policy::seeding::DnsSeeding;
 use crate::engine::policy::seeds::{self, dns_seeds};
-use crate::engine::protocol::{Protocol, ProtocolParams};
+use crate::engine::protocol::{Protocol, ProtocolParams, ProtocolParts};
 
 pub mod disk_writer;
 
@@ -414,8 +414,8 @@ impl Node {
                 seed_facts: seed_facts.clone(),
             },
         );
-        let mut protocol = Protocol::new(
-            ProtocolParams {
+        let protocol = Protocol::new(ProtocolParts {
+            params: ProtocolParams {
                 user_agent: cfg.user_agent(),
                 // Headers only: nothing to offer, unless a test needs btcloopd peers to pass the
                 // outbound service check.
@@ -428,13 +428,14 @@ impl Node {
                 log_ips: cfg.log.log_ips,
             },
             chain,
-        );
-        protocol.addrman = addrman;
-        protocol.headers.set_max_tip_age(cfg.max_tip_age.as_secs().try_into().unwrap_or(i64::MAX));
-        protocol.local = local_addresses(cfg, &listen_addrs, rule);
-        protocol.bans = Box::new(crate::engine::protocol::addr::BanLists {
-            banman: banman.clone(),
-            discouraged: discouraged.clone(),
+            max_tip_age: cfg.max_tip_age.as_secs().try_into().unwrap_or(i64::MAX),
+            addrman,
+            local: local_addresses(cfg, &listen_addrs, rule),
+            bans: Box::new(crate::engine::protocol::addr::BanLists {
+                banman: banman.clone(),
+                discouraged: discouraged.clone(),
+            }),
+            rng: rand::make_rng(),
         });
         let mgr = PeerManager::new(protocol, planner, conn_setup, rand::make_rng(), std::time::Instant::now());
         let handler = MessageHandler::new(

@@ -17,6 +17,7 @@ use rand::{RngExt, SeedableRng};
 
 use super::{ConnIdx, NodeIdx, Sim};
 use crate::base::chainparams::Network;
+use crate::base::message::encode_payload;
 use crate::base::netaddr::net_kind;
 use crate::base::peer::{ConnectionType, DisconnectReason, PeerId, PeerIdentity, Permissions};
 use crate::engine::addrman::{AddrEntry, AddrMan, AddrNetwork, NetGroupRule, from_ip};
@@ -26,7 +27,7 @@ use crate::engine::peerman::{Action, ConnSetup, PeerManager, TickEnv, Wire};
 use crate::engine::policy::eviction::{EvictionFacts, GroupKey};
 use crate::engine::policy::local::LocalAddrs;
 use crate::engine::policy::outbound::{OutboundPlanner, Setup};
-use crate::engine::protocol::{LinkTimes, Now, Peer, Protocol, ProtocolParams};
+use crate::engine::protocol::{LinkTimes, Now, Peer, Protocol, ProtocolParams, ProtocolParts};
 
 /// Magic of the simulated `peers.dat`.
 const MAGIC: [u8; 4] = [0xfa, 0xbf, 0xb5, 0xda];
@@ -91,23 +92,27 @@ impl Sim {
             peer_timeout: Duration::from_secs(60),
             log_ips: false,
         };
-        let mut proto = Protocol::seeded(params, chain, rng.random());
+        let seed = rng.random();
         let mut anchors = Vec::new();
-        if let Some(saved) = saved {
-            proto.addrman = AddrMan::deserialize(&saved.book, MAGIC, rng.random(), NetGroupRule::Core)
-                .expect("a peers.dat we wrote reads back");
-            anchors = saved.anchors;
-        }
+        let mut parts = match saved {
+            Some(saved) => {
+                let book = AddrMan::deserialize(&saved.book, MAGIC, rng.random(), NetGroupRule::Core)
+                    .expect("a peers.dat we wrote reads back");
+                anchors = saved.anchors;
+                ProtocolParts::seeded_with_book(params, chain, seed, book)
+            }
+            None => ProtocolParts::seeded(params, chain, seed),
+        };
         // The node knows its own address, as `--externalip` would tell it; it advertises it
         // to its peers with the daemon's self-advertisement.
-        let mut local = LocalAddrs::new(true, false, own.port(), NetGroupRule::Core, false);
-        local.add(own, LOCAL_MANUAL);
-        proto.local = local;
+        parts.local = LocalAddrs::new(true, false, own.port(), NetGroupRule::Core, false);
+        parts.local.add(own, LOCAL_MANUAL);
         for &a in book.unwrap_or_default() {
             let seen = now.unix - rng.random_range(0..86_400);
             let e = AddrEntry::from_socket(a, full_services(), seen);
-            proto.addrman.add(&[e], &from_ip(a.ip()), 0, now.unix);
+            parts.addrman.add(&[e], &from_ip(a.ip()), 0, now.unix);
         }
+        let proto = Protocol::new(parts);
         let mut seed_nodes: Vec<String> =
             self.seed_addrs.iter().filter(|a| **a != own).map(|a| a.to_string()).collect();
         seed_nodes.shuffle(&mut rng);
@@ -121,7 +126,7 @@ impl Sim {
             anchors,
             max_connections: 125,
         };
-        let empty = proto.addrman.size(None, None) == 0;
+        let empty = proto.addrman().size(None, None) == 0;
         let planner = OutboundPlanner::new(setup, Vec::new(), now.mono, empty, &mut rng);
         let conn = ConnSetup { default_port: super::PORT, local_ips: vec![own.ip()], added: Vec::new() };
         let group_key = GroupKey::new(rng.random(), rng.random());
@@ -183,7 +188,10 @@ impl Honest {
         l.link.last_recv = Some(now.mono);
         let link = l.link;
         let mut out = SimWire::default();
-        self.mgr.on_message(peer, msg, now.mono, now, link, &mut out);
+        // The message crosses the simulated link as its payload bytes, as over a socket; a
+        // payload the protocol cannot decode is dropped, as the daemon drops it.
+        let (command, payload) = encode_payload(&msg);
+        self.mgr.on_message(peer, command, &payload, now.mono, now, link, &mut out);
         self.sent(peer, &out, now);
         Some(out)
     }
@@ -253,6 +261,6 @@ impl Honest {
 
     /// What a clean shutdown writes: `peers.dat` and the block-relay-only peers as anchors.
     pub fn save(&self, unix: i64) -> Saved {
-        Saved { book: self.mgr.protocol().addrman.serialize(MAGIC), anchors: self.mgr.anchors(unix) }
+        Saved { book: self.mgr.protocol().addrman().serialize(MAGIC), anchors: self.mgr.anchors(unix) }
     }
 }

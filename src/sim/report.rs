@@ -199,7 +199,7 @@ impl Sim {
                 let mut all = HashSet::new();
                 let (mut attackers, mut tried) = (0, 0);
                 for from_tried in [true, false] {
-                    for (info, _) in h.mgr.protocol().addrman.entries(from_tried) {
+                    for (info, _) in h.mgr.protocol().addrman().entries(from_tried) {
                         let attacker = info.entry.socket_addr().is_some_and(|sa| is_attacker_ip(sa.ip(), groups));
                         if all.insert((info.entry.addr, info.entry.port)) && attacker {
                             attackers += 1;

@@ -51,7 +51,7 @@ impl MessageHandler {
                 reply.send(Ok(self.cx.blockchain_info(now, ibd)));
             }
             Request::BlockHash(height, reply) => {
-                let tree = self.cx.mgr.protocol().headers.chain.tree();
+                let tree = self.cx.mgr.protocol().headers().chain.tree();
                 reply.send(
                     u32::try_from(height)
                         .ok()
@@ -61,16 +61,16 @@ impl MessageHandler {
                 );
             }
             Request::BlockHeader(hash, reply) => {
-                let tree = self.cx.mgr.protocol().headers.chain.tree();
+                let tree = self.cx.mgr.protocol().headers().chain.tree();
                 let info = tree.get(&hash).and_then(|(id, _)| self.cx.header_info(tree, id));
                 reply.send(info.ok_or_else(|| RpcError::new(code::INVALID_ADDRESS_OR_KEY, "Block not found")));
             }
-            Request::ChainTips(reply) => reply.send(Ok(chain_tips(self.cx.mgr.protocol().headers.chain.tree()))),
+            Request::ChainTips(reply) => reply.send(Ok(chain_tips(self.cx.mgr.protocol().headers().chain.tree()))),
             Request::NetMsgStats(reply) => reply.send(Ok(self.cx.msg_stats.cells().collect())),
             Request::Disconnects(n, reply) => reply.send(Ok(self.cx.disconnects.recent(n).cloned().collect())),
             Request::Metrics(reply) => reply.send(Ok(self.metrics(now))),
             Request::NodeAddresses { count, network, reply } => {
-                let addrman = &mut self.cx.mgr.protocol_mut().addrman;
+                let addrman = &mut self.cx.mgr.protocol_mut().addrman_mut();
                 let rule = addrman.rule();
                 let addrs = addrman.get_addr(count, 0, network, true, now.unix);
                 reply.send(Ok(addrs
@@ -85,7 +85,7 @@ impl MessageHandler {
                 .cx
                 .mgr
                 .protocol()
-                .addrman
+                .addrman()
                 .network_counts()
                 .into_iter()
                 .map(|(network, counts)| AddrManCounts { network, counts })
@@ -140,13 +140,13 @@ impl MessageHandler {
             outbound: mgr.len() - inbound,
             time_offset: median,
             // `getnetworkinfo`'s `localaddresses`, with the live scores.
-            local_addresses: mgr.protocol().local.iter().collect(),
+            local_addresses: mgr.protocol().local().iter().collect(),
         }
     }
 
     /// What `/metrics` shows, gathered in one pass.
     fn metrics(&self, now: Now) -> MetricsSnapshot {
-        let chain = &self.cx.mgr.protocol().headers.chain;
+        let chain = &self.cx.mgr.protocol().headers().chain;
         let presync: Option<u32> =
             self.cx.mgr.peers().filter_map(|(_, p)| p.headers.presync.as_ref().map(|p| p.presync_height())).max();
         let tip = chain.tree().tip();
@@ -225,7 +225,7 @@ impl Cx {
         let s = &e.queues.stats;
         let at = |us: u64| if us == 0 { 0 } else { unix_at(now, self.clock.instant_at(us)) };
         let remote = p.handshake.remote.as_ref();
-        let tree = self.mgr.protocol().headers.chain.tree();
+        let tree = self.mgr.protocol().headers().chain.tree();
         PeerSnapshot {
             id: e.who.id,
             addr: e.who.addr,
@@ -268,12 +268,12 @@ impl Cx {
 
     /// The target `bits` encode (Core's `GetTarget`).
     fn target(&self, bits: CompactTarget) -> Option<Target> {
-        pow::derive_target(bits, self.mgr.protocol().headers.chain.params().pow_limit)
+        pow::derive_target(bits, self.mgr.protocol().headers().chain.params().pow_limit)
     }
 
     /// `getblockchaininfo`; `ibd` is [`crate::engine::protocol::HeadersNode::in_ibd`].
     fn blockchain_info(&self, now: Now, ibd: bool) -> BlockchainInfo {
-        let chain = &self.mgr.protocol().headers.chain;
+        let chain = &self.mgr.protocol().headers().chain;
         let tree = chain.tree();
         let tip = tree.tip();
         BlockchainInfo {

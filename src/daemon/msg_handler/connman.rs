@@ -55,7 +55,7 @@ impl MessageHandler {
         self.cx.mgr.tick(now, &env);
         let mgr = &self.cx.mgr;
         c.seed_facts.full_outbound.store(mgr.full_outbound_count(), Ordering::Relaxed);
-        c.seed_facts.addrman_size.store(mgr.protocol().addrman.size(None, None), Ordering::Relaxed);
+        c.seed_facts.addrman_size.store(mgr.protocol().addrman().size(None, None), Ordering::Relaxed);
         self.apply_actions();
     }
 

@@ -37,7 +37,7 @@ use crate::daemon::node::disk_writer::{DiskJob, DiskWriter};
 use crate::engine::peerman::{Action, PeerManager};
 use crate::engine::policy::discourage::Discouraged;
 use crate::engine::policy::eviction::EvictionFacts;
-use crate::engine::protocol::{LinkTimes, Now, Protocol};
+use crate::engine::protocol::{LinkTimes, Now};
 use peer_out::{PeerOut, Produced, Tally};
 
 /// Longest sleep when idle (Core: 100 ms).
@@ -375,7 +375,7 @@ impl Cx {
     /// disk-writer thread, which does the write, fsync and rename.
     fn dump_peers(&self) {
         let Some(path) = &self.peers_file else { return };
-        let addrman = &self.mgr.protocol().addrman;
+        let addrman = self.mgr.protocol().addrman();
         let addresses = addrman.size(None, None);
         match &self.disk {
             Some(disk) => {
@@ -392,7 +392,7 @@ impl Cx {
     /// Hands the headers accepted since the last call to the disk-writer thread, which
     /// appends and syncs them (the store only has a batch when some were accepted).
     fn flush_chain(&mut self) {
-        let chain = &mut self.mgr.protocol_mut().headers.chain;
+        let chain = &mut self.mgr.protocol_mut().headers_mut().chain;
         match &self.disk {
             Some(disk) => {
                 if let Some(batch) = chain.store_mut().and_then(|s| s.take_batch()) {
@@ -452,30 +452,19 @@ impl Cx {
                 warn!("message capture failed: {err}");
             }
         }
-        let mut processed = false;
-        if Protocol::handles(command) {
-            match decode_payload(command, &self.payload) {
-                Ok(msg) => {
-                    let received = self.clock.instant_at(popped.recv_time_us);
-                    let link = self.link_times(e);
-                    let echo = Some((self.payload.as_slice(), popped.checksum));
-                    let tally = Tally { peer: &mut e.counts, global: &mut self.msg_stats, conn, net };
-                    let mut out = PeerOut::new(&e.queues, self.magic, echo, e.capture.as_deref_mut(), e.traced, tally);
-                    let facts = self.mgr.on_message(id, msg, received, now, link, &mut out);
-                    let produced = out.produced();
-                    self.after(e, produced, facts);
-                    processed = true;
-                }
-                Err(err) => {
-                    NetTotals::add(&self.totals.msgs_undecodable, 1);
-                    e.undecodable += 1;
-                    debug!(target: "net", "ProcessMessages({command}, {} bytes): Exception '{err}' caught, peer={id}", self.payload.len());
-                }
-            }
+        let received = self.clock.instant_at(popped.recv_time_us);
+        let link = self.link_times(e);
+        let echo = Some((self.payload.as_slice(), popped.checksum));
+        let tally = Tally { peer: &mut e.counts, global: &mut self.msg_stats, conn, net };
+        let mut out = PeerOut::new(&e.queues, self.magic, echo, e.capture.as_deref_mut(), e.traced, tally);
+        let done = self.mgr.on_message(id, command, &self.payload, received, now, link, &mut out);
+        let produced = out.produced();
+        if let Some(err) = done.undecodable {
+            NetTotals::add(&self.totals.msgs_undecodable, 1);
+            e.undecodable += 1;
+            debug!(target: "net", "ProcessMessages({command}, {} bytes): Exception '{err}' caught, peer={id}", self.payload.len());
         }
-        if !processed {
-            self.send_messages(e, now);
-        }
+        self.after(e, produced, done.facts);
         let go_on = popped.more && !self.mgr.is_closing(id);
         (go_on, go_on)
     }

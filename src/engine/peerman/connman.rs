@@ -64,29 +64,31 @@ impl PeerManager {
             .collect();
         let mut added = self.setup.added.clone();
         added.extend(conns.iter().filter(|c| c.conn_type == ConnectionType::Manual).map(|c| c.addr));
-        let proto = &mut self.protocol;
+        let log_ips = self.protocol.params().log_ips;
+        let tip_depth = self.protocol.headers().tip_depth(now.unix);
+        let (addrman, local) = self.protocol.addrman_mut_and_local();
         // Core's IsLocal (our advertised addresses), and the addresses we listen on.
-        let (local, listening) = (&proto.local, &self.setup.local_ips);
+        let listening = &self.setup.local_ips;
         let is_local = |ip: IpAddr| local.is_local(ip) || listening.contains(&ip);
         let view = View {
             conns: &conns,
             added: &added,
             refused: env.refused,
             is_local: &is_local,
-            tip_depth: proto.headers.tip_depth(now.unix),
+            tip_depth,
             network_active: env.network_active,
         };
-        let planned = self.planner.tick(now.mono, now.unix, &mut proto.addrman, &view, &mut self.rng);
+        let planned = self.planner.tick(now.mono, now.unix, addrman, &view, &mut self.rng);
         for action in planned {
             match action {
                 outbound::Action::Dial { addr, conn_type } => {
-                    let shown = if proto.params.log_ips { addr.to_string() } else { "peer".into() };
+                    let shown = if log_ips { addr.to_string() } else { "peer".into() };
                     debug!(target: "net", "Making automatic {conn_type} connection to {shown}");
                     self.actions.push(Action::Dial { addr, conn_type });
                 }
                 outbound::Action::AddrFetch(host) => self.actions.push(Action::AddrFetch(host)),
                 outbound::Action::AddFixedSeeds(seeds) => {
-                    proto.addrman.add(&seeds, &internal("fixedseeds"), 0, now.unix);
+                    self.protocol.addrman_mut().add(&seeds, &internal("fixedseeds"), 0, now.unix);
                 }
                 outbound::Action::Log(line) => info!(target: "net", "{line}"),
                 outbound::Action::Debug(line) => debug!(target: "net", "{line}"),
@@ -105,7 +107,7 @@ impl PeerManager {
         self.next_extra_peer_check = now.mono + EXTRA_PEER_CHECK_INTERVAL;
         self.evict_extra_block_relay(now);
         self.evict_extra_full_relay(now);
-        let headers = &mut self.protocol.headers;
+        let headers = self.protocol.headers_mut();
         let stale = || {
             headers
                 .tip_may_be_stale(now.unix)
@@ -114,7 +116,7 @@ impl PeerManager {
         if let Some(line) = self.planner.check_stale_tip(now.mono, network_active, stale) {
             info!("{line}");
         }
-        if self.protocol.headers.near_tip(now.unix) {
+        if self.protocol.headers().near_tip(now.unix) {
             self.planner.start_extra_block_relay();
         }
     }
@@ -183,7 +185,7 @@ impl PeerManager {
                 AddrEntry::from_socket(SocketAddr::new(ip, port), seeds_service_flags(), now.unix - age)
             })
             .collect();
-        let added = self.protocol.addrman.add(&entries, &internal(source), 0, now.unix);
+        let added = self.protocol.addrman_mut().add(&entries, &internal(source), 0, now.unix);
         debug!(target: "net", "{added} of {} addresses from {source} added to the address book", entries.len());
     }
 

@@ -19,6 +19,7 @@ use bitcoin::p2p::message::NetworkMessage;
 use rand::rngs::StdRng;
 use tracing::{debug, info};
 
+use crate::base::message::PayloadError;
 use crate::base::peer::{ConnectionType, DisconnectReason, PeerId, PeerIdentity, PeerMap};
 use crate::engine::addrman::AddrEntry;
 use crate::engine::policy::eviction::{self, EvictionFacts};
@@ -68,6 +69,16 @@ struct Managed {
     closing: bool,
     /// What eviction weighs, once the handshake is done.
     facts: Option<EvictionFacts>,
+}
+
+/// What [`PeerManager::on_message`] did besides writing messages.
+#[derive(Debug, Default)]
+pub struct Processed {
+    /// The peer's eviction facts once its handshake is done (for drivers that publish them);
+    /// `None` for a peer that is gone or closing.
+    pub facts: Option<EvictionFacts>,
+    /// The payload of a type the protocol handles did not decode (the message was dropped).
+    pub undecodable: Option<PayloadError>,
 }
 
 /// A peer the manager forgot, for the driver's records.
@@ -211,7 +222,7 @@ impl PeerManager {
         self.planner.dial_done(who.addr);
         let mut peer = self.protocol.add_peer(who.id, who.addr, who.conn_type, who.connected_at);
         peer.permissions = who.permissions;
-        debug!(target: "net", "Added connection {} ({})", who.label(self.protocol.params.log_ips), who.conn_type);
+        debug!(target: "net", "Added connection {} ({})", who.label(self.protocol.params().log_ips), who.conn_type);
         self.peers.insert(who.id, Managed { who, peer, closing: false, facts: None });
     }
 
@@ -230,33 +241,34 @@ impl PeerManager {
         info!(
             target: "net",
             "disconnected {} ({}, {}): {reason}",
-            m.who.label(self.protocol.params.log_ips),
+            m.who.label(self.protocol.params().log_ips),
             m.who.conn_type,
             m.peer.handshake.user_agent()
         );
         Some(Closed { who: m.who, peer: m.peer })
     }
 
-    /// Core's `ProcessMessage` for one message from `id`, then its `SendMessages`. Returns the
-    /// peer's eviction facts once its handshake is done (for drivers that publish them), `None`
-    /// for a peer that is gone or closing.
+    /// Core's `ProcessMessage` for one message of type `command` from `id` (decoded only if
+    /// the protocol handles the type), then the peer's `SendMessages`.
+    #[allow(clippy::too_many_arguments)]
     pub fn on_message(
         &mut self,
         id: PeerId,
-        msg: NetworkMessage,
+        command: &str,
+        payload: &[u8],
         received: Instant,
         now: Now,
         link: LinkTimes,
         wire: &mut impl Wire,
-    ) -> Option<EvictionFacts> {
-        let m = self.peers.get_mut(&id).filter(|m| !m.closing)?;
+    ) -> Processed {
+        let Some(m) = self.peers.get_mut(&id).filter(|m| !m.closing) else { return Processed::default() };
         let mut out = Out::new(wire);
-        self.protocol.process_message(&mut m.peer, msg, received, now, &mut out);
+        let decoded = self.protocol.process_message(&mut m.peer, command, payload, received, now, &mut out);
         let decided = Decided::from(out);
         if self.apply(id, decided, now) {
-            return None;
+            return Processed { facts: None, undecodable: decoded.err() };
         }
-        self.send_messages(id, now, link, wire)
+        Processed { facts: self.send_messages(id, now, link, wire), undecodable: decoded.err() }
     }
 
     /// Core's `SendMessages` for `id`: timeouts, our `version`, pings, header and address
@@ -279,7 +291,7 @@ impl PeerManager {
         if m.peer.handshake.successfully_connected {
             let facts = m.facts.get_or_insert_with(|| {
                 let remote = m.peer.handshake.remote.as_ref();
-                let tip_depth = self.protocol.headers.tip_depth(now.unix);
+                let tip_depth = self.protocol.headers().tip_depth(now.unix);
                 EvictionFacts {
                     relevant_services: remote.is_some_and(|r| has_desirable_services(r.services, tip_depth)),
                     relay_txs: remote.is_some_and(|r| r.relay),
@@ -310,7 +322,7 @@ impl PeerManager {
         match d.disconnect {
             Some(reason) => {
                 if let Some(m) = self.peers.get(&id) {
-                    debug!(target: "net", "{reason}, disconnecting {}", m.who.label(self.protocol.params.log_ips));
+                    debug!(target: "net", "{reason}, disconnecting {}", m.who.label(self.protocol.params().log_ips));
                 }
                 self.close(id, reason);
                 true
@@ -352,7 +364,7 @@ impl PeerManager {
             .filter(|(id, m)| **id != source && m.peer.addrs.relay_enabled && !m.closing)
             .filter(|(_, m)| m.peer.handshake.wants_addrv2 || entry.socket_addr().is_some())
             .map(|(id, _)| *id);
-        let targets = addr::relay_targets(self.protocol.relay_key, &entry, reachable, now.unix, candidates);
+        let targets = addr::relay_targets(self.protocol.relay_key(), &entry, reachable, now.unix, candidates);
         for id in targets {
             if let Some(m) = self.peers.get_mut(&id) {
                 addr::push_address(&mut m.peer, entry.clone(), &mut self.rng);

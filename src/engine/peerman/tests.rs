@@ -61,7 +61,7 @@ fn manager(t0: Instant, automatic: bool, book: &[&str]) -> PeerManager {
     for a in book {
         let sa: SocketAddr = a.parse().unwrap();
         let e = AddrEntry::from_socket(sa, ServiceFlags::NETWORK | ServiceFlags::WITNESS, UNIX0 - 3600);
-        proto.addrman.add(&[e], &from_ip(sa.ip()), 0, UNIX0);
+        proto.addrman_mut().add(&[e], &from_ip(sa.ip()), 0, UNIX0);
     }
     let setup = Setup {
         enabled: automatic,
@@ -105,7 +105,9 @@ fn version(nonce: u64) -> NetworkMessage {
 
 fn deliver(m: &mut PeerManager, id: PeerId, msg: NetworkMessage, now: Now) -> Wrote {
     let mut w = Wrote::default();
-    m.on_message(id, msg, now.mono, now, LinkTimes::default(), &mut w);
+    let (command, payload) = crate::base::message::encode_payload(&msg);
+    let done = m.on_message(id, command, &payload, now.mono, now, LinkTimes::default(), &mut w);
+    assert!(done.undecodable.is_none(), "{command} decodes");
     w
 }
 
@@ -273,4 +275,18 @@ fn eviction_facts_come_from_the_handshake_and_pings() {
     let f = m.send_messages(1, at(t0, 1), LinkTimes::default(), &mut Wrote::default()).expect("handshake done");
     assert!(f.relevant_services && f.relay_txs);
     assert_eq!(f.min_ping, None);
+}
+
+#[test]
+fn an_undecodable_payload_is_reported_and_an_unhandled_type_is_never_decoded() {
+    let t0 = Instant::now();
+    let mut m = manager(t0, false, &[]);
+    handshaken(&mut m, 1, "203.0.113.9:5000", ConnectionType::Inbound, t0);
+    let link = LinkTimes::default();
+    let done = m.on_message(1, "ping", &[1, 2], t0, at(t0, 1), link, &mut Wrote::default());
+    assert!(done.undecodable.is_some(), "a two-byte ping does not decode");
+    assert!(done.facts.is_some(), "the peer's SendMessages still ran");
+    let done = m.on_message(1, "tx", &[0xff; 3], t0, at(t0, 1), link, &mut Wrote::default());
+    assert!(done.undecodable.is_none(), "tx is not handled, so not decoded");
+    assert!(!m.is_closing(1) && actions(&mut m).is_empty(), "neither punishes the peer");
 }

@@ -54,11 +54,11 @@ fn peer(p: &mut Protocol, id: u64, conn: ConnectionType, from: &str, v2: bool, t
     if !conn.is_inbound() {
         p.send_messages(&mut peer, now(t0, 0), LinkTimes::default(), &mut out);
     }
-    p.process_message(&mut peer, version(), t0, now(t0, 0), &mut out);
+    p.deliver(&mut peer, version(), t0, now(t0, 0), &mut out);
     if v2 {
-        p.process_message(&mut peer, NetworkMessage::SendAddrV2, t0, now(t0, 0), &mut out);
+        p.deliver(&mut peer, NetworkMessage::SendAddrV2, t0, now(t0, 0), &mut out);
     }
-    p.process_message(&mut peer, NetworkMessage::Verack, t0, now(t0, 0), &mut out);
+    p.deliver(&mut peer, NetworkMessage::Verack, t0, now(t0, 0), &mut out);
     (peer, out)
 }
 
@@ -69,7 +69,7 @@ fn v1(ip: [u8; 4], time: u32) -> (u32, Address) {
 
 fn deliver(p: &mut Protocol, peer: &mut Peer, msg: NetworkMessage, at: Now) -> Recorder {
     let mut out = Recorder::default();
-    p.process_message(peer, msg, at.mono, at, &mut out);
+    p.deliver(peer, msg, at.mono, at, &mut out);
     out
 }
 

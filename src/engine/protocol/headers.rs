@@ -125,14 +125,14 @@ pub struct HeadersNode {
 }
 
 impl HeadersNode {
-    /// Headers state over `chain`.
-    pub fn new(chain: Chain) -> Self {
+    /// Headers state over `chain`; `max_tip_age` is `--maxtipage` in seconds.
+    pub fn new(chain: Chain, max_tip_age: i64) -> Self {
         let sync_params = SyncParams::for_network(chain.params().network);
         HeadersNode {
             chain,
             sync_peers: 0,
             sync_params,
-            max_tip_age: DEFAULT_MAX_TIP_AGE,
+            max_tip_age,
             finished_ibd: false,
             preferred_peers: 0,
             protected_peers: 0,
@@ -159,8 +159,9 @@ impl HeadersNode {
         self.last_tip_update
     }
 
-    /// Sets `--maxtipage` (seconds).
-    pub fn set_max_tip_age(&mut self, secs: i64) {
+    /// Changes `--maxtipage` (seconds) mid-test.
+    #[cfg(test)]
+    pub(crate) fn set_max_tip_age(&mut self, secs: i64) {
         self.max_tip_age = secs;
     }
 

@@ -1,7 +1,8 @@
 //! Core's `PeerManager`, I/O-free: each peer's protocol state and the node-wide state the
-//! sub-protocols share. `process_message` is a short `match` that routes every message to the
-//! module that owns it; `send_messages` runs the timers. Both take the time as an argument and
-//! put what to send, or whom to disconnect, into an [`Outbox`].
+//! sub-protocols share. `process_message` is the one place that says which message types are
+//! handled: a `match` on the type whose arms decode their payload and call the module that owns
+//! it (any other type is not decoded at all); `send_messages` runs the timers. Both take the
+//! time as an argument and put what to send, or whom to disconnect, into an [`Outbox`].
 
 pub mod addr;
 pub mod handshake;
@@ -16,10 +17,11 @@ use std::time::{Duration, Instant};
 
 use bitcoin::p2p::ServiceFlags;
 use bitcoin::p2p::message::NetworkMessage;
-use rand::SeedableRng;
 use rand::rngs::StdRng;
+use rand::{RngExt, SeedableRng};
 use tracing::debug;
 
+use crate::base::message::{self as wire, PayloadError};
 use crate::base::peer::{ConnectionType, DisconnectReason, PeerId};
 use crate::engine::addrman::{AddrMan, NetGroupRule};
 use crate::engine::chain::accept::Chain;
@@ -110,71 +112,141 @@ impl Peer {
     }
 }
 
-/// State shared by all peers' protocol logic.
+/// State shared by all peers' protocol logic. Built once from its real parts
+/// ([`ProtocolParts`]); its state is private, read and changed through the methods below.
 pub struct Protocol {
     /// Settings.
-    pub params: ProtocolParams,
+    params: ProtocolParams,
     /// The header chain and the node's sync state.
-    pub headers: HeadersNode,
+    headers: HeadersNode,
     /// The address book (Core's `AddrMan`).
-    pub addrman: AddrMan,
+    addrman: AddrMan,
     /// The `getaddr` answer cache.
-    pub addr_node: addr::AddrNode,
+    addr_node: addr::AddrNode,
     /// Secret key of the address-relay target choice.
-    pub relay_key: u64,
+    relay_key: u64,
     /// Our own addresses (Core's `mapLocalHost`), advertised to peers.
-    pub local: LocalAddrs,
+    local: LocalAddrs,
     /// Which addresses in received `addr` messages are banned or discouraged.
-    pub bans: Box<dyn addr::AddrFilter>,
+    bans: Box<dyn addr::AddrFilter>,
     /// Nonces of our outbound `version`s, to detect connecting to ourselves.
     local_nonces: HashSet<u64>,
     rng: StdRng,
 }
 
-/// Message types some module handles; the others are not even decoded.
-pub const HANDLED: [&str; 13] = [
-    "version",
-    "verack",
-    "wtxidrelay",
-    "sendaddrv2",
-    "sendheaders",
-    "ping",
-    "pong",
-    "headers",
-    "getheaders",
-    "inv",
-    "addr",
-    "addrv2",
-    "getaddr",
-];
+/// What a [`Protocol`] is built from, each part with its real value (the daemon's address book
+/// loaded from `peers.dat`, its local addresses, its ban lists, `--maxtipage`).
+pub struct ProtocolParts {
+    /// Settings.
+    pub params: ProtocolParams,
+    /// The header chain.
+    pub chain: Chain,
+    /// `--maxtipage` in seconds (Core's `max_tip_age`).
+    pub max_tip_age: i64,
+    /// The address book.
+    pub addrman: AddrMan,
+    /// Our own addresses (Core's `mapLocalHost`).
+    pub local: LocalAddrs,
+    /// Which addresses in received `addr` messages are banned or discouraged.
+    pub bans: Box<dyn addr::AddrFilter>,
+    /// The protocol's randomness: the relay key, `version` and `ping` nonces, send timers.
+    pub rng: StdRng,
+}
 
-impl Protocol {
-    /// Protocol state over `chain` with a random seed.
-    pub fn new(params: ProtocolParams, chain: Chain) -> Self {
-        Self::with_rng(params, chain, rand::make_rng())
+impl ProtocolParts {
+    /// Deterministic parts for tests, fuzzing and the simulator: the randomness seeded with
+    /// `seed`, an empty address book keyed from it, no local addresses, no bans, Core's
+    /// default maximum tip age.
+    pub fn seeded(params: ProtocolParams, chain: Chain, seed: u64) -> Self {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let addrman = AddrMan::new(rng.random(), rng.random(), NetGroupRule::Core);
+        Self::with_book(params, chain, rng, addrman)
     }
 
-    /// Protocol state with a given random source (tests use a fixed seed).
-    pub fn with_rng(params: ProtocolParams, chain: Chain, mut rng: StdRng) -> Self {
-        use rand::RngExt;
-        let addrman = AddrMan::new(rng.random(), rng.random(), NetGroupRule::Core);
+    /// [`ProtocolParts::seeded`] with the address book `addrman` (a restarted simulated node's):
+    /// the seed's stream is the same as without it (the two draws that would have keyed an
+    /// empty book are skipped), so a seed gives the same relay key and nonces either way.
+    pub fn seeded_with_book(params: ProtocolParams, chain: Chain, seed: u64, addrman: AddrMan) -> Self {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let _: ([u8; 32], u64) = (rng.random(), rng.random());
+        Self::with_book(params, chain, rng, addrman)
+    }
+
+    fn with_book(params: ProtocolParams, chain: Chain, rng: StdRng, addrman: AddrMan) -> Self {
+        ProtocolParts {
+            params,
+            chain,
+            max_tip_age: headers::DEFAULT_MAX_TIP_AGE,
+            addrman,
+            local: LocalAddrs::default(),
+            bans: Box::new(addr::NoBans),
+            rng,
+        }
+    }
+}
+
+impl Protocol {
+    /// Protocol state from its parts.
+    pub fn new(parts: ProtocolParts) -> Self {
+        let ProtocolParts { params, chain, max_tip_age, addrman, local, bans, mut rng } = parts;
         let relay_key = rng.random();
         Protocol {
             params,
-            headers: HeadersNode::new(chain),
+            headers: HeadersNode::new(chain, max_tip_age),
             addrman,
             addr_node: addr::AddrNode::default(),
             relay_key,
-            local: LocalAddrs::default(),
-            bans: Box::new(addr::NoBans),
+            local,
+            bans,
             local_nonces: HashSet::new(),
             rng,
         }
     }
 
-    /// A deterministic instance for tests.
+    /// A deterministic instance for tests: [`Protocol::new`] of [`ProtocolParts::seeded`].
     pub fn seeded(params: ProtocolParams, chain: Chain, seed: u64) -> Self {
-        Self::with_rng(params, chain, StdRng::seed_from_u64(seed))
+        Self::new(ProtocolParts::seeded(params, chain, seed))
+    }
+
+    /// Settings.
+    pub fn params(&self) -> &ProtocolParams {
+        &self.params
+    }
+
+    /// The header chain and the node's sync state.
+    pub fn headers(&self) -> &HeadersNode {
+        &self.headers
+    }
+
+    /// The header chain and the node's sync state, to change (timers, the disk writer's hand-off).
+    pub fn headers_mut(&mut self) -> &mut HeadersNode {
+        &mut self.headers
+    }
+
+    /// The address book.
+    pub fn addrman(&self) -> &AddrMan {
+        &self.addrman
+    }
+
+    /// The address book, to change.
+    pub fn addrman_mut(&mut self) -> &mut AddrMan {
+        &mut self.addrman
+    }
+
+    /// The address book to change while reading our own addresses (the outbound planner needs
+    /// both at once).
+    pub fn addrman_mut_and_local(&mut self) -> (&mut AddrMan, &LocalAddrs) {
+        (&mut self.addrman, &self.local)
+    }
+
+    /// Our own addresses.
+    pub fn local(&self) -> &LocalAddrs {
+        &self.local
+    }
+
+    /// Secret key of the address-relay target choice ([`addr::relay_targets`]).
+    pub fn relay_key(&self) -> u64 {
+        self.relay_key
     }
 
     /// Height of our best header, announced in `version`.
@@ -224,52 +296,101 @@ impl Protocol {
         }
     }
 
-    /// Whether `command` is one [`Protocol::process_message`] acts on.
-    pub fn handles(command: &str) -> bool {
-        HANDLED.contains(&command)
-    }
-
-    /// Core's `ProcessMessage`: routes one received message. `received` is when the socket
-    /// handler decoded it.
+    /// Core's `ProcessMessage`: one received message of type `command`, and the one place that
+    /// says which types are handled. Each arm decodes its payload with the type's decoder
+    /// (Core's tolerance, see [`crate::base::message`]) before looking at the peer's state, and
+    /// calls the module that owns the type; a type with no arm is neither decoded nor an error.
+    /// An undecodable payload of a handled type is the error (nothing was done for it).
+    /// `received` is when the socket handler decoded the frame.
+    #[expect(
+        clippy::collapsible_match,
+        reason = "every arm has one shape (decode, then ask the peer's state); a guard would send a refused type to `_`"
+    )]
     pub fn process_message(
         &mut self,
         peer: &mut Peer,
-        msg: NetworkMessage,
+        command: &str,
+        payload: &[u8],
         received: Instant,
         now: Now,
         out: &mut impl Outbox,
-    ) {
-        if let NetworkMessage::Version(v) = msg {
-            return handshake::on_version(self, peer, &v, now, out);
-        }
-        if peer.handshake.remote.is_none() {
-            debug!(target: "net", "non-version message before version handshake. Message \"{}\" from peer={}", msg.cmd(), peer.id);
-            return;
-        }
-        match msg {
-            NetworkMessage::Verack => {
-                let was_connected = peer.handshake.successfully_connected;
-                handshake::on_verack(self, peer, out);
-                if peer.handshake.successfully_connected && !was_connected {
-                    self.headers.on_established(peer);
+    ) -> Result<(), PayloadError> {
+        match command {
+            "version" => handshake::on_version(self, peer, &wire::decode_version(payload)?, now, out),
+            "verack" => {
+                if after_version(peer, command) {
+                    let was_connected = peer.handshake.successfully_connected;
+                    handshake::on_verack(self, peer, out);
+                    if peer.handshake.successfully_connected && !was_connected {
+                        self.headers.on_established(peer);
+                    }
                 }
             }
-            NetworkMessage::SendHeaders => handshake::on_sendheaders(peer),
-            NetworkMessage::WtxidRelay => handshake::on_wtxidrelay(peer, out),
-            NetworkMessage::SendAddrV2 => handshake::on_sendaddrv2(peer, out),
-            _ if !peer.handshake.successfully_connected => {
-                debug!(target: "net", "Unsupported message \"{}\" prior to verack from peer={}", msg.cmd(), peer.id);
+            "sendheaders" => {
+                if after_version(peer, command) {
+                    handshake::on_sendheaders(peer);
+                }
             }
-            NetworkMessage::Ping(nonce) => ping::on_ping(peer, nonce, out),
-            NetworkMessage::Pong(nonce) => ping::on_pong(peer, nonce, received),
-            NetworkMessage::Headers(h) => headers::on_headers(&mut self.headers, peer, h, now, out),
-            NetworkMessage::GetHeaders(m) => headers::on_getheaders(&self.headers, peer, &m, out),
-            NetworkMessage::Inv(inv) => headers::on_inv(&self.headers, peer, &inv, now, out),
-            NetworkMessage::Addr(list) => addr::on_addrs(self, peer, addr::from_v1(&list), now, out),
-            NetworkMessage::AddrV2(list) => addr::on_addrs(self, peer, addr::from_v2(&list), now, out),
-            NetworkMessage::GetAddr => addr::on_getaddr(self, peer, now),
+            "wtxidrelay" => {
+                if after_version(peer, command) {
+                    handshake::on_wtxidrelay(peer, out);
+                }
+            }
+            "sendaddrv2" => {
+                if after_version(peer, command) {
+                    handshake::on_sendaddrv2(peer, out);
+                }
+            }
+            "ping" => {
+                let nonce = wire::decode_ping(payload)?;
+                if established(peer, command) {
+                    ping::on_ping(peer, nonce, out);
+                }
+            }
+            "pong" => {
+                let nonce = wire::decode_pong(payload);
+                if established(peer, command) {
+                    ping::on_pong(peer, nonce, received);
+                }
+            }
+            "headers" => {
+                let list = wire::decode_headers(payload)?;
+                if established(peer, command) {
+                    headers::on_headers(&mut self.headers, peer, list, now, out);
+                }
+            }
+            "getheaders" => {
+                let m = wire::decode_getheaders(payload)?;
+                if established(peer, command) {
+                    headers::on_getheaders(&self.headers, peer, &m, out);
+                }
+            }
+            "inv" => {
+                let inv = wire::decode_inv(payload)?;
+                if established(peer, command) {
+                    headers::on_inv(&self.headers, peer, &inv, now, out);
+                }
+            }
+            "addr" => {
+                let list = wire::decode_addr(payload)?;
+                if established(peer, command) {
+                    addr::on_addrs(self, peer, addr::from_v1(&list), now, out);
+                }
+            }
+            "addrv2" => {
+                let list = wire::decode_addrv2(payload)?;
+                if established(peer, command) {
+                    addr::on_addrs(self, peer, addr::from_v2(&list), now, out);
+                }
+            }
+            "getaddr" => {
+                if established(peer, command) {
+                    addr::on_getaddr(self, peer, now);
+                }
+            }
             _ => {}
         }
+        Ok(())
     }
 
     /// Core's `SendMessages`: timeouts, our outbound `version`, periodic pings.
@@ -297,6 +418,29 @@ impl Protocol {
     pub fn queue_ping(peer: &mut Peer) {
         peer.ping.queued = true;
     }
+}
+
+/// Whether the peer's `version` has arrived, so a message of type `command` may be acted on
+/// (Core ignores anything else before it, with a log line).
+fn after_version(peer: &Peer, command: &str) -> bool {
+    if peer.handshake.remote.is_none() {
+        debug!(target: "net", "non-version message before version handshake. Message \"{command}\" from peer={}", peer.id);
+        return false;
+    }
+    true
+}
+
+/// Whether the handshake is complete (`verack` received), so a message of type `command` that
+/// is not part of the handshake may be acted on (Core ignores it before, with a log line).
+fn established(peer: &Peer, command: &str) -> bool {
+    if !after_version(peer, command) {
+        return false;
+    }
+    if !peer.handshake.successfully_connected {
+        debug!(target: "net", "Unsupported message \"{command}\" prior to verack from peer={}", peer.id);
+        return false;
+    }
+    true
 }
 
 /// Core's `Misbehaving` + `MaybeDiscourageAndDisconnect`: manually connected peers are only
@@ -369,5 +513,27 @@ impl Recorder {
     }
 }
 
+#[cfg(test)]
+impl Protocol {
+    /// Tests: `msg` encoded as a frame carries it and handed to [`Protocol::process_message`],
+    /// so tests speak in `NetworkMessage`s. Panics if the payload does not decode (a test
+    /// message that never reached the protocol would prove nothing).
+    pub(crate) fn deliver(
+        &mut self,
+        peer: &mut Peer,
+        msg: NetworkMessage,
+        received: Instant,
+        now: Now,
+        out: &mut impl Outbox,
+    ) {
+        let (command, payload) = crate::base::message::encode_payload(&msg);
+        if let Err(e) = self.process_message(peer, command, &payload, received, now, out) {
+            panic!("test message {command} does not decode: {e}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod dispatch_tests;
 #[cfg(test)]
 mod tests;

@@ -56,8 +56,8 @@ fn their_version(version: i32, nonce: u64) -> NetworkMessage {
 fn handshaken(p: &mut Protocol, t0: Instant) -> (Peer, Recorder) {
     let mut peer = p.add_peer(1, addr(), ConnectionType::Inbound, t0);
     let mut out = Recorder::default();
-    p.process_message(&mut peer, their_version(70016, 42), t0, now(t0, 0), &mut out);
-    p.process_message(&mut peer, NetworkMessage::Verack, t0, now(t0, 0), &mut out);
+    p.deliver(&mut peer, their_version(70016, 42), t0, now(t0, 0), &mut out);
+    p.deliver(&mut peer, NetworkMessage::Verack, t0, now(t0, 0), &mut out);
     (peer, out)
 }
 
@@ -90,13 +90,13 @@ fn inbound_waits_for_their_version_then_answers_in_core_order() {
     let mut out = Recorder::default();
     p.send_messages(&mut peer, now(t0, 0), LinkTimes::default(), &mut out);
     assert!(out.sent.is_empty(), "nothing before the peer's version");
-    p.process_message(&mut peer, their_version(70016, 42), t0, now(t0, 0), &mut out);
+    p.deliver(&mut peer, their_version(70016, 42), t0, now(t0, 0), &mut out);
     assert_eq!(out.commands(), ["version", "wtxidrelay", "sendaddrv2", "verack"]);
     let remote = peer.handshake.remote.as_ref().unwrap();
     assert_eq!((remote.version, remote.start_height, remote.time_offset), (70016, 100, 5));
     assert_eq!(peer.handshake.user_agent(), "/Satoshi:28.0.0/");
     out.clear();
-    p.process_message(&mut peer, NetworkMessage::Verack, t0, now(t0, 0), &mut out);
+    p.deliver(&mut peer, NetworkMessage::Verack, t0, now(t0, 0), &mut out);
     assert_eq!(out.commands(), ["sendheaders"]);
     assert!(peer.handshake.successfully_connected);
     out.clear();
@@ -110,10 +110,10 @@ fn old_peers_get_no_bip_feature_messages() {
     let t0 = Instant::now();
     let mut peer = p.add_peer(1, addr(), ConnectionType::Inbound, t0);
     let mut out = Recorder::default();
-    p.process_message(&mut peer, their_version(70001, 42), t0, now(t0, 0), &mut out);
+    p.deliver(&mut peer, their_version(70001, 42), t0, now(t0, 0), &mut out);
     assert_eq!(out.commands(), ["version", "verack"]);
     out.clear();
-    p.process_message(&mut peer, NetworkMessage::Verack, t0, now(t0, 0), &mut out);
+    p.deliver(&mut peer, NetworkMessage::Verack, t0, now(t0, 0), &mut out);
     assert!(out.sent.is_empty(), "no sendheaders below 70012");
 }
 
@@ -124,7 +124,7 @@ fn obsolete_and_negative_versions_disconnect() {
         let t0 = Instant::now();
         let mut peer = p.add_peer(1, addr(), ConnectionType::Inbound, t0);
         let mut out = Recorder::default();
-        p.process_message(&mut peer, their_version(v, 42), t0, now(t0, 0), &mut out);
+        p.deliver(&mut peer, their_version(v, 42), t0, now(t0, 0), &mut out);
         assert_eq!(out.disconnect, Some(DisconnectReason::ObsoleteVersion(v)));
         assert!(out.sent.is_empty());
     }
@@ -132,7 +132,7 @@ fn obsolete_and_negative_versions_disconnect() {
     let t0 = Instant::now();
     let mut peer = p.add_peer(1, addr(), ConnectionType::Inbound, t0);
     let mut out = Recorder::default();
-    p.process_message(&mut peer, their_version(31800, 42), t0, now(t0, 0), &mut out);
+    p.deliver(&mut peer, their_version(31800, 42), t0, now(t0, 0), &mut out);
     assert_eq!(out.disconnect, None);
 }
 
@@ -143,13 +143,13 @@ fn self_connection_detected_by_nonce() {
     let outbound = p.add_peer(0, addr(), ConnectionType::Manual, t0);
     let mut inbound = p.add_peer(1, addr(), ConnectionType::Inbound, t0);
     let mut out = Recorder::default();
-    p.process_message(&mut inbound, their_version(70016, outbound.handshake.local_nonce), t0, now(t0, 0), &mut out);
+    p.deliver(&mut inbound, their_version(70016, outbound.handshake.local_nonce), t0, now(t0, 0), &mut out);
     assert_eq!(out.disconnect, Some(DisconnectReason::SelfConnection));
     // Once the outbound connection is gone its nonce no longer matches.
     p.remove_peer(&outbound, 0);
     let mut inbound = p.add_peer(2, addr(), ConnectionType::Inbound, t0);
     let mut out = Recorder::default();
-    p.process_message(&mut inbound, their_version(70016, outbound.handshake.local_nonce), t0, now(t0, 0), &mut out);
+    p.deliver(&mut inbound, their_version(70016, outbound.handshake.local_nonce), t0, now(t0, 0), &mut out);
     assert_eq!(out.disconnect, None);
 }
 
@@ -159,16 +159,16 @@ fn messages_before_version_and_duplicate_version_ignored() {
     let t0 = Instant::now();
     let mut peer = p.add_peer(1, addr(), ConnectionType::Inbound, t0);
     let mut out = Recorder::default();
-    p.process_message(&mut peer, NetworkMessage::Ping(5), t0, now(t0, 0), &mut out);
-    p.process_message(&mut peer, NetworkMessage::Verack, t0, now(t0, 0), &mut out);
+    p.deliver(&mut peer, NetworkMessage::Ping(5), t0, now(t0, 0), &mut out);
+    p.deliver(&mut peer, NetworkMessage::Verack, t0, now(t0, 0), &mut out);
     assert!(out.sent.is_empty() && out.disconnect.is_none());
     assert!(!peer.handshake.successfully_connected);
-    p.process_message(&mut peer, their_version(70016, 42), t0, now(t0, 0), &mut out);
+    p.deliver(&mut peer, their_version(70016, 42), t0, now(t0, 0), &mut out);
     out.clear();
-    p.process_message(&mut peer, their_version(70016, 43), t0, now(t0, 0), &mut out);
+    p.deliver(&mut peer, their_version(70016, 43), t0, now(t0, 0), &mut out);
     assert!(out.sent.is_empty() && out.disconnect.is_none(), "duplicate version ignored");
     // Between version and verack, ping is not answered (Core: "prior to verack").
-    p.process_message(&mut peer, NetworkMessage::Ping(5), t0, now(t0, 0), &mut out);
+    p.deliver(&mut peer, NetworkMessage::Ping(5), t0, now(t0, 0), &mut out);
     assert!(out.sent.is_empty());
 }
 
@@ -178,21 +178,21 @@ fn feature_negotiation_only_before_verack() {
     let t0 = Instant::now();
     let mut peer = p.add_peer(1, addr(), ConnectionType::Inbound, t0);
     let mut out = Recorder::default();
-    p.process_message(&mut peer, their_version(70016, 42), t0, now(t0, 0), &mut out);
-    p.process_message(&mut peer, NetworkMessage::WtxidRelay, t0, now(t0, 0), &mut out);
-    p.process_message(&mut peer, NetworkMessage::SendAddrV2, t0, now(t0, 0), &mut out);
-    p.process_message(&mut peer, NetworkMessage::SendHeaders, t0, now(t0, 0), &mut out);
+    p.deliver(&mut peer, their_version(70016, 42), t0, now(t0, 0), &mut out);
+    p.deliver(&mut peer, NetworkMessage::WtxidRelay, t0, now(t0, 0), &mut out);
+    p.deliver(&mut peer, NetworkMessage::SendAddrV2, t0, now(t0, 0), &mut out);
+    p.deliver(&mut peer, NetworkMessage::SendHeaders, t0, now(t0, 0), &mut out);
     assert!(peer.handshake.wtxid_relay && peer.handshake.wants_addrv2 && peer.handshake.prefers_headers);
-    p.process_message(&mut peer, NetworkMessage::Verack, t0, now(t0, 0), &mut out);
+    p.deliver(&mut peer, NetworkMessage::Verack, t0, now(t0, 0), &mut out);
     assert!(out.disconnect.is_none());
 
     let (mut peer, _) = handshaken(&mut p, t0);
     let mut out = Recorder::default();
-    p.process_message(&mut peer, NetworkMessage::WtxidRelay, t0, now(t0, 0), &mut out);
+    p.deliver(&mut peer, NetworkMessage::WtxidRelay, t0, now(t0, 0), &mut out);
     assert_eq!(out.disconnect, Some(DisconnectReason::AfterVerack("wtxidrelay")));
     let (mut peer, _) = handshaken(&mut p, t0);
     let mut out = Recorder::default();
-    p.process_message(&mut peer, NetworkMessage::SendAddrV2, t0, now(t0, 0), &mut out);
+    p.deliver(&mut peer, NetworkMessage::SendAddrV2, t0, now(t0, 0), &mut out);
     assert_eq!(out.disconnect, Some(DisconnectReason::AfterVerack("sendaddrv2")));
 }
 
@@ -202,7 +202,7 @@ fn answers_pings_with_same_nonce() {
     let t0 = Instant::now();
     let (mut peer, _) = handshaken(&mut p, t0);
     let mut out = Recorder::default();
-    p.process_message(&mut peer, NetworkMessage::Ping(0xdead), t0, now(t0, 0), &mut out);
+    p.deliver(&mut peer, NetworkMessage::Ping(0xdead), t0, now(t0, 0), &mut out);
     assert_eq!(out.sent, vec![NetworkMessage::Pong(0xdead)]);
 }
 
@@ -315,7 +315,7 @@ fn handshake_timeout_disconnects_through_send_messages() {
     let t0 = Instant::now();
     let mut peer = p.add_peer(1, addr(), ConnectionType::Inbound, t0);
     let mut out = Recorder::default();
-    p.process_message(&mut peer, their_version(70016, 42), t0, now(t0, 0), &mut out);
+    p.deliver(&mut peer, their_version(70016, 42), t0, now(t0, 0), &mut out);
     out.clear();
     let link = LinkTimes { last_send: Some(t0), last_recv: Some(t0) };
     p.send_messages(&mut peer, now(t0, 61), link, &mut out);
@@ -338,4 +338,36 @@ fn peer_timeout_too_long_to_add_never_ends() {
     p.send_messages(&mut peer, later, LinkTimes::default(), &mut out);
     assert_eq!(out.disconnect, None);
     assert!(timeouts::checks_run(&peer, later.mono, Duration::from_secs(99_999)));
+}
+
+/// `Protocol::new` keeps the parts it is given: the `--maxtipage` decides `in_ibd` from the
+/// start (nothing sets it afterwards), and the address book is the one handed in.
+#[test]
+fn built_from_its_parts() {
+    let params = ChainParams::new(Network::Regtest);
+    let genesis_time = i64::from(params.genesis.time);
+    let at = |unix| Now { mono: Instant::now(), unix };
+    let settings = || ProtocolParams {
+        user_agent: "/btcloop:test/".into(),
+        services: ServiceFlags::NONE,
+        peer_timeout: TIMEOUT,
+        log_ips: false,
+    };
+    let chain = || Chain::in_memory(params.clone(), bitcoin::pow::Work::from_be_bytes([0; 32]));
+    let age = 1_000;
+    for (max_tip_age, ibd) in [(age - 1, true), (age, false)] {
+        let mut parts = ProtocolParts::seeded(settings(), chain(), 7);
+        parts.max_tip_age = max_tip_age;
+        let mut p = Protocol::new(parts);
+        assert_eq!(p.in_ibd(at(genesis_time + age)), ibd, "max tip age {max_tip_age}");
+    }
+    let mut book = AddrMan::new([3; 32], 4, NetGroupRule::Core);
+    let e = crate::engine::addrman::AddrEntry::from_socket("8.8.8.8:8333".parse().unwrap(), ServiceFlags::NETWORK, 0);
+    book.add(&[e], &crate::engine::addrman::from_ip("8.8.4.4".parse().unwrap()), 0, 0);
+    let p = Protocol::new(ProtocolParts::seeded_with_book(settings(), chain(), 7, book));
+    assert_eq!(p.addrman().size(None, None), 1, "the book handed in");
+    // A seed gives the same randomness with or without a book of its own.
+    let plain = Protocol::seeded(settings(), chain(), 7);
+    assert_eq!(p.relay_key(), plain.relay_key());
+    assert_ne!(plain.relay_key(), Protocol::seeded(settings(), chain(), 8).relay_key());
 }

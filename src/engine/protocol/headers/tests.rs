@@ -73,11 +73,11 @@ fn peer_as(
         relay: true,
     };
     let mut out = Recorder::default();
-    p.process_message(&mut peer, NetworkMessage::Version(v), t0, now(t0, 0), &mut out);
+    p.deliver(&mut peer, NetworkMessage::Version(v), t0, now(t0, 0), &mut out);
     if prefers_headers {
-        p.process_message(&mut peer, NetworkMessage::SendHeaders, t0, now(t0, 0), &mut out);
+        p.deliver(&mut peer, NetworkMessage::SendHeaders, t0, now(t0, 0), &mut out);
     }
-    p.process_message(&mut peer, NetworkMessage::Verack, t0, now(t0, 0), &mut out);
+    p.deliver(&mut peer, NetworkMessage::Verack, t0, now(t0, 0), &mut out);
     peer
 }
 
@@ -96,7 +96,7 @@ fn tick(p: &mut Protocol, peer: &mut Peer, at: Now) -> Recorder {
 
 fn deliver(p: &mut Protocol, peer: &mut Peer, msg: NetworkMessage, at: Now) -> Recorder {
     let mut out = Recorder::default();
-    p.process_message(peer, msg, at.mono, at, &mut out);
+    p.deliver(peer, msg, at.mono, at, &mut out);
     out
 }
 
