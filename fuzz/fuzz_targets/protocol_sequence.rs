@@ -50,7 +50,7 @@ use btcloop::engine::chain::accept::Chain;
 use btcloop::engine::chain::params::ChainParams;
 use btcloop::base::chainparams::Network;
 use btcloop::base::message::{decode_payload, encode_payload};
-use btcloop::base::peer::{ConnectionType, DisconnectReason, PeerId};
+use btcloop::base::peer::{ConnectionType, DisconnectReason, PeerId, PeerIdentity};
 use btcloop::engine::policy::permissions::Permissions;
 use btcloop::engine::protocol::{LinkTimes, Now, Outbox, Peer, Protocol, ProtocolParams, ProtocolParts, addr};
 use libfuzzer_sys::fuzz_target;
@@ -287,13 +287,16 @@ impl World {
         }
         let id = self.next_id;
         self.next_id += 1;
-        let mut peer = self.proto.add_peer(id, SocketAddr::new(ip, port), conn, self.now().mono);
-        if perms & 1 != 0 {
-            peer.permissions = Permissions::NO_BAN;
-        }
-        if perms & 2 != 0 {
-            peer.permissions = Permissions::ADDR;
-        }
+        // Later flags win, as the assignments they replace did.
+        let granted = if perms & 2 != 0 {
+            Permissions::ADDR
+        } else if perms & 1 != 0 {
+            Permissions::NO_BAN
+        } else {
+            Permissions::NONE
+        };
+        let who = PeerIdentity::new(id, SocketAddr::new(ip, port), conn, self.now().mono).with_permissions(granted);
+        let peer = self.proto.add_peer(who);
         let slot =
             Slot { peer, link: LinkTimes::default(), versions_sent: 0, veracks_sent: 0, last_locator: Vec::new() };
         self.peers.insert(id, slot);
@@ -352,7 +355,7 @@ impl World {
         for m in &out.sent {
             let cmd = m.cmd();
             if hs.remote.is_none() {
-                assert!(cmd == "version" && !slot.peer.conn_type.is_inbound(), "peer {id}: {cmd} before its version");
+                assert!(cmd == "version" && !slot.peer.who.conn_type.is_inbound(), "peer {id}: {cmd} before its version");
             }
             if !hs.successfully_connected {
                 assert!(
@@ -400,7 +403,7 @@ impl World {
                 set.insert(ip);
             }
             let same: Vec<PeerId> =
-                self.peers.iter().filter(|(_, s)| s.peer.addr.ip() == ip).map(|(p, _)| *p).collect();
+                self.peers.iter().filter(|(_, s)| s.peer.who.addr.ip() == ip).map(|(p, _)| *p).collect();
             for p in same {
                 self.close(p);
             }

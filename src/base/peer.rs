@@ -142,6 +142,27 @@ pub struct PeerIdentity {
 }
 
 impl PeerIdentity {
+    /// The identity of a connection to `addr` opened at `connected_at`, with no permissions, no
+    /// local address and no eviction key (the socket handler fills those in; tests and the
+    /// fuzzer use this as it is, or with [`PeerIdentity::with_permissions`]).
+    pub fn new(id: PeerId, addr: SocketAddr, conn_type: ConnectionType, connected_at: Instant) -> Self {
+        PeerIdentity {
+            id,
+            addr,
+            local_addr: None,
+            conn_type,
+            permissions: Permissions::NONE,
+            connected_at,
+            net: super::netaddr::net_kind(addr.ip()),
+            keyed_group: 0,
+        }
+    }
+
+    /// The same identity with `permissions`.
+    pub fn with_permissions(self, permissions: Permissions) -> Self {
+        PeerIdentity { permissions, ..self }
+    }
+
     /// `peer=N` (with the address under `--logips`), for log lines.
     pub fn label(&self, log_ips: bool) -> String {
         if log_ips { format!("peer={}, peeraddr={}", self.id, self.addr) } else { format!("peer={}", self.id) }

@@ -241,7 +241,7 @@ impl Honest {
     pub fn remove(&mut self, peer: PeerId, reason: &DisconnectReason, now: Now) -> Option<(SimLink, Peer)> {
         let link = self.links.remove(&peer)?;
         let closed = self.mgr.closed(peer, reason, now)?;
-        Some((link, closed.peer))
+        Some((link, closed))
     }
 
     /// Inbound connections open.

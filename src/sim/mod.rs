@@ -676,7 +676,7 @@ fn honest_graph(sim: &Sim) -> BTreeMap<NodeIdx, Vec<NodeIdx>> {
             for (l, p) in h.peers() {
                 if !p.handshake.successfully_connected
                     || !matches!(
-                        p.conn_type,
+                        p.who.conn_type,
                         ConnectionType::OutboundFullRelay | ConnectionType::BlockRelayOnly | ConnectionType::Inbound
                     )
                 {

@@ -34,7 +34,7 @@ pub struct AddrStats {
 impl AddrStats {
     pub(super) fn count(&mut self, p: &Peer, groups: usize) {
         let a = &p.addrs;
-        if is_attacker_ip(p.addr.ip(), groups) {
+        if is_attacker_ip(p.who.addr.ip(), groups) {
             self.attacker_processed += a.processed;
             self.attacker_rate_limited += a.rate_limited;
         } else {
@@ -175,7 +175,7 @@ impl Sim {
             })
             .collect();
         let established = |h: &super::honest::Honest, t: ConnectionType| {
-            h.peers().filter(|(_, p)| p.conn_type == t && p.handshake.successfully_connected).count()
+            h.peers().filter(|(_, p)| p.who.conn_type == t && p.handshake.successfully_connected).count()
         };
         let full: Vec<usize> = settled.iter().map(|h| established(h, ConnectionType::OutboundFullRelay)).collect();
         let block: Vec<usize> = settled.iter().map(|h| established(h, ConnectionType::BlockRelayOnly)).collect();
@@ -185,9 +185,9 @@ impl Sim {
             .map(|h| {
                 h.peers()
                     .filter(|(_, p)| {
-                        matches!(p.conn_type, ConnectionType::OutboundFullRelay | ConnectionType::BlockRelayOnly)
+                        matches!(p.who.conn_type, ConnectionType::OutboundFullRelay | ConnectionType::BlockRelayOnly)
                             && p.handshake.successfully_connected
-                            && is_attacker_ip(p.addr.ip(), groups)
+                            && is_attacker_ip(p.who.addr.ip(), groups)
                     })
                     .count()
             })

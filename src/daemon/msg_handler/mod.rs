@@ -285,7 +285,7 @@ impl MessageHandler {
             NetEvent::Closed { id, reason } => {
                 if let Some(e) = self.peers.remove(&id) {
                     if let Some(closed) = self.cx.mgr.closed(id, &reason, now) {
-                        self.cx.record_disconnect(&e, &closed.peer, &reason, now);
+                        self.cx.record_disconnect(&e, &closed, &reason, now);
                     }
                 }
             }

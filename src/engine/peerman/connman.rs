@@ -60,7 +60,7 @@ impl PeerManager {
             .peers
             .values()
             .filter(|m| !m.closing)
-            .map(|m| Conn { addr: m.who.addr, conn_type: m.who.conn_type })
+            .map(|m| Conn { addr: m.peer.who.addr, conn_type: m.peer.who.conn_type })
             .collect();
         let mut added = self.setup.added.clone();
         added.extend(conns.iter().filter(|c| c.conn_type == ConnectionType::Manual).map(|c| c.addr));
@@ -125,11 +125,11 @@ impl PeerManager {
         let block_relay: Vec<BlockRelayPeer> = self
             .peers
             .values()
-            .filter(|m| m.who.conn_type == ConnectionType::BlockRelayOnly && !m.closing)
+            .filter(|m| m.peer.who.conn_type == ConnectionType::BlockRelayOnly && !m.closing)
             .map(|m| BlockRelayPeer {
-                id: m.who.id,
+                id: m.peer.who.id,
                 last_block_time: m.peer.headers.last_block_time,
-                age: now.mono.saturating_duration_since(m.who.connected_at),
+                age: now.mono.saturating_duration_since(m.peer.who.connected_at),
             })
             .collect();
         let Some(id) = extra_block_relay_to_evict(&block_relay, self.planner.max_block_relay()) else { return };
@@ -140,16 +140,17 @@ impl PeerManager {
         let live = self.peers.values().filter(|m| !m.closing && m.peer.handshake.successfully_connected);
         let full: Vec<FullRelayPeer> = live
             .clone()
-            .filter(|m| m.who.conn_type == ConnectionType::OutboundFullRelay)
+            .filter(|m| m.peer.who.conn_type == ConnectionType::OutboundFullRelay)
             .map(|m| FullRelayPeer {
-                id: m.who.id,
+                id: m.peer.who.id,
                 last_announcement: m.peer.headers.last_block_time,
-                age: now.mono.saturating_duration_since(m.who.connected_at),
+                age: now.mono.saturating_duration_since(m.peer.who.connected_at),
                 protected: m.peer.headers.chain_sync.protect,
-                network: m.who.net,
+                network: m.peer.who.net,
             })
             .collect();
-        let manual: Vec<_> = live.filter(|m| m.who.conn_type == ConnectionType::Manual).map(|m| m.who.net).collect();
+        let manual: Vec<_> =
+            live.filter(|m| m.peer.who.conn_type == ConnectionType::Manual).map(|m| m.peer.who.net).collect();
         let Some(id) = extra_full_relay_to_evict(&full, &manual, self.planner.max_full_relay()) else { return };
         if self.evict_extra(id, "outbound peer", "last block announcement received", DisconnectReason::ExtraOutbound) {
             self.planner.extra_outbound_evicted();
@@ -195,8 +196,8 @@ impl PeerManager {
         let mut anchors: Vec<AddrEntry> = self
             .peers
             .values()
-            .filter(|m| m.who.conn_type == ConnectionType::BlockRelayOnly)
-            .map(|m| anchor_entry(&m.who, &m.peer, unix))
+            .filter(|m| m.peer.who.conn_type == ConnectionType::BlockRelayOnly)
+            .map(|m| anchor_entry(&m.peer.who, &m.peer, unix))
             .collect();
         anchors.extend(self.shutdown_anchors.iter().cloned());
         anchors.truncate(outbound::MAX_ANCHORS);
@@ -205,6 +206,6 @@ impl PeerManager {
 
     /// Outbound full-relay connections open (what the DNS seeding thread waits on).
     pub fn full_outbound_count(&self) -> usize {
-        self.peers.values().filter(|m| !m.closing && m.who.conn_type == ConnectionType::OutboundFullRelay).count()
+        self.peers.values().filter(|m| !m.closing && m.peer.who.conn_type == ConnectionType::OutboundFullRelay).count()
     }
 }

@@ -61,9 +61,7 @@ pub enum Action {
 
 /// One peer as the manager holds it.
 struct Managed {
-    /// Fixed facts, shared with whoever else needs them.
-    who: Arc<PeerIdentity>,
-    /// Protocol state.
+    /// Protocol state (with the peer's identity, `peer.who`).
     peer: Peer,
     /// A disconnect was asked for; nothing more is processed or sent.
     closing: bool,
@@ -79,14 +77,6 @@ pub struct Processed {
     pub facts: Option<EvictionFacts>,
     /// The payload of a type the protocol handles did not decode (the message was dropped).
     pub undecodable: Option<PayloadError>,
-}
-
-/// A peer the manager forgot, for the driver's records.
-pub struct Closed {
-    /// Its identity.
-    pub who: Arc<PeerIdentity>,
-    /// Its protocol state when it closed.
-    pub peer: Peer,
 }
 
 /// The I/O-free core of the node's peer handling (Core's `PeerManager` plus the parts of
@@ -193,12 +183,12 @@ impl PeerManager {
 
     /// Every peer with its identity and protocol state, closing ones included.
     pub fn peers(&self) -> impl Iterator<Item = (&Arc<PeerIdentity>, &Peer)> {
-        self.peers.values().map(|m| (&m.who, &m.peer))
+        self.peers.values().map(|m| (&m.peer.who, &m.peer))
     }
 
     /// One peer's identity and protocol state.
     pub fn peer(&self, id: PeerId) -> Option<(&Arc<PeerIdentity>, &Peer)> {
-        self.peers.get(&id).map(|m| (&m.who, &m.peer))
+        self.peers.get(&id).map(|m| (&m.peer.who, &m.peer))
     }
 
     /// Number of peers (closing ones included).
@@ -220,32 +210,27 @@ impl PeerManager {
     /// [`PeerManager::send_messages`] for it (our `version` to an outbound peer).
     pub fn connected(&mut self, who: Arc<PeerIdentity>) {
         self.planner.dial_done(who.addr);
-        let mut peer = self.protocol.add_peer(who.id, who.addr, who.conn_type, who.connected_at);
-        peer.permissions = who.permissions;
         debug!(target: "net", "Added connection {} ({})", who.label(self.protocol.params().log_ips), who.conn_type);
-        self.peers.insert(who.id, Managed { who, peer, closing: false, facts: None });
+        let id = who.id;
+        let peer = self.protocol.add_peer(who);
+        self.peers.insert(id, Managed { peer, closing: false, facts: None });
     }
 
     /// Core's `FinalizeNode`: the connection is gone; forgets the peer and returns it.
-    pub fn closed(
-        &mut self,
-        id: PeerId,
-        reason: &DisconnectReason,
-        now: crate::engine::protocol::Now,
-    ) -> Option<Closed> {
+    pub fn closed(&mut self, id: PeerId, reason: &DisconnectReason, now: crate::engine::protocol::Now) -> Option<Peer> {
         let m = self.peers.remove(&id)?;
-        if *reason == DisconnectReason::Shutdown && m.who.conn_type == ConnectionType::BlockRelayOnly {
-            self.shutdown_anchors.push(connman::anchor_entry(&m.who, &m.peer, now.unix));
+        if *reason == DisconnectReason::Shutdown && m.peer.who.conn_type == ConnectionType::BlockRelayOnly {
+            self.shutdown_anchors.push(connman::anchor_entry(&m.peer.who, &m.peer, now.unix));
         }
         self.protocol.remove_peer(&m.peer, now.unix);
         info!(
             target: "net",
             "disconnected {} ({}, {}): {reason}",
-            m.who.label(self.protocol.params().log_ips),
-            m.who.conn_type,
+            m.peer.who.label(self.protocol.params().log_ips),
+            m.peer.who.conn_type,
             m.peer.handshake.user_agent()
         );
-        Some(Closed { who: m.who, peer: m.peer })
+        Some(m.peer)
     }
 
     /// Core's `ProcessMessage` for one message of type `command` from `id` (decoded only if
@@ -314,7 +299,7 @@ impl PeerManager {
             self.actions.push(Action::Discourage(ip));
             // Core's `DisconnectNode(addr)`: every other connection from the address goes too.
             let others: Vec<PeerId> =
-                self.peers.iter().filter(|(o, m)| **o != id && m.who.addr.ip() == ip).map(|(o, _)| *o).collect();
+                self.peers.iter().filter(|(o, m)| **o != id && m.peer.who.addr.ip() == ip).map(|(o, _)| *o).collect();
             for other in others {
                 self.close(other, DisconnectReason::Misbehaving(format!("address {ip} discouraged")));
             }
@@ -322,7 +307,7 @@ impl PeerManager {
         match d.disconnect {
             Some(reason) => {
                 if let Some(m) = self.peers.get(&id) {
-                    debug!(target: "net", "{reason}, disconnecting {}", m.who.label(self.protocol.params().log_ips));
+                    debug!(target: "net", "{reason}, disconnecting {}", m.peer.who.label(self.protocol.params().log_ips));
                 }
                 self.close(id, reason);
                 true
@@ -344,7 +329,7 @@ impl PeerManager {
     /// Closes every peer `pick` selects (operator requests); returns how many.
     pub fn close_where(&mut self, pick: impl Fn(&PeerIdentity) -> bool, reason: &DisconnectReason) -> usize {
         let ids: Vec<PeerId> =
-            self.peers.iter().filter(|(_, m)| !m.closing && pick(&m.who)).map(|(id, _)| *id).collect();
+            self.peers.iter().filter(|(_, m)| !m.closing && pick(&m.peer.who)).map(|(id, _)| *id).collect();
         ids.into_iter().filter(|&id| self.close(id, reason.clone())).count()
     }
 
@@ -379,10 +364,10 @@ impl PeerManager {
         let candidates = self
             .peers
             .values()
-            .filter(|m| !m.closing && m.who.conn_type.is_inbound())
+            .filter(|m| !m.closing && m.peer.who.conn_type.is_inbound())
             .map(|m| {
                 let facts = m.facts.unwrap_or_default();
-                eviction::candidate(&m.who, &facts, origin, discouraged(m.who.addr.ip()))
+                eviction::candidate(&m.peer.who, &facts, origin, discouraged(m.peer.who.addr.ip()))
             })
             .collect();
         eviction::select_node_to_evict(candidates)
@@ -390,6 +375,6 @@ impl PeerManager {
 
     /// Inbound connections open (closing ones included, as the socket still is).
     pub fn inbound_count(&self) -> usize {
-        self.peers.values().filter(|m| m.who.conn_type.is_inbound()).count()
+        self.peers.values().filter(|m| m.peer.who.conn_type.is_inbound()).count()
     }
 }

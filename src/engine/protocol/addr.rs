@@ -222,7 +222,7 @@ fn compatible(peer: &Peer, a: &AddrEntry) -> bool {
 
 /// Core's `SetupAddressRelay`: never with block-relay-only or feeler connections.
 fn setup_relay(peer: &mut Peer) -> bool {
-    if matches!(peer.conn_type, ConnectionType::BlockRelayOnly | ConnectionType::Feeler) {
+    if matches!(peer.who.conn_type, ConnectionType::BlockRelayOnly | ConnectionType::Feeler) {
         return false;
     }
     peer.addrs.relay_enabled = true;
@@ -232,7 +232,7 @@ fn setup_relay(peer: &mut Peer) -> bool {
 
 /// After an outbound peer's `version`: ask it for addresses (Core's one-time fetch).
 pub fn on_outbound_version(peer: &mut Peer, out: &mut impl Outbox) {
-    if peer.conn_type.is_inbound() || !setup_relay(peer) {
+    if peer.who.conn_type.is_inbound() || !setup_relay(peer) {
         return;
     }
     out.send(&NetworkMessage::GetAddr);
@@ -244,7 +244,7 @@ pub fn on_outbound_version(peer: &mut Peer, out: &mut impl Outbox) {
 /// An `addr` (v1) or `addrv2` message, already converted to entries.
 pub fn on_addrs(proto: &mut Protocol, peer: &mut Peer, mut addrs: Vec<AddrEntry>, now: Now, out: &mut impl Outbox) {
     if !setup_relay(peer) {
-        debug!(target: "net", "ignoring addr message from {} peer={}", peer.conn_type, peer.id);
+        debug!(target: "net", "ignoring addr message from {} peer={}", peer.who.conn_type, peer.who.id);
         return;
     }
     let n = addrs.len();
@@ -257,7 +257,7 @@ pub fn on_addrs(proto: &mut Protocol, peer: &mut Peer, mut addrs: Vec<AddrEntry>
         a.token_bucket = (a.token_bucket + elapsed * MAX_ADDR_RATE_PER_SECOND).min(MAX_ADDR_PROCESSING_TOKEN_BUCKET);
     }
     a.token_time = Some(now.mono);
-    let rate_limited = !peer.permissions.has(Permissions::ADDR);
+    let rate_limited = !peer.who.permissions.has(Permissions::ADDR);
     let rule = proto.addrman.rule();
     addrs.shuffle(&mut proto.rng);
     let (mut processed, mut limited) = (0u64, 0u64);
@@ -299,31 +299,31 @@ pub fn on_addrs(proto: &mut Protocol, peer: &mut Peer, mut addrs: Vec<AddrEntry>
     }
     a.processed += processed;
     a.rate_limited += limited;
-    debug!(target: "net", "Received addr: {n} addresses ({processed} processed, {limited} rate-limited) from peer={}", peer.id);
-    let source = from_ip(peer.addr.ip());
+    debug!(target: "net", "Received addr: {n} addresses ({processed} processed, {limited} rate-limited) from peer={}", peer.who.id);
+    let source = from_ip(peer.who.addr.ip());
     proto.addrman.add(&ok, &source, ADDR_TIME_PENALTY, now.unix);
     if n < MAX_ADDR_TO_SEND {
         a.getaddr_sent = false;
     }
-    if peer.conn_type == ConnectionType::AddrFetch && n > 1 {
+    if peer.who.conn_type == ConnectionType::AddrFetch && n > 1 {
         out.disconnect(crate::base::peer::DisconnectReason::AddrFetchDone);
     }
 }
 
 /// A `getaddr`: answered once per inbound connection, from the cache.
 pub fn on_getaddr(proto: &mut Protocol, peer: &mut Peer, now: Now) {
-    if !peer.conn_type.is_inbound() {
-        debug!(target: "net", "Ignoring \"getaddr\" from {} connection. peer={}", peer.conn_type, peer.id);
+    if !peer.who.conn_type.is_inbound() {
+        debug!(target: "net", "Ignoring \"getaddr\" from {} connection. peer={}", peer.who.conn_type, peer.who.id);
         return;
     }
     setup_relay(peer);
     if peer.addrs.getaddr_recvd {
-        debug!(target: "net", "Ignoring repeated \"getaddr\". peer={}", peer.id);
+        debug!(target: "net", "Ignoring repeated \"getaddr\". peer={}", peer.who.id);
         return;
     }
     peer.addrs.getaddr_recvd = true;
     peer.addrs.to_send.clear();
-    let addrs = if peer.permissions.has(Permissions::ADDR) {
+    let addrs = if peer.who.permissions.has(Permissions::ADDR) {
         proto.addrman.get_addr(MAX_ADDR_TO_SEND, MAX_PCT_ADDR_TO_SEND, None, true, now.unix)
     } else {
         cached_addresses(proto, now)
@@ -411,9 +411,9 @@ pub fn maybe_send_local_addr(
             f.reset(rand::random());
         }
     }
-    let inbound = peer.conn_type.is_inbound();
-    if let Some(ours) = local.addr_for_peer(peer.addr.ip(), inbound, peer.handshake.addr_local, rng) {
-        debug!(target: "net", "Advertising address {ours} to peer={}", peer.id);
+    let inbound = peer.who.conn_type.is_inbound();
+    if let Some(ours) = local.addr_for_peer(peer.who.addr.ip(), inbound, peer.handshake.addr_local, rng) {
+        debug!(target: "net", "Advertising address {ours} to peer={}", peer.who.id);
         let entry = AddrEntry::from_socket(ours, services, now.unix);
         if !first {
             push_address(peer, entry, rng);

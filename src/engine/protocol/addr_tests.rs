@@ -11,6 +11,7 @@ use bitcoin::p2p::message_network::VersionMessage;
 use super::*;
 use crate::base::chainparams::Network;
 use crate::base::peer::ConnectionType;
+use crate::base::peer::PeerIdentity;
 use crate::engine::chain::accept::Chain;
 use crate::engine::chain::params::ChainParams;
 use crate::engine::protocol::{LinkTimes, ProtocolParams, Recorder};
@@ -49,7 +50,7 @@ fn version() -> NetworkMessage {
 
 /// A handshaken peer of `conn` from `from`; `v2`: it sent `sendaddrv2`.
 fn peer(p: &mut Protocol, id: u64, conn: ConnectionType, from: &str, v2: bool, t0: Instant) -> (Peer, Recorder) {
-    let mut peer = p.add_peer(id, from.parse::<SocketAddr>().unwrap(), conn, t0);
+    let mut peer = p.add_peer(PeerIdentity::new(id, from.parse::<SocketAddr>().unwrap(), conn, t0));
     let mut out = Recorder::default();
     if !conn.is_inbound() {
         p.send_messages(&mut peer, now(t0, 0), LinkTimes::default(), &mut out);
@@ -123,7 +124,7 @@ fn unsolicited_addresses_are_rate_limited_by_the_token_bucket() {
     assert_eq!((spammer.addrs.processed, spammer.addrs.rate_limited), (11, 989));
     // An `addr`-permission peer is not limited.
     let (mut trusted, _) = peer(&mut p, 2, ConnectionType::Inbound, "198.51.100.1:5000", false, t0);
-    trusted.permissions = crate::engine::policy::permissions::Permissions::ADDR;
+    trusted.reidentify(|w| w.permissions = crate::engine::policy::permissions::Permissions::ADDR);
     deliver(&mut p, &mut trusted, NetworkMessage::Addr(list(2)), now(t0, 0));
     assert_eq!((trusted.addrs.processed, trusted.addrs.rate_limited), (500, 0));
 }
@@ -301,14 +302,15 @@ fn no_advertisement_in_ibd_without_relay_or_when_not_listening() {
 fn an_inbound_peers_view_of_us_is_recorded_and_counts_as_a_vote() {
     let mut p = listening(false);
     let t0 = Instant::now();
-    let mut pr = p.add_peer(1, "8.8.8.8:5000".parse().unwrap(), ConnectionType::Inbound, t0);
+    let mut pr = p.add_peer(PeerIdentity::new(1, "8.8.8.8:5000".parse().unwrap(), ConnectionType::Inbound, t0));
     let NetworkMessage::Version(mut v) = version() else { unreachable!() };
     v.receiver = Address::new(&"1.2.3.4:8333".parse().unwrap(), ServiceFlags::NONE);
     deliver(&mut p, &mut pr, NetworkMessage::Version(v.clone()), now(t0, 0));
     assert_eq!(pr.handshake.addr_local, Some("1.2.3.4:8333".parse().unwrap()));
     assert_eq!(p.local.score("1.2.3.4".parse().unwrap()), crate::engine::policy::local::LOCAL_MANUAL + 1);
     // An outbound peer's view is recorded but is no vote.
-    let mut out_peer = p.add_peer(2, "8.8.4.4:8333".parse().unwrap(), ConnectionType::OutboundFullRelay, t0);
+    let mut out_peer =
+        p.add_peer(PeerIdentity::new(2, "8.8.4.4:8333".parse().unwrap(), ConnectionType::OutboundFullRelay, t0));
     v.nonce = 77;
     deliver(&mut p, &mut out_peer, NetworkMessage::Version(v), now(t0, 0));
     assert!(out_peer.handshake.addr_local.is_some());
@@ -330,7 +332,7 @@ fn banned_and_discouraged_addresses_are_neither_stored_nor_relayed() {
     p.bans = Box::new(FakeBans(vec!["21.0.0.1".parse().unwrap(), "21.0.0.2".parse().unwrap()]));
     let t0 = Instant::now();
     let (mut pr, _) = peer(&mut p, 1, ConnectionType::Inbound, "203.0.113.9:5000", false, t0);
-    pr.permissions = crate::engine::policy::permissions::Permissions::ADDR;
+    pr.reidentify(|w| w.permissions = crate::engine::policy::permissions::Permissions::ADDR);
     let at = now(t0, 10);
     let fresh = |last: u8| v1([21, 0, 0, last], at.unix as u32);
     let out = deliver(&mut p, &mut pr, NetworkMessage::Addr(vec![fresh(1), fresh(2), fresh(3)]), at);
@@ -385,7 +387,7 @@ fn addresses_of_networks_no_node_reaches_are_never_stored() {
     let mut p = proto();
     let t0 = Instant::now();
     let (mut a, _) = peer(&mut p, 1, ConnectionType::Inbound, "203.0.113.9:5000", true, t0);
-    a.permissions = crate::engine::policy::permissions::Permissions::ADDR;
+    a.reidentify(|w| w.permissions = crate::engine::policy::permissions::Permissions::ADDR);
     let fresh = UNIX0 as u32;
     let unusable: Vec<_> = (0..10u8)
         .map(|i| v2msg(AddrV2::Unknown(200 + i, vec![i; 512]), fresh))
@@ -418,7 +420,7 @@ fn known_address_memory_per_peer_is_fixed() {
     let t0 = Instant::now();
     let (mut a, _) = peer(&mut p, 1, ConnectionType::Inbound, "203.0.113.9:5000", true, t0);
     assert!(a.addrs.known().is_none(), "no filter before relay is set up");
-    a.permissions = crate::engine::policy::permissions::Permissions::ADDR;
+    a.reidentify(|w| w.permissions = crate::engine::policy::permissions::Permissions::ADDR);
     let mut sizes = Vec::new();
     for round in 0..30u32 {
         // 1,000 distinct addresses (Tor v3: the largest fixed-size network) per message.

@@ -15,6 +15,7 @@ use bitcoin::p2p::message_network::VersionMessage;
 use super::*;
 use crate::base::chainparams::Network;
 use crate::base::message::encode_payload;
+use crate::base::peer::PeerIdentity;
 use crate::engine::chain::mine::mine_chain;
 use crate::engine::chain::params::ChainParams;
 
@@ -53,7 +54,7 @@ fn version() -> NetworkMessage {
 /// An inbound peer from a routable address that has sent nothing yet.
 fn new_peer(p: &mut Protocol, t0: Instant) -> Peer {
     let from: SocketAddr = "1.2.3.4:8333".parse().unwrap();
-    p.add_peer(1, from, ConnectionType::Inbound, t0)
+    p.add_peer(PeerIdentity::new(1, from, ConnectionType::Inbound, t0))
 }
 
 /// Feeds `msg` through the dispatch as its wire bytes; returns what was sent.

@@ -116,7 +116,7 @@ pub fn push_version(proto: &Protocol, peer: &mut Peer, now: Now, out: &mut impl 
     let services = proto.params.services;
     // Only a routable peer is told where we see it (Core's `IsRoutable`, under the address
     // book's rule: the test-only loopback rule makes 127.x peers routable).
-    let your_addr = proto.local.is_routable(peer.addr.ip()).then_some(peer.addr);
+    let your_addr = proto.local.is_routable(peer.who.addr.ip()).then_some(peer.who.addr);
     let msg = VersionMessage {
         version: PROTOCOL_VERSION as u32,
         services,
@@ -128,7 +128,7 @@ pub fn push_version(proto: &Protocol, peer: &mut Peer, now: Now, out: &mut impl 
         start_height: proto.best_height(),
         relay: false, // no mempool: we ask peers not to announce transactions
     };
-    debug!(target: "net", "send version message: version {}, blocks={}, txrelay=0, peer={}", PROTOCOL_VERSION, proto.best_height(), peer.id);
+    debug!(target: "net", "send version message: version {}, blocks={}, txrelay=0, peer={}", PROTOCOL_VERSION, proto.best_height(), peer.who.id);
     out.send(&NetworkMessage::Version(msg));
     peer.handshake.version_sent = true;
 }
@@ -137,15 +137,15 @@ pub fn push_version(proto: &Protocol, peer: &mut Peer, now: Now, out: &mut impl 
 pub fn on_version(proto: &mut Protocol, peer: &mut Peer, v: &VersionMessage, now: Now, out: &mut impl Outbox) {
     let hs = &peer.handshake;
     if hs.remote.is_some() {
-        debug!(target: "net", "redundant version message from peer={}", peer.id);
+        debug!(target: "net", "redundant version message from peer={}", peer.who.id);
         return;
     }
     let version = v.version as i32;
     if version < MIN_PEER_PROTO_VERSION {
         return out.disconnect(DisconnectReason::ObsoleteVersion(version));
     }
-    if peer.conn_type.is_inbound() && proto.local_nonces.contains(&v.nonce) {
-        info!(target: "net", "connected to self at {}, disconnecting", if proto.params.log_ips { peer.addr.to_string() } else { format!("peer={}", peer.id) });
+    if peer.who.conn_type.is_inbound() && proto.local_nonces.contains(&v.nonce) {
+        info!(target: "net", "connected to self at {}, disconnecting", if proto.params.log_ips { peer.who.addr.to_string() } else { format!("peer={}", peer.who.id) });
         return out.disconnect(DisconnectReason::SelfConnection);
     }
     // Core's `SetAddrLocal` and `SeenLocal`: an inbound peer's view of us is a vote for it.
@@ -153,23 +153,23 @@ pub fn on_version(proto: &mut Protocol, peer: &mut Peer, v: &VersionMessage, now
         IpAddr::V6(v6) => SocketAddr::new(v6.to_ipv4_mapped().map_or(a.ip(), IpAddr::V4), a.port()),
         IpAddr::V4(_) => a,
     });
-    if let Some(me) = addr_local.filter(|a| peer.conn_type.is_inbound() && proto.local.is_routable(a.ip())) {
+    if let Some(me) = addr_local.filter(|a| peer.who.conn_type.is_inbound() && proto.local.is_routable(a.ip())) {
         proto.local.seen(me.ip());
     }
     peer.handshake.addr_local = addr_local;
-    if peer.conn_type.is_inbound() {
+    if peer.who.conn_type.is_inbound() {
         push_version(proto, peer, now, out);
     }
-    let book_entry = AddrEntry::from_socket(peer.addr, v.services, now.unix);
-    if !peer.conn_type.is_inbound() {
+    let book_entry = AddrEntry::from_socket(peer.who.addr, v.services, now.unix);
+    if !peer.who.conn_type.is_inbound() {
         proto.addrman.set_services(&book_entry.addr, book_entry.port, v.services);
     }
     let expects_services = matches!(
-        peer.conn_type,
+        peer.who.conn_type,
         ConnectionType::OutboundFullRelay | ConnectionType::BlockRelayOnly | ConnectionType::AddrFetch
     );
     if expects_services && !has_desirable_services(v.services, proto.headers.tip_depth(now.unix)) {
-        debug!(target: "net", "peer does not offer the expected services ({:08x} offered), peer={}", v.services.to_u64(), peer.id);
+        debug!(target: "net", "peer does not offer the expected services ({:08x} offered), peer={}", v.services.to_u64(), peer.who.id);
         return out.disconnect(DisconnectReason::MissingServices(v.services.to_u64()));
     }
     let common = version.min(PROTOCOL_VERSION);
@@ -193,12 +193,12 @@ pub fn on_version(proto: &mut Protocol, peer: &mut Peer, v: &VersionMessage, now
     }
     out.send(&NetworkMessage::Verack);
     super::addr::on_outbound_version(peer, out);
-    if !peer.conn_type.is_inbound() {
+    if !peer.who.conn_type.is_inbound() {
         // Record the success: the address moves to the tried table.
         proto.addrman.good(&book_entry.addr, book_entry.port, now.unix);
     }
-    if peer.conn_type == ConnectionType::Feeler {
-        debug!(target: "net", "feeler connection completed, peer={}", peer.id);
+    if peer.who.conn_type == ConnectionType::Feeler {
+        debug!(target: "net", "feeler connection completed, peer={}", peer.who.id);
         out.disconnect(DisconnectReason::FeelerDone);
     }
 }
@@ -206,7 +206,7 @@ pub fn on_version(proto: &mut Protocol, peer: &mut Peer, v: &VersionMessage, now
 /// A `verack`: the connection is established.
 pub fn on_verack(proto: &Protocol, peer: &mut Peer, out: &mut impl Outbox) {
     if peer.handshake.successfully_connected {
-        debug!(target: "net", "ignoring redundant verack message from peer={}", peer.id);
+        debug!(target: "net", "ignoring redundant verack message from peer={}", peer.who.id);
         return;
     }
     peer.handshake.successfully_connected = true;
@@ -214,7 +214,7 @@ pub fn on_verack(proto: &Protocol, peer: &mut Peer, out: &mut impl Outbox) {
     info!(
         target: "net",
         "New {} peer connected: transport: v1, version: {}, user agent: {}, {}",
-        peer.conn_type,
+        peer.who.conn_type,
         hs.remote.as_ref().map_or(0, |r| r.version),
         hs.user_agent(),
         peer.label(proto.params.log_ips)
@@ -236,9 +236,9 @@ pub fn on_wtxidrelay(peer: &mut Peer, out: &mut impl Outbox) {
         return out.disconnect(DisconnectReason::AfterVerack("wtxidrelay"));
     }
     if hs.common_version < WTXID_RELAY_VERSION {
-        debug!(target: "net", "ignoring wtxidrelay due to old common version={} from peer={}", hs.common_version, peer.id);
+        debug!(target: "net", "ignoring wtxidrelay due to old common version={} from peer={}", hs.common_version, peer.who.id);
     } else if hs.wtxid_relay {
-        debug!(target: "net", "ignoring duplicate wtxidrelay from peer={}", peer.id);
+        debug!(target: "net", "ignoring duplicate wtxidrelay from peer={}", peer.who.id);
     } else {
         hs.wtxid_relay = true;
     }

@@ -97,9 +97,9 @@ pub fn can_serve_blocks(peer: &Peer) -> bool {
 /// Core's `fPreferredDownload`: outbound (or `noban` inbound), not addr-fetch, and able to serve
 /// blocks. Feelers are left out too: they close right after the handshake.
 pub fn is_preferred_download(peer: &Peer) -> bool {
-    let outbound_or_noban = !peer.conn_type.is_inbound() || peer.permissions.has(Permissions::NO_BAN);
+    let outbound_or_noban = !peer.who.conn_type.is_inbound() || peer.who.permissions.has(Permissions::NO_BAN);
     outbound_or_noban
-        && !matches!(peer.conn_type, ConnectionType::AddrFetch | ConnectionType::Feeler)
+        && !matches!(peer.who.conn_type, ConnectionType::AddrFetch | ConnectionType::Feeler)
         && can_serve_blocks(peer)
 }
 
@@ -277,7 +277,7 @@ pub fn on_headers(node: &mut HeadersNode, peer: &mut Peer, mut headers: Vec<Head
         // Possibly a BIP130 announcement we cannot connect: ask for what we miss.
         let locator = tree.locator(tree.tip_id());
         if maybe_send_getheaders(peer, locator, now, out) {
-            debug!(target: "net", "received header {}: missing prev block {}, sending getheaders ({}) to end (peer={})", headers[0].block_hash(), headers[0].prev_blockhash, tree.height(), peer.id);
+            debug!(target: "net", "received header {}: missing prev block {}, sending getheaders ({}) to end (peer={})", headers[0].block_hash(), headers[0].prev_blockhash, tree.height(), peer.who.id);
         }
         return;
     };
@@ -307,7 +307,7 @@ pub fn on_headers(node: &mut HeadersNode, peer: &mut Peer, mut headers: Vec<Head
                 peer.headers.presync = Some(Box::new(sync));
                 let _ = continue_presync(node, peer, &headers, full, now, out);
             } else {
-                debug!(target: "net", "Ignoring low-work chain (height={}) from peer={}", start.height as usize + count, peer.id);
+                debug!(target: "net", "Ignoring low-work chain (height={}) from peer={}", start.height as usize + count, peer.who.id);
             }
             return;
         }
@@ -333,7 +333,7 @@ fn continue_presync(
     if r.request_more {
         let locator = sync.next_locator();
         if maybe_send_getheaders(peer, locator, now, out) {
-            debug!(target: "net", "more getheaders (presync) to peer={}", peer.id);
+            debug!(target: "net", "more getheaders (presync) to peer={}", peer.who.id);
         }
     }
     if let Some(sync) = peer.headers.presync.as_ref() {
@@ -373,7 +373,7 @@ fn accept(
         }
         // Core's MaybePunishNodeForBlock: a header from the future (or one we cannot connect)
         // is refused without punishing its sender.
-        debug!(target: "net", "peer={}: header {hash} not accepted: {e}", peer.id);
+        debug!(target: "net", "peer={}: header {hash} not accepted: {e}", peer.who.id);
     }
     let Some(last) = r.last else { return };
     let tree = node.chain.tree();
@@ -399,7 +399,7 @@ fn accept(
         let locator = tree.locator(last);
         let height = tree.entry(last).map_or(0, |e| e.height);
         if maybe_send_getheaders(peer, locator, now, out) {
-            debug!(target: "net", "more getheaders ({height}) to end to peer={}", peer.id);
+            debug!(target: "net", "more getheaders ({height}) to end to peer={}", peer.who.id);
         }
     }
 }
@@ -408,7 +408,7 @@ fn accept(
 /// whose best header has as much work as our tip are protected from the chain-sync timeout and
 /// from extra-peer eviction for the rest of the connection.
 fn maybe_protect(node: &mut HeadersNode, peer: &mut Peer) {
-    if peer.conn_type != ConnectionType::OutboundFullRelay
+    if peer.who.conn_type != ConnectionType::OutboundFullRelay
         || peer.headers.chain_sync.protect
         || node.protected_peers >= MAX_OUTBOUND_PEERS_TO_PROTECT_FROM_DISCONNECT
     {
@@ -417,7 +417,7 @@ fn maybe_protect(node: &mut HeadersNode, peer: &mut Peer) {
     let tree = node.chain.tree();
     let best = peer.headers.best_known.and_then(|id| tree.entry(id)).map(|e| e.chain_work);
     if best.is_some_and(|w| w >= tree.tip().chain_work) {
-        debug!(target: "net", "Protecting outbound peer={} from eviction", peer.id);
+        debug!(target: "net", "Protecting outbound peer={} from eviction", peer.who.id);
         peer.headers.chain_sync.protect = true;
         node.protected_peers += 1;
     }
@@ -435,7 +435,7 @@ pub fn on_getheaders(node: &HeadersNode, peer: &mut Peer, msg: &GetHeadersMessag
     }
     let tree = node.chain.tree();
     if tree.tip().chain_work < node.chain.min_chain_work() {
-        debug!(target: "net", "Ignoring getheaders from peer={} because active chain has too little work; sending empty response", peer.id);
+        debug!(target: "net", "Ignoring getheaders from peer={} because active chain has too little work; sending empty response", peer.who.id);
         return out.send(&NetworkMessage::Headers(Vec::new()));
     }
     let range = if msg.locator_hashes.is_empty() {
@@ -446,7 +446,7 @@ pub fn on_getheaders(node: &HeadersNode, peer: &mut Peer, msg: &GetHeadersMessag
     } else {
         tree.serve_range(&msg.locator_hashes, &msg.stop_hash, MAX_HEADERS_RESULTS)
     };
-    debug!(target: "net", "getheaders {} to {} from peer={}", range.start.saturating_sub(1), if msg.stop_hash == no_stop() { "end".to_string() } else { msg.stop_hash.to_string() }, peer.id);
+    debug!(target: "net", "getheaders {} to {} from peer={}", range.start.saturating_sub(1), if msg.stop_hash == no_stop() { "end".to_string() } else { msg.stop_hash.to_string() }, peer.who.id);
     if let Some(last) = range.end.checked_sub(1).filter(|&h| h >= range.start) {
         peer.headers.best_sent = tree.best_id(last).or(peer.headers.best_sent);
     }
@@ -467,7 +467,7 @@ pub fn on_inv(node: &HeadersNode, peer: &mut Peer, inv: &[Inventory], now: Now, 
     if let Some(hash) = unknown_block {
         let locator = tree.locator(tree.tip_id());
         if maybe_send_getheaders(peer, locator, now, out) {
-            debug!(target: "net", "getheaders ({}) {hash} to peer={}", tree.height(), peer.id);
+            debug!(target: "net", "getheaders ({}) {hash} to peer={}", tree.height(), peer.who.id);
         }
     }
 }
@@ -481,16 +481,17 @@ pub fn send_messages(node: &mut HeadersNode, peer: &mut Peer, now: Now, out: &mu
     // serve blocks) when there is any; an inbound peer, or one without NODE_NETWORK(_LIMITED),
     // only when there is none (headers-only btcloopd peers advertise nothing); never an
     // addr-fetch or feeler connection.
-    let short_lived = matches!(peer.conn_type, ConnectionType::AddrFetch | ConnectionType::Feeler);
+    let short_lived = matches!(peer.who.conn_type, ConnectionType::AddrFetch | ConnectionType::Feeler);
     let sync_from_peer = peer.headers.preferred || (!short_lived && node.preferred_peers == 0);
-    let wanted = (node.sync_peers == 0 && sync_from_peer) || (!far_behind && peer.conn_type != ConnectionType::Feeler);
+    let wanted =
+        (node.sync_peers == 0 && sync_from_peer) || (!far_behind && peer.who.conn_type != ConnectionType::Feeler);
     if !peer.headers.sync_started && wanted {
         let tree = node.chain.tree();
         let tip = tree.tip_id();
         let start = tree.entry(tip).map_or(tip, |e| e.parent);
         let (height, tip_time) = tree.entry(start).map_or((0, 0), |e| (e.height, tree.tip().header.time));
         if maybe_send_getheaders(peer, tree.locator(start), now, out) {
-            debug!(target: "net", "initial getheaders ({height}) to peer={}", peer.id);
+            debug!(target: "net", "initial getheaders ({height}) to peer={}", peer.who.id);
             peer.headers.sync_started = true;
             node.sync_peers += 1;
             let behind = (now.unix - i64::from(tip_time)).max(0) as u32 / node.chain.params().pow_target_spacing.max(1);
@@ -506,11 +507,11 @@ pub fn send_messages(node: &mut HeadersNode, peer: &mut Peer, now: Now, out: &mu
             } else if now.mono > deadline && node.sync_peers == 1 && others {
                 // Core: only with another preferred peer to sync from instead (so never when
                 // every peer is inbound); a noban peer is kept but loses its sync role.
-                if !peer.permissions.has(Permissions::NO_BAN) {
-                    info!("Timeout downloading headers, disconnecting peer={}", peer.id);
+                if !peer.who.permissions.has(Permissions::NO_BAN) {
+                    info!("Timeout downloading headers, disconnecting peer={}", peer.who.id);
                     return out.disconnect(DisconnectReason::HeadersTimeout);
                 }
-                info!("Timeout downloading headers from noban peer, not disconnecting peer={}", peer.id);
+                info!("Timeout downloading headers from noban peer, not disconnecting peer={}", peer.who.id);
                 peer.headers.sync_started = false;
                 peer.headers.sync_timeout = None;
                 node.sync_peers = node.sync_peers.saturating_sub(1);
@@ -529,7 +530,7 @@ pub fn send_messages(node: &mut HeadersNode, peer: &mut Peer, now: Now, out: &mu
 /// at the deadline it gets one `getheaders` and [`HEADERS_RESPONSE_TIME`] more, then it is
 /// disconnected. True when it was.
 fn consider_eviction(node: &HeadersNode, peer: &mut Peer, now: Now, out: &mut impl Outbox) -> bool {
-    let outbound = matches!(peer.conn_type, ConnectionType::OutboundFullRelay | ConnectionType::BlockRelayOnly);
+    let outbound = matches!(peer.who.conn_type, ConnectionType::OutboundFullRelay | ConnectionType::BlockRelayOnly);
     if peer.headers.chain_sync.protect || !outbound || !peer.headers.sync_started {
         return false;
     }
@@ -551,7 +552,7 @@ fn consider_eviction(node: &HeadersNode, peer: &mut Peer, now: Now, out: &mut im
             info!(
                 "Outbound peer has old chain, best known block = {}, disconnecting peer={}",
                 best_hash.as_deref().unwrap_or("<none>"),
-                peer.id
+                peer.who.id
             );
             out.disconnect(DisconnectReason::OldChain);
             return true;
@@ -562,7 +563,7 @@ fn consider_eviction(node: &HeadersNode, peer: &mut Peer, now: Now, out: &mut im
         cs.timeout = Some(now.unix.saturating_add(HEADERS_RESPONSE_TIME.as_secs() as i64));
         // Sent, or skipped because one is in flight: either way the answer can clear the timer.
         if maybe_send_getheaders(peer, tree.locator(from), now, out) {
-            debug!(target: "net", "sending getheaders to outbound peer={} to verify chain work", peer.id);
+            debug!(target: "net", "sending getheaders to outbound peer={} to verify chain work", peer.who.id);
         }
     }
     false

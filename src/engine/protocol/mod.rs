@@ -12,7 +12,7 @@ pub mod rolling_bloom;
 pub mod timeouts;
 
 use std::collections::HashSet;
-use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bitcoin::p2p::ServiceFlags;
@@ -22,7 +22,7 @@ use rand::{RngExt, SeedableRng};
 use tracing::debug;
 
 use crate::base::message::{self as wire, PayloadError};
-use crate::base::peer::{ConnectionType, DisconnectReason, PeerId};
+use crate::base::peer::{ConnectionType, DisconnectReason, PeerIdentity};
 use crate::engine::addrman::{AddrMan, NetGroupRule};
 use crate::engine::chain::accept::Chain;
 use crate::engine::policy::local::LocalAddrs;
@@ -82,22 +82,15 @@ pub struct ProtocolParams {
 /// One peer's protocol state, owned by the message handler (no locks).
 #[derive(Debug)]
 pub struct Peer {
-    /// Connection id.
-    pub id: PeerId,
-    /// Remote address.
-    pub addr: SocketAddr,
-    /// Why the connection exists.
-    pub conn_type: ConnectionType,
-    /// When the connection opened.
-    pub connected_at: Instant,
+    /// What is fixed about the connection (id, address, type, permissions, when it opened),
+    /// shared with the threads that made it.
+    pub who: Arc<PeerIdentity>,
     /// Version handshake state.
     pub handshake: Handshake,
     /// Ping state.
     pub ping: PingState,
     /// Headers sync state.
     pub headers: HeadersPeer,
-    /// What `--whitelist` grants it.
-    pub permissions: Permissions,
     /// Address relay state.
     pub addrs: addr::AddrPeer,
     /// The test-only loopback rule is on: a misbehaving `127.x` peer is discouraged as a
@@ -108,7 +101,19 @@ pub struct Peer {
 impl Peer {
     /// `peer=N` (with the address under `--logips`), for log lines.
     pub fn label(&self, log_ips: bool) -> String {
-        if log_ips { format!("peer={}, peeraddr={}", self.id, self.addr) } else { format!("peer={}", self.id) }
+        self.who.label(log_ips)
+    }
+}
+
+#[cfg(test)]
+impl Peer {
+    /// Tests: the peer as if it had connected with another identity (`change` edits a copy; the
+    /// network follows the address). A real connection's identity never changes.
+    pub(crate) fn reidentify(&mut self, change: impl FnOnce(&mut PeerIdentity)) {
+        let mut who = PeerIdentity::clone(&self.who);
+        change(&mut who);
+        who.net = crate::base::netaddr::net_kind(who.addr.ip());
+        self.who = Arc::new(who);
     }
 }
 
@@ -260,20 +265,17 @@ impl Protocol {
     }
 
     /// State for a new connection.
-    pub fn add_peer(&mut self, id: PeerId, addr: SocketAddr, conn_type: ConnectionType, now: Instant) -> Peer {
+    pub fn add_peer(&mut self, who: impl Into<Arc<PeerIdentity>>) -> Peer {
+        let who = who.into();
         let local_nonce = handshake::new_nonce(&mut self.rng);
-        if !conn_type.is_inbound() {
+        if !who.conn_type.is_inbound() {
             self.local_nonces.insert(local_nonce);
         }
         Peer {
-            id,
-            addr,
-            conn_type,
-            connected_at: now,
+            who,
             handshake: Handshake::new(local_nonce),
             ping: PingState::default(),
             headers: HeadersPeer::default(),
-            permissions: Permissions::NONE,
             addrs: addr::AddrPeer::default(),
             loopback_is_remote: self.addrman.rule() == NetGroupRule::LoopbackPerAddress,
         }
@@ -287,10 +289,10 @@ impl Protocol {
             // Core's FinalizeNode: full outbound peers refresh their entry's time (not
             // block-relay-only ones, which would leak them, nor feelers).
             if matches!(
-                peer.conn_type,
+                peer.who.conn_type,
                 ConnectionType::OutboundFullRelay | ConnectionType::Manual | ConnectionType::AddrFetch
             ) {
-                let e = crate::engine::addrman::AddrEntry::from_socket(peer.addr, ServiceFlags::NONE, 0);
+                let e = crate::engine::addrman::AddrEntry::from_socket(peer.who.addr, ServiceFlags::NONE, 0);
                 self.addrman.connected(&e.addr, e.port, unix);
             }
         }
@@ -398,7 +400,7 @@ impl Protocol {
         if let Some(reason) = timeouts::inactivity(peer, now.mono, link, self.params.peer_timeout) {
             return out.disconnect(reason);
         }
-        if !peer.conn_type.is_inbound() && !peer.handshake.version_sent {
+        if !peer.who.conn_type.is_inbound() && !peer.handshake.version_sent {
             handshake::push_version(self, peer, now, out);
         }
         if !peer.handshake.successfully_connected {
@@ -424,7 +426,7 @@ impl Protocol {
 /// (Core ignores anything else before it, with a log line).
 fn after_version(peer: &Peer, command: &str) -> bool {
     if peer.handshake.remote.is_none() {
-        debug!(target: "net", "non-version message before version handshake. Message \"{command}\" from peer={}", peer.id);
+        debug!(target: "net", "non-version message before version handshake. Message \"{command}\" from peer={}", peer.who.id);
         return false;
     }
     true
@@ -437,7 +439,7 @@ fn established(peer: &Peer, command: &str) -> bool {
         return false;
     }
     if !peer.handshake.successfully_connected {
-        debug!(target: "net", "Unsupported message \"{command}\" prior to verack from peer={}", peer.id);
+        debug!(target: "net", "Unsupported message \"{command}\" prior to verack from peer={}", peer.who.id);
         return false;
     }
     true
@@ -447,21 +449,21 @@ fn established(peer: &Peer, command: &str) -> bool {
 /// warned about; local (loopback) peers are disconnected; any other peer is disconnected and
 /// its address discouraged.
 pub fn misbehaving(peer: &Peer, out: &mut impl Outbox, what: String) {
-    if peer.permissions.has(Permissions::NO_BAN) {
-        tracing::warn!("Not punishing noban peer {}: {what}", peer.id);
+    if peer.who.permissions.has(Permissions::NO_BAN) {
+        tracing::warn!("Not punishing noban peer {}: {what}", peer.who.id);
         return;
     }
-    if peer.conn_type == ConnectionType::Manual {
-        tracing::warn!("Not punishing manually connected peer {}: {what}", peer.id);
+    if peer.who.conn_type == ConnectionType::Manual {
+        tracing::warn!("Not punishing manually connected peer {}: {what}", peer.who.id);
         return;
     }
-    let ip = peer.addr.ip();
+    let ip = peer.who.addr.ip();
     let loopback4 = matches!(ip, std::net::IpAddr::V4(v4) if v4.is_loopback());
     let local = ip.is_loopback() || matches!(ip, std::net::IpAddr::V4(v4) if v4.octets()[0] == 0);
     if local && !(loopback4 && peer.loopback_is_remote) {
-        debug!(target: "net", "Warning: disconnecting but not discouraging local peer {}!", peer.id);
+        debug!(target: "net", "Warning: disconnecting but not discouraging local peer {}!", peer.who.id);
     } else {
-        debug!(target: "net", "Disconnecting and discouraging peer {}!", peer.id);
+        debug!(target: "net", "Disconnecting and discouraging peer {}!", peer.who.id);
         out.discourage(ip);
     }
     out.disconnect(DisconnectReason::Misbehaving(what));

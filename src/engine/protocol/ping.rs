@@ -67,7 +67,7 @@ pub fn on_pong(peer: &mut Peer, nonce: u64, received: Instant) {
         Some("Nonce mismatch")
     };
     if let Some(problem) = problem {
-        debug!(target: "net", "pong peer={}: {problem}, {expected:x} expected, {nonce:x} received", peer.id);
+        debug!(target: "net", "pong peer={}: {problem}, {expected:x} expected, {nonce:x} received", peer.who.id);
     }
 }
 

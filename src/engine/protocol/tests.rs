@@ -10,6 +10,7 @@ use bitcoin::p2p::message_network::VersionMessage;
 
 use super::*;
 use crate::base::chainparams::Network;
+use crate::base::peer::PeerIdentity;
 use crate::base::peer::{ConnectionType, DisconnectReason};
 use crate::engine::chain::params::ChainParams;
 
@@ -54,7 +55,7 @@ fn their_version(version: i32, nonce: u64) -> NetworkMessage {
 
 /// An inbound peer through version + verack; returns the peer and what we sent.
 fn handshaken(p: &mut Protocol, t0: Instant) -> (Peer, Recorder) {
-    let mut peer = p.add_peer(1, addr(), ConnectionType::Inbound, t0);
+    let mut peer = p.add_peer(PeerIdentity::new(1, addr(), ConnectionType::Inbound, t0));
     let mut out = Recorder::default();
     p.deliver(&mut peer, their_version(70016, 42), t0, now(t0, 0), &mut out);
     p.deliver(&mut peer, NetworkMessage::Verack, t0, now(t0, 0), &mut out);
@@ -65,7 +66,7 @@ fn handshaken(p: &mut Protocol, t0: Instant) -> (Peer, Recorder) {
 fn outbound_sends_version_first_and_once() {
     let mut p = proto();
     let t0 = Instant::now();
-    let mut peer = p.add_peer(0, addr(), ConnectionType::Manual, t0);
+    let mut peer = p.add_peer(PeerIdentity::new(0, addr(), ConnectionType::Manual, t0));
     let mut out = Recorder::default();
     p.send_messages(&mut peer, now(t0, 0), LinkTimes::default(), &mut out);
     p.send_messages(&mut peer, now(t0, 1), LinkTimes::default(), &mut out);
@@ -86,7 +87,7 @@ fn outbound_sends_version_first_and_once() {
 fn inbound_waits_for_their_version_then_answers_in_core_order() {
     let mut p = proto();
     let t0 = Instant::now();
-    let mut peer = p.add_peer(1, addr(), ConnectionType::Inbound, t0);
+    let mut peer = p.add_peer(PeerIdentity::new(1, addr(), ConnectionType::Inbound, t0));
     let mut out = Recorder::default();
     p.send_messages(&mut peer, now(t0, 0), LinkTimes::default(), &mut out);
     assert!(out.sent.is_empty(), "nothing before the peer's version");
@@ -108,7 +109,7 @@ fn inbound_waits_for_their_version_then_answers_in_core_order() {
 fn old_peers_get_no_bip_feature_messages() {
     let mut p = proto();
     let t0 = Instant::now();
-    let mut peer = p.add_peer(1, addr(), ConnectionType::Inbound, t0);
+    let mut peer = p.add_peer(PeerIdentity::new(1, addr(), ConnectionType::Inbound, t0));
     let mut out = Recorder::default();
     p.deliver(&mut peer, their_version(70001, 42), t0, now(t0, 0), &mut out);
     assert_eq!(out.commands(), ["version", "verack"]);
@@ -122,7 +123,7 @@ fn obsolete_and_negative_versions_disconnect() {
     for v in [31799, 0, -1] {
         let mut p = proto();
         let t0 = Instant::now();
-        let mut peer = p.add_peer(1, addr(), ConnectionType::Inbound, t0);
+        let mut peer = p.add_peer(PeerIdentity::new(1, addr(), ConnectionType::Inbound, t0));
         let mut out = Recorder::default();
         p.deliver(&mut peer, their_version(v, 42), t0, now(t0, 0), &mut out);
         assert_eq!(out.disconnect, Some(DisconnectReason::ObsoleteVersion(v)));
@@ -130,7 +131,7 @@ fn obsolete_and_negative_versions_disconnect() {
     }
     let mut p = proto();
     let t0 = Instant::now();
-    let mut peer = p.add_peer(1, addr(), ConnectionType::Inbound, t0);
+    let mut peer = p.add_peer(PeerIdentity::new(1, addr(), ConnectionType::Inbound, t0));
     let mut out = Recorder::default();
     p.deliver(&mut peer, their_version(31800, 42), t0, now(t0, 0), &mut out);
     assert_eq!(out.disconnect, None);
@@ -140,14 +141,14 @@ fn obsolete_and_negative_versions_disconnect() {
 fn self_connection_detected_by_nonce() {
     let mut p = proto();
     let t0 = Instant::now();
-    let outbound = p.add_peer(0, addr(), ConnectionType::Manual, t0);
-    let mut inbound = p.add_peer(1, addr(), ConnectionType::Inbound, t0);
+    let outbound = p.add_peer(PeerIdentity::new(0, addr(), ConnectionType::Manual, t0));
+    let mut inbound = p.add_peer(PeerIdentity::new(1, addr(), ConnectionType::Inbound, t0));
     let mut out = Recorder::default();
     p.deliver(&mut inbound, their_version(70016, outbound.handshake.local_nonce), t0, now(t0, 0), &mut out);
     assert_eq!(out.disconnect, Some(DisconnectReason::SelfConnection));
     // Once the outbound connection is gone its nonce no longer matches.
     p.remove_peer(&outbound, 0);
-    let mut inbound = p.add_peer(2, addr(), ConnectionType::Inbound, t0);
+    let mut inbound = p.add_peer(PeerIdentity::new(2, addr(), ConnectionType::Inbound, t0));
     let mut out = Recorder::default();
     p.deliver(&mut inbound, their_version(70016, outbound.handshake.local_nonce), t0, now(t0, 0), &mut out);
     assert_eq!(out.disconnect, None);
@@ -157,7 +158,7 @@ fn self_connection_detected_by_nonce() {
 fn messages_before_version_and_duplicate_version_ignored() {
     let mut p = proto();
     let t0 = Instant::now();
-    let mut peer = p.add_peer(1, addr(), ConnectionType::Inbound, t0);
+    let mut peer = p.add_peer(PeerIdentity::new(1, addr(), ConnectionType::Inbound, t0));
     let mut out = Recorder::default();
     p.deliver(&mut peer, NetworkMessage::Ping(5), t0, now(t0, 0), &mut out);
     p.deliver(&mut peer, NetworkMessage::Verack, t0, now(t0, 0), &mut out);
@@ -176,7 +177,7 @@ fn messages_before_version_and_duplicate_version_ignored() {
 fn feature_negotiation_only_before_verack() {
     let mut p = proto();
     let t0 = Instant::now();
-    let mut peer = p.add_peer(1, addr(), ConnectionType::Inbound, t0);
+    let mut peer = p.add_peer(PeerIdentity::new(1, addr(), ConnectionType::Inbound, t0));
     let mut out = Recorder::default();
     p.deliver(&mut peer, their_version(70016, 42), t0, now(t0, 0), &mut out);
     p.deliver(&mut peer, NetworkMessage::WtxidRelay, t0, now(t0, 0), &mut out);
@@ -280,7 +281,7 @@ fn unanswered_ping_times_out_after_20_minutes() {
 fn inactivity_rules_match_core() {
     let t0 = Instant::now();
     let mut p = proto();
-    let peer = p.add_peer(1, addr(), ConnectionType::Inbound, t0);
+    let peer = p.add_peer(PeerIdentity::new(1, addr(), ConnectionType::Inbound, t0));
     let at = |s: u64| t0 + Duration::from_secs(s);
     let link = |send: Option<u64>, recv: Option<u64>| LinkTimes { last_send: send.map(at), last_recv: recv.map(at) };
     // Within the grace period nothing is checked.
@@ -313,7 +314,7 @@ fn inactivity_rules_match_core() {
 fn handshake_timeout_disconnects_through_send_messages() {
     let mut p = proto();
     let t0 = Instant::now();
-    let mut peer = p.add_peer(1, addr(), ConnectionType::Inbound, t0);
+    let mut peer = p.add_peer(PeerIdentity::new(1, addr(), ConnectionType::Inbound, t0));
     let mut out = Recorder::default();
     p.deliver(&mut peer, their_version(70016, 42), t0, now(t0, 0), &mut out);
     out.clear();

@@ -11,7 +11,7 @@ use crate::base::peer::DisconnectReason;
 /// Whether the grace period after connecting is over (Core's `ShouldRunInactivityChecks`); a
 /// `peer_timeout` too long to add to the connect time never ends.
 pub fn checks_run(peer: &Peer, now: Instant, peer_timeout: Duration) -> bool {
-    peer.connected_at.checked_add(peer_timeout).is_some_and(|end| now > end)
+    peer.who.connected_at.checked_add(peer_timeout).is_some_and(|end| now > end)
 }
 
 /// The reason to drop `peer` now, if any.

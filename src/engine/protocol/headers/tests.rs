@@ -11,6 +11,7 @@ use bitcoin::pow::Work;
 use super::*;
 use crate::base::chainparams::Network;
 use crate::base::peer::ConnectionType;
+use crate::base::peer::PeerIdentity;
 use crate::engine::chain::mine::mine_chain;
 use crate::engine::chain::params::ChainParams;
 use crate::engine::protocol::{LinkTimes, Protocol, ProtocolParams, Recorder};
@@ -59,7 +60,7 @@ fn peer_as(
     conn_type: ConnectionType,
     services: ServiceFlags,
 ) -> Peer {
-    let mut peer = p.add_peer(id, addr(), conn_type, t0);
+    let mut peer = p.add_peer(PeerIdentity::new(id, addr(), conn_type, t0));
     let empty = Address { services: ServiceFlags::NONE, address: [0; 8], port: 0 };
     let v = VersionMessage {
         version: 70016,
@@ -307,7 +308,7 @@ fn misbehaviour_discourages_remote_peers_disconnects_local_ones_and_spares_manua
     let t0 = Instant::now();
     // Remote inbound peer: disconnected and its address discouraged.
     let mut remote = peer(&mut p, 1, t0, false);
-    remote.addr = "203.0.113.5:8333".parse().unwrap();
+    remote.reidentify(|w| w.addr = "203.0.113.5:8333".parse().unwrap());
     let out = deliver(&mut p, &mut remote, NetworkMessage::Headers(bad.clone()), now(t0, 1));
     assert!(matches!(out.disconnect, Some(DisconnectReason::Misbehaving(_))));
     assert_eq!(out.discouraged, vec!["203.0.113.5".parse::<std::net::IpAddr>().unwrap()]);
@@ -317,14 +318,14 @@ fn misbehaviour_discourages_remote_peers_disconnects_local_ones_and_spares_manua
     assert!(out.disconnect.is_some() && out.discouraged.is_empty());
     // Manual connection: Core never punishes those.
     let mut manual = peer(&mut p, 3, t0, false);
-    manual.conn_type = ConnectionType::Manual;
-    manual.addr = "203.0.113.6:8333".parse().unwrap();
+    manual.reidentify(|w| w.conn_type = ConnectionType::Manual);
+    manual.reidentify(|w| w.addr = "203.0.113.6:8333".parse().unwrap());
     let out = deliver(&mut p, &mut manual, NetworkMessage::Headers(bad.clone()), now(t0, 1));
     assert!(out.disconnect.is_none() && out.discouraged.is_empty());
     // A --whitelist noban peer: only warned about, as Core.
     let mut noban = peer(&mut p, 4, t0, false);
-    noban.addr = "203.0.113.7:8333".parse().unwrap();
-    noban.permissions = crate::engine::policy::permissions::Permissions::NO_BAN;
+    noban.reidentify(|w| w.addr = "203.0.113.7:8333".parse().unwrap());
+    noban.reidentify(|w| w.permissions = crate::engine::policy::permissions::Permissions::NO_BAN);
     let out = deliver(&mut p, &mut noban, NetworkMessage::Headers(bad), now(t0, 1));
     assert!(out.disconnect.is_none() && out.discouraged.is_empty());
 }
@@ -406,8 +407,8 @@ fn header_from_the_future_is_refused_without_punishing_its_sender() {
         let mut p = protocol_with(&base, zero());
         let t0 = Instant::now();
         let mut a = peer(&mut p, 1, t0, false);
-        a.conn_type = conn_type;
-        a.addr = "203.0.113.9:8333".parse().unwrap();
+        a.reidentify(|w| w.conn_type = conn_type);
+        a.reidentify(|w| w.addr = "203.0.113.9:8333".parse().unwrap());
         let out = deliver(&mut p, &mut a, NetworkMessage::Headers(vec![future]), now(t0, 1));
         assert_eq!(out.disconnect, None, "{conn_type}: not disconnected");
         assert!(out.discouraged.is_empty(), "{conn_type}: not discouraged");
@@ -491,15 +492,15 @@ fn far_behind_the_sync_peer_is_an_outbound_peer_that_can_serve_blocks_while_one_
     assert_eq!(p.headers.preferred_peers, 1);
     for x in [&mut inbound, &mut fetch, &mut bare] {
         let out = tick(&mut p, x, now(t0, 0));
-        assert!(getheaders_of(&out).is_empty(), "{}: not a sync peer while an outbound one exists", x.conn_type);
+        assert!(getheaders_of(&out).is_empty(), "{}: not a sync peer while an outbound one exists", x.who.conn_type);
         assert!(!x.headers.sync_started);
     }
     assert_eq!(getheaders_of(&tick(&mut p, &mut outbound, now(t0, 0))).len(), 1);
     assert!(outbound.headers.sync_started);
     assert_eq!(p.headers.sync_peers, 1);
     // A noban inbound peer that can serve blocks is preferred too (Core's fPreferredDownload).
-    let mut noban = p.add_peer(5, addr(), ConnectionType::Inbound, t0);
-    noban.permissions = crate::engine::policy::permissions::Permissions::NO_BAN;
+    let mut noban = p.add_peer(PeerIdentity::new(5, addr(), ConnectionType::Inbound, t0));
+    noban.reidentify(|w| w.permissions = crate::engine::policy::permissions::Permissions::NO_BAN);
     noban.handshake.remote = inbound.handshake.remote.clone();
     p.headers.on_established(&mut noban);
     assert!(noban.headers.preferred && p.headers.preferred_peers == 2);
@@ -553,7 +554,7 @@ fn a_stalling_noban_sync_peer_loses_its_role_but_stays() {
     let mut p = protocol_with(&[], zero());
     let t0 = Instant::now();
     let mut a = peer_as(&mut p, 1, t0, false, ConnectionType::OutboundFullRelay, serving());
-    a.permissions = crate::engine::policy::permissions::Permissions::NO_BAN;
+    a.reidentify(|w| w.permissions = crate::engine::policy::permissions::Permissions::NO_BAN);
     let mut b = peer_as(&mut p, 2, t0, false, ConnectionType::OutboundFullRelay, serving());
     tick(&mut p, &mut a, now(t0, 0));
     let secs = a.headers.sync_timeout.unwrap().duration_since(t0).as_secs() + 1;
