@@ -9,20 +9,16 @@ use std::time::{Duration, Instant};
 use bitcoin::p2p::ServiceFlags;
 use bitcoin::p2p::address::Address;
 use bitcoin::p2p::message::NetworkMessage;
-use bitcoin::p2p::message_network::VersionMessage;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 
 use super::*;
-use crate::base::chainparams::Network;
 use crate::base::netaddr::net_kind;
 use crate::base::peer::Permissions;
 use crate::engine::addrman::from_ip;
-use crate::engine::chain::accept::Chain;
-use crate::engine::chain::params::ChainParams;
 use crate::engine::policy::eviction::GroupKey;
 use crate::engine::policy::outbound::Setup;
-use crate::engine::protocol::ProtocolParams;
+use crate::engine::protocol::test_support::{peer_version, test_protocol};
 
 const UNIX0: i64 = 1_700_000_000;
 
@@ -50,14 +46,7 @@ fn at(t0: Instant, secs: u64) -> Now {
 
 /// A manager over an empty regtest chain; `planner`: automatic connections on, with `book`.
 fn manager(t0: Instant, automatic: bool, book: &[&str]) -> PeerManager {
-    let chain = Chain::in_memory(ChainParams::new(Network::Regtest), bitcoin::pow::Work::from_be_bytes([0; 32]));
-    let params = ProtocolParams {
-        user_agent: "/btcloop:test/".into(),
-        services: ServiceFlags::NETWORK | ServiceFlags::WITNESS,
-        peer_timeout: Duration::from_secs(60),
-        log_ips: false,
-    };
-    let mut proto = Protocol::seeded(params, chain, 3);
+    let mut proto = test_protocol(ServiceFlags::NETWORK | ServiceFlags::WITNESS, 3);
     for a in book {
         let sa: SocketAddr = a.parse().unwrap();
         let e = AddrEntry::from_socket(sa, ServiceFlags::NETWORK | ServiceFlags::WITNESS, UNIX0 - 3600);
@@ -89,18 +78,7 @@ fn who(id: PeerId, addr: &str, conn_type: ConnectionType, t: Instant) -> Arc<Pee
 }
 
 fn version(nonce: u64) -> NetworkMessage {
-    let empty = Address { services: ServiceFlags::NONE, address: [0; 8], port: 0 };
-    NetworkMessage::Version(VersionMessage {
-        version: 70016,
-        services: ServiceFlags::NETWORK | ServiceFlags::WITNESS,
-        timestamp: UNIX0,
-        receiver: empty.clone(),
-        sender: empty,
-        nonce,
-        user_agent: "/peer/".into(),
-        start_height: 0,
-        relay: true,
-    })
+    peer_version(nonce, UNIX0, "/peer/")
 }
 
 fn deliver(m: &mut PeerManager, id: PeerId, msg: NetworkMessage, now: Now) -> Wrote {

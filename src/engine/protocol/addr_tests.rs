@@ -6,27 +6,19 @@ use std::time::{Duration, Instant};
 use bitcoin::p2p::ServiceFlags;
 use bitcoin::p2p::address::{AddrV2, Address};
 use bitcoin::p2p::message::NetworkMessage;
-use bitcoin::p2p::message_network::VersionMessage;
 
 use super::*;
 use crate::base::chainparams::Network;
 use crate::base::peer::ConnectionType;
 use crate::base::peer::PeerIdentity;
-use crate::engine::chain::accept::Chain;
 use crate::engine::chain::params::ChainParams;
-use crate::engine::protocol::{LinkTimes, ProtocolParams, Recorder};
+use crate::engine::protocol::test_support::{peer_version, test_protocol};
+use crate::engine::protocol::{LinkTimes, Recorder};
 
 const UNIX0: i64 = 1_700_000_000;
 
 fn proto() -> Protocol {
-    let chain = Chain::in_memory(ChainParams::new(Network::Regtest), bitcoin::pow::Work::from_be_bytes([0; 32]));
-    let params = ProtocolParams {
-        user_agent: "/btcloop:test/".into(),
-        services: ServiceFlags::NONE,
-        peer_timeout: Duration::from_secs(60),
-        log_ips: false,
-    };
-    Protocol::seeded(params, chain, 11)
+    test_protocol(ServiceFlags::NONE, 11)
 }
 
 fn now(t0: Instant, secs: u64) -> Now {
@@ -34,18 +26,7 @@ fn now(t0: Instant, secs: u64) -> Now {
 }
 
 fn version() -> NetworkMessage {
-    let empty = Address { services: ServiceFlags::NONE, address: [0; 8], port: 0 };
-    NetworkMessage::Version(VersionMessage {
-        version: 70016,
-        services: ServiceFlags::NETWORK | ServiceFlags::WITNESS,
-        timestamp: UNIX0,
-        receiver: empty.clone(),
-        sender: empty,
-        nonce: 9,
-        user_agent: "/peer/".into(),
-        start_height: 0,
-        relay: true,
-    })
+    peer_version(9, UNIX0, "/peer/")
 }
 
 /// A handshaken peer of `conn` from `from`; `v2`: it sent `sendaddrv2`.

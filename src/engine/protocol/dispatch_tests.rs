@@ -10,7 +10,6 @@ use bitcoin::p2p::ServiceFlags;
 use bitcoin::p2p::address::{AddrV2, AddrV2Message, Address};
 use bitcoin::p2p::message::NetworkMessage;
 use bitcoin::p2p::message_blockdata::{GetHeadersMessage, Inventory};
-use bitcoin::p2p::message_network::VersionMessage;
 
 use super::*;
 use crate::base::chainparams::Network;
@@ -18,18 +17,12 @@ use crate::base::message::encode_payload;
 use crate::base::peer::PeerIdentity;
 use crate::engine::chain::mine::mine_chain;
 use crate::engine::chain::params::ChainParams;
+use crate::engine::protocol::test_support::{peer_version, test_protocol};
 
 const UNIX0: i64 = 2_000_000_000;
 
 fn proto() -> Protocol {
-    let chain = Chain::in_memory(ChainParams::new(Network::Regtest), bitcoin::pow::Work::from_be_bytes([0; 32]));
-    let params = ProtocolParams {
-        user_agent: "/btcloop:test/".into(),
-        services: ServiceFlags::NONE,
-        peer_timeout: Duration::from_secs(60),
-        log_ips: false,
-    };
-    Protocol::seeded(params, chain, 5)
+    test_protocol(ServiceFlags::NONE, 5)
 }
 
 fn now(t0: Instant, secs: u64) -> Now {
@@ -37,18 +30,7 @@ fn now(t0: Instant, secs: u64) -> Now {
 }
 
 fn version() -> NetworkMessage {
-    let empty = Address { services: ServiceFlags::NONE, address: [0; 8], port: 0 };
-    NetworkMessage::Version(VersionMessage {
-        version: 70016,
-        services: ServiceFlags::NETWORK | ServiceFlags::WITNESS,
-        timestamp: UNIX0,
-        receiver: empty.clone(),
-        sender: empty,
-        nonce: 42,
-        user_agent: "/Satoshi:28.0.0/".into(),
-        start_height: 0,
-        relay: true,
-    })
+    peer_version(42, UNIX0, "/Satoshi:28.0.0/")
 }
 
 /// An inbound peer from a routable address that has sent nothing yet.

@@ -538,4 +538,6 @@ impl Protocol {
 #[cfg(test)]
 mod dispatch_tests;
 #[cfg(test)]
+pub(crate) mod test_support;
+#[cfg(test)]
 mod tests;
