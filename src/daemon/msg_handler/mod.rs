@@ -465,7 +465,7 @@ impl Cx {
             debug!(target: "net", "ProcessMessages({command}, {} bytes): Exception '{err}' caught, peer={id}", self.payload.len());
         }
         self.after(e, produced, done.facts);
-        let go_on = popped.more && !self.mgr.is_closing(id);
+        let go_on = popped.more && done.open;
         (go_on, go_on)
     }
 

@@ -77,6 +77,8 @@ pub struct Processed {
     pub facts: Option<EvictionFacts>,
     /// The payload of a type the protocol handles did not decode (the message was dropped).
     pub undecodable: Option<PayloadError>,
+    /// The peer is still served (not gone, not being disconnected).
+    pub open: bool,
 }
 
 /// The I/O-free core of the node's peer handling (Core's `PeerManager` plus the parts of
@@ -138,6 +140,42 @@ struct Decided {
     disconnect: Option<DisconnectReason>,
     discourage: Option<IpAddr>,
     relays: Vec<(AddrEntry, bool)>,
+}
+
+impl Decided {
+    /// Nothing beyond messages: no disconnect, discouragement or relay.
+    fn is_empty(&self) -> bool {
+        self.disconnect.is_none() && self.discourage.is_none() && self.relays.is_empty()
+    }
+}
+
+/// `SendMessages` for one peer, and its eviction facts once its handshake is done (borrowing
+/// only the protocol and the peer's entry, so the manager can act on the result after).
+fn send_step(
+    protocol: &mut Protocol,
+    m: &mut Managed,
+    now: Now,
+    link: LinkTimes,
+    wire: &mut impl Wire,
+) -> (Decided, Option<EvictionFacts>) {
+    let mut out = Out::new(wire);
+    protocol.send_messages(&mut m.peer, now, link, &mut out);
+    let decided = Decided::from(out);
+    if !m.peer.handshake.successfully_connected || decided.disconnect.is_some() {
+        return (decided, None);
+    }
+    let facts = m.facts.get_or_insert_with(|| {
+        let remote = m.peer.handshake.remote.as_ref();
+        let tip_depth = protocol.headers().tip_depth(now.unix);
+        EvictionFacts {
+            relevant_services: remote.is_some_and(|r| has_desirable_services(r.services, tip_depth)),
+            relay_txs: remote.is_some_and(|r| r.relay),
+            ..EvictionFacts::default()
+        }
+    });
+    facts.min_ping = m.peer.ping.min_ping;
+    facts.last_block_time = m.peer.headers.last_block_time.unwrap_or(0);
+    (decided, Some(*facts))
 }
 
 impl<W: Wire> From<Out<'_, W>> for Decided {
@@ -250,10 +288,16 @@ impl PeerManager {
         let mut out = Out::new(wire);
         let decoded = self.protocol.process_message(&mut m.peer, command, payload, received, now, &mut out);
         let decided = Decided::from(out);
-        if self.apply(id, decided, now) {
-            return Processed { facts: None, undecodable: decoded.err() };
-        }
-        Processed { facts: self.send_messages(id, now, link, wire), undecodable: decoded.err() }
+        let facts = if decided.is_empty() {
+            // The common case: straight on to SendMessages with the same entry.
+            let (decided, facts) = send_step(&mut self.protocol, m, now, link, wire);
+            if self.apply(id, decided, now) { None } else { facts }
+        } else if self.apply(id, decided, now) {
+            None
+        } else {
+            self.send_messages(id, now, link, wire)
+        };
+        Processed { facts, undecodable: decoded.err(), open: !self.is_closing(id) }
     }
 
     /// Core's `SendMessages` for `id`: timeouts, our `version`, pings, header and address
@@ -266,32 +310,15 @@ impl PeerManager {
         wire: &mut impl Wire,
     ) -> Option<EvictionFacts> {
         let m = self.peers.get_mut(&id).filter(|m| !m.closing)?;
-        let mut out = Out::new(wire);
-        self.protocol.send_messages(&mut m.peer, now, link, &mut out);
-        let decided = Decided::from(out);
-        if self.apply(id, decided, now) {
-            return None;
-        }
-        let m = self.peers.get_mut(&id)?;
-        if m.peer.handshake.successfully_connected {
-            let facts = m.facts.get_or_insert_with(|| {
-                let remote = m.peer.handshake.remote.as_ref();
-                let tip_depth = self.protocol.headers().tip_depth(now.unix);
-                EvictionFacts {
-                    relevant_services: remote.is_some_and(|r| has_desirable_services(r.services, tip_depth)),
-                    relay_txs: remote.is_some_and(|r| r.relay),
-                    ..EvictionFacts::default()
-                }
-            });
-            facts.min_ping = m.peer.ping.min_ping;
-            facts.last_block_time = m.peer.headers.last_block_time.unwrap_or(0);
-            return Some(*facts);
-        }
-        None
+        let (decided, facts) = send_step(&mut self.protocol, m, now, link, wire);
+        if self.apply(id, decided, now) { None } else { facts }
     }
 
     /// Acts on what one protocol call decided for `id`; true if the peer is now closing.
     fn apply(&mut self, id: PeerId, d: Decided, now: Now) -> bool {
+        if d.is_empty() {
+            return false;
+        }
         for (entry, reachable) in d.relays {
             self.relay_address(id, entry, reachable, now);
         }
