@@ -1,9 +1,10 @@
 //! A deterministic simulation of many nodes' peer management on fake time, with no sockets and
-//! no threads (nakamoto's simulator is the model): every honest node owns a real [`Protocol`]
-//! (its `AddrMan`, Core's addr relay, handshake, pings, headers state) and a real
-//! [`OutboundPlanner`]; messages travel over an in-memory network as `NetworkMessage`s through
-//! a priority queue of events, each link delivering in order after a latency drawn from a
-//! seeded RNG. Attackers are scripted: they complete the handshake and flood addresses.
+//! no threads (nakamoto's simulator is the model): every honest node is the daemon's own
+//! [`PeerManager`](crate::engine::peerman::PeerManager) (its `Protocol` with `AddrMan`, Core's
+//! addr relay, handshake, pings, headers state; its outbound planner and eviction choice),
+//! driven with fake time; messages travel over an in-memory network as payload bytes through a
+//! priority queue of events, each link delivering in order after a latency drawn from a seeded
+//! RNG. Attackers are scripted: they complete the handshake and flood addresses.
 //!
 //! The same [`Config`] (seed included) always gives the same [`Report`]. See
 //! `docs/SIMULATION.md` for the model and its simplifications.

@@ -1,6 +1,6 @@
 //! Our own addresses (Core's `mapLocalHost` with `AddLocal`, `SeenLocal`, `GetLocal`,
-//! `IsPeerAddrLocalGood` and `GetLocalAddrForPeer`), I/O-free: the message handler owns one
-//! [`LocalAddrs`] (inside `Protocol`); `node.rs` fills it at start from `--externalip`, the
+//! `IsPeerAddrLocalGood` and `GetLocalAddrForPeer`), I/O-free: the protocol owns one
+//! [`LocalAddrs`] (inside `Protocol`); `node.rs` builds it at start from `--externalip`, the
 //! `--bind` addresses and, with `--discover`, the interface addresses it enumerated.
 //!
 //! Routability follows the address book's [`NetGroupRule`]: under the test-only

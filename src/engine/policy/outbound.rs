@@ -3,7 +3,7 @@
 //! [`View`] of the open connections, and says whom to dial with which connection type, which
 //! `--seednode` to fetch addresses from, and when to add the fixed seeds. It owns the anchors,
 //! the seed-node queue, the feeler timer and the one dial in flight (Core's thread blocks while
-//! it connects, so it never has more than one); the message handler owns the planner.
+//! it connects, so it never has more than one); the peer manager owns the planner.
 
 use std::collections::HashSet;
 use std::net::{IpAddr, SocketAddr};
@@ -96,7 +96,7 @@ pub struct Setup {
     pub max_connections: usize,
 }
 
-/// One connection the message handler has open.
+/// One connection the node has open.
 #[derive(Clone, Debug)]
 pub struct Conn {
     /// The peer's address.

@@ -1,6 +1,6 @@
 //! Address relay (Core's addr handling in `net_processing.cpp`), I/O-free: `getaddr` to
 //! outbound peers after their `version`; `addr`/`addrv2` received through Core's token bucket
-//! into the address book, small fresh announcements handed to the message handler for relay to
+//! into the address book, small fresh announcements handed to the peer manager for relay to
 //! 1–2 peers; one `getaddr` answer per inbound connection from a cache; queued addresses sent
 //! on a Poisson timer, as `addrv2` to peers that sent `sendaddrv2`; our own address advertised
 //! once relay is set up and about once a day after (Core's self-announcement); addresses that

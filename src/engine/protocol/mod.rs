@@ -43,7 +43,7 @@ pub trait Outbox {
     /// Discourage the peer's address: every connection from it is dropped and inbound ones are
     /// refused while inbound slots are nearly full.
     fn discourage(&mut self, ip: std::net::IpAddr);
-    /// Relay a fresh address announcement to 1–2 other peers (the message handler, which sees
+    /// Relay a fresh address announcement to 1–2 other peers (the peer manager, which sees
     /// every peer, chooses them with [`addr::relay_targets`]).
     fn relay_addr(&mut self, addr: crate::engine::addrman::AddrEntry, reachable: bool);
 }
@@ -79,7 +79,7 @@ pub struct ProtocolParams {
     pub log_ips: bool,
 }
 
-/// One peer's protocol state, owned by the message handler (no locks).
+/// One peer's protocol state, owned by the peer manager (no locks).
 #[derive(Debug)]
 pub struct Peer {
     /// What is fixed about the connection (id, address, type, permissions, when it opened),
