@@ -1,6 +1,7 @@
 //! The crate's layers (see `src/lib.rs`): `base` imports nothing above it, `engine` imports
-//! only `base`, and neither reaches into the threads (`daemon`) or the simulator (`sim`). A
-//! module that breaks this fails here with its file and line, not in review.
+//! only `base`, neither reaches into the threads (`daemon`) or the simulator (`sim`), and those
+//! two drivers of the engine do not import each other. A module that breaks this fails here
+//! with its file and line, not in review.
 
 use std::path::{Path, PathBuf};
 
@@ -46,6 +47,14 @@ fn base_imports_nothing_above_it() {
 fn engine_imports_only_base() {
     let v = violations("engine", &["crate::daemon", "crate::sim"]);
     assert!(v.is_empty(), "engine imports an upper layer:\n{}", v.join("\n"));
+}
+
+#[test]
+fn the_daemon_and_the_simulator_are_two_separate_drivers() {
+    let v = violations("daemon", &["crate::sim"]);
+    assert!(v.is_empty(), "the daemon imports the simulator:\n{}", v.join("\n"));
+    let v = violations("sim", &["crate::daemon"]);
+    assert!(v.is_empty(), "the simulator imports the daemon:\n{}", v.join("\n"));
 }
 
 #[test]
