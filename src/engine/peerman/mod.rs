@@ -7,6 +7,8 @@
 
 mod connman;
 #[cfg(test)]
+mod prop_tests;
+#[cfg(test)]
 mod tests;
 
 pub use connman::{ConnSetup, TickEnv};

@@ -23,7 +23,7 @@ use crate::engine::protocol::test_support::{peer_version, test_protocol};
 const UNIX0: i64 = 1_700_000_000;
 
 #[derive(Default)]
-struct Wrote(Vec<NetworkMessage>);
+pub(super) struct Wrote(pub(super) Vec<NetworkMessage>);
 
 impl Wire for Wrote {
     fn send(&mut self, msg: &NetworkMessage) {
@@ -35,17 +35,17 @@ impl Wire for Wrote {
 }
 
 impl Wrote {
-    fn commands(&self) -> Vec<&'static str> {
+    pub(super) fn commands(&self) -> Vec<&'static str> {
         self.0.iter().map(|m| m.cmd()).collect()
     }
 }
 
-fn at(t0: Instant, secs: u64) -> Now {
+pub(super) fn at(t0: Instant, secs: u64) -> Now {
     Now { mono: t0 + Duration::from_secs(secs), unix: UNIX0 + secs as i64 }
 }
 
 /// A manager over an empty regtest chain; `planner`: automatic connections on, with `book`.
-fn manager(t0: Instant, automatic: bool, book: &[&str]) -> PeerManager {
+pub(super) fn manager(t0: Instant, automatic: bool, book: &[&str]) -> PeerManager {
     let mut proto = test_protocol(ServiceFlags::NETWORK | ServiceFlags::WITNESS, 3);
     for a in book {
         let sa: SocketAddr = a.parse().unwrap();
@@ -63,7 +63,7 @@ fn manager(t0: Instant, automatic: bool, book: &[&str]) -> PeerManager {
     PeerManager::new(proto, planner, ConnSetup::default(), rng, t0)
 }
 
-fn who(id: PeerId, addr: &str, conn_type: ConnectionType, t: Instant) -> Arc<PeerIdentity> {
+pub(super) fn who(id: PeerId, addr: &str, conn_type: ConnectionType, t: Instant) -> Arc<PeerIdentity> {
     let addr: SocketAddr = addr.parse().unwrap();
     Arc::new(PeerIdentity {
         id,
@@ -77,7 +77,7 @@ fn who(id: PeerId, addr: &str, conn_type: ConnectionType, t: Instant) -> Arc<Pee
     })
 }
 
-fn version(nonce: u64) -> NetworkMessage {
+pub(super) fn version(nonce: u64) -> NetworkMessage {
     peer_version(nonce, UNIX0, "/peer/")
 }
 
