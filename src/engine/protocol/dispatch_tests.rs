@@ -104,6 +104,16 @@ fn every_handled_type_reaches_its_module() {
     assert!(peer.addrs.getaddr_recvd, "getaddr: answered");
 }
 
+/// A new peer, or one through `version` and `verack` unless `before_version`.
+fn peer_at_stage(p: &mut Protocol, t0: Instant, at: Now, before_version: bool) -> Peer {
+    let mut peer = new_peer(p, t0);
+    if !before_version {
+        send(p, &mut peer, version(), at);
+        send(p, &mut peer, NetworkMessage::Verack, at);
+    }
+    peer
+}
+
 /// Types no module handles, some of them types the `bitcoin` crate would fail to decode.
 const UNHANDLED: [&str; 7] = ["tx", "feefilter", "block", "getdata", "sendcmpct", "notfound", "no-such-type"];
 
@@ -114,11 +124,7 @@ fn unhandled_types_are_not_decoded_even_when_garbage() {
     let at = now(t0, 1);
     let garbage = [0xff; 3];
     for before_version in [true, false] {
-        let mut peer = new_peer(&mut p, t0);
-        if !before_version {
-            send(&mut p, &mut peer, version(), at);
-            send(&mut p, &mut peer, NetworkMessage::Verack, at);
-        }
+        let mut peer = peer_at_stage(&mut p, t0, at, before_version);
         for command in UNHANDLED {
             assert!(crate::base::message::decode_payload(command, &garbage).is_err() || command == "no-such-type");
             let mut out = Recorder::default();
@@ -138,11 +144,7 @@ fn handled_types_with_garbage_are_errors_and_do_nothing() {
     let at = now(t0, 1);
     let garbage = [0xff; 3];
     for before_version in [true, false] {
-        let mut peer = new_peer(&mut p, t0);
-        if !before_version {
-            send(&mut p, &mut peer, version(), at);
-            send(&mut p, &mut peer, NetworkMessage::Verack, at);
-        }
+        let mut peer = peer_at_stage(&mut p, t0, at, before_version);
         // Decoded before the peer's state is looked at, as the message handler always did.
         for command in ["version", "ping", "headers", "getheaders", "inv", "addr", "addrv2"] {
             let mut out = Recorder::default();
