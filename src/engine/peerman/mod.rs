@@ -257,7 +257,7 @@ impl PeerManager {
     }
 
     /// Core's `FinalizeNode`: the connection is gone; forgets the peer and returns it.
-    pub fn closed(&mut self, id: PeerId, reason: &DisconnectReason, now: crate::engine::protocol::Now) -> Option<Peer> {
+    pub fn closed(&mut self, id: PeerId, reason: &DisconnectReason, now: Now) -> Option<Peer> {
         let m = self.peers.remove(&id)?;
         if *reason == DisconnectReason::Shutdown && m.peer.who.conn_type == ConnectionType::BlockRelayOnly {
             self.shutdown_anchors.push(connman::anchor_entry(&m.peer.who, &m.peer, now.unix));
@@ -290,16 +290,17 @@ impl PeerManager {
         let mut out = Out::new(wire);
         let decoded = self.protocol.process_message(&mut m.peer, command, payload, received, now, &mut out);
         let decided = Decided::from(out);
-        let facts = if decided.is_empty() {
+        let (facts, closed) = if decided.is_empty() {
             // The common case: straight on to SendMessages with the same entry.
             let (decided, facts) = send_step(&mut self.protocol, m, now, link, wire);
-            if self.apply(id, decided, now) { None } else { facts }
+            if self.apply(id, decided, now) { (None, true) } else { (facts, false) }
         } else if self.apply(id, decided, now) {
-            None
+            (None, true)
         } else {
-            self.send_messages(id, now, link, wire)
+            let facts = self.send_messages(id, now, link, wire);
+            (facts, self.is_closing(id))
         };
-        Processed { facts, undecodable: decoded.err(), open: !self.is_closing(id) }
+        Processed { facts, undecodable: decoded.err(), open: !closed }
     }
 
     /// Core's `SendMessages` for `id`: timeouts, our `version`, pings, header and address
