@@ -2,6 +2,7 @@
 //! tree with its best chain, contextual validation, and the on-disk header store.
 
 pub mod accept;
+pub mod blockgen;
 pub mod mine;
 pub mod params;
 pub mod pow;

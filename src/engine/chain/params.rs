@@ -39,6 +39,9 @@ pub struct ChainParams {
     pub bip65_height: u32,
     /// First height at which headers must have version >= 3 (BIP66).
     pub bip66_height: u32,
+    /// Blocks between halvings of the block subsidy (Core's `nSubsidyHalvingInterval`; used to
+    /// build valid test blocks, never to validate).
+    pub subsidy_halving_interval: u32,
     /// The best chain must have at least this much total work (Core's `nMinimumChainWork`).
     pub minimum_chain_work: Work,
 }
@@ -71,6 +74,7 @@ impl ChainParams {
                 bip34_height: 227931,
                 bip65_height: 388381,
                 bip66_height: 363725,
+                subsidy_halving_interval: 210_000,
                 minimum_chain_work: work("0000000000000000000000000000000000000001128750f82f4c366153a3a030"),
             },
             Network::Test => ChainParams {
@@ -85,6 +89,7 @@ impl ChainParams {
                 bip34_height: 21111,
                 bip65_height: 581885,
                 bip66_height: 330776,
+                subsidy_halving_interval: 210_000,
                 minimum_chain_work: work("0000000000000000000000000000000000000000000017dde1c649f3708d14b6"),
             },
             Network::Testnet4 => ChainParams {
@@ -104,6 +109,7 @@ impl ChainParams {
                 bip34_height: 1,
                 bip65_height: 1,
                 bip66_height: 1,
+                subsidy_halving_interval: 210_000,
                 minimum_chain_work: work("0000000000000000000000000000000000000000000009a0fe15d0177d086304"),
             },
             Network::Signet => ChainParams {
@@ -118,6 +124,7 @@ impl ChainParams {
                 bip34_height: 1,
                 bip65_height: 1,
                 bip66_height: 1,
+                subsidy_halving_interval: 210_000,
                 minimum_chain_work: work("00000000000000000000000000000000000000000000000000000b463ea0a4b8"),
             },
             Network::Regtest => ChainParams {
@@ -132,6 +139,7 @@ impl ChainParams {
                 bip34_height: 1,
                 bip65_height: 1,
                 bip66_height: 1,
+                subsidy_halving_interval: 150,
                 minimum_chain_work: Work::from_le_bytes([0; 32]),
             },
         }
