@@ -256,7 +256,7 @@ impl Honest {
 
     /// Every peer with its link and protocol state.
     pub fn peers(&self) -> impl Iterator<Item = (&SimLink, &Peer)> {
-        self.links.iter().filter_map(|(id, l)| Some((l, self.mgr.peer(*id)?.1)))
+        self.links.iter().filter_map(|(id, l)| Some((l, self.mgr.peer(*id)?)))
     }
 
     /// What a clean shutdown writes: `peers.dat` and the block-relay-only peers as anchors.

@@ -98,7 +98,7 @@ impl MessageHandler {
         let mgr = &self.cx.mgr;
         let found = mgr
             .peers()
-            .map(|(who, _)| who)
+            .map(|p| &p.who)
             .find(|w| {
                 !mgr.is_closing(w.id)
                     && match target {
@@ -116,7 +116,7 @@ impl MessageHandler {
 
     /// Every peer's daemon entry with its protocol state.
     fn each_peer(&self) -> impl Iterator<Item = (&Entry, &Peer)> {
-        self.peers.values().filter_map(|e| Some((e, self.cx.mgr.peer(e.who.id)?.1)))
+        self.peers.values().filter_map(|e| Some((e, self.cx.mgr.peer(e.who.id)?)))
     }
 
     fn peer_snapshots(&self, now: Now) -> Vec<PeerSnapshot> {
@@ -129,8 +129,8 @@ impl MessageHandler {
         // Core's `timeoffset`: the median of the outbound peers' clock offsets.
         let mut offsets: Vec<i64> = mgr
             .peers()
-            .filter(|(w, _)| !w.conn_type.is_inbound())
-            .filter_map(|(_, p)| p.handshake.remote.as_ref().map(|r| r.time_offset))
+            .filter(|p| !p.who.conn_type.is_inbound())
+            .filter_map(|p| p.handshake.remote.as_ref().map(|r| r.time_offset))
             .collect();
         offsets.sort_unstable();
         let median = offsets.get(offsets.len() / 2).copied().unwrap_or(0);
@@ -148,7 +148,7 @@ impl MessageHandler {
     fn metrics(&self, now: Now) -> MetricsSnapshot {
         let chain = &self.cx.mgr.protocol().headers().chain;
         let presync: Option<u32> =
-            self.cx.mgr.peers().filter_map(|(_, p)| p.headers.presync.as_ref().map(|p| p.presync_height())).max();
+            self.cx.mgr.peers().filter_map(|p| p.headers.presync.as_ref().map(|p| p.presync_height())).max();
         let tip = chain.tree().tip();
         MetricsSnapshot {
             peers: self.peer_snapshots(now),

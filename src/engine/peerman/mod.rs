@@ -221,14 +221,14 @@ impl PeerManager {
         !self.actions.is_empty()
     }
 
-    /// Every peer with its identity and protocol state, closing ones included.
-    pub fn peers(&self) -> impl Iterator<Item = (&Arc<PeerIdentity>, &Peer)> {
-        self.peers.values().map(|m| (&m.peer.who, &m.peer))
+    /// Every peer's protocol state (its identity is `peer.who`), closing ones included.
+    pub fn peers(&self) -> impl Iterator<Item = &Peer> {
+        self.peers.values().map(|m| &m.peer)
     }
 
-    /// One peer's identity and protocol state.
-    pub fn peer(&self, id: PeerId) -> Option<(&Arc<PeerIdentity>, &Peer)> {
-        self.peers.get(&id).map(|m| (&m.peer.who, &m.peer))
+    /// One peer's protocol state.
+    pub fn peer(&self, id: PeerId) -> Option<&Peer> {
+        self.peers.get(&id).map(|m| &m.peer)
     }
 
     /// Number of peers (closing ones included).

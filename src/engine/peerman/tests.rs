@@ -95,7 +95,7 @@ fn handshaken(m: &mut PeerManager, id: PeerId, addr: &str, conn_type: Connection
     m.send_messages(id, at(t0, 0), LinkTimes::default(), &mut Wrote::default());
     deliver(m, id, version(100 + id), at(t0, 0));
     deliver(m, id, NetworkMessage::Verack, at(t0, 0));
-    assert!(m.peer(id).unwrap().1.handshake.successfully_connected);
+    assert!(m.peer(id).unwrap().handshake.successfully_connected);
 }
 
 fn actions(m: &mut PeerManager) -> Vec<Action> {
@@ -177,7 +177,7 @@ fn fresh_announcements_are_relayed_to_other_peers_never_back() {
     }
     let now = at(t0, 20_000);
     deliver(&mut m, 1, addrs(14, 1, now.unix), now);
-    let queued: Vec<PeerId> = m.peers().filter(|(_, p)| !p.addrs.to_send.is_empty()).map(|(w, _)| w.id).collect();
+    let queued: Vec<PeerId> = m.peers().filter(|p| !p.addrs.to_send.is_empty()).map(|p| p.who.id).collect();
     assert_eq!(queued.len(), 2, "a reachable address goes to two peers: {queued:?}");
     assert!(!queued.contains(&1), "never back to its source");
 }
