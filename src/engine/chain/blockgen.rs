@@ -56,7 +56,7 @@ pub fn coinbase(height: u32, value: Amount) -> Transaction {
 
 /// Puts `txs` (coinbase first) under a header on `prev` with `time`, adds the witness
 /// commitment to the coinbase, sets the merkle root and mines the nonce for `params`' target.
-pub fn assemble(params: &ChainParams, prev: &Header, time: u32, mut txs: Vec<Transaction>) -> Block {
+pub fn assemble(params: &ChainParams, prev: &Header, time: u32, txs: Vec<Transaction>) -> Block {
     let mut block = Block {
         header: Header {
             version: Version::from_consensus(0x2000_0000),
@@ -66,20 +66,20 @@ pub fn assemble(params: &ChainParams, prev: &Header, time: u32, mut txs: Vec<Tra
             bits: prev.bits,
             nonce: 0,
         },
-        txdata: Vec::new(),
+        txdata: txs,
     };
-    let unfinished = Block { header: block.header, txdata: txs.clone() };
-    if let Some(root) = unfinished.witness_root() {
+    // The witness root counts the coinbase as zero, so it can be taken before the commitment
+    // goes into the coinbase.
+    if let Some(root) = block.witness_root() {
         let commitment = Block::compute_witness_commitment(&root, &[0u8; 32]);
         let mut data = WITNESS_COMMITMENT_HEADER.to_vec();
         data.extend_from_slice(commitment.as_byte_array());
         let push = bitcoin::script::PushBytesBuf::try_from(data).unwrap_or_default();
         let script = Builder::new().push_opcode(OP_RETURN).push_slice(push).into_script();
-        if let Some(cb) = txs.first_mut() {
+        if let Some(cb) = block.txdata.first_mut() {
             cb.output.push(TxOut { value: Amount::ZERO, script_pubkey: script });
         }
     }
-    block.txdata = txs;
     block.header.merkle_root = block.compute_merkle_root().unwrap_or_else(TxMerkleNode::all_zeros);
     while !check_proof_of_work(block.header.block_hash(), block.header.bits, params) {
         block.header.nonce = block.header.nonce.wrapping_add(1);
