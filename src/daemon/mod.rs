@@ -1,7 +1,8 @@
 //! The top layer: the threads and everything that touches sockets, clocks, channels and
 //! files. [`net`] is the socket side (socket handler, queues, wake-ups, dialer, DNS seeder);
 //! [`msg_handler`] drives the engine with real time; [`rpc`], [`metrics`] and [`http`] serve
-//! operators; [`node`] starts and stops it all from a [`config::Config`].
+//! operators; [`validation`] owns Core's kernel; [`node`] starts and stops it all from a
+//! [`config::Config`].
 
 pub mod capture;
 pub mod conffile;
@@ -16,3 +17,4 @@ pub mod node;
 pub mod panics;
 pub mod rpc;
 pub mod snapshot;
+pub mod validation;

@@ -27,6 +27,9 @@ pub struct Entry {
     pub chain_work: Work,
     /// The parent entry (genesis: itself).
     pub parent: EntryId,
+    /// What the node knows of the block itself (Core's `nStatus`), as the validation thread
+    /// reported it.
+    pub status: BlockStatus,
 }
 
 /// Block hashes are proof-of-work outputs whose first bytes are uniformly random, so those
@@ -77,6 +80,9 @@ pub struct HeaderTree {
     by_hash: HashMap<BlockHash, EntryId, BuildHasherDefault<BlockHashHasher>>,
     /// Best chain: height → entry.
     best: Vec<EntryId>,
+    /// The active chain (Core's `m_chain`): height → entry of every block the kernel has
+    /// validated and connected.
+    active: Vec<EntryId>,
 }
 
 /// Core's `MAX_LOCATOR_SZ`: longest locator a peer may send.
@@ -89,9 +95,18 @@ impl HeaderTree {
         let mut by_hash = HashMap::default();
         by_hash.insert(hash, 0);
         HeaderTree {
-            entries: vec![Entry { header: genesis, hash, height: 0, chain_work: genesis_work, parent: 0 }],
+            entries: vec![Entry {
+                header: genesis,
+                hash,
+                height: 0,
+                chain_work: genesis_work,
+                parent: 0,
+                // The kernel connects genesis when it creates its chainstate.
+                status: BlockStatus::HAVE_DATA.with(BlockStatus::VALID),
+            }],
             by_hash,
             best: vec![0],
+            active: vec![0],
         }
     }
 
@@ -196,9 +211,11 @@ impl HeaderTree {
         }
         let &parent = self.by_hash.get(&header.prev_blockhash)?;
         let p = self.entry(parent)?;
-        let entry = Entry { header, hash, height: p.height + 1, chain_work: p.chain_work + own_work, parent };
+        // A child of an invalid block is invalid too (Core's `BLOCK_FAILED_CHILD`).
+        let status = if p.status.failed() { BlockStatus::FAILED_CHILD } else { BlockStatus::NONE };
+        let entry = Entry { header, hash, height: p.height + 1, chain_work: p.chain_work + own_work, parent, status };
         let id = self.entries.len() as EntryId;
-        let more_work = entry.chain_work > self.tip().chain_work;
+        let more_work = !status.failed() && entry.chain_work > self.tip().chain_work;
         self.entries.push(entry);
         self.by_hash.insert(hash, id);
         if !more_work {
@@ -295,6 +312,9 @@ impl HeaderTree {
 pub fn no_stop() -> BlockHash {
     BlockHash::all_zeros()
 }
+
+mod blocks;
+pub use blocks::BlockStatus;
 
 #[cfg(test)]
 mod tests;
