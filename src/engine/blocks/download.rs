@@ -597,3 +597,6 @@ impl BlockDownload {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod prop_tests;

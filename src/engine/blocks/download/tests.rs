@@ -226,7 +226,7 @@ fn the_staller_is_marked_dropped_after_2_s_and_its_blocks_go_to_the_other_peer()
     assert_eq!(bd.stalling_timeout(), Duration::from_secs(4));
     assert_eq!(DownloadTimeout::Stalling { increased_to: None }.to_string(), "Peer is stalling block download");
     // Dropped: no second verdict (the timeout does not double again), no new requests.
-    assert_eq!(bd.check(1, t2, SPACING), None);
+    assert_eq!(bd.check(1, t0 + Duration::from_secs(10), SPACING), None);
     assert_eq!(bd.stalling_timeout(), Duration::from_secs(4));
     assert!(bd.fetch(&tree, 1, facts(ids[1100]), t2).blocks.is_empty());
     // Its requests are still its own until it is gone; then they go to peer 2.
@@ -367,6 +367,19 @@ fn a_peer_with_less_work_or_an_invalid_best_chain_gets_nothing() {
     // Its valid prefix, as another peer's best, is fetched.
     let f = bd.fetch(&tree, 2, facts(ids[19]), t0);
     assert_eq!(heights(&tree, &f.blocks), (11..=19).collect::<Vec<_>>());
+    // A failed block the tree has not (yet) propagated to its descendants stops the walk
+    // there, as in Core: the blocks before it are asked, none from it on.
+    let (mut tree2, ids2) = chain(30);
+    tree2.add_status(ids2[25], BlockStatus::FAILED);
+    let mut bd2 = regtest();
+    bd2.add_peer(1);
+    let mut got = heights(&tree2, &bd2.fetch(&tree2, 1, facts(ids2[30]), t0).blocks);
+    for &h in &got {
+        tree2.add_status(ids2[h as usize], BlockStatus::HAVE_DATA);
+        bd2.forget(&tree2.entry(ids2[h as usize]).map(|e| e.hash).unwrap_or_else(BlockHash::all_zeros), t0);
+    }
+    got.extend(heights(&tree2, &bd2.fetch(&tree2, 1, facts(ids2[30]), t0).blocks));
+    assert_eq!(got, (1..=24).collect::<Vec<_>>());
     // Below the minimum chain work: nothing.
     let mut strict = BlockDownload::new(DownloadParams {
         segwit_height: 0,
