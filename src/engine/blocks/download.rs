@@ -3,6 +3,16 @@
 //! download timeouts. It takes the header tree, what other modules know of a peer and the time,
 //! and returns decisions; the caller sends the `getdata` and disconnects.
 //!
+//! The caller (the message handler) drives it as Core's `net_processing` does:
+//! - [`BlockDownload::add_peer`] on connection, [`BlockDownload::remove_peer`] when it closes.
+//! - In each peer's `SendMessages` step: first [`BlockDownload::check`] (disconnect on a
+//!   verdict and skip the rest), then [`BlockDownload::fetch`] and one `getdata` for its blocks.
+//! - After each accepted `headers` message: [`BlockDownload::direct_fetch`] with its last header
+//!   if [`can_direct_fetch`] holds.
+//! - `block`: [`BlockDownload::received`], then the block goes to validation; once validation
+//!   stored or refused it, [`BlockDownload::forget`]. Each block connected to the active chain:
+//!   [`BlockDownload::connected`]. `notfound`: [`BlockDownload::not_found`].
+//!
 //! Core's assumeutxo background download (`TryDownloadingHistoricalBlocks`) and compact-block
 //! requests are left out: btcloop has one chainstate and fetches whole witness blocks.
 
@@ -67,6 +77,12 @@ pub fn segwit_height(network: Network) -> u32 {
         Network::Testnet4 | Network::Signet => 1,
         Network::Regtest => 0,
     }
+}
+
+/// Core's `CanDirectFetch`: the active tip's header time (`active_tip_time`, Unix seconds) is
+/// later than 20 block intervals before `now_unix` (the node's wall-clock time, Unix seconds).
+pub fn can_direct_fetch(active_tip_time: u32, now_unix: i64, pow_target_spacing: u32) -> bool {
+    i64::from(active_tip_time) > now_unix.saturating_sub(i64::from(pow_target_spacing).saturating_mul(20))
 }
 
 /// What other modules know of a peer, for [`BlockDownload::fetch`].

@@ -557,3 +557,12 @@ fn the_last_common_block_follows_the_active_chain_and_the_peers_branch() {
     assert_eq!(bd.common_height(&tree, 1), Some(20));
     assert_eq!(f.blocks.iter().map(|&(id, _)| id).collect::<Vec<_>>(), side[..16].to_vec());
 }
+
+#[test]
+fn direct_fetch_applies_within_20_block_intervals_of_now() {
+    let now = 1_700_000_000i64;
+    assert!(can_direct_fetch((now - 11_999) as u32, now, 600));
+    assert!(!can_direct_fetch((now - 12_000) as u32, now, 600));
+    assert!(can_direct_fetch(now as u32 + 100, now, 600));
+    assert!(!can_direct_fetch(0, i64::MAX, u32::MAX));
+}
