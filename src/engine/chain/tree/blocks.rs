@@ -64,6 +64,20 @@ impl HeaderTree {
         self.entry(id).is_some_and(|e| self.active.get(e.height as usize) == Some(&id))
     }
 
+    /// Core's `LastCommonAncestor`: the last entry that `a` and `b` both descend from (or are),
+    /// `None` if either is unknown. Both are first brought to the lower of their heights
+    /// ([`HeaderTree::ancestor`], quick on the best chain), then walked back in step.
+    pub fn last_common_ancestor(&self, a: EntryId, b: EntryId) -> Option<EntryId> {
+        let height = self.entry(a)?.height.min(self.entry(b)?.height);
+        let mut pa = self.ancestor(a, height)?;
+        let mut pb = self.ancestor(b, height)?;
+        while pa != pb {
+            pa = self.entry(pa)?.parent;
+            pb = self.entry(pb)?.parent;
+        }
+        Some(pa)
+    }
+
     /// Makes `id` the active tip (the kernel connected it, disconnecting whatever of the old
     /// active chain is not its ancestor). Every block on the new active chain is marked
     /// stored and valid. Returns the height where the old and new active chains meet, or
@@ -252,6 +266,21 @@ mod tests {
         assert_eq!(tree.active_height(), 9);
         assert!(!tree.on_active_chain(ids[5]) && tree.on_active_chain(side[0]));
         assert_eq!(tree.active_id(5), Some(side[0]));
+    }
+
+    #[test]
+    fn the_last_common_ancestor_of_two_branches_is_their_fork() {
+        let (mut tree, ids) = tree_with(10, 100);
+        let side = branch(&mut tree, ids[4], 3, 900);
+        let deeper = branch(&mut tree, side[0], 2, 1900);
+        assert_eq!(tree.last_common_ancestor(ids[10], side[2]), Some(ids[4]));
+        assert_eq!(tree.last_common_ancestor(side[2], ids[10]), Some(ids[4]));
+        assert_eq!(tree.last_common_ancestor(deeper[1], side[2]), Some(side[0]));
+        // One an ancestor of the other: the ancestor itself.
+        assert_eq!(tree.last_common_ancestor(ids[7], ids[3]), Some(ids[3]));
+        assert_eq!(tree.last_common_ancestor(ids[7], ids[7]), Some(ids[7]));
+        assert_eq!(tree.last_common_ancestor(side[1], 0), Some(0));
+        assert_eq!(tree.last_common_ancestor(ids[7], 9999), None);
     }
 
     #[test]
