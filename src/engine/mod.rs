@@ -5,6 +5,7 @@
 //! only from [`crate::base`].
 
 pub mod addrman;
+pub mod blocks;
 pub mod chain;
 pub mod peerman;
 pub mod policy;
