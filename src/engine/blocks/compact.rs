@@ -212,8 +212,11 @@ pub fn compact_from_block(block: &Block, nonce: u64) -> CmpctBlock {
 #[derive(Clone, Debug)]
 pub struct PartialBlock {
     header: Header,
-    /// One slot per transaction of the block: the prefilled ones are known.
-    slots: Vec<Option<Transaction>>,
+    /// The number of transactions in the block.
+    count: usize,
+    /// The prefilled transactions with their block index, ascending. (Only these are kept, so
+    /// memory follows the message's bytes, not the count it claims.)
+    prefilled: Vec<(usize, Transaction)>,
 }
 
 impl PartialBlock {
@@ -238,7 +241,7 @@ impl PartialBlock {
         if count > MAX_BLOCK_TX_COUNT {
             return Err(CompactError::TooManyTransactions { count });
         }
-        let mut slots: Vec<Option<Transaction>> = vec![None; count];
+        let mut prefilled = Vec::with_capacity(c.prefilled_txs.len());
         // Differential encoding: each index is the previous one plus the encoded value plus one,
         // so indexes strictly increase by construction; only their range needs checking.
         let mut last: i64 = -1;
@@ -252,13 +255,12 @@ impl PartialBlock {
                 .filter(|i| *i <= u32::from(u16::MAX))
                 .ok_or(CompactError::PrefilledIndexOverflow { position })?;
             // Beyond the short ids plus the prefilled transactions placed so far, some slot
-            // before this one would have neither.
+            // before this one would have neither. (This also keeps every index below `count`.)
             let slot = usize::try_from(index)
                 .ok()
                 .filter(|i| *i <= c.short_ids.len().saturating_add(position))
-                .and_then(|i| slots.get_mut(i))
                 .ok_or(CompactError::PrefilledIndexOutOfRange { position, index })?;
-            *slot = Some(p.tx.clone());
+            prefilled.push((slot, p.tx.clone()));
         }
         // Core maps short ids to slots to match its mempool; with none, the map only serves to
         // find duplicates. (Core also gives up when one bucket of its `std::unordered_map`
@@ -268,7 +270,7 @@ impl PartialBlock {
         if !c.short_ids.iter().all(|id| seen.insert(*id)) {
             return Err(CompactError::ShortIdCollision);
         }
-        Ok(PartialBlock { header: c.header, slots })
+        Ok(PartialBlock { header: c.header, count, prefilled })
     }
 
     /// The header announced.
@@ -283,20 +285,16 @@ impl PartialBlock {
 
     /// The number of transactions in the block.
     pub fn tx_count(&self) -> usize {
-        self.slots.len()
+        self.count
     }
 
     /// The `getblocktxn` request for every transaction not prefilled (indexes ascending; the
     /// crate's encoder writes them differentially, as BIP152 says). Empty when all were
     /// prefilled: then [`PartialBlock::fill_with`] an empty list, as Core does.
     pub fn missing(&self) -> BlockTransactionsRequest {
-        let indexes = self
-            .slots
-            .iter()
-            .enumerate()
-            .filter(|(_, s)| s.is_none())
-            .filter_map(|(i, _)| u64::try_from(i).ok())
-            .collect();
+        let mut known = self.prefilled.iter().map(|(i, _)| *i).peekable();
+        let indexes =
+            (0..self.count).filter(|i| known.next_if_eq(i).is_none()).filter_map(|i| u64::try_from(i).ok()).collect();
         BlockTransactionsRequest { block_hash: self.block_hash(), indexes }
     }
 
@@ -313,7 +311,7 @@ impl PartialBlock {
     /// segwit is active after the block's parent) is [`Verdict::FallBack`]: a short id may have
     /// collided. A block returned still needs the kernel's validation.
     pub fn fill_with(self, missing: Vec<Transaction>, segwit_active: bool) -> Result<Block, CompactError> {
-        let expected = self.slots.iter().filter(|s| s.is_none()).count();
+        let expected = self.count.saturating_sub(self.prefilled.len());
         let got = missing.len();
         if got < expected {
             return Err(CompactError::TooFewTransactions { expected, got });
@@ -322,9 +320,11 @@ impl PartialBlock {
             return Err(CompactError::TooManyBlockTxn { expected, got });
         }
         let mut missing = missing.into_iter();
-        let mut txdata = Vec::with_capacity(self.slots.len());
-        for slot in self.slots {
-            match slot.or_else(|| missing.next()) {
+        let mut prefilled = self.prefilled.into_iter().peekable();
+        let mut txdata = Vec::with_capacity(self.count);
+        for i in 0..self.count {
+            let known = prefilled.next_if(|(at, _)| *at == i).map(|(_, tx)| tx);
+            match known.or_else(|| missing.next()) {
                 Some(tx) => txdata.push(tx),
                 None => return Err(CompactError::TooFewTransactions { expected, got }),
             }
