@@ -23,6 +23,9 @@ use crate::base::peer::PeerId;
 pub const CMPCTBLOCKS_VERSION: u64 = 2;
 /// Core's `SHORT_IDS_BLOCKS_VERSION`: the protocol version from which peers speak BIP152.
 pub const SHORT_IDS_BLOCKS_VERSION: i32 = 70014;
+/// Core's `INVALID_CB_NO_BAN_VERSION`: from this protocol version on, peers take `cmpctblock`
+/// announcements of blocks whose header only is validated.
+pub const INVALID_CB_NO_BAN_VERSION: i32 = 70015;
 /// Core's `MAX_CMPCTBLOCK_DEPTH`: deeper blocks asked for as `MSG_CMPCT_BLOCK` are sent whole.
 pub const MAX_CMPCTBLOCK_DEPTH: u32 = 5;
 /// Core's `MAX_BLOCKTXN_DEPTH`: `getblocktxn` for deeper blocks is answered with the whole block.
@@ -507,9 +510,48 @@ impl PeerCompact {
     pub fn on_sendcmpct_msg(&mut self, msg: &SendCmpct) -> SendCmpctEffect {
         match self.on_sendcmpct(u8::from(msg.send_compact), msg.version) {
             Ok(effect) => effect,
+            // Unreachable: a bool's byte is 0 or 1, the only error is another byte.
             Err(_) => SendCmpctEffect::IgnoredVersion,
         }
     }
+}
+
+/// Core's `m_highest_fast_announce`: the node-wide half of `NewPoWValidBlock`, which pushes a
+/// `cmpctblock` to high-bandwidth peers as soon as a new block's proof of work is checked and
+/// the block stored, before full validation.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct FastAnnounce {
+    highest: u32,
+}
+
+impl FastAnnounce {
+    /// Whether to fast-announce a new block at `height`: only one higher than any seen so far
+    /// (recorded even when the answer is no), and only when segwit is active at it (version 2
+    /// compact blocks carry witnesses). Then [`fast_announce_to`] picks the peers.
+    pub fn new_pow_valid_block(&mut self, height: u32, segwit_active: bool) -> bool {
+        if height <= self.highest {
+            return false;
+        }
+        self.highest = height;
+        segwit_active
+    }
+}
+
+/// Core's per-peer test in `NewPoWValidBlock`: push the new block's `cmpctblock` to a peer that
+/// asked for high-bandwidth announcements, speaks [`INVALID_CB_NO_BAN_VERSION`], is not being
+/// disconnected, does not have the block's header yet but has (or was sent) its parent's.
+pub fn fast_announce_to(
+    peer: &PeerCompact,
+    common_version: i32,
+    disconnecting: bool,
+    peer_has_block: bool,
+    peer_has_parent: bool,
+) -> bool {
+    common_version >= INVALID_CB_NO_BAN_VERSION
+        && !disconnecting
+        && peer.requested_hb
+        && !peer_has_block
+        && peer_has_parent
 }
 
 /// A peer that just gave us a good new block, as [`HighBandwidthPeers::maybe_select`] needs it.

@@ -373,6 +373,27 @@ fn sendcmpct_records_version_2_only_and_punishes_a_bad_announce_byte() {
     assert_eq!(sendcmpct_after_verack(70_014), Some(SendCmpct { send_compact: false, version: 2 }));
 }
 
+#[test]
+fn new_blocks_are_fast_announced_once_by_height_to_high_bandwidth_peers_only() {
+    let mut fa = FastAnnounce::default();
+    assert!(!fa.new_pow_valid_block(0, true), "Core starts at height 0: genesis never");
+    assert!(fa.new_pow_valid_block(5, true));
+    assert!(!fa.new_pow_valid_block(5, true), "same height again (a competing block)");
+    assert!(!fa.new_pow_valid_block(4, true));
+    assert!(!fa.new_pow_valid_block(6, false), "segwit inactive");
+    assert!(!fa.new_pow_valid_block(6, true), "height 6 was recorded anyway");
+    assert!(fa.new_pow_valid_block(7, true));
+
+    let hb = PeerCompact { provides_cmpctblocks: true, requested_hb: true };
+    assert!(fast_announce_to(&hb, 70_016, false, false, true));
+    assert!(!fast_announce_to(&hb, 70_014, false, false, true), "too old a version");
+    assert!(!fast_announce_to(&hb, 70_015, true, false, true), "disconnecting");
+    assert!(!fast_announce_to(&hb, 70_015, false, true, true), "has the block");
+    assert!(!fast_announce_to(&hb, 70_015, false, false, false), "lacks the parent");
+    let lb = PeerCompact { requested_hb: false, ..hb };
+    assert!(!fast_announce_to(&lb, 70_016, false, false, true), "low bandwidth");
+}
+
 fn cand(peer: PeerId, inbound: bool) -> HbCandidate {
     HbCandidate { peer, inbound, provides_cmpctblocks: true, fully_connected: true }
 }
