@@ -1,4 +1,7 @@
-//! Blocks, I/O-free: what the node asks of the validation thread and what it hears back.
+//! Blocks, I/O-free: the download scheduler ([`download`]), BIP152 compact blocks
+//! ([`compact`]), and what the node asks of the validation thread and hears back
+//! ([`validation`]).
 
+pub mod compact;
 pub mod download;
 pub mod validation;
