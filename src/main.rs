@@ -230,12 +230,11 @@ struct Cli {
     discover: Option<bool>,
     /// Test-only behaviour (hidden, repeatable): loopback-netgroups makes each 127.x address a
     /// routable network group of its own, so many local processes can fill the outbound slots;
-    /// full-node-services advertises NODE_NETWORK|NODE_WITNESS (no blocks are served), so other
-    /// btcloopd test nodes accept this one as an automatic outbound peer; panic-msghand (panic-net)
+    /// panic-msghand (panic-net)
     /// makes the message handler (socket handler) panic at its first new connection, to test
     /// what a thread's panic does.
     #[arg(long = "test", hide = true,
-          value_parser = ["loopback-netgroups", "full-node-services", "panic-msghand", "panic-net"])]
+          value_parser = ["loopback-netgroups", "panic-msghand", "panic-net"])]
     test: Vec<String>,
 }
 
@@ -348,7 +347,6 @@ fn build_config(cli: Cli) -> Result<Config, String> {
         })
         .collect::<Result<_, _>>()?;
     cfg.loopback_netgroups = cli.test.iter().any(|t| t == "loopback-netgroups");
-    cfg.test_full_node_services = cli.test.iter().any(|t| t == "full-node-services");
     if cli.test.iter().any(|t| t == "panic-msghand") {
         cfg.test_panic = Some(TestPanic::MsgHandConnected);
     }

@@ -8,8 +8,9 @@ mod common;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use bitcoin::p2p::ServiceFlags;
 use bitcoin::p2p::message::NetworkMessage;
-use bitcoin::p2p::message_blockdata::GetHeadersMessage;
+use bitcoin::p2p::message_blockdata::Inventory;
 use btcloop::base::chainparams::Network;
 use btcloop::daemon::config::{Config, LogConfig, RpcConfig};
 use btcloop::daemon::node::disk_writer::Gate;
@@ -18,7 +19,7 @@ use btcloop::engine::addrman::{AddrMan, NetGroupRule};
 use btcloop::engine::chain::mine::mine_chain;
 use btcloop::engine::chain::params::ChainParams;
 use btcloop::engine::chain::store::HeaderStore;
-use common::{RawPeer, free_port};
+use common::{PROTOCOL_VERSION, RawPeer, free_port, random_u64, version_msg};
 
 fn config(dir: &std::path::Path, port: u16) -> Config {
     Config {
@@ -49,23 +50,20 @@ fn headers_and_peers_are_written_by_the_writer_thread_and_stop_drains_it() {
 
     let params = ChainParams::new(Network::Regtest);
     let headers = mine_chain(&params, &params.genesis, 30, 11);
+    // A peer that serves blocks, so the node asks it for the blocks of headers it accepted.
     let mut p = RawPeer::connect(addr);
-    let hs = p.handshake();
-    p.send(&NetworkMessage::Pong(hs.ping_nonce));
+    let mut v = version_msg(PROTOCOL_VERSION, "/rawpeer:1.0/", random_u64());
+    v.services = ServiceFlags::NETWORK | ServiceFlags::WITNESS;
+    p.send(&NetworkMessage::Version(v));
+    assert!(p.recv_until("verack", Duration::from_secs(10)).is_some(), "no verack");
+    p.send(&NetworkMessage::Verack);
     p.send(&NetworkMessage::Headers(headers.clone()));
-    // The handler accepted them (it serves them back) and still answers pings, with the
+    // The handler accepted them (it asks for their blocks) and still answers pings, with the
     // writer held: the write and its fdatasync are not on the message-handler thread.
-    p.keep_getheaders = true;
-    let ask = GetHeadersMessage {
-        version: 70016,
-        locator_hashes: vec![params.genesis.block_hash()],
-        stop_hash: btcloop::engine::chain::tree::no_stop(),
+    let Some(NetworkMessage::GetData(asked)) = p.recv_until("getdata", Duration::from_secs(10)) else {
+        panic!("no getdata for the accepted headers while the writer is held")
     };
-    p.send(&NetworkMessage::GetHeaders(ask));
-    let Some(NetworkMessage::Headers(served)) = p.recv_until("headers", Duration::from_secs(10)) else {
-        panic!("no headers answer while the writer is held")
-    };
-    assert_eq!(served, headers);
+    assert_eq!(asked.first(), Some(&Inventory::WitnessBlock(headers[0].block_hash())));
     p.ping_pong(77);
     assert!(!net.join("headers.dat").exists(), "headers.dat written without the writer thread");
     assert!(!net.join("peers.dat").exists());

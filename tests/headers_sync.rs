@@ -1,6 +1,8 @@
-//! Headers sync between btcloopd processes over loopback: a 20,000-header sync from zero, a
-//! reorg to a heavier branch, invalid headers from a scripted peer, restart from the store and
-//! recovery of a truncated store.
+//! Headers sync over loopback: a 20,000-header sync from zero, a reorg to a heavier branch,
+//! invalid headers from a scripted peer, restart from the store and recovery of a truncated
+//! store. The chains are headers only, so they come from scripted peers (a btcloopd serves
+//! `getheaders` from the blocks it validated, as Core does; `tests/blocks_sync.rs` syncs
+//! btcloopd from btcloopd).
 
 mod common;
 
@@ -9,7 +11,6 @@ use std::time::Duration;
 
 use bitcoin::block::Header;
 use bitcoin::p2p::message::NetworkMessage;
-use bitcoin::p2p::message_blockdata::GetHeadersMessage;
 use btcloop::base::chainparams::Network;
 use btcloop::engine::chain::mine::mine_chain;
 use btcloop::engine::chain::params::ChainParams;
@@ -36,46 +37,77 @@ fn dir_with(headers: &[Header]) -> TempDir {
     dir
 }
 
-/// The daemon's best chain as a raw peer sees it: the last header it serves after `from`.
-fn served_tip(d: &Daemon, from: &Header) -> Header {
-    let mut p = d.connect_ready();
-    p.keep_getheaders = true;
-    let mut last = *from;
-    loop {
-        let ask = GetHeadersMessage {
-            version: 70016,
-            locator_hashes: vec![last.block_hash()],
-            stop_hash: btcloop::engine::chain::tree::no_stop(),
-        };
-        p.send(&NetworkMessage::GetHeaders(ask));
-        let Some(NetworkMessage::Headers(h)) = p.recv_until("headers", Duration::from_secs(10)) else {
-            panic!("no headers answer")
-        };
-        match h.last() {
-            Some(l) => last = *l,
-            None => return last,
+/// The daemon's best header (it validates no blocks here, so this is not its tip): the
+/// highest tip `getchaintips` lists that is not invalid.
+fn best_header(d: &Daemon) -> bitcoin::BlockHash {
+    let tips = d.rpc_ok("getchaintips", json!([]));
+    let best = tips
+        .as_array()
+        .expect("array")
+        .iter()
+        .filter(|t| t["status"] != json!("invalid"))
+        .max_by_key(|t| t["height"].as_u64())
+        .and_then(|t| t["hash"].as_str())
+        .expect("a tip");
+    best.parse().expect("hash")
+}
+
+/// A scripted peer the daemon dials, serving `chain` (headers on genesis) to `getheaders` as
+/// Core does, in batches of 2,000 after the locator's fork point, until the daemon hangs up or
+/// `limit` passes. A btcloopd serves only blocks it validated, so these header-only chains
+/// come from a scripted peer.
+fn serve_headers(
+    listener: std::net::TcpListener,
+    genesis: bitcoin::BlockHash,
+    chain: Vec<Header>,
+    limit: Duration,
+) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        let mut p = common::RawPeer::from_stream(common::accept_within(&listener, Duration::from_secs(30)));
+        p.keep_getheaders = true;
+        p.expect("version");
+        let mut v = common::version_msg(common::PROTOCOL_VERSION, "/headerserver:1.0/", common::random_u64());
+        v.services = bitcoin::p2p::ServiceFlags::NETWORK | bitcoin::p2p::ServiceFlags::WITNESS;
+        v.start_height = chain.len() as i32;
+        p.send(&NetworkMessage::Version(v));
+        p.send(&NetworkMessage::Verack);
+        let position: std::collections::HashMap<bitcoin::BlockHash, usize> =
+            chain.iter().enumerate().map(|(i, h)| (h.block_hash(), i + 1)).chain([(genesis, 0)]).collect();
+        let deadline = std::time::Instant::now() + limit;
+        while std::time::Instant::now() < deadline {
+            match p.recv_timeout(Duration::from_millis(200)) {
+                Some(NetworkMessage::GetHeaders(g)) => {
+                    let start = g.locator_hashes.iter().find_map(|h| position.get(h)).copied().unwrap_or(0);
+                    let end = (start + 2000).min(chain.len());
+                    p.send(&NetworkMessage::Headers(chain[start..end].to_vec()));
+                }
+                Some(NetworkMessage::Ping(n)) => p.send(&NetworkMessage::Pong(n)),
+                Some(_) => {}
+                None if p.closed() => break,
+                None => {}
+            }
         }
-        if h.len() < 2000 {
-            return last;
-        }
-    }
+    })
 }
 
 #[test]
-fn second_node_syncs_20000_headers_from_zero_and_resumes_after_restart() {
+fn a_node_syncs_20000_headers_from_zero_and_resumes_after_restart() {
     let p = regtest();
     let chain = mine_chain(&p, &p.genesis, 20_000, 1);
-    let a = Daemon::start_in(dir_with(&chain), &[]);
-    a.wait_log("Loaded 20000 headers", Duration::from_secs(10));
-    let b = Daemon::start(&[&format!("--connect=127.0.0.1:{}", a.port), "--listen=1"]);
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let server = serve_headers(listener, p.genesis.block_hash(), chain.clone(), SYNC_WAIT);
+    let b = Daemon::start(&[&format!("--connect=127.0.0.1:{port}"), "--listen=1"]);
     b.wait_log("Synchronizing blockheaders, height: 20000 ", SYNC_WAIT);
-    assert_eq!(served_tip(&b, &p.genesis), chain[19_999]);
+    assert_eq!(best_header(&b), chain[19_999].block_hash());
     // Ten full batches of 2,000 were asked for, one at a time.
     assert!(b.log_count("more getheaders") >= 9, "{}", common::tail(&b.log(), 20));
     // Restart: the chain comes back from the store, nothing is asked again from zero.
     let b = b.restart(&["--listen=1"]);
     b.wait_log("Loaded 20000 headers", Duration::from_secs(10));
-    assert_eq!(served_tip(&b, &p.genesis), chain[19_999]);
+    assert_eq!(best_header(&b), chain[19_999].block_hash());
+    drop(b);
+    server.join().expect("server");
 }
 
 #[test]
@@ -85,16 +117,20 @@ fn node_reorgs_to_a_heavier_branch() {
     let light = mine_chain(&p, &trunk[9], 20, 3);
     let heavy = mine_chain(&p, &trunk[9], 25, 4);
     let a = Daemon::start_in(dir_with(&[trunk.clone(), light.clone()].concat()), &[]);
-    assert_eq!(served_tip(&a, &p.genesis), light[19]);
-    let b = Daemon::start_in(dir_with(&[trunk.clone(), heavy.clone()].concat()), &[]);
-    // A learns B's branch: 35 headers of work beat 30.
-    let a = a.restart(&[&format!("--addnode=127.0.0.1:{}", b.port)]);
+    assert_eq!(best_header(&a), light[19].block_hash());
+    // A learns a peer's branch: 35 headers of work beat 30.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let server = serve_headers(listener, p.genesis.block_hash(), [trunk.clone(), heavy.clone()].concat(), SYNC_WAIT);
+    let a = a.restart(&[&format!("--addnode=127.0.0.1:{port}")]);
     a.wait_log("Synchronizing blockheaders, height: 35 ", SYNC_WAIT);
-    assert_eq!(served_tip(&a, &p.genesis), heavy[24]);
+    assert_eq!(best_header(&a), heavy[24].block_hash());
     // The lighter branch stays stored (a side branch) and survives a restart, the best tip too.
     let a = a.restart(&[]);
     a.wait_log("Loaded 55 headers", Duration::from_secs(10));
-    assert_eq!(served_tip(&a, &p.genesis), heavy[24]);
+    assert_eq!(best_header(&a), heavy[24].block_hash());
+    drop(a);
+    server.join().expect("server");
 }
 
 #[test]
@@ -120,7 +156,7 @@ fn invalid_headers_disconnect_the_sender_and_are_not_stored_and_future_ones_are_
     peer.ping_pong(common::random_u64());
     assert!(!d.log().contains("misbehaving: invalid header received"), "{}", common::tail(&d.log(), 20));
     // Only the two valid headers before it were stored.
-    assert_eq!(served_tip(&d, &p.genesis), chain[1]);
+    assert_eq!(best_header(&d), chain[1].block_hash());
 }
 
 /// A peer whose headers move our best chain forward is marked with the time (Core's
@@ -138,7 +174,7 @@ fn a_peer_that_moves_our_chain_forward_shows_it_as_last_block() {
     giver.ping_pong(common::random_u64()); // the headers were processed before the pong
     idle.ping_pong(common::random_u64());
     let after = btcloop::base::time::unix_now();
-    assert_eq!(served_tip(&d, &p.genesis), chain[2]);
+    assert_eq!(best_header(&d), chain[2].block_hash());
     let peers = d.rpc_ok("getpeerinfo", json!([]));
     let marks: Vec<i64> = peers.as_array().expect("array").iter().filter_map(|p| p["last_block"].as_i64()).collect();
     assert!(marks.len() >= 2, "both peers listed: {peers}");
@@ -159,5 +195,5 @@ fn truncated_store_is_recovered_at_start() {
     let d = Daemon::start_in(dir, &[]);
     d.wait_log("dropped a torn tail of 54 bytes", Duration::from_secs(10));
     d.wait_log("Loaded 299 headers", Duration::from_secs(10));
-    assert_eq!(served_tip(&d, &p.genesis), chain[298]);
+    assert_eq!(best_header(&d), chain[298].block_hash());
 }

@@ -13,29 +13,22 @@ use bitcoin::p2p::ServiceFlags;
 use bitcoin::p2p::address::Address;
 use bitcoin::p2p::message::NetworkMessage;
 use btcloop::base::chainparams::Network;
-use btcloop::engine::chain::mine::mine_child;
+use btcloop::engine::chain::blockgen::{assemble, coinbase, subsidy};
 use btcloop::engine::chain::params::ChainParams;
-use btcloop::engine::chain::store::HeaderStore;
 use common::*;
 use serde_json::{Value, json};
-use tempfile::TempDir;
 
 fn unix_now() -> u32 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as u32
 }
 
-/// A data directory whose header store holds one regtest header from a minute ago, so the
-/// daemon is out of initial block download.
-fn dir_out_of_ibd() -> TempDir {
+/// Gives `d` a validated regtest block from a minute ago, so it leaves initial block download.
+fn out_of_ibd(d: &Daemon) {
     let p = ChainParams::new(Network::Regtest);
-    let h = mine_child(&p, &p.genesis, unix_now() - 60, 1);
-    let dir = Daemon::new_dir();
-    let net = dir.path().join("regtest");
-    std::fs::create_dir_all(&net).unwrap();
-    let (mut store, _) = HeaderStore::open(&net.join("headers.dat"), Network::Regtest.magic()).unwrap();
-    store.append(&[h]);
-    store.flush().unwrap();
-    dir
+    let block = assemble(&p, &p.genesis, unix_now() - 60, vec![coinbase(1, subsidy(&p, 1))]);
+    let hex = bitcoin::consensus::encode::serialize_hex(&block);
+    assert_eq!(d.rpc_ok("submitblock", json!([hex])), Value::Null);
+    assert_eq!(d.rpc_ok("getblockchaininfo", json!([]))["initialblockdownload"], json!(false));
 }
 
 /// `n` distinct public-looking IPv4 addresses (first octet 20–99, never a reserved range), from
@@ -72,16 +65,11 @@ fn a_node_out_of_ibd_advertises_its_external_address_to_its_peers() {
     let raw_port = raw.local_addr().unwrap().port();
     let ext_port = free_port();
     let ext: SocketAddr = format!("127.0.0.5:{ext_port}").parse().unwrap();
-    let a = Daemon::start_in(
-        dir_out_of_ibd(),
-        &[
-            "--test=loopback-netgroups",
-            &format!("--externalip={ext}"),
-            &format!("--bind={ext}"),
-            &format!("--addnode=127.0.0.1:{}", b.port),
-            &format!("--addnode=127.0.0.1:{raw_port}"),
-        ],
-    );
+    let a = Daemon::start(&["--test=loopback-netgroups", &format!("--externalip={ext}"), &format!("--bind={ext}")]);
+    out_of_ibd(&a);
+    for port in [b.port, raw_port] {
+        a.rpc_ok("addnode", json!([format!("127.0.0.1:{port}"), "add"]));
+    }
     let locals = &a.rpc_ok("getnetworkinfo", json!([]))["localaddresses"];
     assert_eq!(locals.as_array().map(Vec::len), Some(1), "{locals}");
     assert_eq!((&locals[0]["address"], &locals[0]["port"]), (&json!("127.0.0.5"), &json!(ext_port)));
@@ -95,19 +83,18 @@ fn a_node_out_of_ibd_advertises_its_external_address_to_its_peers() {
     let Some(NetworkMessage::Addr(list)) = seen.recv_until("addr", WAIT) else { panic!("no self-announcement") };
     assert_eq!(list.len(), 1, "{list:?}");
     assert_eq!(list[0].1.socket_addr().unwrap(), ext);
-    assert_eq!(list[0].1.services, ServiceFlags::NONE, "btcloopd offers no services");
+    assert_eq!(list[0].1.services, ServiceFlags::NETWORK | ServiceFlags::WITNESS, "the services btcloopd offers");
     assert!(list[0].0 + 60 >= unix_now(), "a fresh announcement");
 
-    // The btcloopd A dials gets it too (as addrv2) — and, as Core would, does not store it: an
-    // address without NODE_NETWORK or NODE_NETWORK_LIMITED is no use to an address book.
+    // The btcloopd A dials gets it too (as addrv2) and stores it: a node serving blocks.
     let got_addrv2 = poll_until(WAIT, || {
         let p = peer_from(&b, "127.0.0.1");
         p["bytesrecv_per_msg"]["addrv2"].as_u64().unwrap_or(0) > 0
     });
     assert!(got_addrv2, "{}", tail(&a.log(), 20));
     assert!(a.log().contains(&format!("Advertising address {ext} to peer=")));
-    let known = b.rpc_ok("getnodeaddresses", json!([0]));
-    assert!(!known.to_string().contains("127.0.0.5"), "{known}");
+    let stored = poll_until(WAIT, || b.rpc_ok("getnodeaddresses", json!([0])).to_string().contains("127.0.0.5"));
+    assert!(stored, "{}", b.rpc_ok("getnodeaddresses", json!([0])));
 }
 
 #[test]

@@ -1,5 +1,6 @@
 //! `--maxtipage` (Core's `-maxtipage`): `getblockchaininfo`'s `initialblockdownload` follows
-//! the age of the best header against it, from the command line or `btcloop.conf`.
+//! the age of the tip (the last validated block) against it, from the command line or
+//! `btcloop.conf`.
 
 mod common;
 
@@ -7,6 +8,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use bitcoin::p2p::message::NetworkMessage;
 use btcloop::base::chainparams::Network;
+use btcloop::engine::chain::blockgen::{assemble, coinbase, subsidy};
 use btcloop::engine::chain::mine::mine_child;
 use btcloop::engine::chain::params::ChainParams;
 use common::{Daemon, WAIT, poll_until, run_to_exit};
@@ -26,18 +28,23 @@ fn initial_block_download_follows_maxtipage() {
     assert_eq!(ibd(&d), json!(false), "genesis is younger than the maximum age");
     drop(d);
 
-    // Two hours of maximum age: genesis is too old; a header from an hour ago is recent.
+    // Two hours of maximum age: genesis is too old; a block from an hour ago is recent.
     let d = Daemon::start(&["--maxtipage=7200"]);
     assert_eq!(ibd(&d), json!(true));
     let params = ChainParams::new(Network::Regtest);
     let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
-    let recent = mine_child(&params, &params.genesis, u32::try_from(now - 3600).unwrap(), 1);
+    let time = u32::try_from(now - 3600).unwrap();
+    // A header alone does not end it: the tip is the last validated block.
     let mut p = d.connect_ready();
-    p.send(&NetworkMessage::Headers(vec![recent]));
+    p.send(&NetworkMessage::Headers(vec![mine_child(&params, &params.genesis, time, 1)]));
     p.ping_pong(common::random_u64());
+    assert_eq!(ibd(&d), json!(true), "a header is not a validated block");
+    let recent = assemble(&params, &params.genesis, time, vec![coinbase(1, subsidy(&params, 1))]);
+    let hex = bitcoin::consensus::encode::serialize_hex(&recent);
+    assert_eq!(d.rpc_ok("submitblock", json!([hex])), json!(null));
     assert!(
         poll_until(WAIT, || ibd(&d) == json!(false)),
-        "still in initial download with a header an hour old: {}",
+        "still in initial download with a block an hour old: {}",
         d.rpc_ok("getblockchaininfo", json!([]))
     );
 }

@@ -4,9 +4,9 @@
 //! a restart dials its anchors (the block-relay-only peers of the last run) first.
 //!
 //! Every process runs with `--test=loopback-netgroups` (each 127.x address is a network group
-//! of its own, so the one-peer-per-group rule lets loopback peers fill the slots) and the peers
-//! with `--test=full-node-services` (btcloopd serves no blocks, so it would otherwise fail
-//! Core's outbound service check). The address books hold loopback addresses only.
+//! of its own, so the one-peer-per-group rule lets loopback peers fill the slots); btcloopd
+//! advertises `NODE_NETWORK|NODE_WITNESS`, so it passes Core's outbound service check. The
+//! address books hold loopback addresses only.
 
 mod common;
 
@@ -68,7 +68,7 @@ fn show(d: &Daemon) -> String {
 
 #[test]
 fn seednode_only_start_fills_and_keeps_outbound_slots_then_anchors_survive_a_restart() {
-    let test_flags = ["--test=loopback-netgroups", "--test=full-node-services"];
+    let test_flags = ["--test=loopback-netgroups"];
     // The peers: no automatic connections of their own, several addresses each.
     let mut peers: Vec<Option<Daemon>> = (0..PROCESSES)
         .map(|k| {

@@ -246,6 +246,7 @@ impl World {
                 services: ServiceFlags::NONE,
                 peer_timeout: Duration::from_secs(60),
                 log_ips: false,
+                blocks: false,
             },
             chain,
             r.u64(),

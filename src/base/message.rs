@@ -62,6 +62,12 @@ pub fn decode_inv(payload: &[u8]) -> Result<Vec<Inventory>, PayloadError> {
     partial("inv", payload)
 }
 
+/// `block`: its header (the first 80 bytes). The rest is the validation thread's to decode,
+/// off the message handler.
+pub fn decode_block_header(payload: &[u8]) -> Result<Header, PayloadError> {
+    partial("block", payload)
+}
+
 /// `addr`: (time, address) pairs.
 pub fn decode_addr(payload: &[u8]) -> Result<Vec<(u32, Address)>, PayloadError> {
     partial("addr", payload)

@@ -233,6 +233,9 @@ pub enum DisconnectReason {
     /// One outbound full-relay peer too many (the stale-tip extra one or another): the one that
     /// least recently announced a new best header goes (Core's `EvictExtraOutboundPeers`).
     ExtraOutbound,
+    /// The peer stalled the block download window or took too long to send blocks we asked
+    /// for (Core's stalling and block download timeouts).
+    BlockDownload(String),
 }
 
 impl DisconnectReason {
@@ -267,6 +270,7 @@ impl DisconnectReason {
             R::ExtraBlockRelay => "extra-block-relay",
             R::OldChain => "old-chain",
             R::ExtraOutbound => "extra-outbound",
+            R::BlockDownload(_) => "block-download",
         }
     }
 }
@@ -311,6 +315,7 @@ impl fmt::Display for DisconnectReason {
             R::ExtraBlockRelay => f.write_str("extra block-relay-only peer no longer needed"),
             R::OldChain => f.write_str("outbound peer has old chain"),
             R::ExtraOutbound => f.write_str("extra outbound peer no longer needed"),
+            R::BlockDownload(why) => f.write_str(why),
         }
     }
 }

@@ -227,9 +227,6 @@ pub struct Config {
     /// network group of its own ([`crate::engine::addrman::NetGroupRule::LoopbackPerAddress`]), for the
     /// address book and the local addresses.
     pub loopback_netgroups: bool,
-    /// `--test=full-node-services`, for end-to-end tests only: advertise NODE_NETWORK|NODE_WITNESS
-    /// (no blocks are served) so btcloopd test nodes pass each other's outbound service checks.
-    pub test_full_node_services: bool,
     /// `--test=panic-msghand`/`panic-net`, for end-to-end tests only: a thread panics on purpose (see
     /// [`crate::daemon::panics::TestPanic`]).
     pub test_panic: Option<crate::daemon::panics::TestPanic>,
@@ -272,7 +269,6 @@ impl Default for Config {
             fixed_seeds: true,
             only_net: Vec::new(),
             loopback_netgroups: false,
-            test_full_node_services: false,
             test_panic: None,
             external_ip: Vec::new(),
             discover: true,

@@ -28,6 +28,10 @@ pub mod code {
     pub const INVALID_PARAMS: i32 = -32602;
     /// Standard JSON-RPC 2.0: parse error.
     pub const PARSE_ERROR: i32 = -32700;
+    /// Error parsing or validating structure in raw format.
+    pub const DESERIALIZATION_ERROR: i32 = -22;
+    /// Error during block validation (or the node does not validate).
+    pub const VERIFY_ERROR: i32 = -25;
     /// Generic error (also the help text on a wrong number of arguments).
     pub const MISC_ERROR: i32 = -1;
     /// Unexpected type passed as parameter.
@@ -135,6 +139,9 @@ pub enum Request {
     },
     /// `getaddrmaninfo`.
     AddrManInfo(Reply<Vec<AddrManCounts>>),
+    /// `submitblock`: a serialized block; the answer is Core's (`None`: accepted, else the
+    /// reason it was not), given once the validation thread has judged it.
+    SubmitBlock(Vec<u8>, Reply<Option<String>>),
 }
 
 /// How long an RPC thread waits for the message handler before giving up.

@@ -40,6 +40,7 @@ use crate::engine::policy::seeding::DnsSeeding;
 use crate::engine::policy::seeds::{self, dns_seeds};
 use crate::engine::protocol::{Protocol, ProtocolParams, ProtocolParts};
 
+pub mod blocks;
 pub mod disk_writer;
 
 /// Core's `MIN_CORE_FDS` (LevelDB's reserve plus message capture).
@@ -80,6 +81,9 @@ pub enum StartError {
     /// The header store could not be opened.
     #[error(transparent)]
     Store(#[from] crate::engine::chain::store::StoreError),
+    /// The block database or the validation thread could not be started.
+    #[error(transparent)]
+    Blocks(#[from] blocks::BlocksStartError),
     /// `banlist.json` could not be read.
     #[error(transparent)]
     BanList(#[from] BanListError),
@@ -395,6 +399,14 @@ impl Node {
         let params = ChainParams::new(cfg.network);
         let min_work = cfg.minimum_chain_work.unwrap_or(params.minimum_chain_work);
         let (mut chain, _restored) = Chain::open(params, min_work, &cfg.net_dir().join(HEADERS_FILE))?;
+        let validation = blocks::start(
+            &cfg.net_dir(),
+            cfg.network,
+            &mut chain,
+            crate::daemon::validation::FlushPolicy::default(),
+            wake.clone(),
+            crate::base::time::unix_now(),
+        )?;
         // The header store's file side and peers.dat belong to the disk-writer thread from here.
         let (disk, disk_thread) = disk_writer::spawn(chain.store_mut().and_then(|s| s.detach_file()), disk_gate)?;
         let rule = if cfg.loopback_netgroups { NetGroupRule::LoopbackPerAddress } else { NetGroupRule::Core };
@@ -417,15 +429,11 @@ impl Node {
         let protocol = Protocol::new(ProtocolParts {
             params: ProtocolParams {
                 user_agent: cfg.user_agent(),
-                // Headers only: nothing to offer, unless a test needs btcloopd peers to pass the
-                // outbound service check.
-                services: if cfg.test_full_node_services {
-                    ServiceFlags::NETWORK | ServiceFlags::WITNESS
-                } else {
-                    ServiceFlags::NONE
-                },
+                // A full node that keeps every block (Core's default, not pruned).
+                services: ServiceFlags::NETWORK | ServiceFlags::WITNESS,
                 peer_timeout: cfg.peer_timeout,
                 log_ips: cfg.log.log_ips,
+                blocks: true,
             },
             chain,
             max_tip_age: cfg.max_tip_age.as_secs().try_into().unwrap_or(i64::MAX),
@@ -453,6 +461,7 @@ impl Node {
                 disk: Some(disk),
                 default_port,
                 conn,
+                validation: Some(validation),
             },
         );
 

@@ -108,14 +108,16 @@ pub struct ConnectionCounts {
     pub local_addresses: Vec<(IpAddr, LocalInfo)>,
 }
 
-/// The best header chain (`getblockchaininfo`).
+/// The validated chain (`getblockchaininfo`).
 #[derive(Clone, Debug, PartialEq)]
 pub struct BlockchainInfo {
     /// The chain's name as Core's `-chain` takes it.
     pub chain: &'static str,
-    /// Height of the best header.
+    /// Height of the tip: the last validated block.
     pub height: u32,
-    /// Hash of the best header.
+    /// Height of the best header.
+    pub headers: u32,
+    /// Hash of the tip.
     pub best_hash: BlockHash,
     /// Its compact target.
     pub bits: CompactTarget,
@@ -131,7 +133,7 @@ pub struct BlockchainInfo {
     pub initial_block_download: bool,
     /// Total work of the best chain.
     pub chain_work: Work,
-    /// Bytes of headers on disk.
+    /// Bytes of blocks, undo data and headers on disk.
     pub size_on_disk: u64,
 }
 
@@ -163,10 +165,38 @@ pub struct ChainTip {
     pub height: u32,
     /// Its hash.
     pub hash: BlockHash,
-    /// Headers from the fork point with the best chain to it.
+    /// Blocks from the fork point with the active chain to it.
     pub branch_len: u32,
-    /// Whether it is the best chain's tip.
-    pub active: bool,
+    /// What is known of its branch.
+    pub status: TipStatus,
+}
+
+/// Core's `getchaintips` status of a tip.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TipStatus {
+    /// The active chain's tip.
+    Active,
+    /// It or an ancestor is invalid.
+    Invalid,
+    /// Some block of its branch is not stored.
+    HeadersOnly,
+    /// Fully validated once, no longer on the active chain.
+    ValidFork,
+    /// Stored but never validated (never part of the most-work chain).
+    ValidHeaders,
+}
+
+impl TipStatus {
+    /// Core's name.
+    pub fn name(self) -> &'static str {
+        match self {
+            TipStatus::Active => "active",
+            TipStatus::Invalid => "invalid",
+            TipStatus::HeadersOnly => "headers-only",
+            TipStatus::ValidFork => "valid-fork",
+            TipStatus::ValidHeaders => "valid-headers",
+        }
+    }
 }
 
 /// One address from the address book (`getnodeaddresses`).

@@ -91,6 +91,7 @@ impl Sim {
             services: full_services(),
             peer_timeout: Duration::from_secs(60),
             log_ips: false,
+            blocks: false,
         };
         let seed = rng.random();
         let mut anchors = Vec::new();

@@ -522,6 +522,8 @@ impl Sim {
                     }
                 }
                 Action::Discourage(_) => self.stats.discouraged += 1,
+                // Simulated nodes carry no blocks (their protocol runs without them).
+                Action::Validate(_) => {}
             }
         }
     }

@@ -16,9 +16,11 @@ use crate::base::peer::DisconnectReason;
 use crate::daemon::inspect::{PeerRef, Request, RpcError, code};
 use crate::daemon::snapshot::{
     AddrManCounts, BlockchainInfo, ChainTip, ConnectionCounts, HeaderInfo, MetricsSnapshot, NodeAddress, PeerSnapshot,
+    TipStatus,
 };
 use crate::engine::chain::pow;
-use crate::engine::chain::tree::{EntryId, HeaderTree};
+use crate::engine::chain::tree::{BlockStatus, EntryId, HeaderTree};
+use crate::engine::protocol::blocks::SubmitRefused;
 use crate::engine::protocol::{Now, Peer};
 
 /// Unix seconds of `t`, given the current time.
@@ -81,6 +83,16 @@ impl MessageHandler {
                     })
                     .collect()));
             }
+            Request::SubmitBlock(bytes, reply) => match self.cx.mgr.submit_block(bytes, now) {
+                Ok(hash) => self.submits.entry(hash).or_default().push(reply),
+                Err(SubmitRefused::Decode) => {
+                    reply.send(Err(RpcError::new(code::DESERIALIZATION_ERROR, "Block decode failed")));
+                }
+                Err(SubmitRefused::NoBlocks) => {
+                    reply.send(Err(RpcError::new(code::VERIFY_ERROR, SubmitRefused::NoBlocks.to_string())));
+                }
+                Err(other) => reply.send(Ok(Some(other.to_string()))),
+            },
             Request::AddrManInfo(reply) => reply.send(Ok(self
                 .cx
                 .mgr
@@ -165,7 +177,8 @@ impl MessageHandler {
     }
 }
 
-/// Core's `getchaintips`: every header without children, highest first.
+/// Core's `getchaintips`: every header without children and the active tip, highest first,
+/// each with its branch length from the active chain and Core's status.
 fn chain_tips(tree: &HeaderTree) -> Vec<ChainTip> {
     let entries = tree.entries();
     let mut has_child = vec![false; entries.len()];
@@ -176,19 +189,34 @@ fn chain_tips(tree: &HeaderTree) -> Vec<ChainTip> {
             }
         }
     }
-    let mut tips: Vec<EntryId> = (0..entries.len() as EntryId).filter(|&i| !has_child[i as usize]).collect();
+    let active_tip = tree.active_tip_id();
+    let mut tips: Vec<EntryId> =
+        (0..entries.len() as EntryId).filter(|&i| !has_child[i as usize] || i == active_tip).collect();
     tips.sort_by_key(|&i| std::cmp::Reverse(entries.get(i as usize).map_or(0, |e| e.height)));
     tips.into_iter()
         .filter_map(|id| {
             let e = tree.entry(id)?;
-            let active = tree.on_best_chain(id);
-            // Branch length: distance to the fork point with the best chain.
+            // The fork point with the active chain; on the way, whether every block is stored.
             let mut fork = id;
-            while !tree.on_best_chain(fork) {
-                fork = tree.entry(fork)?.parent;
+            let mut all_stored = true;
+            while !tree.on_active_chain(fork) {
+                let f = tree.entry(fork)?;
+                all_stored &= f.status.has(BlockStatus::HAVE_DATA);
+                fork = f.parent;
             }
-            let fork_height = tree.entry(fork)?.height;
-            Some(ChainTip { height: e.height, hash: e.hash, branch_len: e.height - fork_height, active })
+            let status = if tree.on_active_chain(id) {
+                TipStatus::Active
+            } else if e.status.failed() {
+                TipStatus::Invalid
+            } else if !all_stored {
+                TipStatus::HeadersOnly
+            } else if e.status.has(BlockStatus::VALID) {
+                TipStatus::ValidFork
+            } else {
+                TipStatus::ValidHeaders
+            };
+            let branch_len = e.height - tree.entry(fork)?.height;
+            Some(ChainTip { height: e.height, hash: e.hash, branch_len, status })
         })
         .collect()
 }
@@ -273,21 +301,27 @@ impl Cx {
 
     /// `getblockchaininfo`; `ibd` is [`crate::engine::protocol::HeadersNode::in_ibd`].
     fn blockchain_info(&self, now: Now, ibd: bool) -> BlockchainInfo {
-        let chain = &self.mgr.protocol().headers().chain;
+        let headers = self.mgr.protocol().headers();
+        let chain = &headers.chain;
         let tree = chain.tree();
-        let tip = tree.tip();
+        let tip = headers.tip();
         BlockchainInfo {
             chain: chain.params().network.to_bitcoin().to_core_arg(),
             height: tip.height,
+            headers: tree.height(),
             best_hash: tip.hash,
             bits: tip.header.bits,
             target: self.target(tip.header.bits),
             time: tip.header.time,
-            median_time: tree.median_time_past(tree.tip_id()),
-            verification_progress: sync_progress(chain.params().genesis.time, tip.header.time, now.unix),
+            median_time: tree.median_time_past(tree.active_tip_id()),
+            verification_progress: if headers.has_blocks() {
+                self.mgr.protocol().blocks().progress
+            } else {
+                sync_progress(chain.params().genesis.time, tip.header.time, now.unix)
+            },
             initial_block_download: ibd,
             chain_work: tip.chain_work,
-            size_on_disk: chain.store_size(),
+            size_on_disk: chain.store_size().saturating_add(self.mgr.protocol().blocks().disk_bytes),
         }
     }
 

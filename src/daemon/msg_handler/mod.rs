@@ -31,9 +31,12 @@ use crate::base::totals::NetTotals;
 use crate::base::transport::command_str;
 use crate::daemon::capture::PeerCapture;
 use crate::daemon::config::PeerSelector;
+use crate::daemon::inspect::Reply;
 use crate::daemon::net::peer_queues::PeerQueues;
 use crate::daemon::net::wake::{MsgWake, NetEvent, SocketCommand, SocketControl};
 use crate::daemon::node::disk_writer::{DiskJob, DiskWriter};
+use crate::daemon::validation::Validation;
+use crate::engine::blocks::validation::{BlockForm, BlockOutcome, ValidationEvent};
 use crate::engine::peerman::{Action, PeerManager};
 use crate::engine::policy::discourage::Discouraged;
 use crate::engine::policy::eviction::EvictionFacts;
@@ -103,6 +106,8 @@ pub struct HandlerParts {
     pub default_port: u16,
     /// Connection management.
     pub conn: ConnParts,
+    /// The validation thread, when the node handles blocks.
+    pub validation: Option<Validation>,
 }
 
 /// The message handler's state; [`MessageHandler::run`] is the thread body.
@@ -118,6 +123,10 @@ pub struct MessageHandler {
     default_port: u16,
     /// Reused buffer for the manager's actions.
     actions: Vec<Action>,
+    /// The validation thread (stopped when the handler ends).
+    validation: Option<Validation>,
+    /// `submitblock` calls waiting for their block's verdict.
+    submits: std::collections::HashMap<bitcoin::BlockHash, Vec<Reply<Option<String>>>>,
 }
 
 /// Everything per-peer processing uses besides the peer's [`Entry`] (kept apart from `peers`
@@ -169,6 +178,7 @@ impl MessageHandler {
             disk,
             default_port,
             conn,
+            validation,
         } = parts;
         MessageHandler {
             peers: PeerMap::default(),
@@ -196,6 +206,8 @@ impl MessageHandler {
             conn,
             default_port,
             actions: Vec::new(),
+            validation,
+            submits: std::collections::HashMap::new(),
         }
     }
 
@@ -251,6 +263,10 @@ impl MessageHandler {
         self.cx.flush_chain();
         self.cx.dump_peers();
         self.dump_anchors();
+        if let Some(mut v) = self.validation.take() {
+            // Finishes what was queued and closes the block database (which writes it out).
+            v.stop();
+        }
     }
 
     fn on_event(&mut self, ev: NetEvent, now: Now) {
@@ -295,7 +311,44 @@ impl MessageHandler {
                 self.answer(*req, now);
                 self.apply_actions();
             }
+            NetEvent::Validation(ev) => self.on_validation(*ev, now),
         }
+    }
+
+    /// A report of the validation thread: a block read goes to its peer; verdicts and tip
+    /// moves go to the manager, and after a new tip outside initial download every peer's
+    /// `SendMessages` runs at once, so the announcement leaves now.
+    fn on_validation(&mut self, ev: ValidationEvent, now: Now) {
+        match ev {
+            ValidationEvent::Read { peer, hash, form, bytes } => {
+                if let Some(e) = self.peers.get_mut(&peer) {
+                    let (data, checksum) = match &bytes {
+                        Some(b) => (Some(b.bytes.as_slice()), Some(b.checksum)),
+                        None => (None, None),
+                    };
+                    self.cx.block_read(e, peer, hash, form, data, checksum, now);
+                }
+            }
+            ev => {
+                if let ValidationEvent::Block { hash, from: None, outcome } = &ev {
+                    for reply in self.submits.remove(hash).unwrap_or_default() {
+                        reply.send(Ok(match outcome {
+                            BlockOutcome::Stored => None,
+                            BlockOutcome::Duplicate => Some("duplicate".into()),
+                            BlockOutcome::Invalid(inv) => Some(core_reason(&inv.reason)),
+                        }));
+                    }
+                }
+                let announce = matches!(ev, ValidationEvent::Tip { .. } | ValidationEvent::PowValid { .. });
+                self.cx.mgr.on_validation(ev, now);
+                if announce && !self.cx.mgr.protocol_mut().in_ibd(now) {
+                    for e in self.peers.values_mut() {
+                        self.cx.send_messages(e, now);
+                    }
+                }
+            }
+        }
+        self.apply_actions();
     }
 
     /// One round over the peers with messages; true if any still has work it may do now.
@@ -364,10 +417,25 @@ impl MessageHandler {
                 }
                 Action::AddrFetch(host) => self.conn.addr_fetch(&host, self.default_port),
                 Action::Discourage(ip) => self.cx.discouraged.add(ip),
+                Action::Validate(req) => match self.validation.as_ref() {
+                    Some(v) => {
+                        if let Err(e) = v.submit(req) {
+                            warn!("validation request dropped: {e}");
+                        }
+                    }
+                    None => debug!("no validation thread: request dropped"),
+                },
             }
         }
         self.actions = actions;
     }
+}
+
+/// Core's `submitblock` answer for a refused block: the reject reason without its debug
+/// message (`bad-cb-amount`, not `bad-cb-amount, coinbase pays too much`).
+fn core_reason(reason: &str) -> String {
+    let r = reason.split(',').next().unwrap_or(reason).trim();
+    if r.is_empty() { "rejected".into() } else { r.to_string() }
 }
 
 impl Cx {
@@ -520,6 +588,26 @@ impl Cx {
                 self.mgr.close(id, DisconnectReason::WriteError(err.to_string()));
             }
         }
+    }
+
+    /// A block read for `e` by the validation thread: queued, then its next request served.
+    #[allow(clippy::too_many_arguments)]
+    fn block_read(
+        &mut self,
+        e: &mut Entry,
+        id: PeerId,
+        hash: bitcoin::BlockHash,
+        form: BlockForm,
+        bytes: Option<&[u8]>,
+        checksum: Option<[u8; 4]>,
+        now: Now,
+    ) {
+        let link = self.link_times(e);
+        let tally = Tally { peer: &mut e.counts, global: &mut self.msg_stats, conn: e.who.conn_type, net: e.who.net };
+        let mut out = PeerOut::new(&e.queues, self.magic, None, e.capture.as_deref_mut(), e.traced, tally);
+        self.mgr.on_block_read(id, hash, form, bytes, checksum, now, link, &mut out);
+        let produced = out.produced();
+        self.after(e, produced, None);
     }
 
     /// Core's `SendMessages` for one peer.

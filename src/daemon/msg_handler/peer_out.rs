@@ -9,7 +9,7 @@ use crate::base::counters::{Direction, MsgType, NetMsgStats, PeerMsgCounts};
 use crate::base::message::{command_of, encode_headers, encode_message_reusing};
 use crate::base::netaddr::NetKind;
 use crate::base::peer::ConnectionType;
-use crate::base::transport::HEADER_SIZE;
+use crate::base::transport::{HEADER_SIZE, encode_frame_reusing};
 use crate::daemon::capture::PeerCapture;
 use crate::daemon::net::peer_queues::PeerQueues;
 use crate::engine::peerman::Wire;
@@ -107,6 +107,20 @@ impl Wire for PeerOut<'_> {
         if self.traced {
             debug!(target: "debugpeer", "peer={} sent {command} ({len} bytes): {msg:?}", self.queues.id);
         }
+    }
+
+    fn send_payload(&mut self, command: &'static str, payload: &[u8], checksum: Option<[u8; 4]>) {
+        let magic = self.magic;
+        let known = checksum.map(|c| (payload, c));
+        let len = self
+            .queue(command, |buf| encode_frame_reusing(magic, command, buf, |b| b.extend_from_slice(payload), known));
+        if self.traced {
+            debug!(target: "debugpeer", "peer={} sent {command} ({len} bytes)", self.queues.id);
+        }
+    }
+
+    fn send_paused(&self) -> bool {
+        self.queues.send_paused()
     }
 
     fn send_headers<'h>(&mut self, headers: impl ExactSizeIterator<Item = &'h bitcoin::block::Header>) {

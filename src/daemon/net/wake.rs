@@ -16,7 +16,7 @@ use crate::base::peer::PeerIdentity;
 use crate::base::peer::{ConnectionType, DisconnectReason, PeerId};
 use crate::daemon::inspect::{Reply, Request, RpcError, ask_with};
 
-/// What the socket handler tells the message handler about connections.
+/// What the socket handler (and the threads beside it) tell the message handler.
 #[derive(Debug)]
 pub enum NetEvent {
     /// A connection is open (accepted, or an outbound connect completed).
@@ -44,6 +44,8 @@ pub enum NetEvent {
         /// What it returned (at the network's default port).
         ips: Vec<std::net::IpAddr>,
     },
+    /// The validation thread reports.
+    Validation(Box<crate::engine::blocks::validation::ValidationEvent>),
 }
 
 /// A freshly opened connection.

@@ -116,6 +116,22 @@ pub static METHODS: &[Method] = &[
         |c, _| { Ok(json!(c.started.elapsed().as_secs())) }
     ),
     method!(
+        "submitblock",
+        "Mining",
+        [req("hexdata", Ty::Str), opt("dummy", Ty::Str)],
+        "submitblock \"hexdata\" ( \"dummy\" )\n\nAttempts to submit new block to network.\nSee https://en.bitcoin.it/wiki/BIP_0022 for full specification.\n\nArguments:\n1. hexdata    (string, required) the hex-encoded block data to submit\n2. dummy      (string, optional, default=ignored) dummy value, for compatibility with BIP22. This value is ignored.\n\nResult (If the block was accepted):\nnull    (json null)\n\nResult (Otherwise):\nstr    (string) According to BIP22\n",
+        |c, a| {
+            use bitcoin::hex::FromHex;
+            let hex = a.first().and_then(Value::as_str).unwrap_or_default();
+            let bytes = Vec::<u8>::from_hex(hex)
+                .map_err(|_| RpcError::new(code::DESERIALIZATION_ERROR, "Block decode failed"))?;
+            Ok(match c.ask(|r| Request::SubmitBlock(bytes, r))? {
+                None => Value::Null,
+                Some(reason) => json!(reason),
+            })
+        }
+    ),
+    method!(
         "addnode",
         "Network",
         [req("node", Ty::Str), req("command", Ty::Str), opt("v2transport", Ty::Bool)],

@@ -159,7 +159,7 @@ pub fn blockchain_info(b: &BlockchainInfo) -> Value {
     json!({
         "chain": b.chain,
         "blocks": b.height,
-        "headers": b.height,
+        "headers": b.headers,
         "bestblockhash": b.best_hash.to_string(),
         "bits": format!("{bits:08x}"),
         "target": target_hex(b.target),
@@ -215,7 +215,7 @@ pub fn chain_tips(tips: &[ChainTip]) -> Value {
                     "height": t.height,
                     "hash": t.hash.to_string(),
                     "branchlen": t.branch_len,
-                    "status": if t.active { "active" } else { "headers-only" },
+                    "status": t.status.name(),
                 })
             })
             .collect(),

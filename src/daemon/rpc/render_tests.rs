@@ -11,7 +11,7 @@ use super::*;
 use crate::base::counters::{Direction, MsgType, NetMsgStats};
 use crate::base::netaddr::NetKind;
 use crate::base::peer::ConnectionType;
-use crate::daemon::snapshot::test_peer;
+use crate::daemon::snapshot::{TipStatus, test_peer};
 use crate::engine::policy::local::LOCAL_MANUAL;
 
 fn keys(v: &Value) -> Vec<&str> {
@@ -288,6 +288,7 @@ fn chain_answers_keep_core_field_order() {
     let b = BlockchainInfo {
         chain: "regtest",
         height: 0,
+        headers: 7,
         best_hash: hash,
         bits: header.bits,
         target: None,
@@ -321,10 +322,12 @@ fn chain_answers_keep_core_field_order() {
     );
     assert_eq!(v["chainwork"], json!("00".repeat(32)));
     assert_eq!(v["size_on_disk"], json!(80));
+    // Blocks are the validated chain, headers the best header chain.
+    assert_eq!((v["blocks"].clone(), v["headers"].clone()), (json!(0), json!(7)));
 
     let tips = [
-        ChainTip { height: 9, hash, branch_len: 0, active: true },
-        ChainTip { height: 7, hash: next, branch_len: 2, active: false },
+        ChainTip { height: 9, hash, branch_len: 0, status: TipStatus::Active },
+        ChainTip { height: 7, hash: next, branch_len: 2, status: TipStatus::HeadersOnly },
     ];
     let v = chain_tips(&tips);
     assert_eq!(keys(&v[0]), vec!["height", "hash", "branchlen", "status"]);

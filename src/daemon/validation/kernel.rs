@@ -191,6 +191,8 @@ pub struct Kernel {
     notes: Arc<Mutex<Vec<Note>>>,
     /// The network's data directory.
     dir: PathBuf,
+    /// The network.
+    network: Network,
 }
 
 impl Kernel {
@@ -227,7 +229,17 @@ impl Kernel {
             .build()
             .map_err(|e| KernelOpenError::Context(e.to_string()))?;
         let chainman = open_chainman(&context, dir)?;
-        Ok(Kernel { chainman: Some(chainman), _context: context, notes, dir: dir.to_path_buf() })
+        Ok(Kernel { chainman: Some(chainman), _context: context, notes, dir: dir.to_path_buf(), network })
+    }
+
+    /// The network's magic (which also starts each record of the block files).
+    pub fn magic(&self) -> [u8; 4] {
+        self.network.magic()
+    }
+
+    /// The block files' directory (`blocks/`).
+    pub fn blocks_dir(&self) -> PathBuf {
+        self.dir.join("blocks")
     }
 
     /// The chainstate manager (`None` once a reopen failed).
@@ -250,6 +262,23 @@ impl Kernel {
         self.chainman = Some(open_chainman(&self._context, &self.dir)?);
         info!("Flushed the block index and chainstate to disk in {:?}", started.elapsed());
         Ok(())
+    }
+
+    /// Bytes of `blocks/` and `chainstate/` on disk (Core's `size_on_disk` counts the block
+    /// and undo files; the databases are small beside them).
+    pub fn disk_bytes(&self) -> u64 {
+        fn size(dir: &Path) -> u64 {
+            let Ok(entries) = std::fs::read_dir(dir) else { return 0 };
+            entries
+                .flatten()
+                .map(|e| match e.metadata() {
+                    Ok(m) if m.is_dir() => size(&e.path()),
+                    Ok(m) => m.len(),
+                    Err(_) => 0,
+                })
+                .sum()
+        }
+        size(&self.dir.join("blocks")).saturating_add(size(&self.dir.join("chainstate")))
     }
 
     /// The active chain's tip: hash and height.

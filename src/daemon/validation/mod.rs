@@ -4,6 +4,7 @@
 //! decides what to download or whom to punish: that is the engine's, from these events.
 
 pub mod kernel;
+pub mod recover;
 #[cfg(test)]
 mod tests;
 
@@ -17,8 +18,9 @@ use bitcoinkernel::{BlockHeader, ProcessBlockHeaderResult, ProcessBlockResult};
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 use tracing::{debug, error, info, warn};
 
+use crate::base::transport::checksum_of;
 use crate::engine::blocks::validation::{
-    BlockForm, BlockOutcome, Invalid, InvalidKind, ValidationEvent, ValidationRequest,
+    BlockForm, BlockOutcome, Invalid, InvalidKind, ReadBlock, ValidationEvent, ValidationRequest,
 };
 use kernel::{Kernel, Note, capturing, from_hash, invalid_kind, reject_reason, to_hash};
 
@@ -52,10 +54,49 @@ pub enum SubmitError {
     Stopped,
 }
 
+/// A question answered on the validation thread with the kernel in hand (`getblock` and other
+/// RPC reads), so no other thread touches the kernel.
+pub type Query = Box<dyn FnOnce(&Kernel) + Send>;
+
+/// What the validation thread's channel carries.
+enum Job {
+    /// The engine's work.
+    Engine(ValidationRequest),
+    /// A daemon thread's question.
+    Query(Query),
+    /// Finish: everything queued before was done.
+    Stop,
+}
+
 /// The handle the message handler keeps: submit requests, and join at shutdown.
 pub struct Validation {
-    tx: Option<Sender<ValidationRequest>>,
+    tx: Option<Sender<Job>>,
     thread: Option<JoinHandle<()>>,
+}
+
+/// A handle for other daemon threads (RPC) to ask the validation thread questions.
+#[derive(Clone)]
+pub struct Queries {
+    tx: Sender<Job>,
+}
+
+/// How long a question waits for the validation thread (it may be validating a large block).
+pub const QUERY_TIMEOUT: Duration = Duration::from_secs(30);
+
+impl Queries {
+    /// Runs `f` on the validation thread and returns its result, waiting at most
+    /// [`QUERY_TIMEOUT`].
+    pub fn ask<T: Send + 'static>(&self, f: impl FnOnce(&Kernel) -> T + Send + 'static) -> Result<T, SubmitError> {
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        let job = Job::Query(Box::new(move |k: &Kernel| {
+            let _ = tx.send(f(k));
+        }));
+        self.tx.try_send(job).map_err(|e| match e {
+            TrySendError::Full(_) => SubmitError::Full,
+            TrySendError::Disconnected(_) => SubmitError::Stopped,
+        })?;
+        rx.recv_timeout(QUERY_TIMEOUT).map_err(|_| SubmitError::Stopped)
+    }
 }
 
 impl Validation {
@@ -66,16 +107,22 @@ impl Validation {
         emit: impl FnMut(ValidationEvent) + Send + 'static,
     ) -> std::io::Result<Validation> {
         let (tx, rx) = crossbeam_channel::bounded(REQUEST_QUEUE);
-        let thread = std::thread::Builder::new()
-            .name("btcloop-validation".into())
-            .spawn(move || Worker { kernel, emit, flush, since_flush: 0, last_flush: Instant::now() }.run(rx))?;
+        let thread = std::thread::Builder::new().name("btcloop-validation".into()).spawn(move || {
+            Worker { kernel, emit, flush, since_flush: 0, last_flush: Instant::now(), last_size: None, disk_bytes: 0 }
+                .run(rx)
+        })?;
         Ok(Validation { tx: Some(tx), thread: Some(thread) })
+    }
+
+    /// A handle to ask the thread questions from other threads.
+    pub fn queries(&self) -> Option<Queries> {
+        self.tx.as_ref().map(|tx| Queries { tx: tx.clone() })
     }
 
     /// Queues a request without waiting.
     pub fn submit(&self, req: ValidationRequest) -> Result<(), SubmitError> {
         let Some(tx) = self.tx.as_ref() else { return Err(SubmitError::Stopped) };
-        tx.try_send(req).map_err(|e| match e {
+        tx.try_send(Job::Engine(req)).map_err(|e| match e {
             TrySendError::Full(_) => SubmitError::Full,
             TrySendError::Disconnected(_) => SubmitError::Stopped,
         })
@@ -89,7 +136,10 @@ impl Validation {
     /// Lets the thread finish what is queued, close the kernel (which writes everything to
     /// disk) and exit; waits for it.
     pub fn stop(&mut self) {
-        self.tx = None;
+        if let Some(tx) = self.tx.take() {
+            // Blocks only while the queue is full: the thread is working through it.
+            let _ = tx.send(Job::Stop);
+        }
         if let Some(t) = self.thread.take() {
             if t.join().is_err() {
                 error!("the validation thread panicked");
@@ -112,10 +162,13 @@ struct Worker<E> {
     /// Blocks stored since the last flush.
     since_flush: u32,
     last_flush: Instant,
+    /// When the databases' size was last measured, and what it was.
+    last_size: Option<Instant>,
+    disk_bytes: u64,
 }
 
 impl<E: FnMut(ValidationEvent)> Worker<E> {
-    fn run(mut self, rx: Receiver<ValidationRequest>) {
+    fn run(mut self, rx: Receiver<Job>) {
         let _log = kernel::connect_log();
         loop {
             // Flush when idle (or due), never in the middle of a burst unless it is long.
@@ -131,8 +184,11 @@ impl<E: FnMut(ValidationEvent)> Worker<E> {
                     Err(_) => break,
                 }
             };
-            if let Some(req) = req {
-                self.handle(req);
+            match req {
+                Some(Job::Engine(req)) => self.handle(req),
+                Some(Job::Query(q)) => q(&self.kernel),
+                Some(Job::Stop) => break,
+                None => {}
             }
             let due = self.since_flush >= self.flush.blocks
                 || (self.since_flush > 0 && self.last_flush.elapsed() >= self.flush.interval);
@@ -144,6 +200,12 @@ impl<E: FnMut(ValidationEvent)> Worker<E> {
             }
         }
         info!("validation thread: closing the block database");
+        let (blocks, magic) = (self.kernel.blocks_dir(), self.kernel.magic());
+        // Closing writes the block index and chainstate; only then is the stop clean.
+        drop(self);
+        if let Err(e) = recover::write_marker(&blocks, magic, true) {
+            warn!("cannot write {}: {e}", blocks.join(recover::MARKER_FILE).display());
+        }
     }
 
     /// Flushes; false if the kernel could not be reopened (the thread stops).
@@ -151,7 +213,13 @@ impl<E: FnMut(ValidationEvent)> Worker<E> {
         self.since_flush = 0;
         self.last_flush = Instant::now();
         match self.kernel.flush() {
-            Ok(()) => true,
+            Ok(()) => {
+                let blocks = self.kernel.blocks_dir();
+                if let Err(e) = recover::write_marker(&blocks, self.kernel.magic(), false) {
+                    warn!("cannot write {}: {e}", blocks.join(recover::MARKER_FILE).display());
+                }
+                true
+            }
             Err(e) => {
                 error!("{e}");
                 false
@@ -164,7 +232,8 @@ impl<E: FnMut(ValidationEvent)> Worker<E> {
             ValidationRequest::Headers(headers) => self.headers(&headers),
             ValidationRequest::Block { hash, bytes, from } => self.block(hash, &bytes, from),
             ValidationRequest::Read { peer, hash, form } => {
-                let bytes = self.read(&hash, form).map(Arc::new);
+                let bytes =
+                    self.read(&hash, form).map(|bytes| Arc::new(ReadBlock { checksum: checksum_of(&bytes), bytes }));
                 (self.emit)(ValidationEvent::Read { peer, hash, form, bytes });
             }
         }
@@ -270,7 +339,11 @@ impl<E: FnMut(ValidationEvent)> Worker<E> {
         if let Some((hash, progress)) = last {
             let height =
                 cm.get_block_tree_entry(&from_hash(&hash)).map_or(0, |e| u32::try_from(e.height()).unwrap_or(0));
-            (self.emit)(ValidationEvent::Tip { hash, height, progress });
+            if self.last_size.is_none_or(|t| t.elapsed() >= Duration::from_secs(1)) {
+                self.last_size = Some(Instant::now());
+                self.disk_bytes = self.kernel.disk_bytes();
+            }
+            (self.emit)(ValidationEvent::Tip { hash, height, progress, disk_bytes: self.disk_bytes });
         }
     }
 
@@ -300,6 +373,6 @@ impl<E: FnMut(ValidationEvent)> Worker<E> {
 }
 
 /// Whether nothing is waiting in the queue.
-fn req_idle(rx: &Receiver<ValidationRequest>) -> bool {
+fn req_idle(rx: &Receiver<Job>) -> bool {
     rx.is_empty()
 }

@@ -85,7 +85,9 @@ fn valid_blocks_are_stored_connected_and_read_back() {
                 break bytes;
             }
         };
-        assert_eq!(got.as_deref(), Some(&want), "{form:?}");
+        let got = got.expect("stored");
+        assert_eq!(got.bytes, want, "{form:?}");
+        assert_eq!(got.checksum, crate::base::transport::checksum_of(&want));
     }
     assert!(
         blocks[110].txdata.iter().any(|t| t.input.iter().any(|i| !i.witness.is_empty())),

@@ -26,7 +26,7 @@ use bitcoin::pow::Work;
 use crate::base::chainparams::Network;
 use crate::base::peer::PeerId;
 use crate::engine::chain::params::ChainParams;
-use crate::engine::chain::tree::{BlockStatus, EntryId, HeaderTree};
+use crate::engine::chain::tree::{EntryId, HeaderTree};
 
 /// Core's `BLOCK_DOWNLOAD_WINDOW`: how far past a peer's last common block we fetch.
 pub const BLOCK_DOWNLOAD_WINDOW: u32 = 1024;
@@ -344,7 +344,7 @@ impl BlockDownload {
                     return (blocks, None);
                 }
                 let active = tree.on_active_chain(id);
-                if active || e.status.has(BlockStatus::HAVE_DATA) {
+                if active || e.status.has_block() {
                     complete |= active;
                     if complete {
                         state.last_common = Some(id);
@@ -405,7 +405,7 @@ impl BlockDownload {
         let mut walk = last_header;
         while !tree.on_active_chain(walk) && to_fetch.len() <= MAX_BLOCKS_IN_TRANSIT_PER_PEER {
             let Some(e) = tree.entry(walk) else { return out };
-            if !e.status.has(BlockStatus::HAVE_DATA)
+            if !e.status.has_block()
                 && !self.in_flight.contains_key(&e.hash)
                 && !state.not_found.contains(&e.hash)
                 && (e.height < self.params.segwit_height || witness)

@@ -122,6 +122,16 @@ pub enum BlockOutcome {
     Invalid(Invalid),
 }
 
+/// A block read from disk for a peer, serialized, with the checksum its `block` frame needs
+/// (computed on the validation thread, not the message handler's).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReadBlock {
+    /// The serialized block (or compact block source).
+    pub bytes: Vec<u8>,
+    /// The first four bytes of its double SHA-256.
+    pub checksum: [u8; 4],
+}
+
 /// A report from the validation thread.
 #[derive(Clone, Debug, PartialEq)]
 pub enum ValidationEvent {
@@ -156,6 +166,8 @@ pub enum ValidationEvent {
         height: u32,
         /// Core's estimate of the share of all transactions now validated, 0–1.
         progress: f64,
+        /// Bytes of `blocks/` and `chainstate/` on disk (measured at most once a second).
+        disk_bytes: u64,
     },
     /// A block was read for a peer.
     Read {
@@ -165,8 +177,8 @@ pub enum ValidationEvent {
         hash: BlockHash,
         /// In which form it was asked.
         form: BlockForm,
-        /// The block in the asked form, serialized; `None` if it is not stored.
-        bytes: Option<Arc<Vec<u8>>>,
+        /// The block in the asked form with its frame checksum; `None` if it is not stored.
+        bytes: Option<Arc<ReadBlock>>,
     },
 }
 

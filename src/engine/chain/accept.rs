@@ -97,6 +97,12 @@ impl Chain {
         &self.tree
     }
 
+    /// The header tree, to change what it knows of blocks (statuses, the active chain);
+    /// headers enter only through [`Chain::accept`], which also stores them.
+    pub fn tree_mut(&mut self) -> &mut HeaderTree {
+        &mut self.tree
+    }
+
     /// The minimum chain work (`--minimumchainwork` or the network's).
     pub fn min_chain_work(&self) -> Work {
         self.min_chain_work

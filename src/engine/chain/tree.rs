@@ -102,7 +102,7 @@ impl HeaderTree {
                 chain_work: genesis_work,
                 parent: 0,
                 // The kernel connects genesis when it creates its chainstate.
-                status: BlockStatus::HAVE_DATA.with(BlockStatus::VALID),
+                status: BlockStatus::HAVE_DATA.with(BlockStatus::VALID).with(BlockStatus::INDEXED),
             }],
             by_hash,
             best: vec![0],
@@ -267,28 +267,72 @@ impl HeaderTree {
     /// Core's `FindForkInGlobalIndex`: the height on the best chain where a peer's locator
     /// meets it (0 when nothing matches).
     pub fn find_fork(&self, locator: &[BlockHash]) -> u32 {
+        self.find_fork_in(&self.best, locator)
+    }
+
+    /// [`HeaderTree::find_fork`] on the active chain (what a node with blocks serves).
+    pub fn find_fork_active(&self, locator: &[BlockHash]) -> u32 {
+        self.find_fork_in(&self.active, locator)
+    }
+
+    fn find_fork_in(&self, chain: &[EntryId], locator: &[BlockHash]) -> u32 {
+        let on = |id: EntryId, e: &Entry| chain.get(e.height as usize) == Some(&id);
+        let top = chain.len().saturating_sub(1) as u32;
+        let tip = chain.last().copied().unwrap_or(0);
         for hash in locator {
             if let Some((id, e)) = self.get(hash) {
-                if self.on_best_chain(id) {
+                if on(id, e) {
                     return e.height;
                 }
-                if self.ancestor(id, self.height()) == Some(self.tip_id()) {
-                    return self.height();
+                if self.ancestor_in(chain, id, top) == Some(tip) {
+                    return top;
                 }
             }
         }
         0
     }
 
+    /// The ancestor of `id` at `height`, walking parents until the branch meets `chain`.
+    fn ancestor_in(&self, chain: &[EntryId], mut id: EntryId, height: u32) -> Option<EntryId> {
+        loop {
+            let e = self.entry(id)?;
+            if height > e.height {
+                return None;
+            }
+            if height == e.height {
+                return Some(id);
+            }
+            if chain.get(e.height as usize) == Some(&id) {
+                return chain.get(height as usize).copied();
+            }
+            id = e.parent;
+        }
+    }
+
     /// Heights of the best chain after the locator's fork point, at most `max` of them, ending
     /// with `stop` if it is among them (Core's `getheaders` answer).
     pub fn serve_range(&self, locator: &[BlockHash], stop: &BlockHash, max: usize) -> std::ops::Range<u32> {
-        let start = self.find_fork(locator) + 1;
-        let mut end = (start as usize).saturating_add(max).min(self.best.len()).max(start as usize) as u32;
-        // The stop header ends the answer if it is on the best chain within the range (a lookup,
+        self.serve_range_in(&self.best, locator, stop, max)
+    }
+
+    /// [`HeaderTree::serve_range`] on the active chain (Core serves `getheaders` from it).
+    pub fn serve_range_active(&self, locator: &[BlockHash], stop: &BlockHash, max: usize) -> std::ops::Range<u32> {
+        self.serve_range_in(&self.active, locator, stop, max)
+    }
+
+    fn serve_range_in(
+        &self,
+        chain: &[EntryId],
+        locator: &[BlockHash],
+        stop: &BlockHash,
+        max: usize,
+    ) -> std::ops::Range<u32> {
+        let start = self.find_fork_in(chain, locator) + 1;
+        let mut end = (start as usize).saturating_add(max).min(chain.len()).max(start as usize) as u32;
+        // The stop header ends the answer if it is on the chain within the range (a lookup,
         // not a scan; the null hash of "no stop" is never found).
         if let Some((id, e)) = self.get(stop) {
-            if e.height >= start && e.height < end && self.on_best_chain(id) {
+            if e.height >= start && e.height < end && chain.get(e.height as usize) == Some(&id) {
                 end = e.height + 1;
             }
         }
@@ -297,9 +341,23 @@ impl HeaderTree {
 
     /// The best chain's headers at `heights`.
     pub fn best_headers(&self, heights: std::ops::Range<u32>) -> impl ExactSizeIterator<Item = &Header> + '_ {
-        let lo = (heights.start as usize).min(self.best.len());
-        let hi = (heights.end as usize).clamp(lo, self.best.len());
-        self.best[lo..hi].iter().map(|&id| &self.entries[id as usize].header)
+        self.headers_in(&self.best, heights)
+    }
+
+    /// The active chain's headers at `heights`.
+    pub fn active_headers(&self, heights: std::ops::Range<u32>) -> impl ExactSizeIterator<Item = &Header> + '_ {
+        self.headers_in(&self.active, heights)
+    }
+
+    fn headers_in<'a>(
+        &'a self,
+        chain: &'a [EntryId],
+        heights: std::ops::Range<u32>,
+    ) -> impl ExactSizeIterator<Item = &'a Header> + 'a {
+        let lo = (heights.start as usize).min(chain.len());
+        let hi = (heights.end as usize).clamp(lo, chain.len());
+        // Ids on a chain are the tree's own, always in the arena.
+        chain[lo..hi].iter().map(|&id| &self.entries[id as usize].header)
     }
 
     /// Entries in insertion order (parents before children), for persistence.

@@ -5,6 +5,7 @@
 //! and socket queues; the simulator drives the same type with fake time and an in-memory
 //! network.
 
+mod blocks;
 mod connman;
 #[cfg(test)]
 mod prop_tests;
@@ -35,6 +36,17 @@ pub trait Wire {
     fn send(&mut self, msg: &NetworkMessage);
     /// Queue a `headers` message holding `headers` (no intermediate vector: the serving path).
     fn send_headers<'h>(&mut self, headers: impl ExactSizeIterator<Item = &'h bitcoin::block::Header>);
+    /// Queue a message whose payload is already serialized (see [`Outbox::send_payload`]).
+    fn send_payload(&mut self, command: &'static str, payload: &[u8], checksum: Option<[u8; 4]>) {
+        let _ = checksum;
+        if let Ok(msg) = crate::base::message::decode_payload(command, payload) {
+            self.send(&msg);
+        }
+    }
+    /// Whether the peer's send queue is over its limit (Core's `fPauseSend`).
+    fn send_paused(&self) -> bool {
+        false
+    }
 }
 
 /// What the driver must do beyond writing messages.
@@ -59,6 +71,8 @@ pub enum Action {
     AddrFetch(String),
     /// Remember that this address misbehaved (refuse it while inbound slots are nearly full).
     Discourage(IpAddr),
+    /// Hand this to the validation thread.
+    Validate(crate::engine::blocks::validation::ValidationRequest),
 }
 
 /// One peer as the manager holds it.
@@ -133,6 +147,14 @@ impl<W: Wire> Outbox for Out<'_, W> {
     }
     fn relay_addr(&mut self, addr: AddrEntry, reachable: bool) {
         self.relays.push((addr, reachable));
+    }
+    fn send_payload(&mut self, command: &'static str, payload: &[u8], checksum: Option<[u8; 4]>) {
+        if self.disconnect.is_none() {
+            self.wire.send_payload(command, payload, checksum);
+        }
+    }
+    fn send_paused(&self) -> bool {
+        self.wire.send_paused()
     }
 }
 
@@ -213,12 +235,13 @@ impl PeerManager {
 
     /// Moves the actions decided since the last call into `into` (keeps `into`'s allocation).
     pub fn take_actions(&mut self, into: &mut Vec<Action>) {
+        self.take_validation_requests();
         into.append(&mut self.actions);
     }
 
     /// Whether actions wait to be taken.
     pub fn has_actions(&self) -> bool {
-        !self.actions.is_empty()
+        !self.actions.is_empty() || self.protocol.blocks().has_requests()
     }
 
     /// Every peer's protocol state (its identity is `peer.who`), closing ones included.

@@ -162,7 +162,7 @@ proptest! {
                     Action::Discourage(ip) => {
                         discouraged.insert(ip);
                     }
-                    Action::Dial { .. } | Action::AddrFetch(_) => {}
+                    Action::Dial { .. } | Action::AddrFetch(_) | Action::Validate(_) => {}
                 }
             }
             for (id, (ip, _, closing)) in &known {

@@ -264,7 +264,7 @@ fn an_undecodable_payload_is_reported_and_an_unhandled_type_is_never_decoded() {
     let done = m.on_message(1, "ping", &[1, 2], t0, at(t0, 1), link, &mut Wrote::default());
     assert!(done.undecodable.is_some(), "a two-byte ping does not decode");
     assert!(done.facts.is_some(), "the peer's SendMessages still ran");
-    let done = m.on_message(1, "tx", &[0xff; 3], t0, at(t0, 1), link, &mut Wrote::default());
-    assert!(done.undecodable.is_none(), "tx is not handled, so not decoded");
+    let done = m.on_message(1, "feefilter", &[0xff; 3], t0, at(t0, 1), link, &mut Wrote::default());
+    assert!(done.undecodable.is_none(), "feefilter is not handled, so not decoded");
     assert!(!m.is_closing(1) && actions(&mut m).is_empty(), "neither punishes the peer");
 }

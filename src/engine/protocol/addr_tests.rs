@@ -201,6 +201,8 @@ fn listening(in_ibd: bool) -> Protocol {
         let params = ChainParams::new(Network::Regtest);
         let h = crate::engine::chain::mine::mine_child(&params, &params.genesis, UNIX0 as u32, 1);
         assert_eq!(p.headers.chain.accept(&[h], UNIX0).error, None);
+        // A node without blocks takes its best header as its tip.
+        p.headers.chain.tree_mut().follow_best();
     }
     p
 }

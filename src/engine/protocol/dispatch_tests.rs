@@ -102,6 +102,26 @@ fn every_handled_type_reaches_its_module() {
     assert_eq!(p.addrman.size(None, None), book + 2, "addrv2: into the address book");
     send(&mut p, &mut peer, NetworkMessage::GetAddr, at);
     assert!(peer.addrs.getaddr_recvd, "getaddr: answered");
+
+    let inv = vec![Inventory::WitnessBlock(mined[1].block_hash())];
+    send(&mut p, &mut peer, NetworkMessage::GetData(inv.clone()), at);
+    assert_eq!(peer.blocks.getdata.len(), 1, "getdata: queued for serving");
+    let out = send(&mut p, &mut peer, NetworkMessage::NotFound(inv), at);
+    assert!(out.sent.is_empty(), "notfound: taken");
+    let block = bitcoin::Block { header: mined[1], txdata: Vec::new() };
+    let before = p.blocks.received_bytes;
+    send(&mut p, &mut peer, NetworkMessage::Block(block), at);
+    assert!(p.blocks.received_bytes > before, "block: reached the blocks module");
+    // A transaction to a blocks-only node: the sender goes (Core's -blocksonly).
+    let tx = bitcoin::Transaction {
+        version: bitcoin::transaction::Version::ONE,
+        lock_time: bitcoin::absolute::LockTime::ZERO,
+        input: vec![],
+        output: vec![],
+    };
+    let mut out = Recorder::default();
+    p.deliver(&mut peer, NetworkMessage::Tx(tx), at.mono, at, &mut out);
+    assert!(out.disconnect.is_some(), "tx: disconnected");
 }
 
 /// A new peer, or one through `version` and `verack` unless `before_version`.
@@ -115,7 +135,7 @@ fn peer_at_stage(p: &mut Protocol, t0: Instant, at: Now, before_version: bool) -
 }
 
 /// Types no module handles, some of them types the `bitcoin` crate would fail to decode.
-const UNHANDLED: [&str; 7] = ["tx", "feefilter", "block", "getdata", "sendcmpct", "notfound", "no-such-type"];
+const UNHANDLED: [&str; 4] = ["feefilter", "filterload", "sendcmpct", "no-such-type"];
 
 #[test]
 fn unhandled_types_are_not_decoded_even_when_garbage() {
@@ -146,7 +166,9 @@ fn handled_types_with_garbage_are_errors_and_do_nothing() {
     for before_version in [true, false] {
         let mut peer = peer_at_stage(&mut p, t0, at, before_version);
         // Decoded before the peer's state is looked at, as the message handler always did.
-        for command in ["version", "ping", "headers", "getheaders", "inv", "addr", "addrv2"] {
+        for command in
+            ["version", "ping", "headers", "getheaders", "inv", "addr", "addrv2", "block", "getdata", "notfound"]
+        {
             let mut out = Recorder::default();
             let r = p.process_message(&mut peer, command, &garbage, at.mono, at, &mut out);
             assert!(matches!(r, Err(PayloadError::Malformed { .. })), "{command}: {r:?}");

@@ -119,16 +119,23 @@ pub struct HeadersNode {
     pub preferred_peers: usize,
     /// Peers with [`ChainSync::protect`] (Core's `m_outbound_peers_with_protect_from_disconnect`).
     pub protected_peers: usize,
-    /// When our best header last changed, Unix seconds (Core's `m_last_tip_update`; `None`
-    /// until first asked or changed).
+    /// When our tip last changed, Unix seconds (Core's `m_last_tip_update`; `None` until
+    /// first asked or changed).
     last_tip_update: Option<i64>,
+    /// The node validates blocks: its tip is the active chain's, moved by the validation
+    /// thread. Without blocks (the simulator, protocol tests) the best header is the tip.
+    blocks: bool,
 }
 
 impl HeadersNode {
     /// Headers state over `chain`; `max_tip_age` is `--maxtipage` in seconds.
-    pub fn new(chain: Chain, max_tip_age: i64) -> Self {
+    pub fn new(mut chain: Chain, max_tip_age: i64, blocks: bool) -> Self {
         let sync_params = SyncParams::for_network(chain.params().network);
+        if !blocks {
+            chain.tree_mut().follow_best();
+        }
         HeadersNode {
+            blocks,
             chain,
             sync_peers: 0,
             sync_params,
@@ -147,14 +154,14 @@ impl HeadersNode {
         self.preferred_peers += usize::from(peer.headers.preferred);
     }
 
-    /// Core's `TipMayBeStale` for a headers-only node (no blocks in flight): our best header has
+    /// Core's `TipMayBeStale` (its "no blocks in flight" half is the caller's): our tip has
     /// not changed for three block intervals.
     pub fn tip_may_be_stale(&mut self, unix: i64) -> bool {
         let last = *self.last_tip_update.get_or_insert(unix);
         last < unix.saturating_sub(3 * i64::from(self.chain.params().pow_target_spacing))
     }
 
-    /// When our best header last changed (Unix seconds), if known.
+    /// When our tip last changed (Unix seconds), if known.
     pub fn last_tip_update(&self) -> Option<i64> {
         self.last_tip_update
     }
@@ -165,20 +172,38 @@ impl HeadersNode {
         self.max_tip_age = secs;
     }
 
-    /// Whether our best header is older than `age` seconds at `unix`.
-    fn tip_older_than(&self, unix: i64, age: i64) -> bool {
-        i64::from(self.chain.tree().tip().header.time) < unix.saturating_sub(age)
+    /// Whether the node validates blocks (see [`HeadersNode::new`]).
+    pub fn has_blocks(&self) -> bool {
+        self.blocks
     }
 
-    /// Core's `IsInitialBlockDownload` for a headers-only node, the one answer the whole node
-    /// uses: true while our best header has less than the minimum chain work or is older than
+    /// The tip: the active chain's (the best header's on a node without blocks).
+    pub fn tip(&self) -> &crate::engine::chain::tree::Entry {
+        let tree = self.chain.tree();
+        tree.entry(tree.active_tip_id()).unwrap_or_else(|| tree.tip())
+    }
+
+    /// The validation thread connected `id` (and what it took to get there): the tip moved.
+    pub fn tip_moved(&mut self, id: EntryId, unix: i64) {
+        self.chain.tree_mut().set_active_tip(id);
+        self.last_tip_update = Some(unix);
+        let _ = self.in_ibd(unix);
+    }
+
+    /// Whether our tip is older than `age` seconds at `unix`.
+    fn tip_older_than(&self, unix: i64, age: i64) -> bool {
+        i64::from(self.tip().header.time) < unix.saturating_sub(age)
+    }
+
+    /// Core's `IsInitialBlockDownload`, the one answer the whole node uses: true while our tip
+    /// ([`HeadersNode::tip`]) has less than the minimum chain work or is older than
     /// `--maxtipage`. Once false it stays false (Core's latch, `UpdateIBDStatus`); it is
-    /// updated here and whenever the best header changes.
+    /// updated here and whenever the tip changes.
     pub fn in_ibd(&mut self, unix: i64) -> bool {
         if self.finished_ibd {
             return false;
         }
-        let tip = self.chain.tree().tip();
+        let tip = self.tip();
         if tip.chain_work < self.chain.min_chain_work() || self.tip_older_than(unix, self.max_tip_age) {
             return true;
         }
@@ -187,10 +212,10 @@ impl HeadersNode {
         false
     }
 
-    /// How many blocks (at the 10-minute spacing) our best header is behind `unix`, as Core's
+    /// How many blocks (at the 10-minute spacing) our tip is behind `unix`, as Core's
     /// `ApproximateBestBlockDepth`.
     pub fn tip_depth(&self, unix: i64) -> i64 {
-        (unix - i64::from(self.chain.tree().tip().header.time)) / 600
+        (unix - i64::from(self.tip().header.time)) / 600
     }
 
     /// Forgets a closed peer.
@@ -206,9 +231,9 @@ impl HeadersNode {
         }
     }
 
-    /// Core's `CanDirectFetch`: our best header is less than 20 block intervals old.
+    /// Core's `CanDirectFetch`: our tip is less than 20 block intervals old.
     pub fn near_tip(&self, unix: i64) -> bool {
-        i64::from(self.chain.tree().tip().header.time) > unix - 20 * i64::from(self.chain.params().pow_target_spacing)
+        i64::from(self.tip().header.time) > unix - 20 * i64::from(self.chain.params().pow_target_spacing)
     }
 
     /// Core's "not close to today" of the sync-start and stall rules ([`SINGLE_SYNC_PEER_AGE`]).
@@ -383,9 +408,13 @@ fn accept(
         _ => last,
     });
     if r.new_tip.is_some() {
+        if !node.blocks {
+            // Without blocks the best header is the tip.
+            node.chain.tree_mut().follow_best();
+            node.last_tip_update = Some(now.unix);
+        }
         // Core's UpdateIBDStatus runs whenever the tip moves.
         let _ = node.in_ibd(now.unix);
-        node.last_tip_update = Some(now.unix);
         let tree = node.chain.tree();
         peer.headers.last_block_time = Some(now.unix);
         let tip = tree.tip();
@@ -416,7 +445,7 @@ fn maybe_protect(node: &mut HeadersNode, peer: &mut Peer) {
     }
     let tree = node.chain.tree();
     let best = peer.headers.best_known.and_then(|id| tree.entry(id)).map(|e| e.chain_work);
-    if best.is_some_and(|w| w >= tree.tip().chain_work) {
+    if best.is_some_and(|w| w >= node.tip().chain_work) {
         debug!(target: "net", "Protecting outbound peer={} from eviction", peer.who.id);
         peer.headers.chain_sync.protect = true;
         node.protected_peers += 1;
@@ -434,24 +463,25 @@ pub fn on_getheaders(node: &HeadersNode, peer: &mut Peer, msg: &GetHeadersMessag
         )));
     }
     let tree = node.chain.tree();
-    if tree.tip().chain_work < node.chain.min_chain_work() {
+    if node.tip().chain_work < node.chain.min_chain_work() {
         debug!(target: "net", "Ignoring getheaders from peer={} because active chain has too little work; sending empty response", peer.who.id);
         return out.send(&NetworkMessage::Headers(Vec::new()));
     }
+    // Core serves the active chain (blocks it has validated), never headers beyond it.
     let range = if msg.locator_hashes.is_empty() {
         match tree.get(&msg.stop_hash) {
-            Some((id, e)) if tree.on_best_chain(id) => e.height..e.height + 1,
+            Some((id, e)) if tree.on_active_chain(id) => e.height..e.height + 1,
             _ => return,
         }
     } else {
-        tree.serve_range(&msg.locator_hashes, &msg.stop_hash, MAX_HEADERS_RESULTS)
+        tree.serve_range_active(&msg.locator_hashes, &msg.stop_hash, MAX_HEADERS_RESULTS)
     };
     debug!(target: "net", "getheaders {} to {} from peer={}", range.start.saturating_sub(1), if msg.stop_hash == no_stop() { "end".to_string() } else { msg.stop_hash.to_string() }, peer.who.id);
     if let Some(last) = range.end.checked_sub(1).filter(|&h| h >= range.start) {
-        peer.headers.best_sent = tree.best_id(last).or(peer.headers.best_sent);
+        peer.headers.best_sent = tree.active_id(last).or(peer.headers.best_sent);
     }
-    peer.headers.announced_tip = Some(tree.tip_id());
-    out.send_headers(tree.best_headers(range));
+    peer.headers.announced_tip = Some(tree.active_tip_id());
+    out.send_headers(tree.active_headers(range));
 }
 
 /// An `inv`: an unknown block makes us ask for headers up to it.
@@ -538,13 +568,15 @@ fn consider_eviction(node: &HeadersNode, peer: &mut Peer, now: Now, out: &mut im
     let work = |id: Option<EntryId>| id.and_then(|id| tree.entry(id)).map(|e| e.chain_work);
     let best = work(peer.headers.best_known);
     let cs = &mut peer.headers.chain_sync;
-    if best.is_some_and(|w| w >= tree.tip().chain_work) {
+    let tip_id = tree.active_tip_id();
+    let tip_work = node.tip().chain_work;
+    if best.is_some_and(|w| w >= tip_work) {
         if cs.timeout.is_some() {
             *cs = ChainSync { protect: cs.protect, ..ChainSync::default() };
         }
     } else if cs.timeout.is_none() || (best.is_some() && work(cs.work_header).is_some_and(|w| best >= Some(w))) {
         cs.timeout = Some(now.unix.saturating_add(CHAIN_SYNC_TIMEOUT));
-        cs.work_header = Some(tree.tip_id());
+        cs.work_header = Some(tip_id);
         cs.sent_getheaders = false;
     } else if cs.timeout.is_some_and(|t| now.unix > t) {
         if cs.sent_getheaders {
@@ -557,7 +589,7 @@ fn consider_eviction(node: &HeadersNode, peer: &mut Peer, now: Now, out: &mut im
             out.disconnect(DisconnectReason::OldChain);
             return true;
         }
-        let benchmark = cs.work_header.unwrap_or_else(|| tree.tip_id());
+        let benchmark = cs.work_header.unwrap_or(tip_id);
         let from = tree.entry(benchmark).map_or(benchmark, |e| e.parent);
         cs.sent_getheaders = true;
         cs.timeout = Some(now.unix.saturating_add(HEADERS_RESPONSE_TIME.as_secs() as i64));
@@ -569,9 +601,11 @@ fn consider_eviction(node: &HeadersNode, peer: &mut Peer, now: Now, out: &mut im
     false
 }
 
+/// Announces a new tip (Core's block announcement in `SendMessages`): blocks the node has
+/// validated, as `headers` to a peer that sent `sendheaders`, else as `inv`.
 fn announce(node: &HeadersNode, peer: &mut Peer, out: &mut impl Outbox) {
     let tree = node.chain.tree();
-    let tip_id = tree.tip_id();
+    let tip_id = tree.active_tip_id();
     let Some(announced) = peer.headers.announced_tip else {
         // Nothing announced yet: the peer learns our tip from its sync; start from here.
         peer.headers.announced_tip = Some(tip_id);
@@ -581,7 +615,7 @@ fn announce(node: &HeadersNode, peer: &mut Peer, out: &mut impl Outbox) {
         return;
     }
     peer.headers.announced_tip = Some(tip_id);
-    let tip = tree.tip();
+    let tip = node.tip();
     // Announce only headers the peer may not have: those above the highest header of our best
     // chain it is known to have (Core's PeerHasHeader: sent by it or by us).
     let on_tip_chain = |k: &EntryId| tree.ancestor(tip_id, tree.entry(*k).map_or(u32::MAX, |e| e.height)) == Some(*k);
@@ -594,8 +628,7 @@ fn announce(node: &HeadersNode, peer: &mut Peer, out: &mut impl Outbox) {
     let from_height = known.and_then(|k| tree.entry(k)).map_or(0, |e| e.height) + 1;
     let count = tip.height + 1 - from_height.min(tip.height + 1);
     if peer.handshake.prefers_headers && known.is_some() && count <= MAX_BLOCKS_TO_ANNOUNCE {
-        let headers: Vec<Header> =
-            (from_height..=tip.height).filter_map(|h| tree.at_height(h).map(|e| e.header)).collect();
+        let headers: Vec<Header> = tree.active_headers(from_height..tip.height + 1).copied().collect();
         out.send(&NetworkMessage::Headers(headers));
     } else {
         out.send(&NetworkMessage::Inv(vec![Inventory::Block(tip.hash)]));

@@ -5,6 +5,7 @@
 //! time as an argument and put what to send, or whom to disconnect, into an [`Outbox`].
 
 pub mod addr;
+pub mod blocks;
 pub mod handshake;
 pub mod headers;
 pub mod ping;
@@ -46,6 +47,20 @@ pub trait Outbox {
     /// Relay a fresh address announcement to 1–2 other peers (the peer manager, which sees
     /// every peer, chooses them with [`addr::relay_targets`]).
     fn relay_addr(&mut self, addr: crate::engine::addrman::AddrEntry, reachable: bool);
+    /// Queue a message of type `command` whose payload is already serialized (a block read
+    /// from disk), with its checksum when the caller has it. By default it is decoded and
+    /// sent as a message (test outboxes); the daemon copies the bytes.
+    fn send_payload(&mut self, command: &'static str, payload: &[u8], checksum: Option<[u8; 4]>) {
+        let _ = checksum;
+        if let Ok(msg) = crate::base::message::decode_payload(command, payload) {
+            self.send(&msg);
+        }
+    }
+    /// Whether the peer's send queue is over its limit (Core's `fPauseSend`): block serving
+    /// waits until it drains.
+    fn send_paused(&self) -> bool {
+        false
+    }
 }
 
 /// The current time, as the thread that calls the protocol read it.
@@ -77,6 +92,10 @@ pub struct ProtocolParams {
     pub peer_timeout: Duration,
     /// Show peer addresses in log lines.
     pub log_ips: bool,
+    /// The node downloads, validates (on the validation thread), stores and serves blocks.
+    /// Without (the simulator, protocol tests) the best header is the tip and no block is
+    /// asked for or served.
+    pub blocks: bool,
 }
 
 /// One peer's protocol state, owned by the peer manager (no locks).
@@ -93,6 +112,8 @@ pub struct Peer {
     pub headers: HeadersPeer,
     /// Address relay state.
     pub addrs: addr::AddrPeer,
+    /// Block serving state.
+    pub blocks: blocks::BlocksPeer,
     /// The test-only loopback rule is on: a misbehaving `127.x` peer is discouraged as a
     /// remote one would be (Core spares local peers).
     pub loopback_is_remote: bool,
@@ -124,6 +145,8 @@ pub struct Protocol {
     params: ProtocolParams,
     /// The header chain and the node's sync state.
     headers: HeadersNode,
+    /// Block download, hand-off to the validation thread, serving.
+    blocks: blocks::BlocksNode,
     /// The address book (Core's `AddrMan`).
     addrman: AddrMan,
     /// The `getaddr` answer cache.
@@ -195,9 +218,12 @@ impl Protocol {
     pub fn new(parts: ProtocolParts) -> Self {
         let ProtocolParts { params, chain, max_tip_age, addrman, local, bans, mut rng } = parts;
         let relay_key = rng.random();
+        let blocks = params.blocks;
+        let chain_params = &chain.params().clone();
         Protocol {
             params,
-            headers: HeadersNode::new(chain, max_tip_age),
+            headers: HeadersNode::new(chain, max_tip_age, blocks),
+            blocks: blocks::BlocksNode::new(chain_params),
             addrman,
             addr_node: addr::AddrNode::default(),
             relay_key,
@@ -228,6 +254,17 @@ impl Protocol {
         &mut self.headers
     }
 
+    /// Block download and serving state.
+    pub fn blocks(&self) -> &blocks::BlocksNode {
+        &self.blocks
+    }
+
+    /// The header chain and the blocks state together, to change (the validation thread's
+    /// reports).
+    pub fn headers_and_blocks_mut(&mut self) -> (&mut HeadersNode, &mut blocks::BlocksNode) {
+        (&mut self.headers, &mut self.blocks)
+    }
+
     /// The address book.
     pub fn addrman(&self) -> &AddrMan {
         &self.addrman
@@ -254,9 +291,9 @@ impl Protocol {
         self.relay_key
     }
 
-    /// Height of our best header, announced in `version`.
+    /// Height of our tip, announced in `version` (Core: the active chain's height).
     pub fn best_height(&self) -> i32 {
-        self.headers.chain.tree().height() as i32
+        self.headers.tip().height as i32
     }
 
     /// Core's `IsInitialBlockDownload` (latched): see [`HeadersNode::in_ibd`].
@@ -271,12 +308,14 @@ impl Protocol {
         if !who.conn_type.is_inbound() {
             self.local_nonces.insert(local_nonce);
         }
+        self.blocks.add_peer(who.id);
         Peer {
             who,
             handshake: Handshake::new(local_nonce),
             ping: PingState::default(),
             headers: HeadersPeer::default(),
             addrs: addr::AddrPeer::default(),
+            blocks: blocks::BlocksPeer::default(),
             loopback_is_remote: self.addrman.rule() == NetGroupRule::LoopbackPerAddress,
         }
     }
@@ -285,6 +324,7 @@ impl Protocol {
     pub fn remove_peer(&mut self, peer: &Peer, unix: i64) {
         self.local_nonces.remove(&peer.handshake.local_nonce);
         self.headers.remove_peer(peer);
+        self.blocks.remove_peer(peer.who.id);
         if peer.handshake.successfully_connected {
             // Core's FinalizeNode: full outbound peers refresh their entry's time (not
             // block-relay-only ones, which would leak them, nor feelers).
@@ -359,6 +399,30 @@ impl Protocol {
                 let list = wire::decode_headers(payload)?;
                 if established(peer, command) {
                     headers::on_headers(&mut self.headers, peer, list, now, out);
+                    blocks::after_headers(&mut self.headers, &mut self.blocks, peer, now, out);
+                }
+            }
+            "block" => {
+                let header = wire::decode_block_header(payload)?;
+                if established(peer, command) {
+                    blocks::on_block(&mut self.headers, &mut self.blocks, peer, header, payload, false, now, out);
+                }
+            }
+            "getdata" => {
+                let inv = wire::decode_inv(payload)?;
+                if established(peer, command) {
+                    blocks::on_getdata(peer, inv, out);
+                }
+            }
+            "notfound" => {
+                let inv = wire::decode_inv(payload)?;
+                if established(peer, command) {
+                    blocks::on_notfound(&mut self.blocks, peer, &inv, now);
+                }
+            }
+            "tx" => {
+                if established(peer, command) {
+                    blocks::on_tx(peer, out);
                 }
             }
             "getheaders" => {
@@ -408,6 +472,7 @@ impl Protocol {
         }
         ping::maybe_send_ping(peer, now.mono, self.params.peer_timeout, &mut self.rng, out);
         headers::send_messages(&mut self.headers, peer, now, out);
+        blocks::send_messages(&mut self.headers, &mut self.blocks, peer, now, out);
         if peer.addrs.relay_enabled && self.local.listening() {
             let ibd = self.in_ibd(now);
             let services = self.params.services;

@@ -22,6 +22,7 @@ pub(crate) fn test_protocol(services: ServiceFlags, seed: u64) -> Protocol {
         services,
         peer_timeout: Duration::from_secs(60),
         log_ips: false,
+        blocks: false,
     };
     Protocol::seeded(params, chain, seed)
 }

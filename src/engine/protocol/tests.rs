@@ -24,6 +24,7 @@ fn proto() -> Protocol {
             services: ServiceFlags::NONE,
             peer_timeout: TIMEOUT,
             log_ips: false,
+            blocks: false,
         },
         chain,
         7,
@@ -353,6 +354,7 @@ fn built_from_its_parts() {
         services: ServiceFlags::NONE,
         peer_timeout: TIMEOUT,
         log_ips: false,
+        blocks: false,
     };
     let chain = || Chain::in_memory(params.clone(), bitcoin::pow::Work::from_be_bytes([0; 32]));
     let age = 1_000;

@@ -395,7 +395,8 @@ fn stored_and_active_blocks_are_skipped() {
     let (mut tree, ids) = chain(40);
     tree.set_active_tip(ids[10]);
     tree.add_status(ids[12], BlockStatus::HAVE_DATA);
-    tree.add_status(ids[13], BlockStatus::HAVE_DATA);
+    // Received and waiting for the validation thread: not asked for again either.
+    tree.add_status(ids[13], BlockStatus::RECEIVED);
     let mut bd = regtest();
     let t0 = Instant::now();
     bd.add_peer(1);

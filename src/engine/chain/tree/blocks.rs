@@ -21,6 +21,11 @@ impl BlockStatus {
     pub const FAILED: BlockStatus = BlockStatus(4);
     /// The block descends from an invalid block (Core's `BLOCK_FAILED_CHILD`).
     pub const FAILED_CHILD: BlockStatus = BlockStatus(8);
+    /// The block arrived and waits for the validation thread's verdict: not to be requested
+    /// again meanwhile.
+    pub const RECEIVED: BlockStatus = BlockStatus(16);
+    /// The header was handed to the kernel's block index (so a block on it can be submitted).
+    pub const INDEXED: BlockStatus = BlockStatus(32);
 
     /// This status with the bits of `other` added.
     pub const fn with(self, other: BlockStatus) -> BlockStatus {
@@ -35,6 +40,12 @@ impl BlockStatus {
     /// Whether every bit of `other` is set.
     pub const fn has(self, other: BlockStatus) -> bool {
         self.0 & other.0 == other.0
+    }
+
+    /// Whether the block is stored or waiting for the validation thread's verdict: either way
+    /// it is not to be asked for again.
+    pub const fn has_block(self) -> bool {
+        self.0 & (Self::HAVE_DATA.0 | Self::RECEIVED.0) != 0
     }
 
     /// Whether the block or one of its ancestors is known invalid (Core's `BLOCK_FAILED_MASK`).
@@ -95,16 +106,31 @@ impl HeaderTree {
         for &b in branch.iter().rev() {
             self.active.push(b);
             if let Some(e) = self.entries.get_mut(b as usize) {
-                e.status = e.status.with(BlockStatus::HAVE_DATA.with(BlockStatus::VALID));
+                let connected = BlockStatus::HAVE_DATA.with(BlockStatus::VALID).with(BlockStatus::INDEXED);
+                e.status = e.status.with(connected).without(BlockStatus::RECEIVED);
             }
         }
         Some(fork)
+    }
+
+    /// Makes the active chain the best header chain, without marking any block stored or
+    /// valid: a node without blocks (the simulator, protocol tests) treats its best header as
+    /// its tip.
+    pub fn follow_best(&mut self) {
+        self.active.clone_from(&self.best);
     }
 
     /// Adds status bits to entry `id`.
     pub fn add_status(&mut self, id: EntryId, bits: BlockStatus) {
         if let Some(e) = self.entries.get_mut(id as usize) {
             e.status = e.status.with(bits);
+        }
+    }
+
+    /// Removes status bits from entry `id`.
+    pub fn remove_status(&mut self, id: EntryId, bits: BlockStatus) {
+        if let Some(e) = self.entries.get_mut(id as usize) {
+            e.status = e.status.without(bits);
         }
     }
 

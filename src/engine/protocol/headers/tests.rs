@@ -30,6 +30,7 @@ fn protocol_with(headers: &[Header], min_work: Work) -> Protocol {
             services: ServiceFlags::NONE,
             peer_timeout: Duration::from_secs(60),
             log_ips: false,
+            blocks: false,
         },
         chain,
         1,
