@@ -735,3 +735,4 @@ impl RawPeer {
 mod http;
 #[allow(unused_imports)] // Not every test crate uses the HTTP helpers.
 pub use http::*;
+pub mod bitcoind;
