@@ -1,6 +1,7 @@
 //! Interop with a real Bitcoin Core on regtest over loopback (`common::bitcoind`): btcloopd
-//! syncs the headers of a chain Core mined, and Core dials btcloopd, falls back from v2 to v1
-//! and completes the handshake.
+//! does its whole initial block download from Core, a fresh Core does its whole initial block
+//! download from btcloopd alone, and Core dials btcloopd, falls back from v2 to v1 and
+//! completes the handshake.
 //!
 //! The bitcoind comes from `BTCLOOP_BITCOIND` (set by `./x test`) or is built once by
 //! `scripts/build-bitcoind`; these tests are never skipped.
@@ -9,12 +10,17 @@ mod common;
 
 use std::time::Duration;
 
+use btcloop::base::chainparams::Network;
+use btcloop::engine::chain::blockgen::BlockGen;
+use btcloop::engine::chain::params::ChainParams;
 use common::bitcoind::{Bitcoind, wait_until};
 use common::{Daemon, daemon_user_agent};
 use serde_json::{Value, json};
 
-/// Bound for a sync or a connection to come about (generous: loaded 2-core machines).
+/// Bound for a connection to come about (generous: loaded 2-core machines).
 const INTEROP_WAIT: Duration = Duration::from_secs(60);
+/// Bound for a download of 1,000 blocks (Core validates with -checkblockindex=1).
+const SYNC_WAIT: Duration = Duration::from_secs(240);
 
 /// The peers in `peers` whose `subver` starts with `prefix`.
 fn with_subver<'a>(peers: &'a [Value], prefix: &str) -> Vec<&'a Value> {
@@ -27,25 +33,26 @@ fn daemon_peers(d: &Daemon) -> Vec<Value> {
     v.as_array().unwrap_or_else(|| panic!("getpeerinfo returned {v}")).clone()
 }
 
+/// btcloopd's `getblockchaininfo` `blocks` and `bestblockhash`.
+fn daemon_tip(d: &Daemon) -> (u64, String) {
+    let info = d.rpc_ok("getblockchaininfo", json!([]));
+    (info["blocks"].as_u64().unwrap_or(0), info["bestblockhash"].as_str().unwrap_or_default().to_string())
+}
+
 #[test]
-fn btcloopd_syncs_300_headers_from_core() {
+fn btcloopd_downloads_the_whole_chain_from_core() {
     let core = Bitcoind::start(&[]);
-    core.generate(300);
+    core.generate(1000);
     let (height, best) = core.tip();
-    assert_eq!(height, 300);
+    assert_eq!(height, 1000);
 
     let node = Daemon::start(&[&format!("--connect={}", core.p2p_addr())]);
+    let synced = common::poll_until(SYNC_WAIT, || daemon_tip(&node) == (1000, best.clone()));
+    assert!(synced, "btcloopd did not validate Core's 1,000 blocks: {:?}", daemon_tip(&node));
+    let info = node.rpc_ok("getblockchaininfo", json!([]));
+    assert_eq!((info["headers"].clone(), info["initialblockdownload"].clone()), (json!(1000), json!(false)), "{info}");
 
-    let mut info = json!(null);
-    let synced = common::poll_until(INTEROP_WAIT, || {
-        info = node.rpc_ok("getblockchaininfo", json!([]));
-        info["headers"] == json!(300)
-    });
-    assert!(synced, "btcloopd did not reach 300 headers within {INTEROP_WAIT:?}: {info}");
-    assert_eq!(info["bestblockhash"], json!(best), "btcloopd's best header is not Core's tip");
-    assert_eq!(info["chain"], json!("regtest"));
-
-    // Core sees btcloopd as an inbound v1 peer with its user agent and no services.
+    // Core sees btcloopd as an inbound v1 peer with its user agent, offering blocks.
     let ours = daemon_user_agent(None);
     let mut core_peers = Vec::new();
     wait_until("Core to list btcloopd as a peer", INTEROP_WAIT, || {
@@ -54,19 +61,45 @@ fn btcloopd_syncs_300_headers_from_core() {
     });
     let p = with_subver(&core_peers, &ours)[0];
     assert_eq!(p["inbound"], json!(true), "{p}");
-    assert_eq!(p["connection_type"], json!("inbound"), "{p}");
     assert_eq!(p["transport_protocol_type"], json!("v1"), "{p}");
-    assert_eq!(p["services"], json!("0000000000000000"), "{p}");
-    // Core answered our getheaders: it counts the 300 headers as sent to us.
-    assert!(p["bytessent_per_msg"]["headers"].as_u64().is_some_and(|b| b > 0), "{p}");
+    assert_eq!(p["servicesnames"], json!(["NETWORK", "WITNESS"]), "{p}");
+    // Core served the blocks: it counts them as sent to us.
+    assert!(p["bytessent_per_msg"]["block"].as_u64().is_some_and(|b| b > 200_000), "{p}");
 
     // btcloopd sees Core as its outbound peer with Core's height.
     let peers = daemon_peers(&node);
     let core_seen = with_subver(&peers, "/Satoshi:");
     assert_eq!(core_seen.len(), 1, "{peers:?}");
     assert_eq!(core_seen[0]["inbound"], json!(false), "{}", core_seen[0]);
-    assert_eq!(core_seen[0]["startingheight"], json!(300), "{}", core_seen[0]);
-    assert_eq!(core_seen[0]["synced_headers"], json!(300), "{}", core_seen[0]);
+    assert_eq!(core_seen[0]["startingheight"], json!(1000), "{}", core_seen[0]);
+    assert_eq!(core_seen[0]["synced_headers"], json!(1000), "{}", core_seen[0]);
+}
+
+#[test]
+fn core_downloads_the_whole_chain_from_btcloopd_alone() {
+    // 1,000 blocks with spending transactions, given to btcloopd only.
+    let mut g = BlockGen::new(ChainParams::new(Network::Regtest));
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as u32);
+    let blocks: Vec<bitcoin::Block> = (0..1000u32).map(|i| g.next_block(now - 1000 + i, 3)).collect();
+    let node = Daemon::start(&[]);
+    for b in &blocks {
+        let hex = bitcoin::consensus::encode::serialize_hex(b);
+        assert_eq!(node.rpc_ok("submitblock", json!([hex])), Value::Null);
+    }
+    let last = blocks.last().map(|b| b.block_hash().to_string()).unwrap_or_default();
+    assert_eq!(daemon_tip(&node), (1000, last.clone()));
+
+    // A fresh Core that knows only btcloopd.
+    let core = Bitcoind::start(&[&format!("-connect={}", node.addr)]);
+    wait_until("Core to download and validate all 1,000 blocks from btcloopd", SYNC_WAIT, || {
+        core.tip() == (1000, last.clone())
+    });
+    let info = core.rpc_ok("getblockchaininfo", json!([]));
+    assert_eq!(info["initialblockdownload"], json!(false), "{info}");
+    // Every block came from btcloopd: its only peer.
+    let peers = core.peers();
+    assert_eq!(peers.len(), 1, "{peers:?}");
+    assert!(peers[0]["bytesrecv_per_msg"]["block"].as_u64().is_some_and(|b| b > 200_000), "{}", peers[0]);
 }
 
 #[test]
@@ -94,7 +127,7 @@ fn core_dials_btcloopd_falls_back_to_v1_and_keeps_the_manual_connection() {
     assert_eq!(p["inbound"], json!(false), "{p}");
     assert_eq!(p["connection_type"], json!("manual"), "{p}");
     assert_eq!(p["transport_protocol_type"], json!("v1"), "{p}");
-    assert_eq!(p["services"], json!("0000000000000000"), "{p}");
+    assert_eq!(p["servicesnames"], json!(["NETWORK", "WITNESS"]), "{p}");
     let core_id = p["id"].clone();
 
     let mut peers = Vec::new();
@@ -114,15 +147,12 @@ fn core_dials_btcloopd_falls_back_to_v1_and_keeps_the_manual_connection() {
         core_got && ours_got
     });
 
-    // Core disconnects outbound peers without NODE_NETWORK only on connections that expect
-    // services (automatic full-relay, block-relay, addr-fetch); a manual connection is kept
-    // (net.h ExpectServicesFromConn, net_processing.cpp "does not offer the expected
-    // services"). Both sides still list the same connection 5 s later.
+    // btcloopd offers NODE_NETWORK: Core keeps the connection. Both sides still list the same
+    // connection 5 s later.
     std::thread::sleep(Duration::from_secs(5));
     let core_peers = core.peers();
     let still = with_subver(&core_peers, &ours);
     assert_eq!(still.len(), 1, "Core dropped btcloopd: {core_peers:?}");
     assert_eq!(still[0]["id"], core_id, "Core reconnected instead of keeping the connection");
-    assert!(!core.log().contains("does not offer the expected services"), "Core disconnected for missing services");
     assert_eq!(with_subver(&daemon_peers(&node), "/Satoshi:").len(), 1);
 }
