@@ -209,3 +209,51 @@ fn kill_9_during_download_loses_nothing_validated() {
     assert!(restarted >= before, "after kill -9: height {restarted}, before {before}\n{}", startup.join("\n"));
     wait_tip(&b, 3000, &last, SYNC);
 }
+
+/// Lines of `d`'s log that show it received a message of type `command`.
+fn received(d: &Daemon, command: &str) -> usize {
+    d.log_count(&format!("received: {command} ("))
+}
+
+#[test]
+fn a_new_block_reaches_a_third_node_through_a_second_by_compact_block() {
+    // 110 blocks ending about now, so every node leaves initial download with them.
+    let mut g = BlockGen::new(ChainParams::new(Network::Regtest));
+    let t0 = now() - 200;
+    let blocks: Vec<bitcoin::Block> = (0..110).map(|i| g.next_block(t0 + i, 0)).collect();
+    let a = Daemon::start(&[]);
+    submit(&a, &blocks);
+    let b = Daemon::start(&[&format!("--connect={}", a.addr), "--listen=1"]);
+    let c = Daemon::start(&[&format!("--connect={}", b.addr)]);
+    let last = blocks[109].block_hash();
+    wait_tip(&b, 110, &last, SYNC);
+    wait_tip(&c, 110, &last, SYNC);
+    // Each node chose its source as a high-bandwidth compact-block peer once a new block came
+    // from it with nothing else in flight (Core's MaybeSetPeerAsAnnouncingHeaderAndIDs); one
+    // more block makes sure of it.
+    let next = g.next_block(now(), 0);
+    submit(&a, std::slice::from_ref(&next));
+    wait_tip(&c, 111, &next.block_hash(), Duration::from_secs(30));
+    assert!(
+        poll_until(Duration::from_secs(10), || a.log().contains("received: sendcmpct (9 bytes)")),
+        "A was never asked for compact blocks"
+    );
+
+    // A block with spending transactions: A pushes its cmpctblock to B at once, B asks for the
+    // transactions it lacks (no mempool), rebuilds the block, validates it and pushes it on to C
+    // the same way.
+    let (b_cmpct, c_cmpct) = (received(&b, "cmpctblock"), received(&c, "cmpctblock"));
+    let (b_txn, c_txn) = (received(&b, "blocktxn"), received(&c, "blocktxn"));
+    let spends = g.next_block(now() + 1, 5);
+    assert!(spends.txdata.len() > 1, "the block spends");
+    submit(&a, std::slice::from_ref(&spends));
+    wait_tip(&c, 112, &spends.block_hash(), Duration::from_secs(30));
+    assert!(received(&b, "cmpctblock") > b_cmpct, "B got no cmpctblock\n{}", tail(&b.log(), 30));
+    assert!(received(&c, "cmpctblock") > c_cmpct, "C got no cmpctblock\n{}", tail(&c.log(), 30));
+    assert!(
+        received(&b, "blocktxn") > b_txn && received(&c, "blocktxn") > c_txn,
+        "the missing transactions came by blocktxn"
+    );
+    // Neither downloaded the block whole.
+    assert!(!c.log().contains(&format!("Requesting block {}", spends.block_hash())), "{}", tail(&c.log(), 30));
+}

@@ -13,7 +13,7 @@ use common::*;
 
 fn assert_our_version(v: &VersionMessage, user_agent: &str) {
     assert_eq!(v.version, 70016);
-    assert_eq!(v.services, ServiceFlags::NONE);
+    assert_eq!(v.services, ServiceFlags::NETWORK | ServiceFlags::WITNESS, "a full node's services");
     assert_eq!(v.user_agent, user_agent);
     assert!(!v.relay, "relay must be false (no mempool)");
     assert_eq!(v.start_height, 0);
@@ -81,6 +81,7 @@ fn inbound_message_order_and_version_fields() {
 
     p.send(&NetworkMessage::Verack);
     p.expect("sendheaders");
+    p.expect("sendcmpct");
     let NetworkMessage::Ping(nonce) = p.expect("ping") else { unreachable!() };
     assert_ne!(nonce, 0);
     d.wait_log_all(&["New inbound peer connected", "version: 70016", "user agent: /rawpeer:1.0/"], WAIT);
@@ -117,6 +118,7 @@ fn outbound_connection_sends_version_first() {
     p.expect("getaddr");
     p.send(&NetworkMessage::Verack);
     p.expect("sendheaders");
+    p.expect("sendcmpct");
     let NetworkMessage::Ping(n) = p.expect("ping") else { unreachable!() };
     p.send(&NetworkMessage::Pong(n));
     d.wait_log_all(&["New manual peer connected", "user agent: /rawlistener:1.0/"], WAIT);

@@ -70,6 +70,7 @@ fn duplicate_version_is_ignored() {
     p.assert_silent(Duration::from_millis(300));
     p.send(&NetworkMessage::Verack);
     p.expect("sendheaders");
+    p.expect("sendcmpct");
     let NetworkMessage::Ping(n) = p.expect("ping") else { unreachable!() };
     p.send(&NetworkMessage::Pong(n));
     // And one after verack: the next thing we get is the pong for our ping.
@@ -112,6 +113,7 @@ fn wtxidrelay_and_sendaddrv2_before_verack_are_fine() {
     p.expect("verack");
     p.send(&NetworkMessage::Verack);
     p.expect("sendheaders");
+    p.expect("sendcmpct");
     p.expect("ping");
     assert!(!p.is_closed(Duration::from_millis(300)));
 }
@@ -137,6 +139,7 @@ fn ping_before_verack_gets_no_pong() {
     p.assert_silent(Duration::from_millis(300));
     p.send(&NetworkMessage::Verack);
     p.expect("sendheaders");
+    p.expect("sendcmpct");
     let NetworkMessage::Ping(n) = p.expect("ping") else { unreachable!() };
     p.send(&NetworkMessage::Pong(n));
     // The early ping was dropped, not deferred: the next pong answers ping 2.
@@ -166,15 +169,17 @@ fn bip324_attempt_is_dropped_without_a_reply() {
 #[test]
 fn older_protocol_versions_get_fewer_messages() {
     let d = Daemon::start(&[]);
-    // 70015: no wtxidrelay/sendaddrv2 (both need 70016), but sendheaders after verack.
+    // 70015: no wtxidrelay/sendaddrv2 (both need 70016), but sendheaders and sendcmpct (70014)
+    // after verack.
     let mut p = d.connect();
     p.send(&NetworkMessage::Version(version_msg(70015, "/v70015:1.0/", random_u64())));
     p.expect("version");
     p.expect("verack");
     p.send(&NetworkMessage::Verack);
     p.expect("sendheaders");
+    p.expect("sendcmpct");
     p.expect("ping");
-    // 70011: no sendheaders either (needs 70012).
+    // 70011: no sendheaders (needs 70012) nor sendcmpct (70014) either.
     let mut q = d.connect();
     q.send(&NetworkMessage::Version(version_msg(70011, "/v70011:1.0/", random_u64())));
     q.expect("version");

@@ -156,3 +156,91 @@ fn core_dials_btcloopd_falls_back_to_v1_and_keeps_the_manual_connection() {
     assert_eq!(still[0]["id"], core_id, "Core reconnected instead of keeping the connection");
     assert_eq!(with_subver(&daemon_peers(&node), "/Satoshi:").len(), 1);
 }
+
+/// Bytes of `command` messages `peer` (a `getpeerinfo` entry) received.
+fn recv_bytes(peer: &Value, command: &str) -> u64 {
+    peer["bytesrecv_per_msg"][command].as_u64().unwrap_or(0)
+}
+
+/// A transaction spending output 0 of the coinbase of Core's block at `height` (paid to
+/// `raw(51)`, OP_TRUE) to OP_TRUE, 1,000 satoshis less.
+fn spend_coinbase(core: &Bitcoind, height: u64) -> bitcoin::Transaction {
+    use bitcoin::{Amount, OutPoint, ScriptBuf, Sequence, TxIn, TxOut, Witness, absolute, transaction};
+    let hash = core.rpc_ok("getblockhash", json!([height]));
+    let block = core.rpc_ok("getblock", json!([hash, 2]));
+    let cb = &block["tx"][0];
+    let txid: bitcoin::Txid = cb["txid"].as_str().and_then(|s| s.parse().ok()).expect("coinbase txid");
+    let sats = (cb["vout"][0]["value"].as_f64().expect("value") * 1e8).round() as u64;
+    bitcoin::Transaction {
+        version: transaction::Version::TWO,
+        lock_time: absolute::LockTime::ZERO,
+        input: vec![TxIn {
+            previous_output: OutPoint { txid, vout: 0 },
+            script_sig: ScriptBuf::new(),
+            sequence: Sequence::MAX,
+            witness: Witness::new(),
+        }],
+        output: vec![TxOut { value: Amount::from_sat(sats - 1000), script_pubkey: ScriptBuf::from_bytes(vec![0x51]) }],
+    }
+}
+
+/// The next regtest block on Core's tip, made here (coinbase only), for btcloopd to submit.
+fn block_on(core: &Bitcoind, time_offset: u32) -> bitcoin::Block {
+    use btcloop::engine::chain::blockgen::{assemble, coinbase, subsidy};
+    let (height, best) = core.tip();
+    let hex = core.rpc_ok("getblockheader", json!([best, false]));
+    let bytes: Vec<u8> = bitcoin::hex::FromHex::from_hex(hex.as_str().expect("hex")).expect("hex");
+    let prev: bitcoin::block::Header = bitcoin::consensus::deserialize(&bytes).expect("header");
+    let params = ChainParams::new(Network::Regtest);
+    let h = u32::try_from(height).expect("height") + 1;
+    assemble(&params, &prev, prev.time + 1 + time_offset, vec![coinbase(h, subsidy(&params, h))])
+}
+
+#[test]
+fn a_block_mined_on_either_side_reaches_the_other_by_compact_block() {
+    let core = Bitcoind::start(&[]);
+    core.generate(110);
+    let node = Daemon::start(&[&format!("--connect={}", core.p2p_addr())]);
+    let synced = common::poll_until(SYNC_WAIT, || daemon_tip(&node).0 == 110);
+    assert!(synced, "btcloopd did not sync: {:?}", daemon_tip(&node));
+    let core_peer = |node: &Daemon| with_subver(&daemon_peers(node), "/Satoshi:").first().map(|p| (*p).clone());
+
+    // Core → btcloopd. A first new block makes btcloopd choose Core as a high-bandwidth peer;
+    // the next one, with a transaction btcloopd has never seen, comes as a cmpctblock, and the
+    // transaction by getblocktxn/blocktxn.
+    core.generate(1);
+    wait_until("btcloopd to take block 111", INTEROP_WAIT, || daemon_tip(&node) == core.tip());
+    let before = core_peer(&node).map_or(0, |p| recv_bytes(&p, "cmpctblock"));
+    let tx = bitcoin::consensus::encode::serialize_hex(&spend_coinbase(&core, 1));
+    let mined = core.rpc_ok("generateblock", json!(["raw(51)", [tx]]));
+    let hash = mined["hash"].as_str().expect("hash").to_string();
+    wait_until("btcloopd to take Core's block with a transaction", INTEROP_WAIT, || {
+        daemon_tip(&node) == (112, hash.clone())
+    });
+    let p = core_peer(&node).expect("Core is a peer");
+    assert!(recv_bytes(&p, "cmpctblock") > before, "not by compact block: {p}");
+    assert!(recv_bytes(&p, "blocktxn") > 0, "the transaction did not come by blocktxn: {p}");
+
+    // btcloopd → Core: btcloopd's first block makes Core choose it as high-bandwidth; the next
+    // reaches Core as a cmpctblock.
+    let submit = |b: &bitcoin::Block| {
+        let hex = bitcoin::consensus::encode::serialize_hex(b);
+        assert_eq!(node.rpc_ok("submitblock", json!([hex])), Value::Null);
+    };
+    let first = block_on(&core, 0);
+    submit(&first);
+    wait_until("Core to take btcloopd's block", INTEROP_WAIT, || core.tip().1 == first.block_hash().to_string());
+    let ours = daemon_user_agent(None);
+    let from_us =
+        |core: &Bitcoind| with_subver(&core.peers(), &ours).first().map(|p| recv_bytes(p, "cmpctblock")).unwrap_or(0);
+    let before = from_us(&core);
+    wait_until("Core to ask btcloopd for high-bandwidth compact blocks", INTEROP_WAIT, || {
+        node.log().contains("received: sendcmpct (9 bytes)") && node.log_count("received: sendcmpct") >= 2
+    });
+    let second = block_on(&core, 1);
+    submit(&second);
+    wait_until("Core to take btcloopd's second block", INTEROP_WAIT, || {
+        core.tip().1 == second.block_hash().to_string()
+    });
+    assert!(from_us(&core) > before, "Core did not get it by compact block: {:?}", core.peers());
+}

@@ -68,6 +68,27 @@ pub fn decode_block_header(payload: &[u8]) -> Result<Header, PayloadError> {
     partial("block", payload)
 }
 
+/// `sendcmpct`: its raw announce byte and version (Core punishes an announce byte other than
+/// 0 or 1, which the `bitcoin` crate's decoder refuses as malformed).
+pub fn decode_sendcmpct(payload: &[u8]) -> Result<(u8, u64), PayloadError> {
+    partial("sendcmpct", payload)
+}
+
+/// `cmpctblock` (BIP152).
+pub fn decode_cmpctblock(payload: &[u8]) -> Result<bitcoin::p2p::message_compact_blocks::CmpctBlock, PayloadError> {
+    partial("cmpctblock", payload)
+}
+
+/// `getblocktxn` (BIP152).
+pub fn decode_getblocktxn(payload: &[u8]) -> Result<bitcoin::p2p::message_compact_blocks::GetBlockTxn, PayloadError> {
+    partial("getblocktxn", payload)
+}
+
+/// `blocktxn` (BIP152).
+pub fn decode_blocktxn(payload: &[u8]) -> Result<bitcoin::p2p::message_compact_blocks::BlockTxn, PayloadError> {
+    partial("blocktxn", payload)
+}
+
 /// `addr`: (time, address) pairs.
 pub fn decode_addr(payload: &[u8]) -> Result<Vec<(u32, Address)>, PayloadError> {
     partial("addr", payload)

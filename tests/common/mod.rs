@@ -704,7 +704,8 @@ impl RawPeer {
     }
 
     /// Sends `version` (70016, random nonce); expects version, wtxidrelay, sendaddrv2, verack in
-    /// that order; sends verack; expects sendheaders, then a ping.
+    /// that order; sends verack; expects sendheaders, sendcmpct (BIP152: the daemon provides
+    /// compact blocks), then a ping.
     pub fn handshake_as(&mut self, user_agent: &str) -> Handshaked {
         self.send(&NetworkMessage::Version(version_msg(PROTOCOL_VERSION, user_agent, random_u64())));
         let NetworkMessage::Version(version) = self.expect("version") else { unreachable!() };
@@ -713,6 +714,8 @@ impl RawPeer {
         self.expect("verack");
         self.send(&NetworkMessage::Verack);
         self.expect("sendheaders");
+        let NetworkMessage::SendCmpct(cmpct) = self.expect("sendcmpct") else { unreachable!() };
+        assert!(!cmpct.send_compact && cmpct.version == 2, "sendcmpct(0, 2) after verack: {cmpct:?}");
         let NetworkMessage::Ping(ping_nonce) = self.expect("ping") else { unreachable!() };
         Handshaked { version, ping_nonce }
     }

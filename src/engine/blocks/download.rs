@@ -432,6 +432,18 @@ impl BlockDownload {
         out
     }
 
+    /// First height where blocks carry witnesses (fetched only from witness peers).
+    pub fn segwit_height(&self) -> u32 {
+        self.params.segwit_height
+    }
+
+    /// A `cmpctblock` from `peer` starts the download of block `id` from it (Core's
+    /// `BlockRequested` in compact-block processing): false if the block is already in flight
+    /// (from anyone) or the peer is unknown.
+    pub fn request_from(&mut self, peer: PeerId, id: EntryId, hash: BlockHash, now: Instant) -> bool {
+        self.block_requested(peer, id, hash, now)
+    }
+
     /// Core's `BlockRequested`: marks `hash` in flight from `peer`. False (nothing changes) if
     /// it is already in flight from anyone or the peer is unknown.
     fn block_requested(&mut self, peer: PeerId, id: EntryId, hash: BlockHash, now: Instant) -> bool {

@@ -136,6 +136,11 @@ impl Chain {
                 out.last = Some(id);
                 continue;
             }
+            // Core's AcceptBlockHeader: nothing builds on a block known invalid.
+            if self.tree.get(&h.prev_blockhash).is_some_and(|(_, p)| p.status.failed()) {
+                out.error = Some((i, HeaderError::InvalidParent(h.prev_blockhash)));
+                break;
+            }
             let checked = check_header(&self.params, h, hash)
                 .and_then(|()| check_contextual(&self.params, &self.tree, h, now_unix));
             if let Err(e) = checked {

@@ -22,6 +22,9 @@ pub enum HeaderError {
     /// The parent is not in the tree (not a fault: ask for the missing headers).
     #[error("prev-blk-not-found: parent {0} unknown")]
     UnknownParent(BlockHash),
+    /// The parent is a block known to be invalid (or a descendant of one).
+    #[error("bad-prevblk: previous block {0} is invalid")]
+    InvalidParent(BlockHash),
     /// The hash does not meet the target its own bits claim.
     #[error("high-hash: proof of work failed")]
     HighHash,

@@ -8,9 +8,10 @@ use tracing::{debug, info};
 
 use super::{Action, Decided, Out, PeerManager, Wire};
 use crate::base::peer::PeerId;
-use crate::engine::blocks::validation::{BlockForm, InvalidKind, ValidationEvent};
+use crate::engine::blocks::compact::HbCandidate;
+use crate::engine::blocks::validation::{BlockForm, BlockOutcome, InvalidKind, ValidationEvent};
 use crate::engine::chain::tree::BlockStatus;
-use crate::engine::protocol::{LinkTimes, Now, blocks, misbehaving};
+use crate::engine::protocol::{LinkTimes, Now, blocks, cmpct, misbehaving};
 
 /// A wire that drops what is written: for decisions about a peer outside its own calls
 /// (punishment needs no message).
@@ -33,7 +34,7 @@ impl PeerManager {
     /// [`PeerManager::on_block_read`]).
     pub fn on_validation(&mut self, event: ValidationEvent, now: Now) {
         match event {
-            ValidationEvent::Block { hash, outcome, .. } => {
+            ValidationEvent::Block { hash, outcome, from } => {
                 let peers = &self.peers;
                 let inbound =
                     |id: PeerId| peers.get(&id).filter(|m| !m.closing).map(|m| m.peer.who.conn_type.is_inbound());
@@ -41,6 +42,17 @@ impl PeerManager {
                 let verdict = blocks::on_verdict(headers, blocks, hash, &outcome, inbound, now);
                 if let Some((id, what)) = verdict.punish {
                     self.punish(id, what, now);
+                }
+                if let (BlockOutcome::Stored, Some(from)) = (&outcome, from) {
+                    self.maybe_select_hb(from, now);
+                }
+            }
+            ValidationEvent::PowValid { block } => {
+                let (headers, blocks, cmpct) = self.protocol.block_parts_mut();
+                let height = headers.chain.tree().get(&block.block_hash()).map_or(0, |(_, e)| e.height);
+                let segwit = height >= blocks.download.segwit_height();
+                if cmpct::new_pow_valid_block(cmpct, block, height, segwit) {
+                    debug!(target: "cmpctblock", "new PoW-valid block at height {height}: pushing to high-bandwidth peers");
                 }
             }
             ValidationEvent::Tip { hash, progress, disk_bytes, .. } => {
@@ -65,9 +77,6 @@ impl PeerManager {
                     }
                 }
             }
-            ValidationEvent::PowValid { block } => {
-                debug!(target: "net", "new PoW-valid block {}", block.block_hash());
-            }
             ValidationEvent::Read { .. } => {}
         }
     }
@@ -88,10 +97,46 @@ impl PeerManager {
     ) {
         let Some(m) = self.peers.get_mut(&id).filter(|m| !m.closing) else { return };
         let mut out = Out::new(wire);
-        blocks::on_read(&mut m.peer, hash, form, bytes, checksum, &mut out);
+        match (form, bytes) {
+            (BlockForm::Compact, Some(bytes)) => {
+                m.peer.blocks.reading = false;
+                match bitcoin::consensus::deserialize::<bitcoin::Block>(bytes) {
+                    Ok(block) => {
+                        let (headers, _, cmpct) = self.protocol.block_parts_mut();
+                        cmpct::on_read(cmpct, headers, &mut m.peer, &block, bytes, checksum, now, &mut out);
+                    }
+                    Err(e) => debug!(target: "net", "stored block {hash} does not decode: {e}"),
+                }
+            }
+            _ => blocks::on_read(&mut m.peer, hash, form, bytes, checksum, &mut out),
+        }
         let decided = Decided::from(out);
         if !self.apply(id, decided, now) {
             self.send_messages(id, now, link, wire);
+        }
+    }
+
+    /// Core's `MaybeSetPeerAsAnnouncingHeaderAndIDs` after `from` gave us a good new block
+    /// that was the only one in flight, outside initial download: the `sendcmpct`s go out at
+    /// the peers' next `SendMessages`.
+    fn maybe_select_hb(&mut self, from: PeerId, now: Now) {
+        if self.protocol.in_ibd(now) || self.protocol.blocks().download.total_in_flight() > 0 {
+            return;
+        }
+        let Some(m) = self.peers.get(&from).filter(|m| !m.closing) else { return };
+        let candidate = HbCandidate {
+            peer: from,
+            inbound: m.peer.who.conn_type.is_inbound(),
+            provides_cmpctblocks: m.peer.cmpct.remote.provides_cmpctblocks,
+            fully_connected: m.peer.handshake.successfully_connected,
+        };
+        let (_, _, cmpct) = self.protocol.block_parts_mut();
+        let Some((select, deselect)) = cmpct::maybe_select_hb(cmpct, candidate) else { return };
+        if let Some(m) = self.peers.get_mut(&select) {
+            m.peer.cmpct.send_hb = Some(true);
+        }
+        if let Some(m) = deselect.and_then(|d| self.peers.get_mut(&d)) {
+            m.peer.cmpct.send_hb = Some(false);
         }
     }
 

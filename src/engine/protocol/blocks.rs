@@ -125,6 +125,12 @@ impl BlocksNode {
         self.download.add_peer(id);
     }
 
+    /// Reads block `hash` from disk for `peer` (a compact-block answer waits for it).
+    pub fn read_for(&mut self, peer: &mut Peer, hash: BlockHash) {
+        peer.blocks.reading = true;
+        self.requests.push(ValidationRequest::Read { peer: peer.who.id, hash, form: BlockForm::Compact });
+    }
+
     /// A closed connection: what it had in flight may go to others.
     pub fn remove_peer(&mut self, id: PeerId) {
         self.download.remove_peer(id);

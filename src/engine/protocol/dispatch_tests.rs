@@ -135,7 +135,7 @@ fn peer_at_stage(p: &mut Protocol, t0: Instant, at: Now, before_version: bool) -
 }
 
 /// Types no module handles, some of them types the `bitcoin` crate would fail to decode.
-const UNHANDLED: [&str; 4] = ["feefilter", "filterload", "sendcmpct", "no-such-type"];
+const UNHANDLED: [&str; 4] = ["feefilter", "filterload", "filteradd", "no-such-type"];
 
 #[test]
 fn unhandled_types_are_not_decoded_even_when_garbage() {

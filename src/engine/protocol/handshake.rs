@@ -222,6 +222,9 @@ pub fn on_verack(proto: &Protocol, peer: &mut Peer, out: &mut impl Outbox) {
     if hs.common_version >= SENDHEADERS_VERSION {
         out.send(&NetworkMessage::SendHeaders);
     }
+    if proto.params.blocks {
+        super::cmpct::on_established(peer, out);
+    }
 }
 
 /// `sendheaders` (BIP130): announce new headers to this peer with `headers`.

@@ -242,6 +242,26 @@ impl HeadersNode {
     }
 }
 
+/// Asks `peer` for headers from our best header on (Core's `MaybeSendGetHeaders` with the
+/// best header's locator), e.g. for a compact block that does not connect.
+pub fn ask_headers(node: &HeadersNode, peer: &mut Peer, now: Now, out: &mut impl Outbox) {
+    let tree = node.chain.tree();
+    let locator = tree.locator(tree.tip_id());
+    if maybe_send_getheaders(peer, locator, now, out) {
+        debug!(target: "net", "getheaders ({}) to peer={}", tree.height(), peer.who.id);
+    }
+}
+
+/// Core's `UpdateBlockAvailability`: the peer has block `id`; it becomes its best known block
+/// if it has more work.
+pub fn block_available(node: &HeadersNode, peer: &mut Peer, id: EntryId) {
+    let tree = node.chain.tree();
+    let work = |id: EntryId| tree.entry(id).map(|e| e.chain_work);
+    if peer.headers.best_known.is_none_or(|old| work(old) < work(id)) {
+        peer.headers.best_known = Some(id);
+    }
+}
+
 /// Core's `MaybeSendGetHeaders`: at most one unanswered `getheaders` per
 /// [`HEADERS_RESPONSE_TIME`].
 fn maybe_send_getheaders(peer: &mut Peer, locator: Vec<BlockHash>, now: Now, out: &mut impl Outbox) -> bool {
@@ -488,6 +508,26 @@ pub fn on_getheaders(node: &HeadersNode, peer: &mut Peer, msg: &GetHeadersMessag
 pub fn on_inv(node: &HeadersNode, peer: &mut Peer, inv: &[Inventory], now: Now, out: &mut impl Outbox) {
     if inv.len() > MAX_INV_SZ {
         return misbehaving(peer, out, format!("inv message size = {}", inv.len()));
+    }
+    // Core's -blocksonly (btcloop never relays transactions): a peer without relay permission
+    // that announces one breaks the protocol (it was told `relay=0`).
+    let tx_inv = inv
+        .iter()
+        .find(|i| matches!(i, Inventory::Transaction(_) | Inventory::WitnessTransaction(_) | Inventory::WTx(_)));
+    if let Some(i) = tx_inv {
+        if !peer.who.permissions.has(Permissions::RELAY) {
+            debug!(target: "net", "transaction ({i:?}) inv sent in violation of protocol, disconnecting peer={}", peer.who.id);
+            return out
+                .disconnect(DisconnectReason::Misbehaving("transaction inv sent in violation of protocol".into()));
+        }
+    }
+    // Core's UpdateBlockAvailability for announced blocks we know.
+    for i in inv {
+        if let Inventory::Block(h) | Inventory::WitnessBlock(h) | Inventory::CompactBlock(h) = i {
+            if let Some((id, _)) = node.chain.tree().get(h) {
+                block_available(node, peer, id);
+            }
+        }
     }
     let tree = node.chain.tree();
     let unknown_block = inv.iter().rev().find_map(|i| match i {

@@ -6,6 +6,7 @@
 
 pub mod addr;
 pub mod blocks;
+pub mod cmpct;
 pub mod handshake;
 pub mod headers;
 pub mod ping;
@@ -114,6 +115,8 @@ pub struct Peer {
     pub addrs: addr::AddrPeer,
     /// Block serving state.
     pub blocks: blocks::BlocksPeer,
+    /// Compact-block state.
+    pub cmpct: cmpct::CmpctPeer,
     /// The test-only loopback rule is on: a misbehaving `127.x` peer is discouraged as a
     /// remote one would be (Core spares local peers).
     pub loopback_is_remote: bool,
@@ -147,6 +150,8 @@ pub struct Protocol {
     headers: HeadersNode,
     /// Block download, hand-off to the validation thread, serving.
     blocks: blocks::BlocksNode,
+    /// Compact blocks: high-bandwidth peers and the most recent block.
+    cmpct: cmpct::CmpctNode,
     /// The address book (Core's `AddrMan`).
     addrman: AddrMan,
     /// The `getaddr` answer cache.
@@ -224,6 +229,7 @@ impl Protocol {
             params,
             headers: HeadersNode::new(chain, max_tip_age, blocks),
             blocks: blocks::BlocksNode::new(chain_params),
+            cmpct: cmpct::CmpctNode::default(),
             addrman,
             addr_node: addr::AddrNode::default(),
             relay_key,
@@ -263,6 +269,11 @@ impl Protocol {
     /// reports).
     pub fn headers_and_blocks_mut(&mut self) -> (&mut HeadersNode, &mut blocks::BlocksNode) {
         (&mut self.headers, &mut self.blocks)
+    }
+
+    /// The header chain, the blocks state and the compact-block state together, to change.
+    pub fn block_parts_mut(&mut self) -> (&mut HeadersNode, &mut blocks::BlocksNode, &mut cmpct::CmpctNode) {
+        (&mut self.headers, &mut self.blocks, &mut self.cmpct)
     }
 
     /// The address book.
@@ -316,6 +327,7 @@ impl Protocol {
             headers: HeadersPeer::default(),
             addrs: addr::AddrPeer::default(),
             blocks: blocks::BlocksPeer::default(),
+            cmpct: cmpct::CmpctPeer::default(),
             loopback_is_remote: self.addrman.rule() == NetGroupRule::LoopbackPerAddress,
         }
     }
@@ -325,6 +337,7 @@ impl Protocol {
         self.local_nonces.remove(&peer.handshake.local_nonce);
         self.headers.remove_peer(peer);
         self.blocks.remove_peer(peer.who.id);
+        self.cmpct.remove_peer(peer.who.id);
         if peer.handshake.successfully_connected {
             // Core's FinalizeNode: full outbound peers refresh their entry's time (not
             // block-relay-only ones, which would leak them, nor feelers).
@@ -425,6 +438,32 @@ impl Protocol {
                     blocks::on_tx(peer, out);
                 }
             }
+            "sendcmpct" => {
+                let (announce, version) = wire::decode_sendcmpct(payload)?;
+                if established(peer, command) && self.params.blocks {
+                    cmpct::on_sendcmpct(peer, announce, version, out);
+                }
+            }
+            "cmpctblock" => {
+                let msg = wire::decode_cmpctblock(payload)?;
+                if established(peer, command) {
+                    cmpct::on_cmpctblock(&mut self.headers, &mut self.blocks, peer, &msg, now, out);
+                }
+            }
+            "blocktxn" => {
+                let msg = wire::decode_blocktxn(payload)?;
+                if established(peer, command) {
+                    cmpct::on_blocktxn(&mut self.headers, &mut self.blocks, peer, &msg, now, out);
+                }
+            }
+            "getblocktxn" => {
+                let msg = wire::decode_getblocktxn(payload)?;
+                if established(peer, command) && self.params.blocks {
+                    if let Some(hash) = cmpct::on_getblocktxn(&self.cmpct, &self.headers, peer, &msg, out) {
+                        self.blocks.read_for(peer, hash);
+                    }
+                }
+            }
             "getheaders" => {
                 let m = wire::decode_getheaders(payload)?;
                 if established(peer, command) {
@@ -471,6 +510,7 @@ impl Protocol {
             return;
         }
         ping::maybe_send_ping(peer, now.mono, self.params.peer_timeout, &mut self.rng, out);
+        cmpct::send_messages(&self.cmpct, &self.headers, peer, out);
         headers::send_messages(&mut self.headers, peer, now, out);
         blocks::send_messages(&mut self.headers, &mut self.blocks, peer, now, out);
         if peer.addrs.relay_enabled && self.local.listening() {

@@ -198,6 +198,25 @@ fn invalid_header_disconnects_and_is_not_stored() {
 }
 
 #[test]
+fn headers_on_an_invalid_block_are_refused_and_their_sender_punished() {
+    let params = ChainParams::new(Network::Regtest);
+    let chain = mine_chain(&params, &params.genesis, 6, 8);
+    let mut p = protocol_with(&chain[..4], zero());
+    // The validation thread found block 3 invalid.
+    let bad = p.headers.chain.tree().get(&chain[2].block_hash()).map(|(id, _)| id).expect("known");
+    p.headers.chain.tree_mut().mark_invalid(bad);
+    let t0 = Instant::now();
+    let mut a = peer(&mut p, 1, t0, false);
+    let out = deliver(&mut p, &mut a, NetworkMessage::Headers(chain[4..].to_vec()), now(t0, 1));
+    assert!(
+        matches!(&out.disconnect, Some(DisconnectReason::Misbehaving(m)) if m.contains("bad-prevblk")),
+        "{:?}",
+        out.disconnect
+    );
+    assert!(!p.headers.chain.tree().contains(&chain[4].block_hash()), "not stored");
+}
+
+#[test]
 fn unconnecting_headers_and_block_inv_ask_for_headers_without_punishment() {
     let params = ChainParams::new(Network::Regtest);
     let theirs = mine_chain(&params, &params.genesis, 30, 7);
