@@ -257,3 +257,21 @@ fn a_new_block_reaches_a_third_node_through_a_second_by_compact_block() {
     // Neither downloaded the block whole.
     assert!(!c.log().contains(&format!("Requesting block {}", spends.block_hash())), "{}", tail(&c.log(), 30));
 }
+
+#[test]
+fn a_damaged_block_database_is_a_clear_error_naming_its_path() {
+    let mut d = Daemon::start(&[]);
+    submit(&d, &chain(5, 0));
+    assert!(d.sigterm_and_wait(Duration::from_secs(20)).success());
+    let net = d.net_dir();
+    std::fs::write(net.join("chainstate/CURRENT"), "garbage\n").expect("damage");
+    let datadir = format!("--datadir={}", d.data_dir().display());
+    let (status, stderr) = run_to_exit(&["--regtest", &datadir, "--connect=0"]);
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("cannot open the block database") && stderr.contains(&net.display().to_string()),
+        "{stderr}"
+    );
+    assert!(stderr.contains("Corruption"), "the kernel's own words: {stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}

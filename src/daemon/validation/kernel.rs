@@ -317,8 +317,27 @@ impl Kernel {
     }
 }
 
-/// Opens the chainstate manager in `dir` (`dir/blocks`, `dir/chainstate`) and loads it.
+/// Opens the chainstate manager in `dir` (`dir/blocks`, `dir/chainstate`) and loads it. A
+/// failure carries the kernel's own words (its log lines about the error).
 fn open_chainman(context: &Context, dir: &Path) -> Result<ChainstateManager, KernelOpenError> {
+    let _log = connect_log();
+    let (r, lines) = capturing(|| open_chainman_quiet(context, dir));
+    r.map_err(|e| match e {
+        KernelOpenError::Database { path, detail } => {
+            let mut said: Vec<&str> = Vec::new();
+            for l in &lines {
+                if ["rror", "orrupt", "ailed", "annot"].iter().any(|k| l.contains(k)) && !said.contains(&l.as_str()) {
+                    said.push(l);
+                }
+            }
+            let detail = if said.is_empty() { detail } else { said.join("; ") };
+            KernelOpenError::Database { path, detail }
+        }
+        other => other,
+    })
+}
+
+fn open_chainman_quiet(context: &Context, dir: &Path) -> Result<ChainstateManager, KernelOpenError> {
     let db_err = |e: KernelError| KernelOpenError::Database { path: dir.to_path_buf(), detail: e.to_string() };
     let blocks = dir.join("blocks");
     let (Some(d), Some(b)) = (dir.to_str(), blocks.to_str()) else {
