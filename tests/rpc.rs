@@ -475,14 +475,20 @@ fn logging_switches_debug_categories_at_run_time() {
     p.ping_pong(1);
     assert_eq!(d.log_count(" [net] "), 0, "{}", common::tail(&d.log(), 20));
 
-    assert_eq!(d.rpc_ok("logging", json!([["net"]])), json!({"http": false, "net": true, "rpc": false, "validation": false}));
+    assert_eq!(
+        d.rpc_ok("logging", json!([["net"]])),
+        json!({"http": false, "net": true, "rpc": false, "validation": false})
+    );
     p.ping_pong(2);
     d.wait_log_all(&[" [net] ", "received: ping"], WAIT);
     let mut q = d.connect_ready();
     q.ping_pong(3);
     d.wait_log_all(&[" [net] ", "received: version"], WAIT);
 
-    assert_eq!(d.rpc_ok("logging", json!([[], ["net"]])), json!({"http": false, "net": false, "rpc": false, "validation": false}));
+    assert_eq!(
+        d.rpc_ok("logging", json!([[], ["net"]])),
+        json!({"http": false, "net": false, "rpc": false, "validation": false})
+    );
     let before = d.log_count(" [net] ");
     let mut r = d.connect_ready();
     r.ping_pong(4);
