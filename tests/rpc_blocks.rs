@@ -136,10 +136,10 @@ fn varied_chain() -> Vec<Block> {
         ],
         vec![
             TxOut { value: Amount::from_sat(150_000_000), script_pubkey: p2wsh },
-            TxOut { value: Amount::from_sat(49_00_000_000), script_pubkey: op_true },
+            TxOut { value: Amount::from_sat(4_900_000_000), script_pubkey: op_true },
         ],
     );
-    let fee2 = each * 2 + subsidy(&p, 2) - Amount::from_sat(150_000_000) - Amount::from_sat(49_00_000_000);
+    let fee2 = each * 2 + subsidy(&p, 2) - Amount::from_sat(150_000_000) - Amount::from_sat(4_900_000_000);
     let b103 = assemble(&p, &prev, prev.time + 1, vec![coinbase(103, subsidy(&p, 103) + fee2), tx]);
     blocks.push(b103);
     blocks

@@ -388,7 +388,7 @@ pub fn output_type(script: &Script) -> OutputType {
 /// Core's `InferDescriptor` with no keys known, checksum included.
 pub fn descriptor(script: &Script, ty: OutputType, network: Network) -> String {
     let b = script.as_bytes();
-    let valid_non_hybrid = |k: &[u8]| matches!(k.first(), Some(2 | 3 | 4)) && pubkey_valid_size(k);
+    let valid_non_hybrid = |k: &[u8]| matches!(k.first(), Some(2..=4)) && pubkey_valid_size(k);
     let inner = match ty {
         OutputType::PubKey if valid_non_hybrid(&b[1..b.len() - 1]) => Some(format!("pk({})", hex(&b[1..b.len() - 1]))),
         OutputType::Multisig => multisig(b).and_then(|(k, keys)| {
