@@ -180,23 +180,24 @@ fn script_num(data: &[u8]) -> i64 {
 /// Core's `IsValidSignatureEncoding` (BIP66's strict DER form, with the hash type byte).
 fn is_der_signature(sig: &[u8]) -> bool {
     let n = sig.len();
-    if !(9..=73).contains(&n) || sig[0] != 0x30 || usize::from(sig[1]) != n - 3 {
+    let at = |i: usize| sig.get(i).copied().map(usize::from);
+    let (Some(0x30), Some(len)) = (at(0), at(1)) else { return false };
+    if !(9..=73).contains(&n) || len + 3 != n {
         return false;
     }
-    let len_r = usize::from(sig[3]);
-    if 5 + len_r >= n {
-        return false;
-    }
-    let len_s = usize::from(sig[5 + len_r]);
+    let Some(len_r) = at(3) else { return false };
+    let Some(len_s) = at(5 + len_r) else { return false };
     if len_r + len_s + 7 != n {
         return false;
     }
-    let r = &sig[4..4 + len_r];
-    let s = &sig[6 + len_r..6 + len_r + len_s];
-    let int_ok = |tag: u8, v: &[u8]| {
-        tag == 0x02 && !v.is_empty() && v[0] & 0x80 == 0 && !(v.len() > 1 && v[0] == 0 && v[1] & 0x80 == 0)
+    // An integer: tag 0x02, not empty, not negative, no needless leading zero.
+    let int_ok = |tag: Option<usize>, v: Option<&[u8]>| match (tag, v) {
+        (Some(0x02), Some([first, rest @ ..])) => {
+            first & 0x80 == 0 && !(*first == 0 && rest.first().is_some_and(|b| b & 0x80 == 0))
+        }
+        _ => false,
     };
-    int_ok(sig[2], r) && int_ok(sig[4 + len_r], s)
+    int_ok(at(2), sig.get(4..4 + len_r)) && int_ok(at(4 + len_r), sig.get(6 + len_r..6 + len_r + len_s))
 }
 
 /// Core's `mapSigHashTypes` name of a defined hash type.
@@ -320,6 +321,13 @@ fn small_number(op: &Op<'_>, min: i64, max: i64) -> Option<i64> {
     (min..=max).contains(&n).then_some(n)
 }
 
+/// Core's `MatchPayToPubkey`: the key of `<33 or 65-byte key> OP_CHECKSIG`.
+fn pay_to_pubkey(b: &[u8]) -> Option<&[u8]> {
+    let (&len, rest) = b.split_first()?;
+    let (&last, key) = rest.split_last()?;
+    ((len == 33 || len == 65) && key.len() == usize::from(len) && last == 0xac && pubkey_valid_size(key)).then_some(key)
+}
+
 /// Core's `MatchMultisig`: the required count and the keys.
 fn multisig(script: &[u8]) -> Option<(i64, Vec<&[u8]>)> {
     if script.last() != Some(&0xae) {
@@ -366,14 +374,12 @@ pub fn output_type(script: &Script) -> OutputType {
             _ => OutputType::WitnessUnknown,
         };
     }
-    if b.first() == Some(&0x6a) && ops(&b[1..]).all(|op| matches!(op, Some(Op::Push(_)) | Some(Op::Code(0x4f..=0x60))))
-    {
-        return OutputType::NullData;
+    if let [0x6a, rest @ ..] = b {
+        if ops(rest).all(|op| matches!(op, Some(Op::Push(_)) | Some(Op::Code(0x4f..=0x60)))) {
+            return OutputType::NullData;
+        }
     }
-    if (b.len() == 35 && b[0] == 33 || b.len() == 67 && b[0] == 65)
-        && b.last() == Some(&0xac)
-        && pubkey_valid_size(&b[1..b.len() - 1])
-    {
+    if pay_to_pubkey(b).is_some() {
         return OutputType::PubKey;
     }
     if script.is_p2pkh() {
@@ -390,15 +396,16 @@ pub fn descriptor(script: &Script, ty: OutputType, network: Network) -> String {
     let b = script.as_bytes();
     let valid_non_hybrid = |k: &[u8]| matches!(k.first(), Some(2..=4)) && pubkey_valid_size(k);
     let inner = match ty {
-        OutputType::PubKey if valid_non_hybrid(&b[1..b.len() - 1]) => Some(format!("pk({})", hex(&b[1..b.len() - 1]))),
+        OutputType::PubKey => pay_to_pubkey(b).filter(|k| valid_non_hybrid(k)).map(|k| format!("pk({})", hex(k))),
         OutputType::Multisig => multisig(b).and_then(|(k, keys)| {
             keys.iter()
                 .all(|key| valid_non_hybrid(key))
                 .then(|| format!("multi({k},{})", keys.iter().map(|key| hex(key)).collect::<Vec<_>>().join(",")))
         }),
-        OutputType::WitnessV1Taproot => {
-            bitcoin::key::XOnlyPublicKey::from_slice(&b[2..]).ok().map(|_| format!("rawtr({})", hex(&b[2..])))
-        }
+        OutputType::WitnessV1Taproot => b
+            .get(2..)
+            .filter(|x| bitcoin::key::XOnlyPublicKey::from_slice(x).is_ok())
+            .map(|x| format!("rawtr({})", hex(x))),
         _ => None,
     };
     let inner = inner
@@ -499,6 +506,35 @@ mod tests {
     }
 
     #[test]
+    fn der_signatures_as_bip66() {
+        let sig = |r: &str, s: &str| {
+            let (r, s) = (r.len() / 2, s.len() / 2);
+            let hexes = format!("30{:02x}02{r:02x}{}02{s:02x}{}01", r + s + 4, "79".repeat(r), "7b".repeat(s));
+            (0..hexes.len()).step_by(2).map(|i| u8::from_str_radix(&hexes[i..i + 2], 16).unwrap()).collect::<Vec<u8>>()
+        };
+        assert!(is_der_signature(&sig(&"79".repeat(32), &"7b".repeat(32))));
+        let good = sig(&"79".repeat(32), &"7b".repeat(32));
+        let mut negative = good.clone();
+        negative[4] = 0x80;
+        assert!(!is_der_signature(&negative));
+        assert!(!is_der_signature(&good[..good.len() - 1]), "lengths must add up");
+        assert!(!is_der_signature(&[0x30; 8]));
+        let p2pk_sig = asm(&[&[good.len() as u8][..], &good].concat(), true);
+        assert!(p2pk_sig.ends_with("[ALL]"), "{p2pk_sig}");
+        assert!(!asm(&[&[good.len() as u8][..], &good].concat(), false).contains('['));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_script_renders_without_panicking(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..120)) {
+            let s = ScriptBuf::from_bytes(bytes);
+            let v = script_pub_key(&s, Network::Regtest);
+            proptest::prop_assert!(v["desc"].as_str().is_some_and(|d| d.contains('#')));
+            let _ = asm(s.as_bytes(), true);
+        }
+    }
+
+    #[test]
     fn types_as_core_solver() {
         let op_true = ScriptBuf::from_bytes(vec![0x51]);
         assert_eq!(output_type(&op_true), OutputType::NonStandard);
@@ -510,5 +546,11 @@ mod tests {
         ms.extend([2u8; 33]);
         ms.extend([0x51, 0xae]);
         assert_eq!(output_type(&ScriptBuf::from_bytes(ms)), OutputType::Multisig);
+        let mut pk = vec![33, 2];
+        pk.extend([1u8; 32]);
+        pk.push(0xac);
+        assert_eq!(output_type(&ScriptBuf::from_bytes(pk.clone())), OutputType::PubKey);
+        pk[1] = 5;
+        assert_eq!(output_type(&ScriptBuf::from_bytes(pk)), OutputType::NonStandard, "not a key's length byte");
     }
 }
