@@ -141,7 +141,7 @@ pub struct BlockchainInfo {
     pub size_on_disk: u64,
 }
 
-/// One header and where it sits (`getblockheader`).
+/// One header and where it sits (`getblockheader`, and the block-level facts of `getblock`).
 #[derive(Clone, Debug, PartialEq)]
 pub struct HeaderInfo {
     /// Its hash.
