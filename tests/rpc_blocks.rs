@@ -351,6 +351,13 @@ fn chain_tips_have_cores_statuses() {
         assert_eq!(ours, core.rpc_ok("getblock", json!([h, 2])), "getblock {h}");
         assert_eq!(d.rpc_ok("getblockheader", json!([h])), core.rpc_ok("getblockheader", json!([h])));
     }
+    // The invalid block is stored (Core keeps a block that failed to connect) and shown.
+    let h = greedy.block_hash().to_string();
+    for verbosity in [0, 1, 2] {
+        let ours = d.rpc_ok("getblock", json!([h, verbosity]));
+        assert_eq!(ours, core.rpc_ok("getblock", json!([h, verbosity])), "getblock of the invalid block");
+    }
+    assert_eq!(d.rpc_ok("getblockheader", json!([h])), core.rpc_ok("getblockheader", json!([h])));
     // getblockhash follows the active chain.
     assert_eq!(d.rpc_ok("getblockhash", json!([5])), json!(heavy[1].block_hash().to_string()));
     assert_eq!(d.rpc_ok("getblockhash", json!([7])), json!(heavy[3].block_hash().to_string()));

@@ -164,6 +164,9 @@ pub struct HeaderInfo {
     pub have_data: bool,
     /// Whether the block was connected once (so its undo data, the outputs it spent, exist).
     pub connected: bool,
+    /// Whether the block itself was found invalid (Core's `BLOCK_FAILED_VALID`): the engine
+    /// does not mark it stored, but the kernel keeps a block that failed to connect.
+    pub invalid: bool,
 }
 
 /// One header without children (`getchaintips`).

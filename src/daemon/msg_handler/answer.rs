@@ -360,6 +360,7 @@ impl Cx {
             next: next.and_then(|n| tree.entry(n)).map(|n| n.hash),
             have_data: e.status.has(BlockStatus::HAVE_DATA),
             connected: e.status.has(BlockStatus::VALID),
+            invalid: e.status.has(BlockStatus::FAILED),
         })
     }
 }

@@ -73,21 +73,26 @@ fn asked(e: SubmitError) -> RpcError {
 
 /// The stored block `h` names, or Core's error when it is not available.
 pub fn fetch(queries: Option<&Queries>, h: &HeaderInfo, undo: bool) -> Result<StoredBlock, RpcError> {
-    if !h.have_data {
-        return Err(RpcError::new(code::MISC_ERROR, "Block not available (not fully downloaded)"));
+    let not_downloaded = || RpcError::new(code::MISC_ERROR, "Block not available (not fully downloaded)");
+    // An invalid block may still be stored (Core keeps one that failed to connect): the
+    // kernel knows.
+    if !h.have_data && !h.invalid {
+        return Err(not_downloaded());
     }
     let q = queries.ok_or_else(|| RpcError::new(code::MISC_ERROR, "Block not found on disk"))?;
     let hash = h.hash;
     // Undo data exists only for blocks connected once (genesis has none to spend).
     let undo = undo && h.connected && h.height > 0;
-    q.ask(move |k| read(k, &hash, undo))
-        .map_err(asked)?
-        .ok_or_else(|| RpcError::new(code::MISC_ERROR, "Block not found on disk"))
+    match q.ask(move |k| read(k, &hash, undo)).map_err(asked)? {
+        Some(block) => Ok(block),
+        None if !h.have_data => Err(not_downloaded()),
+        None => Err(RpcError::new(code::MISC_ERROR, "Block not found on disk")),
+    }
 }
 
 /// The number of transactions in stored block `h` (Core's `nTx`), 0 when it is not stored.
 pub fn tx_count(queries: Option<&Queries>, h: &HeaderInfo) -> Result<u64, RpcError> {
-    if !h.have_data {
+    if !h.have_data && !h.invalid {
         return Ok(0);
     }
     let Some(q) = queries else { return Ok(0) };

@@ -255,6 +255,7 @@ fn chain_answers_keep_core_field_order() {
         next: None,
         have_data: true,
         connected: true,
+        invalid: false,
     };
     let v = block_header(&info, 1, true);
     assert_eq!(
