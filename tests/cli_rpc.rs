@@ -82,7 +82,15 @@ fn named_arguments_strings_and_errors_as_bitcoin_cli() {
     let o = cli(&d, &["-named", "getblockheader", &format!("blockhash={genesis}"), "verbose=false"]);
     assert!(out(&o).trim().starts_with("0100000000000000"), "{o:?}");
 
+    // getblock exists now (blocks-only full node): the genesis block as Core's object.
     let o = cli(&d, &["getblock", &genesis]);
+    assert!(o.status.success(), "{o:?}");
+    let block: serde_json::Value = serde_json::from_slice(&o.stdout).expect("getblock prints JSON");
+    assert_eq!(block["hash"], genesis.as_str());
+    assert_eq!(block["nTx"], 1);
+
+    // A method btcloopd does not have (no mempool).
+    let o = cli(&d, &["getmempoolinfo"]);
     assert_eq!(o.status.code(), Some(32601 % 256), "exit status is |code| as the OS keeps it");
     assert_eq!(String::from_utf8_lossy(&o.stderr), "error code: -32601\nerror message:\nMethod not found\n");
 

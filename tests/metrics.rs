@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 
 use bitcoin::p2p::message::NetworkMessage;
 use btcloop::base::chainparams::Network;
-use btcloop::engine::chain::mine::mine_chain;
+use btcloop::engine::chain::blockgen::BlockGen;
 use btcloop::engine::chain::params::ChainParams;
 use common::{Daemon, HttpReply, WAIT, free_port, http_request, poll_until};
 use serde_json::json;
@@ -86,9 +86,14 @@ fn metrics_match_the_peers_messages_and_chain() {
     assert_eq!(sum(&s, "btcloop_peers", &[("direction", "inbound")]), 0.0);
     assert_eq!(sum(&s, "btcloop_header_height", &[]), 0.0);
 
-    // Two peers; A feeds five headers, both send pings.
+    assert_eq!(sum(&s, "btcloop_block_height", &[]), 0.0);
+    assert_eq!(sum(&s, "btcloop_blocks_validated_total", &[]), 0.0);
+
+    // Two peers; A feeds the headers of five blocks, both send pings.
     let p = ChainParams::new(Network::Regtest);
-    let chain = mine_chain(&p, &p.genesis, 5, 21);
+    let mut g = BlockGen::new(p.clone());
+    let blocks: Vec<bitcoin::Block> = (1..=5).map(|i| g.next_block(p.genesis.time + i, 0)).collect();
+    let chain: Vec<bitcoin::block::Header> = blocks.iter().map(|b| b.header).collect();
     let mut a = d.connect_ready();
     let mut b = d.connect_ready();
     // B pings first: once A's headers arrive, B gets them announced (an inv).
@@ -97,7 +102,8 @@ fn metrics_match_the_peers_messages_and_chain() {
     for n in 0..3 {
         a.ping_pong(n + 1);
     }
-    assert!(poll_until(WAIT, || d.rpc_ok("getblockcount", json!([])) == json!(5)));
+    // Headers move the best header, not the validated chain.
+    assert!(poll_until(WAIT, || d.rpc_ok("getblockchaininfo", json!([]))["headers"] == json!(5)));
 
     let (r, s) = scrape(addr);
     assert!(r.text().contains("# TYPE btcloop_peers gauge"), "{}", r.text());
@@ -106,8 +112,9 @@ fn metrics_match_the_peers_messages_and_chain() {
     assert_eq!(inbound.iter().map(|x| x.value).sum::<f64>(), 2.0, "{inbound:?}");
     assert!(inbound.iter().all(|x| x.label("connection_type") == Some("inbound")), "{inbound:?}");
     assert_eq!(sum(&s, "btcloop_peers", &[("direction", "outbound")]), 0.0);
-    let count = d.rpc_ok("getblockcount", json!([])).as_f64().unwrap();
-    assert_eq!(sum(&s, "btcloop_header_height", &[]), count);
+    let headers = d.rpc_ok("getblockchaininfo", json!([]))["headers"].as_f64().unwrap();
+    assert_eq!(sum(&s, "btcloop_header_height", &[]), headers);
+    assert_eq!(sum(&s, "btcloop_block_height", &[]), 0.0);
     assert_eq!(sum(&s, "btcloop_headers_in_tree", &[]), 6.0);
     let pings = [("direction", "received"), ("message_type", "ping")];
     assert_eq!(sum(&s, "btcloop_messages_total", &pings), 4.0);
@@ -132,6 +139,19 @@ fn metrics_match_the_peers_messages_and_chain() {
     let (_, s) = scrape(addr);
     assert_eq!(sum(&s, "btcloop_disconnects_total", &[("reason", "peer-closed")]), 1.0);
     a.ping_pong(99);
+
+    // The blocks: validated, and the block figures follow.
+    for b in &blocks {
+        let hex = bitcoin::consensus::encode::serialize_hex(b);
+        assert_eq!(d.rpc_ok("submitblock", json!([hex])), serde_json::Value::Null);
+    }
+    let (_, s) = scrape(addr);
+    assert_eq!(sum(&s, "btcloop_block_height", &[]), 5.0);
+    assert_eq!(sum(&s, "btcloop_blocks_validated_total", &[]), 5.0);
+    assert_eq!(sum(&s, "btcloop_blocks_refused_total", &[]), 0.0);
+    let info = d.rpc_ok("getblockchaininfo", json!([]));
+    assert_eq!(sum(&s, "btcloop_verification_progress", &[]), info["verificationprogress"].as_f64().unwrap());
+    assert!(sum(&s, "btcloop_size_on_disk_bytes", &[]) > 0.0, "{info}");
 }
 
 #[test]

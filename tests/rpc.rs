@@ -12,6 +12,7 @@ use bitcoin::block::Header;
 use bitcoin::consensus::encode::serialize_hex;
 use bitcoin::p2p::message::NetworkMessage;
 use btcloop::base::chainparams::Network;
+use btcloop::engine::chain::blockgen::BlockGen;
 use btcloop::engine::chain::mine::mine_chain;
 use btcloop::engine::chain::params::ChainParams;
 use common::{Daemon, WAIT, basic_auth, poll_until, rpc_outcome};
@@ -244,8 +245,8 @@ fn arguments_are_mapped_and_checked_like_core() {
     assert!(msg.starts_with("getblockhash height\n"), "{msg}");
     let (code, msg) = d.rpc_err("getblockhash", json!([0, 1]));
     assert!(code == -1 && msg.starts_with("getblockhash height\n"), "{msg}");
-    // Unknown methods and Core's data methods that a headers-only node does not have.
-    for m in ["nosuchmethod", "getblock", "getrawmempool", "getrawtransaction", "sendrawtransaction", ""] {
+    // Unknown methods and Core's data methods that a blocks-only node does not have.
+    for m in ["nosuchmethod", "getrawmempool", "getrawtransaction", "sendrawtransaction", ""] {
         assert_eq!(d.rpc_err(m, json!([])), (-32601, "Method not found".into()), "{m}");
     }
 }
@@ -255,6 +256,7 @@ fn every_method_refuses_one_argument_too_many_with_its_help() {
     let mut d = Daemon::start(&[]);
     let arity = [
         ("getbestblockhash", 0),
+        ("getblock", 2),
         ("getblockchaininfo", 0),
         ("getblockcount", 0),
         ("getblockhash", 1),
@@ -264,6 +266,7 @@ fn every_method_refuses_one_argument_too_many_with_its_help() {
         ("logging", 2),
         ("stop", 0),
         ("uptime", 0),
+        ("submitblock", 2),
         ("addnode", 3),
         ("clearbanned", 0),
         ("disconnectnode", 2),
@@ -296,7 +299,7 @@ fn every_method_refuses_one_argument_too_many_with_its_help() {
 // ---------------------------------------------------------------------------------------------
 
 /// Feeds `batches` of headers through one scripted peer, then waits until the daemon's best
-/// header is `tip`.
+/// header is `tip` (the validated tip, `getbestblockhash`, does not move for headers).
 fn feed(d: &Daemon, batches: &[&[Header]], tip: &Header) {
     let mut p = d.connect_ready();
     for b in batches {
@@ -304,19 +307,22 @@ fn feed(d: &Daemon, batches: &[&[Header]], tip: &Header) {
     }
     p.ping_pong(common::random_u64());
     let want = json!(tip.block_hash().to_string());
-    assert!(
-        poll_until(WAIT, || d.rpc_ok("getbestblockhash", json!([])) == want),
-        "best header never became {want}: {}",
-        d.rpc_ok("getblockchaininfo", json!([]))
-    );
+    let best_header = || {
+        let tips = d.rpc_ok("getchaintips", json!([]));
+        tips.as_array().into_iter().flatten().any(|t| t["hash"] == want)
+    };
+    assert!(poll_until(WAIT, best_header), "best header never became {want}: {}", d.rpc_ok("getchaintips", json!([])));
 }
 
 #[test]
 fn chain_methods_show_fed_headers_and_a_fork() {
     let p = regtest();
     let genesis = p.genesis;
-    // Trunk: heights 1..=10; a lighter fork of 3 headers on height 5 (heights 6..=8).
-    let trunk = mine_chain(&p, &genesis, 10, 11);
+    // Trunk: real blocks at heights 1..=10; a lighter fork of 3 headers on height 5 (heights
+    // 6..=8), headers only.
+    let mut g = BlockGen::new(regtest());
+    let blocks: Vec<bitcoin::Block> = (1..=10).map(|i| g.next_block(genesis.time + i, 0)).collect();
+    let trunk: Vec<Header> = blocks.iter().map(|b| b.header).collect();
     let fork = mine_chain(&p, &trunk[4], 3, 12);
     let d = Daemon::start(&[]);
 
@@ -326,9 +332,19 @@ fn chain_methods_show_fed_headers_and_a_fork() {
     let tips = d.rpc_ok("getchaintips", json!([]));
     assert_eq!(tips, json!([{"height": 0, "hash": REGTEST_GENESIS, "branchlen": 0, "status": "active"}]));
 
+    // Headers alone move "headers", not the validated chain.
     feed(&d, &[&trunk, &fork], &trunk[9]);
+    let info = d.rpc_ok("getblockchaininfo", json!([]));
+    assert_eq!((info["blocks"].clone(), info["headers"].clone()), (json!(0), json!(10)), "{info}");
+    assert_eq!(d.rpc_ok("getblockcount", json!([])), json!(0));
+    assert_eq!(d.rpc_err("getblockhash", json!([1])), (-8, "Block height out of range".into()));
+    // The blocks make it the tip.
+    for b in &blocks {
+        assert_eq!(d.rpc_ok("submitblock", json!([serialize_hex(b)])), Value::Null);
+    }
     let tip_hash = trunk[9].block_hash().to_string();
     assert_eq!(d.rpc_ok("getblockcount", json!([])), json!(10));
+    assert_eq!(d.rpc_ok("getbestblockhash", json!([])), json!(tip_hash));
     let info = d.rpc_ok("getblockchaininfo", json!([]));
     assert_eq!(info["chain"], json!("regtest"), "{info}");
     assert_eq!((info["blocks"].clone(), info["headers"].clone()), (json!(10), json!(10)), "{info}");
@@ -360,8 +376,10 @@ fn chain_methods_show_fed_headers_and_a_fork() {
     let v = d.rpc_ok("getblockheader", json!([REGTEST_GENESIS]));
     assert_eq!((v["height"].clone(), v["confirmations"].clone()), (json!(0), json!(11)));
     assert!(v.get("previousblockhash").is_none(), "{v}");
+    assert_eq!(v["nTx"], json!(1), "a stored block's transactions");
     let v = d.rpc_ok("getblockheader", json!([fork[2].block_hash().to_string()]));
     assert_eq!((v["height"].clone(), v["confirmations"].clone()), (json!(8), json!(-1)), "{v}");
+    assert_eq!(v["nTx"], json!(0), "a header without its block");
     assert!(v.get("nextblockhash").is_none(), "{v}");
     let hex = d.rpc_ok("getblockheader", json!([fork[0].block_hash().to_string(), false]));
     assert_eq!(hex, json!(serialize_hex(&fork[0])));
@@ -408,6 +426,7 @@ fn uptime_and_help() {
     }
     let methods = [
         "getbestblockhash",
+        "getblock \"blockhash\" ( verbosity )",
         "getblockchaininfo",
         "getblockcount",
         "getblockhash height",
@@ -417,6 +436,7 @@ fn uptime_and_help() {
         "logging ( [\"include_category\",...] [\"exclude_category\",...] )",
         "stop",
         "uptime",
+        "submitblock \"hexdata\" ( \"dummy\" )",
         "addnode \"node\" \"command\" ( v2transport )",
         "clearbanned",
         "disconnectnode ( \"address\" nodeid )",
@@ -441,7 +461,7 @@ fn uptime_and_help() {
     let one = help_of(&d, "getblockhash");
     assert!(one.starts_with("getblockhash height\n\nReturns hash of block"), "{one}");
     assert!(one.contains("1. height    (numeric, required) The height index"), "{one}");
-    assert_eq!(d.rpc_ok("help", json!(["getblock"])), json!("help: unknown command: getblock"));
+    assert_eq!(d.rpc_ok("help", json!(["getrawmempool"])), json!("help: unknown command: getrawmempool"));
     assert_eq!(d.rpc_ok("help", json!({"command": "stop"})), json!("stop\n\nRequest a graceful shutdown of btcloopd."));
     assert_eq!(d.rpc_err("help", json!([1])).0, -3);
 }
@@ -449,20 +469,26 @@ fn uptime_and_help() {
 #[test]
 fn logging_switches_debug_categories_at_run_time() {
     let d = Daemon::start_quiet(&[]);
-    assert_eq!(d.rpc_ok("logging", json!([])), json!({"http": false, "net": false, "rpc": false}));
+    assert_eq!(d.rpc_ok("logging", json!([])), json!({"http": false, "net": false, "rpc": false, "validation": false}));
     // Traffic while net is off leaves no [net] lines.
     let mut p = d.connect_ready();
     p.ping_pong(1);
     assert_eq!(d.log_count(" [net] "), 0, "{}", common::tail(&d.log(), 20));
 
-    assert_eq!(d.rpc_ok("logging", json!([["net"]])), json!({"http": false, "net": true, "rpc": false}));
+    assert_eq!(
+        d.rpc_ok("logging", json!([["net"]])),
+        json!({"http": false, "net": true, "rpc": false, "validation": false})
+    );
     p.ping_pong(2);
     d.wait_log_all(&[" [net] ", "received: ping"], WAIT);
     let mut q = d.connect_ready();
     q.ping_pong(3);
     d.wait_log_all(&[" [net] ", "received: version"], WAIT);
 
-    assert_eq!(d.rpc_ok("logging", json!([[], ["net"]])), json!({"http": false, "net": false, "rpc": false}));
+    assert_eq!(
+        d.rpc_ok("logging", json!([[], ["net"]])),
+        json!({"http": false, "net": false, "rpc": false, "validation": false})
+    );
     let before = d.log_count(" [net] ");
     let mut r = d.connect_ready();
     r.ping_pong(4);
@@ -472,13 +498,13 @@ fn logging_switches_debug_categories_at_run_time() {
 
     // "all" then exclude; the rpc category logs each call.
     let all = d.rpc_ok("logging", json!({"include": ["all"], "exclude": ["http", "net"]}));
-    assert_eq!(all, json!({"http": false, "net": false, "rpc": true}));
+    assert_eq!(all, json!({"http": false, "net": false, "rpc": true, "validation": true}));
     d.rpc_ok("uptime", json!([]));
     d.wait_log_all(&[" [rpc] ", "ThreadRPCServer method=uptime"], WAIT);
 
     // Unknown category: -8, and nothing changes.
     assert_eq!(d.rpc_err("logging", json!([["net", "foo"]])), (-8, "unknown logging category foo".into()));
     assert_eq!(d.rpc_err("logging", json!([[], ["bar"]])), (-8, "unknown logging category bar".into()));
-    assert_eq!(d.rpc_ok("logging", json!([])), json!({"http": false, "net": false, "rpc": true}));
+    assert_eq!(d.rpc_ok("logging", json!([])), json!({"http": false, "net": false, "rpc": true, "validation": true}));
     assert_eq!(d.rpc_err("logging", json!(["net"])).0, -3);
 }

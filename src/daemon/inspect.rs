@@ -116,9 +116,11 @@ pub enum Request {
     DisconnectBanned(Subnet, Reply<()>),
     /// `getblockchaininfo` (also `getbestblockhash`, `getblockcount`).
     BlockchainInfo(Reply<BlockchainInfo>),
-    /// `getblockhash HEIGHT`.
+    /// `getblockhash HEIGHT`: on the active chain.
     BlockHash(i64, Reply<BlockHash>),
-    /// `getblockheader HASH`: the header and where it sits.
+    /// `getblockheader HASH` and `getblock HASH`: the header, where it sits on the active
+    /// chain and whether its block is stored (the block itself comes from the validation
+    /// thread).
     BlockHeader(BlockHash, Reply<HeaderInfo>),
     /// `getchaintips`.
     ChainTips(Reply<Vec<ChainTip>>),

@@ -176,6 +176,35 @@ pub fn render(s: &MetricsSnapshot, totals: &NetTotals) -> String {
     let progress: Gauge<f64, AtomicU64> = Gauge::default();
     progress.set(s.sync_progress);
     r.register("sync_progress", "Share of the chain's history the best header covers, by time", progress);
+    gauge(
+        &mut r,
+        "block_height",
+        "Height of the last validated block (the active chain's tip)",
+        i64::from(s.block_height),
+    );
+    counter(&mut r, "blocks_validated", "Blocks validated, stored and connected since start", s.blocks_validated);
+    counter(&mut r, "blocks_refused", "Blocks refused as invalid since start", s.blocks_refused);
+    gauge(
+        &mut r,
+        "blocks_in_flight",
+        "Blocks requested from peers and not yet received",
+        gauge_value(s.blocks_in_flight as u64),
+    );
+    counter(&mut r, "block_stalls", "Peers dropped for stalling the block download since start", s.block_stalls);
+    counter(&mut r, "block_bytes", "Bytes of block messages received since start", s.block_bytes);
+    let verification: Gauge<f64, AtomicU64> = Gauge::default();
+    verification.set(s.verification_progress);
+    r.register(
+        "verification_progress",
+        "The validation engine's estimate of the share of the chain validated, 0-1",
+        verification,
+    );
+    gauge(
+        &mut r,
+        "size_on_disk_bytes",
+        "Bytes of blocks, undo data, chainstate and headers on disk",
+        gauge_value(s.size_on_disk),
+    );
     pings.sort_by(f64::total_cmp);
     let ping = Family::<Labels, Gauge<f64, AtomicU64>>::default();
     if let (Some(min), Some(max)) = (pings.first(), pings.last()) {
@@ -242,6 +271,14 @@ mod tests {
             headers_in_tree: 121,
             presync_height: None,
             sync_progress: 0.5,
+            block_height: 0,
+            blocks_validated: 0,
+            blocks_refused: 0,
+            blocks_in_flight: 0,
+            block_stalls: 0,
+            block_bytes: 0,
+            verification_progress: 0.0,
+            size_on_disk: 0,
         };
         let text = render(&s, &totals);
         for line in [
@@ -276,6 +313,14 @@ mod tests {
             headers_in_tree: 400,
             presync_height: Some(250),
             sync_progress: 0.25,
+            block_height: 300,
+            blocks_validated: 299,
+            blocks_refused: 3,
+            blocks_in_flight: 16,
+            block_stalls: 2,
+            block_bytes: 123_456,
+            verification_progress: 0.75,
+            size_on_disk: 654_321,
         };
         let text = render(&s, &NetTotals::default());
         for line in [
@@ -290,6 +335,14 @@ mod tests {
             "btcloop_sync_progress 0.25",
             "btcloop_ping_seconds{stat=\"min\"} 0.5",
             "btcloop_ping_seconds{stat=\"median\"} 0.5",
+            "btcloop_block_height 300",
+            "btcloop_blocks_validated_total 299",
+            "btcloop_blocks_refused_total 3",
+            "btcloop_blocks_in_flight 16",
+            "btcloop_block_stalls_total 2",
+            "btcloop_block_bytes_total 123456",
+            "btcloop_verification_progress 0.75",
+            "btcloop_size_on_disk_bytes 654321",
         ] {
             assert!(text.lines().any(|l| l == line), "missing {line}:\n{text}");
         }

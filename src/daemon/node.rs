@@ -407,6 +407,7 @@ impl Node {
             wake.clone(),
             crate::base::time::unix_now(),
         )?;
+        let block_queries = validation.queries();
         // The header store's file side and peers.dat belong to the disk-writer thread from here.
         let (disk, disk_thread) = disk_writer::spawn(chain.store_mut().and_then(|s| s.detach_file()), disk_gate)?;
         let rule = if cfg.loopback_netgroups { NetGroupRule::LoopbackPerAddress } else { NetGroupRule::Core };
@@ -504,7 +505,7 @@ impl Node {
         }
         let mut node = Node { ctl, wake, dial_stop, threads, listen_addrs, totals, rpc: None, metrics: None };
         // From here on a failure must stop the threads already running.
-        if let Err(e) = node.start_servers(cfg, hooks, banman, network_active, dialer_cmd_tx) {
+        if let Err(e) = node.start_servers(cfg, hooks, banman, network_active, dialer_cmd_tx, block_queries) {
             node.stop();
             return Err(e);
         }
@@ -521,6 +522,7 @@ impl Node {
         banman: Arc<BanMan>,
         network_active: Arc<AtomicBool>,
         dialer: crossbeam_channel::Sender<dialer::DialerCommand>,
+        blocks: Option<crate::daemon::validation::Queries>,
     ) -> Result<(), StartError> {
         if cfg.rpc.server {
             let ctx = RpcContext {
@@ -537,6 +539,8 @@ impl Node {
                 version_number: crate::daemon::rpc::version_number(),
                 default_port: cfg.network.default_port(),
                 ban_time_secs: crate::engine::policy::banman::ban_duration_secs(cfg.ban_time),
+                blocks,
+                network: cfg.network.to_bitcoin(),
             };
             let on_stop = hooks.on_stop.unwrap_or_else(|| Arc::new(|| {}));
             self.rpc = Some(RpcServer::start(cfg, ctx, on_stop)?);

@@ -67,6 +67,10 @@ pub struct PeerSnapshot {
     pub presynced_headers: i64,
     /// Height of the best header we know it has (-1: none).
     pub synced_headers: i64,
+    /// Height of the last block we and it both have (Core's `pindexLastCommonBlock`; -1: none).
+    pub synced_blocks: i64,
+    /// Heights of the blocks in flight from it (Core's `vBlocksInFlight`), in request order.
+    pub inflight: Vec<u32>,
     /// Whether we relay addresses to it.
     pub addr_relay_enabled: bool,
     /// Addresses it sent that we processed.
@@ -137,7 +141,7 @@ pub struct BlockchainInfo {
     pub size_on_disk: u64,
 }
 
-/// One header and where it sits (`getblockheader`).
+/// One header and where it sits (`getblockheader`, and the block-level facts of `getblock`).
 #[derive(Clone, Debug, PartialEq)]
 pub struct HeaderInfo {
     /// Its hash.
@@ -146,7 +150,7 @@ pub struct HeaderInfo {
     pub header: Header,
     /// Its height.
     pub height: u32,
-    /// Headers on the best chain from it to the tip, itself included (-1 off the best chain).
+    /// Blocks on the active chain from it to the tip, itself included (-1 off the active chain).
     pub confirmations: i64,
     /// Its median time past.
     pub median_time: u32,
@@ -154,8 +158,15 @@ pub struct HeaderInfo {
     pub target: Option<Target>,
     /// Total work of the chain up to it.
     pub chain_work: Work,
-    /// The next header on the best chain, if it is on it and not the tip.
+    /// The next block on the active chain, if it is on it and not the tip.
     pub next: Option<BlockHash>,
+    /// Whether the block is stored (Core's `BLOCK_HAVE_DATA`): `getblock` can read it.
+    pub have_data: bool,
+    /// Whether the block was connected once (so its undo data, the outputs it spent, exist).
+    pub connected: bool,
+    /// Whether the block itself was found invalid (Core's `BLOCK_FAILED_VALID`): the engine
+    /// does not mark it stored, but the kernel keeps a block that failed to connect.
+    pub invalid: bool,
 }
 
 /// One header without children (`getchaintips`).
@@ -240,6 +251,22 @@ pub struct MetricsSnapshot {
     pub presync_height: Option<u32>,
     /// Share of the chain's history the best header covers, by time.
     pub sync_progress: f64,
+    /// Height of the active chain's tip (the last validated block).
+    pub block_height: u32,
+    /// Blocks the validation thread stored and connected since start.
+    pub blocks_validated: u64,
+    /// Blocks it refused as invalid since start.
+    pub blocks_refused: u64,
+    /// Blocks requested from peers and not yet received.
+    pub blocks_in_flight: usize,
+    /// Peers dropped for stalling the block download since start.
+    pub block_stalls: u64,
+    /// Bytes of `block` messages received since start.
+    pub block_bytes: u64,
+    /// Core's verification progress of the tip, 0–1.
+    pub verification_progress: f64,
+    /// Bytes of blocks, undo data, chainstate and headers on disk.
+    pub size_on_disk: u64,
 }
 
 /// A peer for tests: an inbound IPv4 peer after its `version`, with every field set to a value
@@ -270,6 +297,8 @@ pub(crate) fn test_peer() -> PeerSnapshot {
         starting_height: 120,
         presynced_headers: -1,
         synced_headers: 119,
+        synced_blocks: 117,
+        inflight: vec![118, 119],
         addr_relay_enabled: true,
         addr_processed: 12,
         addr_rate_limited: 2,

@@ -53,11 +53,13 @@ impl MessageHandler {
                 reply.send(Ok(self.cx.blockchain_info(now, ibd)));
             }
             Request::BlockHash(height, reply) => {
+                // Core: the active chain (validated blocks), not the best header chain.
                 let tree = self.cx.mgr.protocol().headers().chain.tree();
                 reply.send(
                     u32::try_from(height)
                         .ok()
-                        .and_then(|h| tree.at_height(h))
+                        .and_then(|h| tree.active_id(h))
+                        .and_then(|id| tree.entry(id))
                         .map(|e| e.hash)
                         .ok_or_else(|| RpcError::invalid_param("Block height out of range")),
                 );
@@ -162,6 +164,7 @@ impl MessageHandler {
         let presync: Option<u32> =
             self.cx.mgr.peers().filter_map(|p| p.headers.presync.as_ref().map(|p| p.presync_height())).max();
         let tip = chain.tree().tip();
+        let blocks = self.cx.mgr.protocol().blocks();
         MetricsSnapshot {
             peers: self.peer_snapshots(now),
             messages: self.cx.msg_stats.cells().collect(),
@@ -173,6 +176,14 @@ impl MessageHandler {
             headers_in_tree: chain.tree().len(),
             presync_height: presync,
             sync_progress: sync_progress(chain.params().genesis.time, tip.header.time, now.unix),
+            block_height: chain.tree().active_height(),
+            blocks_validated: blocks.validated,
+            blocks_refused: blocks.refused,
+            blocks_in_flight: blocks.download.total_in_flight(),
+            block_stalls: blocks.stalls,
+            block_bytes: blocks.received_bytes,
+            verification_progress: blocks.progress,
+            size_on_disk: chain.store_size().saturating_add(blocks.disk_bytes),
         }
     }
 }
@@ -254,6 +265,7 @@ impl Cx {
         let at = |us: u64| if us == 0 { 0 } else { unix_at(now, self.clock.instant_at(us)) };
         let remote = p.handshake.remote.as_ref();
         let tree = self.mgr.protocol().headers().chain.tree();
+        let download = &self.mgr.protocol().blocks().download;
         PeerSnapshot {
             id: e.who.id,
             addr: e.who.addr,
@@ -279,6 +291,12 @@ impl Cx {
             starting_height: remote.map_or(-1, |r| r.start_height),
             presynced_headers: p.headers.presync.as_ref().map_or(-1, |h| i64::from(h.presync_height())),
             synced_headers: p.headers.best_known.and_then(|id| tree.entry(id)).map_or(-1, |e| i64::from(e.height)),
+            synced_blocks: download.common_height(tree, e.who.id).map_or(-1, i64::from),
+            inflight: download
+                .requests(e.who.id)
+                .iter()
+                .filter_map(|h| tree.get(h).map(|(_, entry)| entry.height))
+                .collect(),
             addr_relay_enabled: p.addrs.relay_enabled,
             addr_processed: p.addrs.processed,
             addr_rate_limited: p.addrs.rate_limited,
@@ -328,16 +346,21 @@ impl Cx {
     /// `getblockheader`: header `id` and where it sits.
     fn header_info(&self, tree: &HeaderTree, id: EntryId) -> Option<HeaderInfo> {
         let e = tree.entry(id)?;
-        let on_best = tree.on_best_chain(id);
+        // Core's `ComputeNextBlockAndDepth`: depth and successor on the active chain.
+        let on_active = tree.on_active_chain(id);
+        let next = if on_active { e.height.checked_add(1).and_then(|h| tree.active_id(h)) } else { None };
         Some(HeaderInfo {
             hash: e.hash,
             header: e.header,
             height: e.height,
-            confirmations: if on_best { i64::from(tree.height()) - i64::from(e.height) + 1 } else { -1 },
+            confirmations: if on_active { i64::from(tree.active_height()) - i64::from(e.height) + 1 } else { -1 },
             median_time: tree.median_time_past(id),
             target: self.target(e.header.bits),
             chain_work: e.chain_work,
-            next: if on_best { tree.at_height(e.height + 1).map(|n| n.hash) } else { None },
+            next: next.and_then(|n| tree.entry(n)).map(|n| n.hash),
+            have_data: e.status.has(BlockStatus::HAVE_DATA),
+            connected: e.status.has(BlockStatus::VALID),
+            invalid: e.status.has(BlockStatus::FAILED),
         })
     }
 }

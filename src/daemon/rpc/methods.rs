@@ -9,7 +9,7 @@ use crossbeam_channel::bounded;
 use serde_json::{Value, json};
 
 use super::params::{Arg, Ty, arg, check, opt, positional, req};
-use super::{RpcContext, render};
+use super::{RpcContext, block, render};
 use crate::base::counters::Dimension;
 use crate::base::netgroup::AddrNetwork;
 use crate::base::time::unix_now;
@@ -45,28 +45,35 @@ pub static METHODS: &[Method] = &[
         "getbestblockhash",
         "Blockchain",
         [],
-        "getbestblockhash\n\nReturns the hash of the best (tip) header of the most-work valid header chain.\n\nResult:\n\"hex\"    (string) the block hash, hex-encoded\n",
+        "getbestblockhash\n\nReturns the hash of the best (tip) block in the most-work fully-validated chain.\n\nResult:\n\"hex\"    (string) the block hash, hex-encoded\n",
         |c, _| { Ok(json!(c.ask(Request::BlockchainInfo)?.best_hash.to_string())) }
+    ),
+    method!(
+        "getblock",
+        "Blockchain",
+        [req("blockhash", Ty::Str), opt("verbosity|verbose", Ty::Any)],
+        "getblock \"blockhash\" ( verbosity )\n\nIf verbosity is 0, returns a string that is serialized, hex-encoded data for block 'hash'.\nIf verbosity is 1, returns an Object with information about block <hash>.\nIf verbosity is 2, returns an Object with information about block <hash> and information about each transaction.\nIf verbosity is 3, returns an Object with information about block <hash> and information about each transaction, including prevout information for inputs (only for blocks connected to the chain once, whose undo data exist).\n\nArguments:\n1. blockhash    (string, required) The block hash\n2. verbosity    (numeric, optional, default=1) 0 for hex-encoded data, 1 for a JSON object, 2 for JSON object with transaction data, and 3 for JSON object with transaction data including prevout information for inputs\n\nResult (verbosity = 1): hash, confirmations, height, version, versionHex, merkleroot, time, mediantime, nonce, bits, target, difficulty, chainwork, nTx, previousblockhash, nextblockhash, strippedsize, size, weight, coinbase_tx, tx (the txids); with verbosity 2 each tx is an object as getrawtransaction shows it, with \"fee\" when the block's undo data exist.\n",
+        getblock
     ),
     method!(
         "getblockchaininfo",
         "Blockchain",
         [],
-        "getblockchaininfo\n\nReturns an object containing various state info regarding header chain processing.\nbtcloopd validates headers only: \"blocks\" and \"headers\" are both the best header height.\n",
+        "getblockchaininfo\n\nReturns an object containing various state info regarding blockchain processing.\n\"blocks\" is the height of the most-work fully-validated chain (blocks validated by Bitcoin Core's kernel), \"headers\" the height of the best header chain; \"verificationprogress\" is the kernel's estimate, \"size_on_disk\" the bytes of blocks/, chainstate/ and headers.dat.\n",
         |c, _| { Ok(render::blockchain_info(&c.ask(Request::BlockchainInfo)?)) }
     ),
     method!(
         "getblockcount",
         "Blockchain",
         [],
-        "getblockcount\n\nReturns the height of the most-work fully-validated header chain.\nThe genesis block has height 0.\n\nResult:\nn    (numeric) The current block count\n",
+        "getblockcount\n\nReturns the height of the most-work fully-validated chain.\nThe genesis block has height 0.\n\nResult:\nn    (numeric) The current block count\n",
         |c, _| { Ok(json!(c.ask(Request::BlockchainInfo)?.height)) }
     ),
     method!(
         "getblockhash",
         "Blockchain",
         [req("height", Ty::Num)],
-        "getblockhash height\n\nReturns hash of block in best-header-chain at height provided.\n\nArguments:\n1. height    (numeric, required) The height index\n",
+        "getblockhash height\n\nReturns hash of block in best-block-chain at height provided.\n\nArguments:\n1. height    (numeric, required) The height index\n",
         |c, a| {
             let h = int(a.first())?;
             Ok(json!(c.ask(|r| Request::BlockHash(h, r))?.to_string()))
@@ -80,7 +87,9 @@ pub static METHODS: &[Method] = &[
         |c, a| {
             let hash = parse_hash(a.first(), "blockhash")?;
             let verbose = arg(a, 1).and_then(Value::as_bool).unwrap_or(true);
-            Ok(render::block_header(&c.ask(|r| Request::BlockHeader(hash, r))?, verbose))
+            let info = c.ask(|r| Request::BlockHeader(hash, r))?;
+            let n_tx = if verbose { block::tx_count(c.blocks.as_ref(), &info)? } else { 0 };
+            Ok(render::block_header(&info, n_tx, verbose))
         }
     ),
     method!(
@@ -101,7 +110,7 @@ pub static METHODS: &[Method] = &[
         "logging",
         "Control",
         [opt("include", Ty::Arr), opt("exclude", Ty::Arr)],
-        "logging ( [\"include_category\",...] [\"exclude_category\",...] )\n\nGets and sets the logging configuration.\nWhen called without an argument, returns the list of categories with status that are currently being debug logged or not.\nWhen called with arguments, adds or removes categories from debug logging and return the lists above.\nThe arguments are evaluated in order \"include\", \"exclude\".\nIf an item is both included and excluded, it will thus end up being excluded.\nThe valid logging categories are: http, net, rpc\nIn addition, the following are available as category names with special meanings:\n  - \"all\",  \"1\" : represent all logging categories.\n",
+        "logging ( [\"include_category\",...] [\"exclude_category\",...] )\n\nGets and sets the logging configuration.\nWhen called without an argument, returns the list of categories with status that are currently being debug logged or not.\nWhen called with arguments, adds or removes categories from debug logging and return the lists above.\nThe arguments are evaluated in order \"include\", \"exclude\".\nIf an item is both included and excluded, it will thus end up being excluded.\nThe valid logging categories are: http, net, rpc, validation\nIn addition, the following are available as category names with special meanings:\n  - \"all\",  \"1\" : represent all logging categories.\n",
         logging
     ),
     method!("stop", "Control", [], "stop\n\nRequest a graceful shutdown of btcloopd.\n", |c, _| {
@@ -339,6 +348,45 @@ fn int(v: Option<&Value>) -> Result<i64, RpcError> {
     v.and_then(Value::as_i64).ok_or_else(|| RpcError::new(code::MISC_ERROR, "JSON integer out of range"))
 }
 
+/// Core's `ParseVerbosity` (booleans allowed: true is 1).
+fn verbosity(v: Option<&Value>) -> Result<i64, RpcError> {
+    match v {
+        None => Ok(1),
+        Some(Value::Bool(b)) => Ok(i64::from(*b)),
+        Some(n @ Value::Number(_)) => {
+            let n = int(Some(n))?;
+            // UniValue's `getInt<int>`: a 32-bit integer.
+            i32::try_from(n).map(i64::from).map_err(|_| RpcError::new(code::MISC_ERROR, "JSON integer out of range"))
+        }
+        Some(other) => Err(RpcError::new(
+            code::MISC_ERROR,
+            format!("JSON value of type {} is not of expected type number", json_type(other)),
+        )),
+    }
+}
+
+/// UniValue's name of a JSON value's type.
+fn json_type(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "bool",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    }
+}
+
+/// Core's `getblock`: the header facts from the message handler, the block (and its undo data
+/// for verbosity 2 and up) from the validation thread.
+fn getblock(c: &RpcContext, a: &[Value]) -> Result<Value, RpcError> {
+    let hash = parse_hash(a.first(), "blockhash")?;
+    let verbosity = verbosity(arg(a, 1))?;
+    let info = c.ask(|r| Request::BlockHeader(hash, r))?;
+    let stored = block::fetch(c.blocks.as_ref(), &info, verbosity >= 2)?;
+    block::block_json(&info, &stored, verbosity, c.network)
+}
+
 /// Core's `ParseHashV`.
 fn parse_hash(v: Option<&Value>, name: &str) -> Result<BlockHash, RpcError> {
     let s = v.and_then(Value::as_str).unwrap_or_default();
@@ -562,7 +610,23 @@ mod tests {
         assert!(all.starts_with("== Blockchain ==\ngetbestblockhash"), "{all}");
         assert!(all.contains("== Network ==") && all.contains("setban \"subnet\" \"command\" ( bantime absolute )"));
         assert!(help(Some("getblockhash")).contains("The height index"));
-        assert_eq!(help(Some("getblock")), "help: unknown command: getblock");
+        assert!(help(Some("getblock")).starts_with("getblock \"blockhash\" ( verbosity )"));
+        assert_eq!(help(Some("getblocks")), "help: unknown command: getblocks");
+    }
+
+    #[test]
+    fn verbosity_parses_like_core() {
+        assert_eq!(verbosity(None), Ok(1));
+        assert_eq!(verbosity(Some(&json!(true))), Ok(1));
+        assert_eq!(verbosity(Some(&json!(false))), Ok(0));
+        assert_eq!(verbosity(Some(&json!(3))), Ok(3));
+        assert_eq!(verbosity(Some(&json!(1.5))).unwrap_err().message, "JSON integer out of range");
+        assert_eq!(verbosity(Some(&json!(1u64 << 40))).unwrap_err().message, "JSON integer out of range");
+        let e = verbosity(Some(&json!("1"))).unwrap_err();
+        assert_eq!(
+            (e.code, e.message.as_str()),
+            (code::MISC_ERROR, "JSON value of type string is not of expected type number")
+        );
     }
 
     #[test]

@@ -6,10 +6,12 @@
 //! [`render`]) and owns nothing of the node's state itself.
 
 pub mod auth;
+pub mod block;
 pub mod jsonrpc;
 pub mod methods;
 pub mod params;
 pub mod render;
+pub mod script;
 
 use std::net::{IpAddr, SocketAddr, TcpListener};
 use std::sync::Arc;
@@ -27,6 +29,7 @@ use crate::daemon::inspect::{Reply, Request, RpcError};
 use crate::daemon::logging::LogControl;
 use crate::daemon::net::dialer::DialerCommand;
 use crate::daemon::net::wake::{MsgWake, SocketControl};
+use crate::daemon::validation::Queries;
 use crate::engine::policy::banman::BanMan;
 
 /// Core's delay before answering a wrong password (deters brute force).
@@ -60,6 +63,11 @@ pub struct RpcContext {
     pub default_port: u16,
     /// Default `setban` duration in seconds.
     pub ban_time_secs: i64,
+    /// Questions for the validation thread (reading stored blocks for `getblock`); `None`
+    /// when the node runs without one.
+    pub blocks: Option<Queries>,
+    /// The network (for addresses in `getblock`).
+    pub network: bitcoin::Network,
 }
 
 impl RpcContext {

@@ -17,6 +17,8 @@ pub enum Ty {
     Bool,
     /// An array.
     Arr,
+    /// Anything: the method checks it itself (Core's `skip_type_check`).
+    Any,
 }
 
 impl Ty {
@@ -26,6 +28,7 @@ impl Ty {
             Ty::Num => "number",
             Ty::Bool => "bool",
             Ty::Arr => "array",
+            Ty::Any => "any",
         }
     }
 
@@ -35,6 +38,7 @@ impl Ty {
             Ty::Num => v.is_number(),
             Ty::Bool => v.is_boolean(),
             Ty::Arr => v.is_array(),
+            Ty::Any => true,
         }
     }
 }

@@ -63,7 +63,8 @@ fn addr_string(a: &AddrV2) -> String {
     }
 }
 
-fn hex(bytes: &[u8]) -> String {
+/// Bytes as lower-case hex.
+pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
@@ -124,8 +125,8 @@ pub fn peer_info(p: &PeerSnapshot) -> Value {
     o.insert("startingheight".into(), json!(p.starting_height));
     o.insert("presynced_headers".into(), json!(p.presynced_headers));
     o.insert("synced_headers".into(), json!(p.synced_headers));
-    o.insert("synced_blocks".into(), json!(-1));
-    o.insert("inflight".into(), json!([]));
+    o.insert("synced_blocks".into(), json!(p.synced_blocks));
+    o.insert("inflight".into(), json!(p.inflight));
     o.insert("addr_relay_enabled".into(), json!(p.addr_relay_enabled));
     o.insert("addr_processed".into(), json!(p.addr_processed));
     o.insert("addr_rate_limited".into(), json!(p.addr_rate_limited));
@@ -175,8 +176,9 @@ pub fn blockchain_info(b: &BlockchainInfo) -> Value {
     })
 }
 
-/// `getblockheader` with `verbose` true (an object) or false (the serialized header in hex).
-pub fn block_header(h: &HeaderInfo, verbose: bool) -> Value {
+/// `getblockheader` with `verbose` true (an object) or false (the serialized header in hex);
+/// `n_tx` is the number of transactions of the stored block (0 when not stored).
+pub fn block_header(h: &HeaderInfo, n_tx: u64, verbose: bool) -> Value {
     if !verbose {
         return json!(serialize_hex(&h.header));
     }
@@ -196,7 +198,7 @@ pub fn block_header(h: &HeaderInfo, verbose: bool) -> Value {
     o.insert("target".into(), json!(target_hex(h.target)));
     o.insert("difficulty".into(), json!(difficulty(bits)));
     o.insert("chainwork".into(), json!(hex(&h.chain_work.to_be_bytes())));
-    o.insert("nTx".into(), json!(0));
+    o.insert("nTx".into(), json!(n_tx));
     if h.height > 0 {
         o.insert("previousblockhash".into(), json!(h.header.prev_blockhash.to_string()));
     }

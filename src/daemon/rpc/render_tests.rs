@@ -117,8 +117,8 @@ fn peer_snapshot_renders_as_getpeerinfo_in_core_order() {
         ("startingheight", json!(120)),
         ("presynced_headers", json!(-1)),
         ("synced_headers", json!(119)),
-        ("synced_blocks", json!(-1)),
-        ("inflight", json!([])),
+        ("synced_blocks", json!(117)),
+        ("inflight", json!([118, 119])),
         ("addr_relay_enabled", json!(true)),
         ("addr_processed", json!(12)),
         ("addr_rate_limited", json!(2)),
@@ -253,8 +253,11 @@ fn chain_answers_keep_core_field_order() {
         target: None,
         chain_work: bitcoin::pow::Work::from_le_bytes([0; 32]),
         next: None,
+        have_data: true,
+        connected: true,
+        invalid: false,
     };
-    let v = block_header(&info, true);
+    let v = block_header(&info, 1, true);
     assert_eq!(
         keys(&v),
         vec![
@@ -277,13 +280,14 @@ fn chain_answers_keep_core_field_order() {
     assert_eq!(v["hash"], json!(hash.to_string()));
     assert_eq!(v["bits"], json!("207fffff"));
     assert_eq!(v["target"], json!(""));
+    assert_eq!(v["nTx"], json!(1));
     // Off genesis and with a successor: both neighbours, in that order, at the end.
     let next: BlockHash = "00".repeat(32).parse().unwrap();
-    let v = block_header(&HeaderInfo { height: 5, next: Some(next), ..info.clone() }, true);
+    let v = block_header(&HeaderInfo { height: 5, next: Some(next), ..info.clone() }, 3, true);
     assert_eq!(keys(&v)[14..], ["previousblockhash", "nextblockhash"]);
     assert_eq!(v["nextblockhash"], json!(next.to_string()));
     // Not verbose: the 80-byte header in hex.
-    assert_eq!(block_header(&info, false).as_str().map(str::len), Some(160));
+    assert_eq!(block_header(&info, 0, false).as_str().map(str::len), Some(160));
 
     let b = BlockchainInfo {
         chain: "regtest",

@@ -76,7 +76,7 @@ struct LogBridge;
 impl Log for LogBridge {
     fn log(&self, message: &str) {
         let line = message.trim_end();
-        debug!(target: "btcloop::validation", "kernel: {line}");
+        debug!(target: "validation", "kernel: {line}");
         CAPTURE.with(|c| {
             if let Some(lines) = c.borrow_mut().as_mut() {
                 // A call logs a handful of lines; keep the last few only.

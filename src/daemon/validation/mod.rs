@@ -249,7 +249,7 @@ impl<E: FnMut(ValidationEvent)> Worker<E> {
                 Ok(ProcessBlockHeaderResult::Valid) => {}
                 Ok(ProcessBlockHeaderResult::Invalid(state)) => {
                     let invalid = Invalid { kind: invalid_kind(state.result()), reason: reject_reason(&lines) };
-                    debug!(target: "btcloop::validation", "header {} refused: {} {}", h.block_hash(), invalid.kind.name(), invalid.reason);
+                    debug!(target: "validation", "header {} refused: {} {}", h.block_hash(), invalid.kind.name(), invalid.reason);
                     (self.emit)(ValidationEvent::HeaderInvalid { hash: h.block_hash(), invalid });
                     return;
                 }
@@ -307,7 +307,7 @@ impl<E: FnMut(ValidationEvent)> Worker<E> {
             }
             (ProcessBlockResult::Duplicate, None) => BlockOutcome::Duplicate,
         };
-        debug!(target: "btcloop::validation", "block {hash}: {outcome:?} in {:?}", started.elapsed());
+        debug!(target: "validation", "block {hash}: {outcome:?} in {:?}", started.elapsed());
         if let BlockOutcome::Invalid(inv) = &outcome {
             info!("block {hash} invalid: {} ({})", inv.reason, inv.kind.name());
         }

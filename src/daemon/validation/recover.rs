@@ -192,7 +192,7 @@ pub fn recover(kernel: &Kernel, blocks: &Path, magic: [u8; 4]) -> Result<Recover
     if lost.is_empty() {
         return Ok(Recovered { scanned, refed: 0, took: started.elapsed() });
     }
-    debug!(target: "btcloop::validation", "unclean stop: feeding {} blocks from the block files again", lost.len());
+    debug!(target: "validation", "unclean stop: feeding {} blocks from the block files again", lost.len());
     feed_headers(kernel, &lost);
     let mut refed = 0;
     for raw in &lost {
