@@ -334,6 +334,7 @@ impl MessageHandler {
                     for reply in self.submits.remove(hash).unwrap_or_default() {
                         reply.send(Ok(match outcome {
                             BlockOutcome::Stored => None,
+                            BlockOutcome::Unconnected => Some("inconclusive".into()),
                             BlockOutcome::Duplicate => Some("duplicate".into()),
                             BlockOutcome::Invalid(inv) => Some(core_reason(&inv.reason)),
                         }));

@@ -296,6 +296,7 @@ impl<E: FnMut(ValidationEvent)> Worker<E> {
             Note::Checked { hash: h, invalid: Some(kind) } if *h == hash => Some(*kind),
             _ => None,
         });
+        let checked = notes.iter().any(|n| matches!(n, Note::Checked { hash: h, .. } if *h == hash));
         let outcome = match (result, checked_invalid) {
             (_, Some(kind)) => BlockOutcome::Invalid(Invalid { kind, reason: reject_reason(&lines) }),
             (ProcessBlockResult::Rejected, None) => {
@@ -303,7 +304,7 @@ impl<E: FnMut(ValidationEvent)> Worker<E> {
             }
             (ProcessBlockResult::NewBlock, None) => {
                 self.since_flush = self.since_flush.saturating_add(1);
-                BlockOutcome::Stored
+                if checked { BlockOutcome::Stored } else { BlockOutcome::Unconnected }
             }
             (ProcessBlockResult::Duplicate, None) => BlockOutcome::Duplicate,
         };

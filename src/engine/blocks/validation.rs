@@ -114,8 +114,11 @@ pub struct Invalid {
 /// What became of one submitted block.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum BlockOutcome {
-    /// New and stored (it may or may not have been connected: see [`ValidationEvent::Tip`]).
+    /// New, stored, fully checked and connected (Core's `BlockChecked` fired for it).
     Stored,
+    /// New and stored but not checked yet: it does not extend the most-work chain, or its
+    /// parent is missing (Core's `submitblock` answers `inconclusive`).
+    Unconnected,
     /// Already known and not invalid.
     Duplicate,
     /// Refused.

@@ -465,11 +465,11 @@ pub fn on_verdict(
     let id = tree.get(&hash).map(|(id, _)| id);
     let mut verdict = Verdict::default();
     match outcome {
-        BlockOutcome::Stored | BlockOutcome::Duplicate => {
+        BlockOutcome::Stored | BlockOutcome::Unconnected | BlockOutcome::Duplicate => {
             if let Some(id) = id {
                 tree.add_status(id, BlockStatus::HAVE_DATA.with(BlockStatus::INDEXED));
             }
-            if matches!(outcome, BlockOutcome::Stored) {
+            if matches!(outcome, BlockOutcome::Stored | BlockOutcome::Unconnected) {
                 blocks.validated += 1;
             }
         }
