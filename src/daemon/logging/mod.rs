@@ -34,7 +34,7 @@ pub const DEBUGPEER: &str = "debugpeer";
 /// Debug categories btcloopd logs under (the `tracing` target of each event), sorted as Core
 /// lists them: `http` (the RPC and metrics HTTP servers), `net` (peers), `rpc` (RPC calls),
 /// `validation` (the validation thread's per-block lines and the kernel's own log).
-pub const CATEGORIES: &[&str] = &["http", "net", "rpc", "validation"];
+pub const CATEGORIES: &[&str] = &["cmpctblock", "http", "net", "rpc", "validation"];
 
 /// Setting up logging failed.
 #[derive(Debug, thiserror::Error)]

@@ -418,14 +418,17 @@ impl MessageHandler {
                 }
                 Action::AddrFetch(host) => self.conn.addr_fetch(&host, self.default_port),
                 Action::Discourage(ip) => self.cx.discouraged.add(ip),
-                Action::Validate(req) => match self.validation.as_ref() {
-                    Some(v) => {
-                        if let Err(e) = v.submit(req) {
-                            warn!("validation request dropped: {e}");
-                        }
+                Action::Validate(req) => {
+                    let refused = match self.validation.as_ref() {
+                        Some(v) => v.submit(req.clone()).err(),
+                        None => Some(crate::daemon::validation::SubmitError::Stopped),
+                    };
+                    if let Some(e) = refused {
+                        warn!("validation request dropped: {e}");
+                        let now = Now { mono: Instant::now(), unix: unix_now() };
+                        self.cx.mgr.validation_dropped(&req, now);
                     }
-                    None => debug!("no validation thread: request dropped"),
-                },
+                }
             }
         }
         self.actions = actions;

@@ -218,6 +218,7 @@ impl<E: FnMut(ValidationEvent)> Worker<E> {
                 if let Err(e) = recover::write_marker(&blocks, self.kernel.magic(), false) {
                     warn!("cannot write {}: {e}", blocks.join(recover::MARKER_FILE).display());
                 }
+                (self.emit)(ValidationEvent::Reopened);
                 true
             }
             Err(e) => {

@@ -274,3 +274,27 @@ fn reject_reasons_come_from_cores_log_lines() {
     );
     assert_eq!(reject_reason(&lines(&["UpdateTip: new best=00"])), "");
 }
+
+#[test]
+fn headers_handed_before_a_reopen_are_what_the_kernel_keeps() {
+    // What the engine must expect of the kernel across a flush (close and reopen): headers
+    // handed to it whose blocks it has not stored.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let blocks = chain(30, 0);
+    let mut kernel = Kernel::open(dir.path(), Network::Regtest).expect("opens");
+    let cm = kernel.chainman().expect("open");
+    for b in &blocks[..10] {
+        let kb = bitcoinkernel::Block::new(&serialize(b)).expect("decodes");
+        assert!(cm.process_block(&kb).is_new_block());
+    }
+    for b in &blocks[10..] {
+        let kh = bitcoinkernel::BlockHeader::new(&serialize(&b.header)).expect("header");
+        assert!(matches!(cm.process_block_header(&kh), Ok(bitcoinkernel::ProcessBlockHeaderResult::Valid)));
+    }
+    kernel.flush().expect("flushes");
+    let cm = kernel.chainman().expect("open");
+    let kept =
+        blocks[10..].iter().filter(|b| cm.get_block_tree_entry(&kernel::from_hash(&b.block_hash())).is_some()).count();
+    eprintln!("headers kept across a reopen: {kept} of 20");
+    assert_eq!(kernel.tip(), (blocks[9].block_hash(), 10));
+}

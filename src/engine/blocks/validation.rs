@@ -172,6 +172,9 @@ pub enum ValidationEvent {
         /// Bytes of `blocks/` and `chainstate/` on disk (measured at most once a second).
         disk_bytes: u64,
     },
+    /// The kernel was closed and reopened (a flush): headers handed to it without their
+    /// blocks may be gone and are handed again when needed.
+    Reopened,
     /// A block was read for a peer.
     Read {
         /// The peer to answer.

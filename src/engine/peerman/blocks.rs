@@ -65,10 +65,11 @@ impl PeerManager {
                 let Some((id, _)) = tree.get(&hash) else { return };
                 info!("validation engine refused header {hash}: {} ({})", invalid.reason, invalid.kind.name());
                 match invalid.kind {
-                    InvalidKind::MissingPrev
-                    | InvalidKind::TimeFuture
-                    | InvalidKind::Unset
-                    | InvalidKind::HeaderLowWork => {
+                    InvalidKind::MissingPrev => {
+                        // The kernel lost the headers before it: hand the branch over again.
+                        tree.unindex_branch(id);
+                    }
+                    InvalidKind::TimeFuture | InvalidKind::Unset | InvalidKind::HeaderLowWork => {
                         // Not a verdict on the header: hand it over again next time.
                         tree.remove_status(id, BlockStatus::INDEXED);
                     }
@@ -76,6 +77,10 @@ impl PeerManager {
                         tree.mark_invalid(id);
                     }
                 }
+            }
+            ValidationEvent::Reopened => {
+                let (headers, _) = self.protocol.headers_and_blocks_mut();
+                headers.chain.tree_mut().unindex_off_active();
             }
             ValidationEvent::Read { .. } => {}
         }
@@ -138,6 +143,17 @@ impl PeerManager {
         if let Some(m) = deselect.and_then(|d| self.peers.get_mut(&d)) {
             m.peer.cmpct.send_hb = Some(false);
         }
+    }
+
+    /// The validation thread refused `req` (its queue was full): undone so it happens again.
+    pub fn validation_dropped(&mut self, req: &crate::engine::blocks::validation::ValidationRequest, now: Now) {
+        if let crate::engine::blocks::validation::ValidationRequest::Read { peer, .. } = req {
+            if let Some(m) = self.peers.get_mut(peer) {
+                m.peer.blocks.reading = false;
+            }
+        }
+        let (headers, blocks) = self.protocol.headers_and_blocks_mut();
+        blocks.dropped(headers, req, now);
     }
 
     /// `submitblock`: hands the operator's block to the validation thread; its verdict comes

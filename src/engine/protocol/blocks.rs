@@ -32,6 +32,9 @@ pub const MIN_BLOCKS_TO_KEEP: u32 = 288;
 /// Bytes of received blocks that may wait for the validation thread before downloads pause
 /// (Core validates on its message thread, so it never holds more than one).
 pub const MAX_PENDING_BYTES: usize = 64 << 20;
+/// Blocks that may wait for the validation thread before downloads pause (with
+/// [`MAX_PENDING_BYTES`]; the validation thread's channel holds more than this).
+pub const MAX_PENDING_BLOCKS: usize = 1024;
 /// Requests the serving queue of one peer may hold (Core stops reading a peer's messages while
 /// its queue is not empty; btcloop also bounds it).
 pub const MAX_GETDATA_QUEUE: usize = MAX_INV_SZ;
@@ -123,6 +126,35 @@ impl BlocksNode {
     /// A new connection.
     pub fn add_peer(&mut self, id: PeerId) {
         self.download.add_peer(id);
+    }
+
+    /// The validation thread could not take `req` (its queue was full): undo what handing it
+    /// over marked, so it is asked for or handed over again.
+    pub fn dropped(&mut self, headers: &mut HeadersNode, req: &ValidationRequest, now: Now) {
+        let tree = headers.chain.tree_mut();
+        match req {
+            ValidationRequest::Block { hash, bytes, .. } => {
+                if self.pending.remove(hash).is_some() {
+                    self.pending_bytes = self.pending_bytes.saturating_sub(bytes.len());
+                }
+                self.download.forget(hash, now.mono);
+                if let Some((id, _)) = tree.get(hash) {
+                    tree.remove_status(id, BlockStatus::RECEIVED);
+                    tree.unindex_branch(id);
+                }
+            }
+            ValidationRequest::Headers(list) => {
+                if let Some((id, _)) = list.first().and_then(|h| tree.get(&h.block_hash())) {
+                    tree.unindex_branch(id);
+                }
+                for h in list {
+                    if let Some((id, _)) = tree.get(&h.block_hash()) {
+                        tree.remove_status(id, BlockStatus::INDEXED);
+                    }
+                }
+            }
+            ValidationRequest::Read { .. } => {}
+        }
     }
 
     /// Reads block `hash` from disk for `peer` (a compact-block answer waits for it).
@@ -318,7 +350,7 @@ fn fetch_facts(headers: &mut HeadersNode, blocks: &BlocksNode, peer: &Peer, now:
 /// Asks `peer` for the next blocks of the window (at most 16 in flight), handing their
 /// headers to the kernel first.
 fn fetch(headers: &mut HeadersNode, blocks: &mut BlocksNode, peer: &mut Peer, now: Now, out: &mut impl Outbox) {
-    if blocks.pending_bytes >= MAX_PENDING_BYTES {
+    if blocks.pending_bytes >= MAX_PENDING_BYTES || blocks.pending.len() >= MAX_PENDING_BLOCKS {
         return;
     }
     let Some(facts) = fetch_facts(headers, blocks, peer, now) else { return };
@@ -490,9 +522,16 @@ pub fn on_verdict(
                 } else {
                     tree.remove_status(id, BlockStatus::RECEIVED);
                 }
+                if *kind == InvalidKind::MissingPrev {
+                    // btcloop hands the kernel a block only on a header chain it handed over
+                    // first, so the kernel lost those headers (a reopen): hand them again.
+                    tree.unindex_branch(id);
+                }
             }
             if let Some(Pending { from: Some(from), via_compact, .. }) = pending {
-                if let Some(is_inbound) = inbound(from) {
+                // A missing parent is never the sender's fault here (see above).
+                let ours = *kind == InvalidKind::MissingPrev;
+                if let Some(is_inbound) = inbound(from).filter(|_| !ours) {
                     if kind.punishes(via_compact, is_inbound) {
                         verdict.punish = Some((from, format!("invalid block {hash}: {reason}")));
                     }

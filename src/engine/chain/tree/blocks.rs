@@ -120,6 +120,30 @@ impl HeaderTree {
         self.active.clone_from(&self.best);
     }
 
+    /// The kernel no longer has the headers from `id` back to the active chain (it reported a
+    /// missing parent): they are to be handed to it again.
+    pub fn unindex_branch(&mut self, id: EntryId) {
+        let mut cur = id;
+        while !self.on_active_chain(cur) {
+            let Some(e) = self.entries.get_mut(cur as usize) else { break };
+            e.status = e.status.without(BlockStatus::INDEXED);
+            if e.height == 0 {
+                break;
+            }
+            cur = e.parent;
+        }
+    }
+
+    /// The kernel was reopened: what it keeps of headers without stored blocks is not relied
+    /// on; every entry off the active chain is handed to it again when needed.
+    pub fn unindex_off_active(&mut self) {
+        for i in 0..self.entries.len() {
+            if !self.on_active_chain(i as EntryId) {
+                self.entries[i].status = self.entries[i].status.without(BlockStatus::INDEXED);
+            }
+        }
+    }
+
     /// Adds status bits to entry `id`.
     pub fn add_status(&mut self, id: EntryId, bits: BlockStatus) {
         if let Some(e) = self.entries.get_mut(id as usize) {
