@@ -469,7 +469,10 @@ fn uptime_and_help() {
 #[test]
 fn logging_switches_debug_categories_at_run_time() {
     let d = Daemon::start_quiet(&[]);
-    assert_eq!(d.rpc_ok("logging", json!([])), json!({"http": false, "net": false, "rpc": false, "validation": false}));
+    assert_eq!(
+        d.rpc_ok("logging", json!([])),
+        json!({"cmpctblock": false, "http": false, "net": false, "rpc": false, "validation": false})
+    );
     // Traffic while net is off leaves no [net] lines.
     let mut p = d.connect_ready();
     p.ping_pong(1);
@@ -477,7 +480,7 @@ fn logging_switches_debug_categories_at_run_time() {
 
     assert_eq!(
         d.rpc_ok("logging", json!([["net"]])),
-        json!({"http": false, "net": true, "rpc": false, "validation": false})
+        json!({"cmpctblock": false, "http": false, "net": true, "rpc": false, "validation": false})
     );
     p.ping_pong(2);
     d.wait_log_all(&[" [net] ", "received: ping"], WAIT);
@@ -487,7 +490,7 @@ fn logging_switches_debug_categories_at_run_time() {
 
     assert_eq!(
         d.rpc_ok("logging", json!([[], ["net"]])),
-        json!({"http": false, "net": false, "rpc": false, "validation": false})
+        json!({"cmpctblock": false, "http": false, "net": false, "rpc": false, "validation": false})
     );
     let before = d.log_count(" [net] ");
     let mut r = d.connect_ready();
@@ -498,13 +501,16 @@ fn logging_switches_debug_categories_at_run_time() {
 
     // "all" then exclude; the rpc category logs each call.
     let all = d.rpc_ok("logging", json!({"include": ["all"], "exclude": ["http", "net"]}));
-    assert_eq!(all, json!({"http": false, "net": false, "rpc": true, "validation": true}));
+    assert_eq!(all, json!({"cmpctblock": true, "http": false, "net": false, "rpc": true, "validation": true}));
     d.rpc_ok("uptime", json!([]));
     d.wait_log_all(&[" [rpc] ", "ThreadRPCServer method=uptime"], WAIT);
 
     // Unknown category: -8, and nothing changes.
     assert_eq!(d.rpc_err("logging", json!([["net", "foo"]])), (-8, "unknown logging category foo".into()));
     assert_eq!(d.rpc_err("logging", json!([[], ["bar"]])), (-8, "unknown logging category bar".into()));
-    assert_eq!(d.rpc_ok("logging", json!([])), json!({"http": false, "net": false, "rpc": true, "validation": true}));
+    assert_eq!(
+        d.rpc_ok("logging", json!([])),
+        json!({"cmpctblock": true, "http": false, "net": false, "rpc": true, "validation": true})
+    );
     assert_eq!(d.rpc_err("logging", json!(["net"])).0, -3);
 }

@@ -177,6 +177,9 @@ impl Outbox for Out {
     fn disconnect(&mut self, reason: DisconnectReason) {
         self.disconnect.get_or_insert(reason);
     }
+    fn is_disconnecting(&self) -> bool {
+        self.disconnect.is_some()
+    }
     fn discourage(&mut self, ip: IpAddr) {
         self.discouraged.push(ip);
     }

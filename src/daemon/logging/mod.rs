@@ -32,8 +32,9 @@ use crate::daemon::config::LogConfig;
 pub const DEBUGPEER: &str = "debugpeer";
 
 /// Debug categories btcloopd logs under (the `tracing` target of each event), sorted as Core
-/// lists them: `http` (the RPC and metrics HTTP servers), `net` (peers), `rpc` (RPC calls),
-/// `validation` (the validation thread's per-block lines and the kernel's own log).
+/// lists them: `cmpctblock` (BIP152 compact blocks), `http` (the RPC and metrics HTTP servers),
+/// `net` (peers), `rpc` (RPC calls), `validation` (the validation thread's per-block lines and
+/// the kernel's own log).
 pub const CATEGORIES: &[&str] = &["cmpctblock", "http", "net", "rpc", "validation"];
 
 /// Setting up logging failed.
@@ -409,7 +410,10 @@ mod tests {
         assert!(!text.contains("hidden"), "{text}");
         assert!(text.contains("shown while on") && text.contains("rpc now on"), "{text}");
         assert!(!text.contains("rpc still off"), "{text}");
-        assert_eq!(control.categories(), vec![("http", true), ("net", false), ("rpc", true), ("validation", true)]);
+        assert_eq!(
+            control.categories(),
+            vec![("cmpctblock", true), ("http", true), ("net", false), ("rpc", true), ("validation", true)]
+        );
     }
 
     #[test]

@@ -169,20 +169,8 @@ impl HeaderTree {
 
     /// The ancestor of `id` at `height` (itself if `height` is its own), if `height` is not
     /// above it. Walks parents only until the branch meets the best chain.
-    pub fn ancestor(&self, mut id: EntryId, height: u32) -> Option<EntryId> {
-        loop {
-            let e = self.entry(id)?;
-            if height > e.height {
-                return None;
-            }
-            if height == e.height {
-                return Some(id);
-            }
-            if self.best.get(e.height as usize) == Some(&id) {
-                return self.best.get(height as usize).copied();
-            }
-            id = e.parent;
-        }
+    pub fn ancestor(&self, id: EntryId, height: u32) -> Option<EntryId> {
+        self.ancestor_in(&self.best, id, height)
     }
 
     /// Core's `GetMedianTimePast`: the median time of `id` and up to 10 of its ancestors.

@@ -142,6 +142,9 @@ impl<W: Wire> Outbox for Out<'_, W> {
     fn disconnect(&mut self, reason: DisconnectReason) {
         self.disconnect.get_or_insert(reason);
     }
+    fn is_disconnecting(&self) -> bool {
+        self.disconnect.is_some()
+    }
     fn discourage(&mut self, ip: IpAddr) {
         self.discourage = Some(ip);
     }

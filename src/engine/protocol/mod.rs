@@ -42,6 +42,8 @@ pub trait Outbox {
     fn send_headers<'h>(&mut self, headers: impl ExactSizeIterator<Item = &'h bitcoin::block::Header>);
     /// Disconnect the peer for `reason` (nothing more is sent to it).
     fn disconnect(&mut self, reason: DisconnectReason);
+    /// Whether a disconnect was asked for in this call (`SendMessages` stops there).
+    fn is_disconnecting(&self) -> bool;
     /// Discourage the peer's address: every connection from it is dropped and inbound ones are
     /// refused while inbound slots are nearly full.
     fn discourage(&mut self, ip: std::net::IpAddr);
@@ -509,10 +511,19 @@ impl Protocol {
         if !peer.handshake.successfully_connected {
             return;
         }
-        ping::maybe_send_ping(peer, now.mono, self.params.peer_timeout, &mut self.rng, out);
+        if ping::maybe_send_ping(peer, now.mono, self.params.peer_timeout, &mut self.rng, out) {
+            // Core: MaybeSendPing may have marked the peer for disconnection; stop here.
+            return;
+        }
         cmpct::send_messages(&self.cmpct, &self.headers, peer, out);
         headers::send_messages(&mut self.headers, peer, now, out);
+        if out.is_disconnecting() {
+            return;
+        }
         blocks::send_messages(&mut self.headers, &mut self.blocks, peer, now, out);
+        if out.is_disconnecting() {
+            return;
+        }
         if peer.addrs.relay_enabled && self.local.listening() {
             let ibd = self.in_ibd(now);
             let services = self.params.services;
@@ -596,6 +607,9 @@ impl Outbox for Recorder {
     }
     fn disconnect(&mut self, reason: DisconnectReason) {
         self.disconnect.get_or_insert(reason);
+    }
+    fn is_disconnecting(&self) -> bool {
+        self.disconnect.is_some()
     }
     fn discourage(&mut self, ip: std::net::IpAddr) {
         self.discouraged.push(ip);
