@@ -419,7 +419,8 @@ fn step(w: &mut World, r: &mut Reader) {
             let b = some_block(r);
             let height = w.proto.headers().chain.tree().get(&b.block_hash()).map_or(0, |(_, e)| e.height);
             let (_, _, c) = w.proto.block_parts_mut();
-            cmpct::new_pow_valid_block(c, Arc::new(b.clone()), height, true);
+            let recent = (Arc::new(b.clone()), Arc::new(compact::compact_from_block(b, 1)));
+            let _ = cmpct::new_pow_valid_block(c, recent, height, true);
         }
         16 => w.elapsed += Duration::from_secs(u64::from(r.u8()) * 4),
         17 => w.close(id),

@@ -341,7 +341,13 @@ impl MessageHandler {
                     }
                 }
                 let announce = matches!(ev, ValidationEvent::Tip { .. } | ValidationEvent::PowValid { .. });
-                self.cx.mgr.on_validation(ev, now);
+                if let Some(old) = self.cx.mgr.on_validation(ev, now) {
+                    // A replaced block's thousands of transactions are freed on the
+                    // validation thread, not here.
+                    if let Some(v) = self.validation.as_ref() {
+                        v.release(Box::new(old));
+                    }
+                }
                 if announce && !self.cx.mgr.protocol_mut().in_ibd(now) {
                     for e in self.peers.values_mut() {
                         self.cx.send_messages(e, now);

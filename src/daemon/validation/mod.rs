@@ -133,6 +133,15 @@ impl Validation {
         self.tx.as_ref().map_or(0, Sender::len)
     }
 
+    /// Hands `garbage` to the validation thread to be dropped there: freeing a large block's
+    /// thousands of transactions takes the message handler milliseconds. Dropped here if the
+    /// queue is full.
+    pub fn release(&self, garbage: Box<dyn Send>) {
+        if let Some(tx) = self.tx.as_ref() {
+            let _ = tx.try_send(Job::Query(Box::new(move |_| drop(garbage))));
+        }
+    }
+
     /// Lets the thread finish what is queued, close the kernel (which writes everything to
     /// disk) and exit; waits for it.
     pub fn stop(&mut self) {
@@ -317,7 +326,9 @@ impl<E: FnMut(ValidationEvent)> Worker<E> {
             if let Note::PowValid { hash: h } = n {
                 if *h == hash {
                     if let Ok(block) = deserialize::<bitcoin::Block>(bytes) {
-                        (self.emit)(ValidationEvent::PowValid { block: Arc::new(block) });
+                        let cmpct =
+                            Arc::new(crate::engine::blocks::compact::compact_from_block(&block, rand::random()));
+                        (self.emit)(ValidationEvent::PowValid { block: Arc::new(block), cmpct });
                     }
                 }
             }

@@ -160,6 +160,9 @@ pub enum ValidationEvent {
     PowValid {
         /// The block.
         block: Arc<bitcoin::Block>,
+        /// Its BIP152 compact form (made on the validation thread: hashing every transaction
+        /// of a large block costs milliseconds).
+        cmpct: Arc<bitcoin::p2p::message_compact_blocks::CmpctBlock>,
     },
     /// The active chain's tip moved (after connecting and disconnecting what it took).
     Tip {

@@ -31,8 +31,9 @@ impl PeerManager {
     }
 
     /// A report from the validation thread (all but block reads, which go to
-    /// [`PeerManager::on_block_read`]).
-    pub fn on_validation(&mut self, event: ValidationEvent, now: Now) {
+    /// [`PeerManager::on_block_read`]). Returns what the driver should free off its own thread
+    /// (the most recent block it replaced).
+    pub fn on_validation(&mut self, event: ValidationEvent, now: Now) -> Option<cmpct::Recent> {
         match event {
             ValidationEvent::Block { hash, outcome, from } => {
                 let peers = &self.peers;
@@ -47,13 +48,15 @@ impl PeerManager {
                     self.maybe_select_hb(from, now);
                 }
             }
-            ValidationEvent::PowValid { block } => {
+            ValidationEvent::PowValid { block, cmpct: compact } => {
                 let (headers, blocks, cmpct) = self.protocol.block_parts_mut();
                 let height = headers.chain.tree().get(&block.block_hash()).map_or(0, |(_, e)| e.height);
                 let segwit = height >= blocks.download.segwit_height();
-                if cmpct::new_pow_valid_block(cmpct, block, height, segwit) {
+                let (push, old) = cmpct::new_pow_valid_block(cmpct, (block, compact), height, segwit);
+                if push {
                     debug!(target: "cmpctblock", "new PoW-valid block at height {height}: pushing to high-bandwidth peers");
                 }
+                return old;
             }
             ValidationEvent::Tip { hash, progress, disk_bytes, .. } => {
                 let (headers, blocks) = self.protocol.headers_and_blocks_mut();
@@ -62,7 +65,7 @@ impl PeerManager {
             ValidationEvent::HeaderInvalid { hash, invalid } => {
                 let (headers, _) = self.protocol.headers_and_blocks_mut();
                 let tree = headers.chain.tree_mut();
-                let Some((id, _)) = tree.get(&hash) else { return };
+                let Some((id, _)) = tree.get(&hash) else { return None };
                 info!("validation engine refused header {hash}: {} ({})", invalid.reason, invalid.kind.name());
                 match invalid.kind {
                     InvalidKind::MissingPrev => {
@@ -84,6 +87,7 @@ impl PeerManager {
             }
             ValidationEvent::Read { .. } => {}
         }
+        None
     }
 
     /// A block the validation thread read for `id`: sent in the asked form (or `notfound`),

@@ -109,15 +109,22 @@ pub fn maybe_select_hb(node: &mut CmpctNode, candidate: HbCandidate) -> Option<(
     change.select.map(|s| (s, change.deselect))
 }
 
+/// The most recent block and its compact form, as [`CmpctNode`] keeps them.
+pub type Recent = (Arc<bitcoin::Block>, Arc<CmpctBlock>);
+
 /// A new block passed its header and proof-of-work checks and extends our tip (Core's
-/// `NewPoWValidBlock`): it becomes the most recent block; whether to push it to
-/// high-bandwidth peers now.
-pub fn new_pow_valid_block(node: &mut CmpctNode, block: Arc<bitcoin::Block>, height: u32, segwit_active: bool) -> bool {
-    let nonce = node.next_nonce();
-    let cmpct = Arc::new(compact::compact_from_block(&block, nonce));
-    node.recent = Some((block, cmpct));
+/// `NewPoWValidBlock`): it becomes the most recent block, with its compact form made by the
+/// caller; whether to push it to high-bandwidth peers now, and the block it replaces (for the
+/// caller to free off this thread).
+pub fn new_pow_valid_block(
+    node: &mut CmpctNode,
+    recent: Recent,
+    height: u32,
+    segwit_active: bool,
+) -> (bool, Option<Recent>) {
+    let old = node.recent.replace(recent);
     node.fast = node.fast_announce.new_pow_valid_block(height, segwit_active);
-    node.fast
+    (node.fast, old)
 }
 
 /// Pushes the most recent block's `cmpctblock` to `peer` if Core's fast-announce rule says so

@@ -552,7 +552,10 @@ pub fn send_messages(node: &mut HeadersNode, peer: &mut Peer, now: Now, out: &mu
     // only when there is none (headers-only btcloopd peers advertise nothing); never an
     // addr-fetch or feeler connection.
     let short_lived = matches!(peer.who.conn_type, ConnectionType::AddrFetch | ConnectionType::Feeler);
-    let sync_from_peer = peer.headers.preferred || (!short_lived && node.preferred_peers == 0);
+    // A node that downloads blocks takes its initial headers only from a peer that can serve
+    // them (Core's CanServeBlocks): a peer without blocks would leave it syncing nothing.
+    let can_serve = !node.blocks || can_serve_blocks(peer);
+    let sync_from_peer = peer.headers.preferred || (!short_lived && can_serve && node.preferred_peers == 0);
     let wanted =
         (node.sync_peers == 0 && sync_from_peer) || (!far_behind && peer.who.conn_type != ConnectionType::Feeler);
     if !peer.headers.sync_started && wanted {

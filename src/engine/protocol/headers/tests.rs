@@ -21,6 +21,11 @@ fn zero() -> Work {
 }
 
 fn protocol_with(headers: &[Header], min_work: Work) -> Protocol {
+    protocol_of(headers, min_work, false)
+}
+
+/// [`protocol_with`] for a node that downloads blocks (`blocks`) or not.
+fn protocol_of(headers: &[Header], min_work: Work, blocks: bool) -> Protocol {
     let p = ChainParams::new(Network::Regtest);
     let mut chain = Chain::in_memory(p, min_work);
     assert_eq!(chain.accept(headers, NOW_UNIX).error, None);
@@ -30,7 +35,7 @@ fn protocol_with(headers: &[Header], min_work: Work) -> Protocol {
             services: ServiceFlags::NONE,
             peer_timeout: Duration::from_secs(60),
             log_ips: false,
-            blocks: false,
+            blocks,
         },
         chain,
         1,
@@ -542,6 +547,20 @@ fn without_a_preferred_peer_any_peer_but_an_addr_fetch_one_may_sync() {
     let mut bare = peer_as(&mut p, 1, t0, false, ConnectionType::Manual, ServiceFlags::NONE);
     assert_eq!(p.headers.preferred_peers, 0);
     assert_eq!(getheaders_of(&tick(&mut p, &mut bare, now(t0, 0))).len(), 1);
+}
+
+#[test]
+fn a_node_with_blocks_takes_its_initial_headers_only_from_a_peer_that_can_serve_blocks() {
+    // Core's CanServeBlocks: a peer without NODE_NETWORK(_LIMITED) as the only sync peer would
+    // leave a node that downloads blocks syncing nothing.
+    let t0 = Instant::now();
+    let mut p = protocol_of(&[], zero(), true);
+    let mut bare = peer_as(&mut p, 1, t0, false, ConnectionType::Inbound, ServiceFlags::NONE);
+    assert!(getheaders_of(&tick(&mut p, &mut bare, now(t0, 0))).is_empty());
+    assert!(!bare.headers.sync_started);
+    let mut server = peer_as(&mut p, 2, t0, false, ConnectionType::Inbound, serving());
+    assert_eq!(getheaders_of(&tick(&mut p, &mut server, now(t0, 0))).len(), 1);
+    assert!(server.headers.sync_started);
 }
 
 #[test]
