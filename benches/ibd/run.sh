@@ -4,7 +4,8 @@
 #
 #   bash benches/ibd/run.sh [--runs N] [--chains coinbase,full] [--impls btcloopd,bitcoind]
 #       [--coinbase-blocks N] [--full-blocks N] [--spends N] [--ping-gap-us US]
-#       [--ping-from headers|start] [--timeout S] [--logs DIR] [--no-build]
+#       [--ping-from headers|start] [--renice PREFIX=N]... [--timeout S] [--stall S] [--logs DIR]
+#       [--no-build]
 #
 # For each chain:
 #   coinbase  --coinbase-blocks (default 20,000) blocks holding only their coinbase;
@@ -21,7 +22,15 @@
 #    thread at the end. The pinging peer connects once the node has its first headers (so the
 #    node has chosen its source as headers-sync peer; --ping-from start: as soon as it listens).
 #    The downloading node is stopped and its data removed before the next run.
-# 4. Prints every run and, per chain and implementation, the medians.
+#    A run fails when the node's `blocks` stays the same for --stall seconds (default 60), or
+#    after --timeout seconds (default 1800); it is reported as FAIL with the height reached (and
+#    the node's first warnings), and the benchmark goes on.
+# 4. Prints every run and, per chain and implementation, the medians of the runs that reached
+#    the tip.
+#
+# --renice PREFIX=N (repeatable; an experiment) gives the downloading node's threads whose names
+# start with PREFIX the nice value N (e.g. btcloop-validat=10 b-=10: btcloopd's validation
+# thread and the kernel's workers), to see how much of the ping latency is CPU scheduling.
 #
 # Every bitcoind runs with -checkblockindex=1 (the kernel that btcloopd uses keeps that check on
 # for regtest: the same validation work) and -v2transport=0 (both pairs talk v1). Every process
@@ -39,11 +48,13 @@ SPENDS=16000
 PING_GAP_US=1000
 PING_FROM=headers
 TIMEOUT=1800
+STALL=60
 LOGS=""
 BUILD=1
+RENICE=()
 
 usage() {
-    sed -n '2,29p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,38p' "$0" | sed 's/^# \{0,1\}//'
     exit "${1:-0}"
 }
 
@@ -58,13 +69,15 @@ while [[ $# -gt 0 ]]; do
         --ping-gap-us) PING_GAP_US="${2:?--ping-gap-us needs a value}"; shift 2 ;;
         --ping-from) PING_FROM="${2:?--ping-from needs a value}"; shift 2 ;;
         --timeout) TIMEOUT="${2:?--timeout needs a value}"; shift 2 ;;
+        --stall) STALL="${2:?--stall needs a value}"; shift 2 ;;
         --logs) LOGS="${2:?--logs needs a value}"; shift 2 ;;
+        --renice) RENICE+=(--renice "${2:?--renice needs a value}"); shift 2 ;;
         --no-build) BUILD=0; shift ;;
         -h|--help) usage 0 ;;
         *) echo "unknown argument: $1" >&2; usage 2 ;;
     esac
 done
-for v in RUNS COINBASE_BLOCKS FULL_BLOCKS SPENDS TIMEOUT; do
+for v in RUNS COINBASE_BLOCKS FULL_BLOCKS SPENDS TIMEOUT STALL; do
     [[ "${!v}" =~ ^[1-9][0-9]*$ ]] || { echo "--$(tr _ - <<<"${v,,}") must be a positive integer" >&2; exit 2; }
 done
 [[ "$PING_GAP_US" =~ ^[0-9]+$ ]] || { echo "--ping-gap-us must be a non-negative integer" >&2; exit 2; }
@@ -191,6 +204,7 @@ json_num() {
 
 # median of the arguments.
 median() {
+    if [[ $# -eq 0 ]]; then echo "-"; return 0; fi
     printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) print "-"; else if (NR % 2) print v[(NR + 1) / 2]; else printf "%.3f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
 }
 
@@ -234,7 +248,7 @@ for chain in "${CHAIN_LIST[@]}"; do
     done
     rm -f -- "$FILE"
 
-    declare -A TIMES=() P50=() P99=() MAXS=() PINGS=() CPU=()
+    declare -A TIMES=() P50=() P99=() MAXS=() PINGS=() CPU=() FAILS=()
     for ((run = 1; run <= RUNS; run++)); do
         for impl in "${IMPL_LIST[@]}"; do
             dir="$TMP/dl-$impl-$run"
@@ -246,8 +260,8 @@ for chain in "${CHAIN_LIST[@]}"; do
             pid="$NODE_PID"
             # In the background, waited for: a signal reaches the traps at once.
             "$LOAD" --connect "127.0.0.1:$p2p" ibd --rpc "127.0.0.1:$rpc" --cookie "$dir/regtest/.cookie" \
-                --height "$HEIGHT" --tip "$TIP" --since "$start" --pid "$pid" --timeout "$TIMEOUT" \
-                --ping-gap-us "$PING_GAP_US" --ping-from "$PING_FROM" >"$out" 2>&1 &
+                --height "$HEIGHT" --tip "$TIP" --since "$start" --pid "$pid" --timeout "$TIMEOUT" --stall "$STALL" \
+                --ping-gap-us "$PING_GAP_US" --ping-from "$PING_FROM" "${RENICE[@]}" >"$out" 2>&1 &
             watch=$!
             PIDS+=("$watch")
             rc=0
@@ -259,24 +273,26 @@ for chain in "${CHAIN_LIST[@]}"; do
                 cp -- "$out" "$LOGS/" 2>/dev/null || true
                 cp -- "$dir/regtest/debug.log" "$LOGS/debug-$chain-$impl-$run.log" 2>/dev/null || true
             fi
-            if [[ "$rc" -ne 0 ]] && ! grep -q '^{' "$out"; then
+            if ! grep -q '^{' "$out"; then
                 cat "$out" >&2
-                echo "error: $chain run $run ($impl) failed; its log ends with:" >&2
+                echo "error: $chain run $run ($impl): btcloop-load ibd failed (status $rc); the node's log ends with:" >&2
                 tail -n 20 "$dir/regtest/debug.log" >&2 2>/dev/null || true
                 exit 1
             fi
-            rm -rf -- "$dir"
-            secs="$(json_num "$out" secs)"
-            TIMES[$impl]+="$secs "
-            P50[$impl]+="$(json_num "$out" p50_us) "
-            P99[$impl]+="$(json_num "$out" p99_us) "
-            MAXS[$impl]+="$(json_num "$out" max_us) "
-            PINGS[$impl]+="$(json_num "$out" pings) "
-            CPU[$impl]+="$(json_num "$out" cpu_secs) "
-            echo "$chain run $run $impl: $(grep -E '^(height|pings|node CPU|pinging stopped)' "$out" | tr '\n' ' ')"
-            if [[ "$rc" -ne 0 ]]; then
-                echo "  (exit status $rc: see the line above)"
+            echo "$chain run $run $impl: $(grep -E '^(height|FAILED|pings|slowest|node CPU|pinging stopped|threads reniced)' "$out" | tr '\n' ' ')"
+            if grep '^{' "$out" | tail -n 1 | grep -q '"ok":true'; then
+                TIMES[$impl]+="$(json_num "$out" secs) "
+                P50[$impl]+="$(json_num "$out" p50_us) "
+                P99[$impl]+="$(json_num "$out" p99_us) "
+                MAXS[$impl]+="$(json_num "$out" max_us) "
+                PINGS[$impl]+="$(json_num "$out" pings) "
+                CPU[$impl]+="$(json_num "$out" cpu_secs) "
+            else
+                FAILS[$impl]+="FAIL@$(json_num "$out" reached)/$(json_num "$out" secs)s "
+                echo "  the node's first warnings:"
+                grep -E '\[(warning|error)\]' "$dir/regtest/debug.log" 2>/dev/null | sort -u -k2 | head -n 5 | sed 's/^/    /' || true
             fi
+            rm -rf -- "$dir"
         done
     done
 
@@ -290,13 +306,13 @@ for chain in "${CHAIN_LIST[@]}"; do
         read -r -a mx <<<"${MAXS[$impl]}"
         read -r -a n <<<"${PINGS[$impl]}"
         read -r -a cpu <<<"${CPU[$impl]}"
-        SUMMARY+=("| $chain ($HEIGHT blocks) | $impl->$impl | $(median "${t[@]}") | ${t[*]} | $(median "${p50[@]}") | $(median "${p99[@]}") | $(median "${mx[@]}") | ${p99[*]} | ${mx[*]} | ${n[*]} | ${cpu[*]} |")
+        SUMMARY+=("| $chain ($HEIGHT blocks) | $impl->$impl | $(median "${t[@]}") | ${t[*]} ${FAILS[$impl]:-}| $(median "${p50[@]}") | $(median "${p99[@]}") | $(median "${mx[@]}") | ${p99[*]} | ${mx[*]} | ${n[*]} | ${cpu[*]} |")
     done
-    unset SRC_P2P SRC_PID TIMES P50 P99 MAXS PINGS CPU
+    unset SRC_P2P SRC_PID TIMES P50 P99 MAXS PINGS CPU FAILS
 done
 
 echo
-echo "=== results: $RUNS runs each, medians, ping gap $PING_GAP_US us, pings from $PING_FROM; load average now $(cut -d' ' -f1-3 /proc/loadavg) ==="
+echo "=== results: $RUNS runs each, medians, ping gap $PING_GAP_US us, pings from $PING_FROM${RENICE[*]:+, ${RENICE[*]}}; load average now $(cut -d' ' -f1-3 /proc/loadavg) ==="
 echo "| chain | download | median s | runs s | ping p50 us | ping p99 us | ping max us | p99 per run | max per run | pings per run | node CPU s per run |"
 echo "|---|---|---|---|---|---|---|---|---|---|---|"
 printf '%s\n' "${SUMMARY[@]}"

@@ -30,9 +30,14 @@ pub(crate) struct IbdArgs {
     /// The node's process id: its liveness is checked and its threads' CPU time read.
     pub(crate) pid: Option<u32>,
     pub(crate) timeout: Duration,
+    /// The download has failed once `blocks` stays the same (above 0) this long.
+    pub(crate) stall: Duration,
     pub(crate) poll: Duration,
     /// Pause after each pong before the next ping.
     pub(crate) ping_gap: Duration,
+    /// Nice values to give the node's threads whose names start with a prefix (an experiment:
+    /// how much of the ping latency is the scheduler's), applied at every poll to new threads.
+    pub(crate) renice: Vec<(String, i32)>,
     /// Connect the pinging peer only once the node has headers (it has synced from its
     /// source first); otherwise as soon as the node listens.
     pub(crate) ping_after_headers: bool,
@@ -128,41 +133,68 @@ fn pinger(a: &IbdArgs, magic: [u8; 4], stop: &AtomicBool, deadline: Instant) -> 
 /// The node's progress as polled: (seconds since start, blocks, headers).
 type Progress = Vec<(f64, u64, u64)>;
 
-/// Polls the node until its tip is `a.height` (and `a.tip`); returns the seconds from start
-/// to the poll that saw it, and every poll's answer.
-fn wait_for_tip(a: &IbdArgs, deadline: Instant) -> Result<(f64, Progress), String> {
+/// What [`wait_for_tip`] saw.
+struct Watched {
+    /// Seconds from the node's start to the poll that saw the tip, or to the failure.
+    secs: f64,
+    /// Why the tip was not reached (timeout, stall, the node gone, another tip).
+    error: Option<String>,
+    /// Every poll's answer.
+    progress: Progress,
+    /// The threads reniced, as `name=nice`.
+    reniced: Vec<String>,
+}
+
+/// Polls the node until its tip is `a.height` (and `a.tip`), it stalls (`blocks` unchanged
+/// for `a.stall`), it exits, or `deadline` passes.
+fn wait_for_tip(a: &IbdArgs, deadline: Instant) -> Watched {
     let mut rpc = Rpc::new(a.rpc, a.cookie.clone(), Duration::from_secs(30));
-    let mut progress = Progress::new();
+    let mut w = Watched { secs: 0.0, error: None, progress: Progress::new(), reniced: Vec::new() };
     let mut next = Instant::now();
     let mut last_error = String::new();
-    loop {
+    let mut reniced = BTreeMap::new();
+    // The last height seen and when it was first seen.
+    let mut moved = (0u64, Instant::now());
+    let error = loop {
+        if let (Some(pid), false) = (a.pid, a.renice.is_empty()) {
+            if let Err(e) = renice_threads(pid, &a.renice, &mut reniced) {
+                break Some(e);
+            }
+        }
         match rpc.call("getblockchaininfo", json!([])) {
             Ok(info) => {
                 last_error.clear();
                 let get = |k: &str| info.get(k).and_then(|v| v.as_u64()).unwrap_or(0);
                 let (blocks, headers) = (get("blocks"), get("headers"));
-                let at = secs_since(a.since);
-                progress.push((at, blocks, headers));
+                w.secs = secs_since(a.since);
+                w.progress.push((w.secs, blocks, headers));
                 let best = info.get("bestblockhash").and_then(|v| v.as_str()).unwrap_or_default();
                 if blocks >= a.height {
-                    return match &a.tip {
+                    break match &a.tip {
                         Some(tip) if tip != best => {
-                            Err(format!("the node's tip at height {blocks} is {best}, not {tip}"))
+                            Some(format!("the node's tip at height {blocks} is {best}, not {tip}"))
                         }
-                        _ => Ok((at, progress)),
+                        _ => None,
                     };
+                }
+                if blocks != moved.0 {
+                    moved = (blocks, Instant::now());
                 }
             }
             Err(e) => last_error = e.to_string(),
         }
+        w.secs = secs_since(a.since);
         if let Some(pid) = a.pid {
             if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
-                return Err(format!("the node (pid {pid}) exited during the download"));
+                break Some(format!("the node (pid {pid}) exited during the download"));
             }
         }
-        let last = progress.last().map_or(0, |p| p.1);
+        let last = w.progress.last().map_or(0, |p| p.1);
+        if moved.0 > 0 && moved.1.elapsed() >= a.stall {
+            break Some(format!("stalled: height {last} for {} s", a.stall.as_secs()));
+        }
         if Instant::now() >= deadline {
-            return Err(format!(
+            break Some(format!(
                 "the node reached height {last}, not {}, within {} s (last RPC error: {last_error})",
                 a.height,
                 a.timeout.as_secs()
@@ -175,7 +207,32 @@ fn wait_for_tip(a: &IbdArgs, deadline: Instant) -> Result<(f64, Progress), Strin
         } else {
             next = now;
         }
+    };
+    w.error = error;
+    w.reniced = reniced.into_values().collect();
+    w
+}
+
+/// Gives each thread of `pid` not yet in `done` whose name starts with a prefix in `rules` that
+/// rule's nice value (Linux: nice is per thread).
+fn renice_threads(pid: u32, rules: &[(String, i32)], done: &mut BTreeMap<u32, String>) -> Result<(), String> {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else { return Ok(()) };
+    for entry in tasks.flatten() {
+        let Some(tid) = entry.file_name().to_str().and_then(|t| t.parse::<u32>().ok()) else { continue };
+        if done.contains_key(&tid) {
+            continue;
+        }
+        let Ok(name) = std::fs::read_to_string(entry.path().join("comm")) else { continue };
+        let name = name.trim_end().to_string();
+        let Some((_, nice)) = rules.iter().find(|(prefix, _)| name.starts_with(prefix.as_str())) else { continue };
+        // SAFETY: setpriority takes plain integers; a thread that has gone is an error return.
+        if unsafe { libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, *nice) } != 0 {
+            let e = std::io::Error::last_os_error();
+            return Err(format!("cannot set nice {nice} on thread {tid} ({name}): {e}"));
+        }
+        done.insert(tid, format!("{name}={nice}"));
     }
+    Ok(())
 }
 
 /// CPU seconds (user + system) per thread name of process `pid`, threads of the same name
@@ -226,16 +283,20 @@ pub(crate) fn ibd_mode(magic: [u8; 4], a: IbdArgs) -> Result<ExitCode, String> {
         (tip, pinging.join())
     });
     let log = log.map_err(|_| "the pinging thread panicked".to_string())?;
-    let cpu = a.pid.map(thread_cpu).transpose();
-    let (secs, progress) = tip?;
-    let (threads, cpu_total) = cpu?.unwrap_or_default();
+    // The node may be gone (that is then the error reported).
+    let (threads, cpu_total) = a.pid.and_then(|pid| thread_cpu(pid).ok()).unwrap_or_default();
+    let Watched { secs, error, progress, reniced } = tip;
 
     print_node(&log.node);
     let headers_at = progress.iter().find(|p| p.2 >= a.height).map(|p| p.0);
     let fmt = |t: Option<f64>| t.map_or("-".to_string(), |t| format!("{t:.1}"));
+    let reached_height = progress.last().map_or(0, |p| p.1);
+    let outcome = match &error {
+        None => format!("height {} reached {secs:.2} s after the node started", a.height),
+        Some(e) => format!("FAILED after {secs:.2} s at height {reached_height} of {}: {e}", a.height),
+    };
     println!(
-        "height {} reached {secs:.2} s after the node started ({} polls; all headers at {} s; 25/50/75% of blocks at {}/{}/{} s)",
-        a.height,
+        "{outcome} ({} polls; all headers at {} s; 25/50/75% of blocks at {}/{}/{} s)",
         progress.len(),
         fmt(headers_at),
         fmt(reached(&progress, a.height, 0.25)),
@@ -271,6 +332,9 @@ pub(crate) fn ibd_mode(magic: [u8; 4], a: IbdArgs) -> Result<ExitCode, String> {
     if let Some(e) = &log.error {
         println!("pinging stopped early: {e}");
     }
+    if !reniced.is_empty() {
+        println!("threads reniced: {}", reniced.join(", "));
+    }
     if a.pid.is_some() {
         let mut by_cpu: Vec<(&String, &f64)> = threads.iter().filter(|t| *t.1 >= 0.01).collect();
         by_cpu.sort_by(|x, y| y.1.total_cmp(x.1));
@@ -279,17 +343,20 @@ pub(crate) fn ibd_mode(magic: [u8; 4], a: IbdArgs) -> Result<ExitCode, String> {
     }
     let threads_json: Vec<String> = threads.iter().map(|(n, s)| format!("{}:{s:.2}", json!(n))).collect();
     println!(
-        r#"{{"mode":"ibd","height":{},"secs":{secs:.3},"headers_secs":{},"pings":{},"p50_us":{p50:.1},"p90_us":{p90:.1},"p99_us":{p99:.1},"p999_us":{p999:.1},"max_us":{max:.1},"over_1ms":{over_1ms},"over_10ms":{over_10ms},"ping_from":"{}","handshake_secs":{},"ping_error":{},"cpu_secs":{cpu_total:.2},"threads":{{{}}}{}}}"#,
+        r#"{{"mode":"ibd","height":{},"ok":{},"reached":{reached_height},"error":{},"secs":{secs:.3},"headers_secs":{},"pings":{},"p50_us":{p50:.1},"p90_us":{p90:.1},"p99_us":{p99:.1},"p999_us":{p999:.1},"max_us":{max:.1},"over_1ms":{over_1ms},"over_10ms":{over_10ms},"ping_from":"{}","reniced":{},"handshake_secs":{},"ping_error":{},"cpu_secs":{cpu_total:.2},"threads":{{{}}}{}}}"#,
         a.height,
+        error.is_none(),
+        error.as_ref().map_or("null".to_string(), |e| json!(e).to_string()),
         headers_at.map_or("null".to_string(), |t| format!("{t:.3}")),
         ns.len(),
         if a.ping_after_headers { "headers" } else { "start" },
+        json!(reniced),
         log.handshake_at.map_or("null".to_string(), |t| format!("{t:.3}")),
         log.error.as_ref().map_or("null".to_string(), |e| json!(e).to_string()),
         threads_json.join(","),
         json_node(&log.node)
     );
-    Ok(if log.error.is_some() || ns.is_empty() { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+    Ok(if error.is_some() || log.error.is_some() || ns.is_empty() { ExitCode::FAILURE } else { ExitCode::SUCCESS })
 }
 
 #[cfg(test)]

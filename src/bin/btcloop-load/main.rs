@@ -241,6 +241,10 @@ enum Mode {
         /// Seconds to wait for the tip.
         #[arg(long, default_value_t = 1800.0)]
         timeout: f64,
+        /// Seconds `blocks` may stay the same (once above 0) before the download counts as
+        /// failed.
+        #[arg(long, default_value_t = 60.0)]
+        stall: f64,
         /// Milliseconds between RPC polls.
         #[arg(long, default_value_t = 100)]
         poll_ms: u64,
@@ -252,6 +256,10 @@ enum Mode {
         /// node listens.
         #[arg(long, value_enum, default_value_t = PingFrom::Headers)]
         ping_from: PingFrom,
+        /// PREFIX=N: give the node's threads whose names start with PREFIX the nice value N
+        /// (-20..=19), as they appear (repeatable; an experiment on scheduling latency).
+        #[arg(long)]
+        renice: Vec<String>,
     },
 }
 
@@ -310,8 +318,9 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             let timeout = secs_arg("--timeout", timeout, false)?;
             submit::submit_mode(cli.network, rpc, &cookie, &blocks, timeout)
         }
-        Mode::Ibd { rpc, cookie, height, tip, since, pid, timeout, poll_ms, ping_gap_us, ping_from } => {
+        Mode::Ibd { rpc, cookie, height, tip, since, pid, timeout, stall, poll_ms, ping_gap_us, ping_from, renice } => {
             let timeout = secs_arg("--timeout", timeout, false)?;
+            let stall = secs_arg("--stall", stall, false)?;
             if !since.is_finite() || since <= 0.0 {
                 return Err("--since must be a positive unix time".into());
             }
@@ -325,7 +334,12 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             if ping_gap_us > 1_000_000 {
                 return Err("--ping-gap-us must be at most 1000000".into());
             }
+            let renice = renice.iter().map(|r| parse_renice(r)).collect::<Result<Vec<_>, _>>()?;
+            if !renice.is_empty() && pid.is_none() {
+                return Err("--renice needs --pid".into());
+            }
             let a = IbdArgs {
+                renice,
                 p2p: connect?,
                 rpc,
                 cookie,
@@ -334,6 +348,7 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
                 since,
                 pid,
                 timeout,
+                stall,
                 poll: Duration::from_millis(poll_ms),
                 ping_gap: Duration::from_micros(ping_gap_us),
                 ping_after_headers: ping_from == PingFrom::Headers,
@@ -374,6 +389,17 @@ impl LoadArgs {
         let warmup = secs_arg("--warmup", warmup, true)?;
         Ok(LoadArgs { peers, inflight, duration, warmup })
     }
+}
+
+/// `PREFIX=N` with N a nice value.
+fn parse_renice(arg: &str) -> Result<(String, i32), String> {
+    let bad = || format!("--renice {arg:?}: expected PREFIX=N with N in -20..=19");
+    let (prefix, n) = arg.rsplit_once('=').ok_or_else(bad)?;
+    let n: i32 = n.parse().map_err(|_| bad())?;
+    if prefix.is_empty() || !(-20..=19).contains(&n) {
+        return Err(bad());
+    }
+    Ok((prefix.to_string(), n))
 }
 
 fn secs_arg(name: &str, v: f64, zero_ok: bool) -> Result<Duration, String> {
