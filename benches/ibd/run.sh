@@ -25,8 +25,8 @@
 #    A run fails when the node's `blocks` stays the same for --stall seconds (default 60), or
 #    after --timeout seconds (default 1800); it is reported as FAIL with the height reached (and
 #    the node's first warnings), and the benchmark goes on.
-# 4. Prints every run and, per chain and implementation, the medians of the runs that reached
-#    the tip.
+# 4. Prints every run and, per chain and implementation, the median time of the runs that
+#    reached the tip and the medians of every run's ping figures.
 #
 # --renice PREFIX=N (repeatable; an experiment) gives the downloading node's threads whose names
 # start with PREFIX the nice value N (e.g. btcloop-validat=10 b-=10: btcloopd's validation
@@ -280,13 +280,15 @@ for chain in "${CHAIN_LIST[@]}"; do
                 exit 1
             fi
             echo "$chain run $run $impl: $(grep -E '^(height|FAILED|pings|slowest|node CPU|pinging stopped|threads reniced)' "$out" | tr '\n' ' ')"
+            # Pings and CPU of every run (a failed one's until it failed); times of those that
+            # reached the tip.
+            P50[$impl]+="$(json_num "$out" p50_us) "
+            P99[$impl]+="$(json_num "$out" p99_us) "
+            MAXS[$impl]+="$(json_num "$out" max_us) "
+            PINGS[$impl]+="$(json_num "$out" pings) "
+            CPU[$impl]+="$(json_num "$out" cpu_secs) "
             if grep '^{' "$out" | tail -n 1 | grep -q '"ok":true'; then
                 TIMES[$impl]+="$(json_num "$out" secs) "
-                P50[$impl]+="$(json_num "$out" p50_us) "
-                P99[$impl]+="$(json_num "$out" p99_us) "
-                MAXS[$impl]+="$(json_num "$out" max_us) "
-                PINGS[$impl]+="$(json_num "$out" pings) "
-                CPU[$impl]+="$(json_num "$out" cpu_secs) "
             else
                 FAILS[$impl]+="FAIL@$(json_num "$out" reached)/$(json_num "$out" secs)s "
                 echo "  the node's first warnings:"
@@ -300,12 +302,12 @@ for chain in "${CHAIN_LIST[@]}"; do
         stop_pid "${SRC_PID[$impl]}"
         forget_pid "${SRC_PID[$impl]}"
         rm -rf -- "$TMP/src-$impl"
-        read -r -a t <<<"${TIMES[$impl]}"
-        read -r -a p50 <<<"${P50[$impl]}"
-        read -r -a p99 <<<"${P99[$impl]}"
-        read -r -a mx <<<"${MAXS[$impl]}"
-        read -r -a n <<<"${PINGS[$impl]}"
-        read -r -a cpu <<<"${CPU[$impl]}"
+        read -r -a t <<<"${TIMES[$impl]:-}"
+        read -r -a p50 <<<"${P50[$impl]:-}"
+        read -r -a p99 <<<"${P99[$impl]:-}"
+        read -r -a mx <<<"${MAXS[$impl]:-}"
+        read -r -a n <<<"${PINGS[$impl]:-}"
+        read -r -a cpu <<<"${CPU[$impl]:-}"
         SUMMARY+=("| $chain ($HEIGHT blocks) | $impl->$impl | $(median "${t[@]}") | ${t[*]} ${FAILS[$impl]:-}| $(median "${p50[@]}") | $(median "${p99[@]}") | $(median "${mx[@]}") | ${p99[*]} | ${mx[*]} | ${n[*]} | ${cpu[*]} |")
     done
     unset SRC_P2P SRC_PID TIMES P50 P99 MAXS PINGS CPU FAILS
