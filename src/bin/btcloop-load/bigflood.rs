@@ -33,7 +33,8 @@ fn flood_frame(magic: [u8; 4], size: usize) -> Vec<u8> {
     out
 }
 
-fn percentile(sorted_ns: &[u64], p: f64) -> f64 {
+/// The nearest-rank `p`th percentile of sorted nanoseconds, in microseconds (0 when empty).
+pub(crate) fn percentile(sorted_ns: &[u64], p: f64) -> f64 {
     if sorted_ns.is_empty() {
         return 0.0;
     }

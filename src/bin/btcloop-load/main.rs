@@ -12,6 +12,12 @@
 //!   percentiles (threads with blocking sockets: the node's reading speed is what is measured).
 //! - `mkchain`: mines a regtest header chain into a data directory before a node starts on it
 //!   (no network).
+//! - `mkblocks`: builds a chain of valid regtest blocks (coinbase-only, or about 1 MB each full
+//!   of spending transactions) into a block file (no network).
+//! - `submit`: loads a node (btcloopd or bitcoind) with a block file's blocks over its
+//!   `submitblock` RPC and checks its tip.
+//! - `ibd`: times a node's initial block download (RPC polled from its start to the tip) while
+//!   one peer measures ping round trips; reports the node's CPU time per thread.
 //!
 //! `ping`, `conns` and `headers` run on one single-threaded `mio` event loop (non-blocking
 //! sockets, TCP_NODELAY, one shared read buffer of 64 KiB, 1 MiB for `headers`, one write call
@@ -38,14 +44,21 @@ use mio::{Events, Interest, Poll, Registry, Token};
 use rand::RngExt;
 
 mod bigflood;
+mod blockfile;
 mod engine;
 mod headers;
+mod ibd;
+mod mkblocks;
 mod mkchain;
 mod modes;
+mod rpc;
 mod scan;
+mod submit;
 
 use bigflood::{FloodArgs, bigflood_mode};
 use headers::headers_mode;
+use ibd::{IbdArgs, ibd_mode};
+use mkblocks::{Kind, MkblocksArgs, mkblocks_mode};
 use mkchain::mkchain_mode;
 use modes::{conns_mode, latency_mode, ping_mode};
 
@@ -66,7 +79,7 @@ const MAX_INFLIGHT: usize = 1 << 16;
 #[command(name = "btcloop-load", version, about = "P2P load generator for Bitcoin nodes (v1 transport)")]
 struct Cli {
     /// The node's P2P address (the only address this tool connects to); required by every
-    /// mode except `mkchain`.
+    /// mode except `mkchain`, `mkblocks` and `submit`.
     #[arg(long, global = true)]
     connect: Option<SocketAddr>,
     /// Network whose magic to use: main, test, testnet4, signet, regtest.
@@ -169,6 +182,85 @@ enum Mode {
         #[arg(long, default_value_t = 0)]
         salt: u64,
     },
+    /// Builds a chain of valid regtest blocks into FILE (Core's blk*.dat record format).
+    Mkblocks {
+        /// `coinbase`: COUNT coinbase-only blocks. `full`: 101 set-up blocks, then COUNT blocks
+        /// each holding SPENDS transactions that spend the block before's outputs.
+        #[arg(long, value_enum)]
+        kind: Kind,
+        /// Blocks to build (for `full`: after the 101 set-up blocks).
+        #[arg(long)]
+        count: u32,
+        /// Spending transactions per `full` block (16,000 make blocks of about 976 kB, weight
+        /// 3.9M).
+        #[arg(long, default_value_t = 16_000)]
+        spends: u32,
+        /// Time of the last block, unix seconds [default: now]; blocks are one second apart.
+        #[arg(long)]
+        end_time: Option<u32>,
+        /// The block file to write.
+        #[arg(long)]
+        out: std::path::PathBuf,
+    },
+    /// Submits a block file's blocks, in order, to a node's `submitblock` RPC and checks its tip.
+    Submit {
+        /// The node's RPC address.
+        #[arg(long)]
+        rpc: SocketAddr,
+        /// The node's RPC cookie file.
+        #[arg(long)]
+        cookie: std::path::PathBuf,
+        /// The block file (from `mkblocks`).
+        #[arg(long)]
+        blocks: std::path::PathBuf,
+        /// Seconds one call may take.
+        #[arg(long, default_value_t = 300.0)]
+        timeout: f64,
+    },
+    /// Times a node's initial block download from its start (`--since`) until its
+    /// `getblockchaininfo` shows HEIGHT blocks, while one peer (at --connect) pings it.
+    Ibd {
+        /// The node's RPC address.
+        #[arg(long)]
+        rpc: SocketAddr,
+        /// The node's RPC cookie file (it may not exist yet).
+        #[arg(long)]
+        cookie: std::path::PathBuf,
+        /// Height of the tip to reach.
+        #[arg(long)]
+        height: u64,
+        /// Hash of that tip (checked when given).
+        #[arg(long)]
+        tip: Option<String>,
+        /// When the node was launched, unix seconds with a fraction (`date +%s.%N`).
+        #[arg(long)]
+        since: f64,
+        /// The node's process id (liveness, CPU time per thread).
+        #[arg(long)]
+        pid: Option<u32>,
+        /// Seconds to wait for the tip.
+        #[arg(long, default_value_t = 1800.0)]
+        timeout: f64,
+        /// Seconds `blocks` may stay the same (once above 0) before the download counts as
+        /// failed.
+        #[arg(long, default_value_t = 60.0)]
+        stall: f64,
+        /// Milliseconds between RPC polls.
+        #[arg(long, default_value_t = 100)]
+        poll_ms: u64,
+        /// Microseconds to wait after each pong before the next ping (0: back to back).
+        #[arg(long, default_value_t = 1000)]
+        ping_gap_us: u64,
+        /// When the pinging peer connects: `headers` once the node has a header from its source
+        /// (so the node has picked that source as its headers-sync peer), `start` as soon as the
+        /// node listens.
+        #[arg(long, value_enum, default_value_t = PingFrom::Headers)]
+        ping_from: PingFrom,
+        /// PREFIX=N: give the node's threads whose names start with PREFIX the nice value N
+        /// (-20..=19), as they appear (repeatable; an experiment on scheduling latency).
+        #[arg(long)]
+        renice: Vec<String>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -219,7 +311,60 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             bigflood_mode(connect?, magic, FloodArgs { peers, size, duration, settle, pid })
         }
         Mode::Mkchain { datadir, count, salt } => mkchain_mode(&datadir, cli.network, count, salt),
+        Mode::Mkblocks { kind, count, spends, end_time, out } => {
+            mkblocks_mode(cli.network, MkblocksArgs { kind, count, spends, out, end_time })
+        }
+        Mode::Submit { rpc, cookie, blocks, timeout } => {
+            let timeout = secs_arg("--timeout", timeout, false)?;
+            submit::submit_mode(cli.network, rpc, &cookie, &blocks, timeout)
+        }
+        Mode::Ibd { rpc, cookie, height, tip, since, pid, timeout, stall, poll_ms, ping_gap_us, ping_from, renice } => {
+            let timeout = secs_arg("--timeout", timeout, false)?;
+            let stall = secs_arg("--stall", stall, false)?;
+            if !since.is_finite() || since <= 0.0 {
+                return Err("--since must be a positive unix time".into());
+            }
+            let since = Duration::try_from_secs_f64(since)
+                .ok()
+                .and_then(|d| UNIX_EPOCH.checked_add(d))
+                .ok_or("--since is out of range")?;
+            if poll_ms == 0 || poll_ms > 60_000 {
+                return Err("--poll-ms must be in 1..=60000".into());
+            }
+            if ping_gap_us > 1_000_000 {
+                return Err("--ping-gap-us must be at most 1000000".into());
+            }
+            let renice = renice.iter().map(|r| parse_renice(r)).collect::<Result<Vec<_>, _>>()?;
+            if !renice.is_empty() && pid.is_none() {
+                return Err("--renice needs --pid".into());
+            }
+            let a = IbdArgs {
+                renice,
+                p2p: connect?,
+                rpc,
+                cookie,
+                height,
+                tip,
+                since,
+                pid,
+                timeout,
+                stall,
+                poll: Duration::from_millis(poll_ms),
+                ping_gap: Duration::from_micros(ping_gap_us),
+                ping_after_headers: ping_from == PingFrom::Headers,
+            };
+            ibd_mode(cli.network.magic(), a)
+        }
     }
+}
+
+/// When `ibd`'s pinging peer connects.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum PingFrom {
+    /// Once the node has a header beyond genesis.
+    Headers,
+    /// As soon as the node listens.
+    Start,
 }
 
 /// The knobs of the measuring modes (`ping`, `headers`): K peers each keeping W requests in
@@ -244,6 +389,17 @@ impl LoadArgs {
         let warmup = secs_arg("--warmup", warmup, true)?;
         Ok(LoadArgs { peers, inflight, duration, warmup })
     }
+}
+
+/// `PREFIX=N` with N a nice value.
+fn parse_renice(arg: &str) -> Result<(String, i32), String> {
+    let bad = || format!("--renice {arg:?}: expected PREFIX=N with N in -20..=19");
+    let (prefix, n) = arg.rsplit_once('=').ok_or_else(bad)?;
+    let n: i32 = n.parse().map_err(|_| bad())?;
+    if prefix.is_empty() || !(-20..=19).contains(&n) {
+        return Err(bad());
+    }
+    Ok((prefix.to_string(), n))
 }
 
 fn secs_arg(name: &str, v: f64, zero_ok: bool) -> Result<Duration, String> {
