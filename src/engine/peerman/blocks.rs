@@ -65,7 +65,7 @@ impl PeerManager {
             ValidationEvent::HeaderInvalid { hash, invalid } => {
                 let (headers, _) = self.protocol.headers_and_blocks_mut();
                 let tree = headers.chain.tree_mut();
-                let Some((id, _)) = tree.get(&hash) else { return None };
+                let (id, _) = tree.get(&hash)?;
                 info!("validation engine refused header {hash}: {} ({})", invalid.reason, invalid.kind.name());
                 match invalid.kind {
                     InvalidKind::MissingPrev => {
