@@ -360,20 +360,8 @@ fn verbosity(v: Option<&Value>) -> Result<i64, RpcError> {
         }
         Some(other) => Err(RpcError::new(
             code::MISC_ERROR,
-            format!("JSON value of type {} is not of expected type number", json_type(other)),
+            format!("JSON value of type {} is not of expected type number", super::params::type_name(other)),
         )),
-    }
-}
-
-/// UniValue's name of a JSON value's type.
-fn json_type(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "bool",
-        Value::Number(_) => "number",
-        Value::String(_) => "string",
-        Value::Array(_) => "array",
-        Value::Object(_) => "object",
     }
 }
 

@@ -44,7 +44,7 @@ impl Ty {
 }
 
 /// Univalue's name of a value's type.
-fn type_name(v: &Value) -> &'static str {
+pub(super) fn type_name(v: &Value) -> &'static str {
     match v {
         Value::Null => "null",
         Value::Bool(_) => "bool",

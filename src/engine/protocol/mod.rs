@@ -511,8 +511,9 @@ impl Protocol {
         if !peer.handshake.successfully_connected {
             return;
         }
-        if ping::maybe_send_ping(peer, now.mono, self.params.peer_timeout, &mut self.rng, out) {
-            // Core: MaybeSendPing may have marked the peer for disconnection; stop here.
+        ping::maybe_send_ping(peer, now.mono, self.params.peer_timeout, &mut self.rng, out);
+        // Core: each step may have marked the peer for disconnection; SendMessages stops there.
+        if out.is_disconnecting() {
             return;
         }
         cmpct::send_messages(&self.cmpct, &self.headers, peer, out);

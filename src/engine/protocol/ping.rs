@@ -73,28 +73,19 @@ pub fn on_pong(peer: &mut Peer, nonce: u64, received: Instant) {
 
 /// Disconnects on a ping unanswered for [`TIMEOUT_INTERVAL`]; sends a ping every
 /// [`PING_INTERVAL`] (or when queued) if none is outstanding.
-/// Returns true when the peer timed out and is being disconnected (Core: `SendMessages` stops
-/// there).
-pub fn maybe_send_ping(
-    peer: &mut Peer,
-    now: Instant,
-    peer_timeout: Duration,
-    rng: &mut StdRng,
-    out: &mut impl Outbox,
-) -> bool {
+pub fn maybe_send_ping(peer: &mut Peer, now: Instant, peer_timeout: Duration, rng: &mut StdRng, out: &mut impl Outbox) {
     let checks_run = super::timeouts::checks_run(peer, now, peer_timeout);
     let ping = &mut peer.ping;
     if ping.nonce_sent != 0 {
         if let Some(start) = ping.ping_start {
             if checks_run && now > start + TIMEOUT_INTERVAL {
-                out.disconnect(DisconnectReason::PingTimeout(now.duration_since(start).as_secs()));
-                return true;
+                return out.disconnect(DisconnectReason::PingTimeout(now.duration_since(start).as_secs()));
             }
         }
     }
     let due = ping.nonce_sent == 0 && ping.ping_start.is_none_or(|s| now > s + PING_INTERVAL);
     if !(ping.queued || due) {
-        return false;
+        return;
     }
     ping.queued = false;
     ping.ping_start = Some(now);
@@ -108,5 +99,4 @@ pub fn maybe_send_ping(
             out.send(&NetworkMessage::Unknown { command, payload: Vec::new() });
         }
     }
-    false
 }
