@@ -3,6 +3,7 @@
 //! stored blocks for peers, and reports every result as a [`ValidationEvent`]. Nothing here
 //! decides what to download or whom to punish: that is the engine's, from these events.
 
+pub mod blockfiles;
 pub mod kernel;
 pub mod recover;
 #[cfg(test)]
@@ -22,11 +23,18 @@ use crate::base::transport::checksum_of;
 use crate::engine::blocks::validation::{
     BlockForm, BlockOutcome, Invalid, InvalidKind, ReadBlock, ValidationEvent, ValidationRequest,
 };
+use blockfiles::{BlockFiles, RawMiss};
 use kernel::{Kernel, Note, capturing, from_hash, invalid_kind, reject_reason, to_hash};
 
 /// Requests the channel holds before [`Validation::submit`] refuses more: the engine keeps
 /// its own byte budget for queued blocks well below what this allows.
 pub const REQUEST_QUEUE: usize = 4096;
+
+/// Block file records indexed per idle turn of the thread (each is one 88-byte read), so a
+/// request waits at most for that many reads.
+const SCAN_STEP: usize = 256;
+/// Records scanned when a block to serve is not indexed yet (it was most likely just written).
+const SCAN_ON_MISS: usize = 64;
 
 /// When the validation thread makes what it validated durable (see [`Kernel::flush`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -108,8 +116,19 @@ impl Validation {
     ) -> std::io::Result<Validation> {
         let (tx, rx) = crossbeam_channel::bounded(REQUEST_QUEUE);
         let thread = std::thread::Builder::new().name("btcloop-validation".into()).spawn(move || {
-            Worker { kernel, emit, flush, since_flush: 0, last_flush: Instant::now(), last_size: None, disk_bytes: 0 }
-                .run(rx)
+            let files = BlockFiles::new(&kernel.blocks_dir(), kernel.magic());
+            let worker = Worker {
+                kernel,
+                emit,
+                flush,
+                since_flush: 0,
+                last_flush: Instant::now(),
+                last_size: None,
+                disk_bytes: 0,
+                files,
+                scanned: false,
+            };
+            worker.run(rx)
         })?;
         Ok(Validation { tx: Some(tx), thread: Some(thread) })
     }
@@ -174,14 +193,28 @@ struct Worker<E> {
     /// When the databases' size was last measured, and what it was.
     last_size: Option<Instant>,
     disk_bytes: u64,
+    /// Where stored blocks lie, for serving them raw.
+    files: BlockFiles,
+    /// Whether `files` has scanned to the end of what is written.
+    scanned: bool,
 }
 
 impl<E: FnMut(ValidationEvent)> Worker<E> {
     fn run(mut self, rx: Receiver<Job>) {
         let _log = kernel::connect_log();
         loop {
-            // Flush when idle (or due), never in the middle of a burst unless it is long.
-            let req = if self.since_flush > 0 {
+            // Index the block files while idle; flush when idle (or due), never in the middle
+            // of a burst unless it is long.
+            let req = if !self.scanned {
+                match rx.try_recv() {
+                    Ok(r) => Some(r),
+                    Err(crossbeam_channel::TryRecvError::Empty) => {
+                        self.scanned = self.files.scan(SCAN_STEP);
+                        None
+                    }
+                    Err(crossbeam_channel::TryRecvError::Disconnected) => break,
+                }
+            } else if self.since_flush > 0 {
                 match rx.recv_timeout(Duration::from_millis(200)) {
                     Ok(r) => Some(r),
                     Err(crossbeam_channel::RecvTimeoutError::Timeout) => None,
@@ -240,7 +273,7 @@ impl<E: FnMut(ValidationEvent)> Worker<E> {
     fn handle(&mut self, req: ValidationRequest) {
         match req {
             ValidationRequest::Headers(headers) => self.headers(&headers),
-            ValidationRequest::Block { hash, bytes, from } => self.block(hash, &bytes, from),
+            ValidationRequest::Block { hash, bytes, from, announce } => self.block(hash, &bytes, from, announce),
             ValidationRequest::Read { peer, hash, form } => {
                 let bytes =
                     self.read(&hash, form).map(|bytes| Arc::new(ReadBlock { checksum: checksum_of(&bytes), bytes }));
@@ -273,7 +306,13 @@ impl<E: FnMut(ValidationEvent)> Worker<E> {
     }
 
     /// Validates and stores one block, then reports its verdict and any tip change.
-    fn block(&mut self, hash: bitcoin::BlockHash, bytes: &[u8], from: Option<crate::base::peer::PeerId>) {
+    fn block(
+        &mut self,
+        hash: bitcoin::BlockHash,
+        bytes: &[u8],
+        from: Option<crate::base::peer::PeerId>,
+        announce: bool,
+    ) {
         let Some(cm) = self.kernel.chainman() else { return };
         let started = Instant::now();
         let Ok(kblock) = bitcoinkernel::Block::new(bytes) else {
@@ -314,6 +353,7 @@ impl<E: FnMut(ValidationEvent)> Worker<E> {
             }
             (ProcessBlockResult::NewBlock, None) => {
                 self.since_flush = self.since_flush.saturating_add(1);
+                self.scanned = false;
                 if checked { BlockOutcome::Stored } else { BlockOutcome::Unconnected }
             }
             (ProcessBlockResult::Duplicate, None) => BlockOutcome::Duplicate,
@@ -324,7 +364,7 @@ impl<E: FnMut(ValidationEvent)> Worker<E> {
         }
         for n in &notes {
             if let Note::PowValid { hash: h } = n {
-                if *h == hash {
+                if *h == hash && announce {
                     if let Ok(block) = deserialize::<bitcoin::Block>(bytes) {
                         let cmpct =
                             Arc::new(crate::engine::blocks::compact::compact_from_block(&block, rand::random()));
@@ -360,8 +400,23 @@ impl<E: FnMut(ValidationEvent)> Worker<E> {
         }
     }
 
-    /// A stored block in the asked form, or `None` if it is not stored.
-    fn read(&self, hash: &bitcoin::BlockHash, form: BlockForm) -> Option<Vec<u8>> {
+    /// A stored block in the asked form, or `None` if it is not stored: the bytes on disk
+    /// when the block files are indexed that far, else through the kernel.
+    fn read(&mut self, hash: &bitcoin::BlockHash, form: BlockForm) -> Option<Vec<u8>> {
+        if form != BlockForm::Legacy {
+            let mut raw = self.files.read(hash);
+            if raw == Err(RawMiss::NotIndexed) && !self.scanned {
+                self.scanned = self.files.scan(SCAN_ON_MISS);
+                raw = self.files.read(hash);
+            }
+            match raw {
+                Ok(bytes) => return Some(bytes),
+                Err(RawMiss::Unreadable) => {
+                    warn!("block {hash}: its record in the block files is unreadable; reading it through the kernel")
+                }
+                Err(RawMiss::NotIndexed) => {}
+            }
+        }
         let cm = self.kernel.chainman()?;
         let entry = cm.get_block_tree_entry(&from_hash(hash))?;
         let block = cm.read_block_data(&entry).ok()?;

@@ -33,7 +33,8 @@ fn chain(n: u32, spends: usize) -> Vec<bitcoin::Block> {
 }
 
 fn submit(v: &Validation, b: &bitcoin::Block, from: Option<PeerId>) {
-    v.submit(ValidationRequest::Block { hash: b.block_hash(), bytes: Arc::new(serialize(b)), from }).expect("queued");
+    v.submit(ValidationRequest::Block { hash: b.block_hash(), bytes: Arc::new(serialize(b)), from, announce: true })
+        .expect("queued");
 }
 
 /// Waits for the verdict on `hash`, collecting the tips reported meanwhile.
@@ -103,6 +104,76 @@ fn valid_blocks_are_stored_connected_and_read_back() {
     }
 }
 
+/// The block files the kernel writes (obfuscated with its own `xor.dat`) are indexed and read
+/// back raw, byte for byte, including blocks stored out of order and across a reopen.
+#[test]
+fn the_kernels_block_files_are_served_raw() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let blocks = chain(60, 3);
+    let (mut v, rx) = start(dir.path());
+    // Headers first, then the blocks in reverse, as a parallel download stores them.
+    v.submit(ValidationRequest::Headers(blocks.iter().map(|b| b.header).collect())).expect("queued");
+    for b in blocks.iter().rev() {
+        submit(&v, b, Some(1));
+    }
+    let last = blocks.last().expect("blocks").block_hash();
+    let mut tips = Vec::new();
+    while tips.last().map(|t: &(bitcoin::BlockHash, u32)| t.0) != Some(last) {
+        if let ValidationEvent::Tip { hash, height, .. } = rx.recv_timeout(WAIT).expect("tips") {
+            tips.push((hash, height));
+        }
+    }
+    v.stop();
+    let kernel = Kernel::open(dir.path(), Network::Regtest).expect("reopens");
+    let mut files = BlockFiles::new(&kernel.blocks_dir(), kernel.magic());
+    let key = std::fs::read(kernel.blocks_dir().join("xor.dat")).expect("the kernel's key");
+    assert!(key.iter().any(|b| *b != 0), "the kernel obfuscates its block files");
+    assert!(files.scan(1000));
+    assert_eq!(files.len(), blocks.len() + 1, "the blocks and the genesis block");
+    for b in &blocks {
+        assert_eq!(files.read(&b.block_hash()), Ok(serialize(b)));
+    }
+}
+
+/// A block extending the tip out of initial download is reported PoW-valid, with its
+/// `cmpctblock`, before its verdict, only when the request asks for it (a peer wants
+/// high-bandwidth announcements).
+#[test]
+fn pow_valid_blocks_get_their_compact_form_only_when_asked() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs() as u32;
+    let mut g = BlockGen::new(ChainParams::new(Network::Regtest));
+    let blocks: Vec<bitcoin::Block> = (0..4).map(|i| g.next_block(now - 100 + i, 2)).collect();
+    let (v, rx) = start(dir.path());
+    let mut pow_valid = Vec::new();
+    for (i, b) in blocks.iter().enumerate() {
+        let announce = i != 3;
+        v.submit(ValidationRequest::Block {
+            hash: b.block_hash(),
+            bytes: Arc::new(serialize(b)),
+            from: None,
+            announce,
+        })
+        .expect("queued");
+        loop {
+            match rx.recv_timeout(WAIT).expect("an event") {
+                ValidationEvent::PowValid { block, cmpct } => {
+                    assert_eq!(cmpct.compact_block.header, block.header);
+                    pow_valid.push(block.block_hash());
+                }
+                ValidationEvent::Block { hash, outcome, .. } if hash == b.block_hash() => {
+                    assert_eq!(outcome, BlockOutcome::Stored);
+                    break;
+                }
+                _ => {}
+            }
+        }
+    }
+    // The first block leaves initial download (its time is recent); the next two are
+    // announced; the last was not asked for.
+    assert_eq!(pow_valid, vec![blocks[1].block_hash(), blocks[2].block_hash()]);
+}
+
 fn legacy(b: &bitcoin::Block) -> Vec<u8> {
     let mut b = b.clone();
     for tx in &mut b.txdata {
@@ -160,6 +231,7 @@ fn invalid_blocks_get_cores_result_and_reason() {
         hash: bitcoin::BlockHash::all_zeros(),
         bytes: Arc::new(vec![1, 2, 3]),
         from: None,
+        announce: false,
     })
     .expect("queued");
     assert!(matches!(verdict(&rx, bitcoin::BlockHash::all_zeros(), &mut Vec::new()), BlockOutcome::Invalid(_)));

@@ -23,6 +23,10 @@ pub enum ValidationRequest {
         bytes: Arc<Vec<u8>>,
         /// The peer that sent it (`None`: submitted locally).
         from: Option<PeerId>,
+        /// Whether to make its `cmpctblock` once its proof of work is checked (Core's
+        /// `NewPoWValidBlock`): only while a peer wants high-bandwidth announcements, as
+        /// parsing and hashing a large block costs the thread milliseconds.
+        announce: bool,
     },
     /// Read a stored block for a peer that asked for it.
     Read {

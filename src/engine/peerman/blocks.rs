@@ -27,6 +27,12 @@ impl PeerManager {
     pub(super) fn take_validation_requests(&mut self) {
         let mut reqs = Vec::new();
         self.protocol.headers_and_blocks_mut().1.take_requests(&mut reqs);
+        let wanted = self.peers.values().any(|m| !m.closing && m.peer.cmpct.remote.requested_hb);
+        for r in &mut reqs {
+            if let crate::engine::blocks::validation::ValidationRequest::Block { announce, .. } = r {
+                *announce = wanted;
+            }
+        }
         self.actions.extend(reqs.into_iter().map(Action::Validate));
     }
 

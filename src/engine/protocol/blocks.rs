@@ -257,7 +257,12 @@ pub fn on_block(
     blocks.pending_bytes = blocks.pending_bytes.saturating_add(payload.len());
     peer.blocks.pending += 1;
     peer.headers.last_block_time = Some(now.unix);
-    blocks.requests.push(ValidationRequest::Block { hash, bytes: Arc::new(payload.to_vec()), from: Some(peer.who.id) });
+    blocks.requests.push(ValidationRequest::Block {
+        hash,
+        bytes: Arc::new(payload.to_vec()),
+        from: Some(peer.who.id),
+        announce: false,
+    });
 }
 
 /// A `getdata`: queued for serving (Core's `m_getdata_requests`), too many at once is
@@ -648,6 +653,6 @@ pub fn submit(
     headers.chain.tree_mut().add_status(id, BlockStatus::RECEIVED.with(BlockStatus::INDEXED));
     blocks.pending.insert(hash, Pending { from: None, via_compact: false, bytes: bytes.len() });
     blocks.pending_bytes = blocks.pending_bytes.saturating_add(bytes.len());
-    blocks.requests.push(ValidationRequest::Block { hash, bytes: Arc::new(bytes), from: None });
+    blocks.requests.push(ValidationRequest::Block { hash, bytes: Arc::new(bytes), from: None, announce: false });
     Ok(hash)
 }
