@@ -545,17 +545,26 @@ pub fn on_inv(node: &HeadersNode, peer: &mut Peer, inv: &[Inventory], now: Now, 
 /// The headers part of `SendMessages`: start the initial sync (one peer while far behind,
 /// chosen as Core does), drop a stalling sync peer, Core's chain-sync timeout for outbound
 /// peers (`ConsiderEviction`), and announce a new best tip (BIP130 `headers` or `inv`).
-pub fn send_messages(node: &mut HeadersNode, peer: &mut Peer, now: Now, out: &mut impl Outbox) {
+/// `nothing_in_flight`: no block is being downloaded from any peer.
+pub fn send_messages(
+    node: &mut HeadersNode,
+    peer: &mut Peer,
+    nothing_in_flight: bool,
+    now: Now,
+    out: &mut impl Outbox,
+) {
     let far_behind = node.far_behind(now);
-    // Core: while far behind, headers come from one peer, a preferred one (outbound, able to
-    // serve blocks) when there is any; an inbound peer, or one without NODE_NETWORK(_LIMITED),
-    // only when there is none (headers-only btcloopd peers advertise nothing); never an
-    // addr-fetch or feeler connection.
+    // Core (`sync_blocks_and_headers_from_peer`): while far behind, headers come from one
+    // peer, a preferred one (outbound, able to serve blocks); an inbound peer, or one without
+    // NODE_NETWORK(_LIMITED) (headers-only btcloopd peers advertise nothing), only when there
+    // is no preferred peer or no block is in flight; never an addr-fetch or feeler
+    // connection.
     let short_lived = matches!(peer.who.conn_type, ConnectionType::AddrFetch | ConnectionType::Feeler);
     // A node that downloads blocks takes its initial headers only from a peer that can serve
     // them (Core's CanServeBlocks): a peer without blocks would leave it syncing nothing.
     let can_serve = !node.blocks || can_serve_blocks(peer);
-    let sync_from_peer = peer.headers.preferred || (!short_lived && can_serve && node.preferred_peers == 0);
+    let sync_from_peer =
+        peer.headers.preferred || (!short_lived && can_serve && (node.preferred_peers == 0 || nothing_in_flight));
     let wanted =
         (node.sync_peers == 0 && sync_from_peer) || (!far_behind && peer.who.conn_type != ConnectionType::Feeler);
     if !peer.headers.sync_started && wanted {

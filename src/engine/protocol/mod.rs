@@ -517,7 +517,8 @@ impl Protocol {
             return;
         }
         cmpct::send_messages(&self.cmpct, &self.headers, peer, out);
-        headers::send_messages(&mut self.headers, peer, now, out);
+        let nothing_in_flight = self.blocks.download.total_in_flight() == 0;
+        headers::send_messages(&mut self.headers, peer, nothing_in_flight, now, out);
         if out.is_disconnecting() {
             return;
         }

@@ -507,21 +507,39 @@ fn serving() -> ServiceFlags {
 }
 
 #[test]
-fn far_behind_the_sync_peer_is_an_outbound_peer_that_can_serve_blocks_while_one_exists() {
-    let mut p = protocol_with(&[], zero()); // the regtest genesis is from 2011: far behind
+fn far_behind_the_sync_peer_is_an_outbound_peer_that_can_serve_blocks_while_blocks_are_in_flight() {
+    // Core's `sync_blocks_and_headers_from_peer`: a non-preferred peer (inbound, or without
+    // NODE_NETWORK) may start the one sync only when no preferred peer exists or no block is in
+    // flight; an addr-fetch peer never.
+    let params = ChainParams::new(Network::Regtest);
+    let old = crate::engine::chain::mine::mine_child(&params, &params.genesis, params.genesis.time + 1, 81);
+    let mut p = protocol_of(&[old], zero(), true); // a tip from 2011: far behind
     let t0 = Instant::now();
     let mut inbound = peer_as(&mut p, 1, t0, false, ConnectionType::Inbound, serving());
     let mut fetch = peer_as(&mut p, 2, t0, false, ConnectionType::AddrFetch, serving());
-    let mut bare = peer_as(&mut p, 3, t0, false, ConnectionType::Manual, ServiceFlags::NONE);
     let mut outbound = peer_as(&mut p, 4, t0, false, ConnectionType::OutboundFullRelay, serving());
     assert_eq!(p.headers.preferred_peers, 1);
-    for x in [&mut inbound, &mut fetch, &mut bare] {
+    // A block in flight from the outbound peer: only it may start the sync.
+    let (headers, blocks) = p.headers_and_blocks_mut();
+    let (id, _) = headers.chain.tree().get(&old.block_hash()).expect("in the tree");
+    assert!(blocks.download.request_from(4, id, old.block_hash(), t0));
+    for x in [&mut inbound, &mut fetch] {
         let out = tick(&mut p, x, now(t0, 0));
-        assert!(getheaders_of(&out).is_empty(), "{}: not a sync peer while an outbound one exists", x.who.conn_type);
+        assert!(getheaders_of(&out).is_empty(), "{}: not a sync peer while blocks are in flight", x.who.conn_type);
         assert!(!x.headers.sync_started);
     }
     assert_eq!(getheaders_of(&tick(&mut p, &mut outbound, now(t0, 0))).len(), 1);
     assert!(outbound.headers.sync_started);
+    assert_eq!(p.headers.sync_peers, 1);
+    // With nothing in flight an inbound peer ticked first starts it (and only one peer does).
+    let mut p = protocol_of(&[old], zero(), true);
+    let mut inbound = peer_as(&mut p, 1, t0, false, ConnectionType::Inbound, serving());
+    let mut fetch = peer_as(&mut p, 2, t0, false, ConnectionType::AddrFetch, serving());
+    let mut outbound = peer_as(&mut p, 4, t0, false, ConnectionType::OutboundFullRelay, serving());
+    assert_eq!(p.blocks().download.total_in_flight(), 0);
+    assert!(getheaders_of(&tick(&mut p, &mut fetch, now(t0, 0))).is_empty(), "never an addr-fetch peer");
+    assert_eq!(getheaders_of(&tick(&mut p, &mut inbound, now(t0, 0))).len(), 1);
+    assert!(getheaders_of(&tick(&mut p, &mut outbound, now(t0, 0))).is_empty(), "one sync peer while far behind");
     assert_eq!(p.headers.sync_peers, 1);
     // A noban inbound peer that can serve blocks is preferred too (Core's fPreferredDownload).
     let mut noban = p.add_peer(PeerIdentity::new(5, addr(), ConnectionType::Inbound, t0));
