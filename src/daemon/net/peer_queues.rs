@@ -4,7 +4,8 @@
 //!
 //! Queues hold bytes, not per-message allocations: the process queue stores each checked frame
 //! as `type (12) | length (4) | receive time (8) | checksum (4) | payload`, the send queue stores encoded
-//! frames back to back. A large payload the decoder assembled across reads is not copied into the
+//! v1 frames back to back. A v2 connection's frames are sealed (encrypted) as they are written,
+//! a batch at a time ([`Seal`]), into a second byte queue that also carries the handshake. A large payload the decoder assembled across reads is not copied into the
 //! byte queue: its entry has no inline payload (bit 31 of the length set) and the buffer itself
 //! waits, by value, in a side queue; the message handler takes it over without a copy and frees
 //! it after processing. Both count toward the receive limit.
@@ -174,13 +175,48 @@ impl RecvQueue {
     }
 }
 
+/// Turns whole v1-encoded frames of the send queue into the bytes that go on the wire: the v2
+/// transport's encryption (v1 writes its frames as they are and has none).
+pub trait Seal: Send + std::fmt::Debug {
+    /// Appends to `wire` the wire form of whole frames from the start of `frames`, stopping
+    /// after the frame that takes `wire` past `budget` more bytes; returns how many bytes of
+    /// `frames` it consumed (a partial frame at the end is left for later).
+    fn seal(&mut self, frames: &[u8], wire: &mut Vec<u8>, budget: usize) -> usize;
+}
+
+/// How queued frames reach the socket.
+#[derive(Debug, Default)]
+enum Sealing {
+    /// As they are (v1).
+    #[default]
+    Plain,
+    /// Not yet: only `wire` bytes (a v2 handshake) are written, frames wait.
+    Hold,
+    /// Through the transport's encryption.
+    Sealed(Box<dyn Seal>),
+}
+
+/// Frames sealed per step of a write, so the wire buffer stays about this size.
+const SEAL_BATCH: usize = 256 * 1024;
+
 #[derive(Debug, Default)]
 struct SendQueue {
+    /// Encoded v1 frames, as the message handler queued them.
     bytes: ByteQueue,
+    /// Bytes for the wire that are no longer frames: handshake bytes and sealed packets.
+    wire: ByteQueue,
+    sealing: Sealing,
     /// The socket handler is responsible for writing (the socket was full).
     socket_owned: bool,
     /// The connection is closed; nothing more is written.
     closed: bool,
+}
+
+impl SendQueue {
+    /// Bytes waiting, as the send limit counts them.
+    fn queued(&self) -> usize {
+        self.bytes.len() + self.wire.len()
+    }
 }
 
 /// The shared half of a peer.
@@ -311,9 +347,9 @@ impl PeerQueues {
         if q.closed {
             return 0;
         }
-        let before = q.bytes.len();
+        let before = q.queued();
         fill(&mut q.bytes.buf);
-        let after = q.bytes.len();
+        let after = q.queued();
         if before <= self.send_limit && after > self.send_limit {
             self.stats.pause_send_events.fetch_add(1, Ordering::Relaxed);
         }
@@ -323,12 +359,38 @@ impl PeerQueues {
     /// Whether processing this peer's messages must wait for its send queue to drain
     /// (Core's `fPauseSend`).
     pub fn send_paused(&self) -> bool {
-        self.send.lock().bytes.len() > self.send_limit
+        self.send.lock().queued() > self.send_limit
     }
 
     /// Bytes waiting in the send queue.
     pub fn send_queued(&self) -> usize {
-        self.send.lock().bytes.len()
+        self.send.lock().queued()
+    }
+
+    /// Holds queued frames back (a v2 handshake is under way, or the inbound transport is not
+    /// known yet); bytes given to [`PeerQueues::push_wire`] are still written (socket handler
+    /// only).
+    pub fn hold_frames(&self) {
+        self.send.lock().sealing = Sealing::Hold;
+    }
+
+    /// Writes queued frames as they are (v1) from now on (socket handler only).
+    pub fn send_plain(&self) {
+        self.send.lock().sealing = Sealing::Plain;
+    }
+
+    /// Writes queued frames through `seal` from now on (socket handler only).
+    pub fn start_sealing(&self, seal: Box<dyn Seal>) {
+        self.send.lock().sealing = Sealing::Sealed(seal);
+    }
+
+    /// Queues bytes that go on the wire as they are, ahead of frames not yet sealed: a v2
+    /// handshake's (socket handler only).
+    pub fn push_wire(&self, bytes: &[u8]) {
+        let mut q = self.send.lock();
+        if !q.closed {
+            q.wire.buf.extend_from_slice(bytes);
+        }
     }
 
     /// The message handler's optimistic write (Core's `PushMessage` → `SocketSendData`):
@@ -360,13 +422,29 @@ impl PeerQueues {
     }
 
     fn write_locked(&self, q: &mut SendQueue, now_us: u64) -> io::Result<Written> {
-        let before = q.bytes.len();
+        let before = q.queued();
         let mut written = 0;
-        while q.bytes.len() > 0 {
-            match (&self.stream).write(q.bytes.unread()) {
+        loop {
+            if let Sealing::Sealed(seal) = &mut q.sealing {
+                if q.wire.len() == 0 && q.bytes.len() > 0 {
+                    let used = seal.seal(q.bytes.unread(), &mut q.wire.buf, SEAL_BATCH);
+                    q.bytes.consume(used);
+                }
+            }
+            // Wire bytes first (handshake, sealed packets); then plain frames (v1).
+            let from_wire = q.wire.len() > 0;
+            let queue = match (&q.sealing, from_wire) {
+                (_, true) => &mut q.wire,
+                (Sealing::Plain, false) => &mut q.bytes,
+                _ => break,
+            };
+            if queue.len() == 0 {
+                break;
+            }
+            match (&self.stream).write(queue.unread()) {
                 Ok(0) => return Err(io::Error::new(io::ErrorKind::WriteZero, "socket wrote 0 bytes")),
                 Ok(n) => {
-                    q.bytes.consume(n);
+                    queue.consume(n);
                     written += n;
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
@@ -379,8 +457,10 @@ impl PeerQueues {
             NetTotals::add(&self.totals.bytes_sent, written as u64);
             self.stats.last_send_us.store(now_us.max(1), Ordering::Relaxed);
         }
-        let left = q.bytes.len();
-        Ok(Written { bytes: written, left, unpaused: before > self.send_limit && left <= self.send_limit })
+        // Frames held back (a v2 handshake under way) are not the socket's to write.
+        let left = if matches!(q.sealing, Sealing::Hold) { q.wire.len() } else { q.queued() };
+        let total = q.queued();
+        Ok(Written { bytes: written, left, unpaused: before > self.send_limit && total <= self.send_limit })
     }
 
     /// Closes the connection: no more writes, both directions shut down (socket handler only).
@@ -388,6 +468,7 @@ impl PeerQueues {
         let mut q = self.send.lock();
         q.closed = true;
         q.bytes = ByteQueue::default();
+        q.wire = ByteQueue::default();
         let _ = self.stream.shutdown(Shutdown::Both);
     }
 
@@ -399,7 +480,9 @@ impl PeerQueues {
             q.big = VecDeque::new();
         }
         drop(q);
-        self.send.lock().bytes.release_if_empty();
+        let mut q = self.send.lock();
+        q.bytes.release_if_empty();
+        q.wire.release_if_empty();
     }
 }
 

@@ -136,3 +136,104 @@ fn large_payloads_wait_out_of_line_in_order_and_count_toward_the_limit() {
     assert_eq!(q.recv_queued(), 0);
     assert!(q.pop_message(&mut payload).is_none());
 }
+
+/// A stand-in for the v2 encryption: each whole v1 frame becomes `S` + its bytes reversed.
+#[derive(Debug, Default)]
+struct Reverse;
+
+impl Seal for Reverse {
+    fn seal(&mut self, frames: &[u8], wire: &mut Vec<u8>, budget: usize) -> usize {
+        let start = wire.len();
+        let mut used = 0;
+        while let Some(head) = frames.get(used..used + 24) {
+            let len = u32::from_le_bytes([head[16], head[17], head[18], head[19]]) as usize;
+            let Some(frame) = frames.get(used..used + 24 + len) else { break };
+            wire.push(b'S');
+            wire.extend(frame.iter().rev());
+            used += frame.len();
+            if wire.len() - start > budget {
+                break;
+            }
+        }
+        used
+    }
+}
+
+fn frame(payload: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    crate::base::transport::encode_frame([1, 2, 3, 4], "ping", &mut out, |b| b.extend_from_slice(payload));
+    out
+}
+
+fn read_n(peer: &mut StdStream, n: usize) -> Vec<u8> {
+    peer.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut got = vec![0u8; n];
+    peer.read_exact(&mut got).unwrap();
+    got
+}
+
+#[test]
+fn held_frames_wait_for_the_handshake_then_go_out_sealed_in_order() {
+    let (q, mut peer) = pair(1000, 1 << 20);
+    q.hold_frames();
+    let (a, b) = (frame(&[1; 10]), frame(&[2; 3000]));
+    q.queue_send(|buf| {
+        buf.extend_from_slice(&a);
+        buf.extend_from_slice(&b);
+    });
+    q.push_wire(b"KEY+GARBAGE");
+    let (w, needs_socket) = q.flush_from_handler(1).unwrap();
+    assert_eq!((w.bytes, w.left, needs_socket), (11, 0, false), "only the handshake bytes go out");
+    assert_eq!(read_n(&mut peer, 11), b"KEY+GARBAGE");
+    assert_eq!(q.send_queued(), a.len() + b.len(), "the frames still count toward the send limit");
+    q.push_wire(b"TERMINATOR");
+    q.start_sealing(Box::new(Reverse));
+    let (w, _) = q.flush_from_socket(2).map(|w| (w, ())).unwrap();
+    let mut want = b"TERMINATOR".to_vec();
+    for f in [&a, &b] {
+        want.push(b'S');
+        want.extend(f.iter().rev());
+    }
+    assert_eq!((w.bytes, w.left), (want.len(), 0));
+    assert_eq!(read_n(&mut peer, want.len()), want);
+    assert_eq!(q.stats.bytes_sent.load(Ordering::Relaxed), (11 + want.len()) as u64, "wire bytes are counted");
+}
+
+#[test]
+fn after_sealing_an_inbound_peer_detected_as_v1_gets_frames_unchanged() {
+    let (q, mut peer) = pair(1000, 1 << 20);
+    let f = frame(&[9; 100]);
+    q.hold_frames();
+    q.queue_send(|buf| buf.extend_from_slice(&f));
+    assert_eq!(q.flush_from_handler(1).unwrap().0.bytes, 0, "nothing before the transport is known");
+    q.send_plain();
+    q.flush_from_handler(2).unwrap();
+    assert_eq!(read_n(&mut peer, f.len()), f);
+}
+
+#[test]
+fn sealing_goes_in_batches_and_a_full_socket_keeps_the_rest() {
+    // 1,024 frames of 32 KiB: sealed a batch at a time, the socket fills, the socket handler
+    // takes over and drains the rest in order.
+    let (q, mut peer) = pair(1000, 64 << 20);
+    q.start_sealing(Box::new(Reverse));
+    let frames: Vec<Vec<u8>> = (0..1024u32).map(|i| frame(&vec![i as u8; 32 * 1024])).collect();
+    q.queue_send(|buf| frames.iter().for_each(|f| buf.extend_from_slice(f)));
+    let total: usize = frames.iter().map(|f| f.len() + 1).sum();
+    let (w, needs_socket) = q.flush_from_handler(1).unwrap();
+    assert!(needs_socket && w.left > 0, "the socket buffer takes less than 32 MiB");
+    let reader = std::thread::spawn(move || read_n(&mut peer, total));
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while q.send_queued() > 0 {
+        q.flush_from_socket(2).unwrap();
+        assert!(std::time::Instant::now() < deadline, "drained");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let got = reader.join().unwrap();
+    let mut want = Vec::new();
+    for f in &frames {
+        want.push(b'S');
+        want.extend(f.iter().rev());
+    }
+    assert!(got == want, "every frame, sealed, in order");
+}
