@@ -55,8 +55,11 @@ pub enum TransportError {
 pub enum RejectReason {
     /// The payload's double-SHA256 did not match the header checksum.
     BadChecksum,
-    /// The message type had a NUL followed by non-NUL bytes, or a non-printable character.
+    /// The message type had a NUL followed by non-NUL bytes, or a non-printable character (or,
+    /// in v2, the packet was empty or too short for a 12-byte type).
     InvalidCommand,
+    /// A v2 packet named its type by a one-byte short ID that BIP324 (as Core) does not assign.
+    UnknownShortId,
 }
 
 /// A complete, checked frame.
@@ -373,6 +376,8 @@ pub fn encode_frame_reusing(
 fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
+
+pub mod v2;
 
 #[cfg(test)]
 mod tests;

@@ -630,6 +630,7 @@ impl SocketHandler {
                         let what = match r.reason {
                             RejectReason::BadChecksum => "Wrong checksum",
                             RejectReason::InvalidCommand => "Invalid message type",
+                            RejectReason::UnknownShortId => "Unknown v2 short message ID",
                         };
                         debug!(target: "net", "Header error: {what} ({}, {} bytes), peer={id}", sanitize_command(r.command), r.len);
                     }
