@@ -48,6 +48,9 @@ pub enum TransportError {
         /// The declared payload length.
         len: u64,
     },
+    /// A fault of the v2 (BIP324) transport.
+    #[error(transparent)]
+    V2(#[from] v2::V2Error),
 }
 
 /// Why a single message was dropped while the connection was kept.

@@ -26,7 +26,8 @@ pub use ids::{Detected, V1_PREFIX_LEN, command_of_short_id, detect, short_id_of}
 use std::sync::LazyLock;
 
 use bip324::{
-    CipherSession, FillBytes, GarbageResult, Handshake, PacketType, ReceivedGarbage, SentVersion, VersionResult,
+    CipherSession, FillBytes, GarbageResult, Handshake, InboundCipher, OutboundCipher, PacketType, ReceivedGarbage,
+    SentVersion, VersionResult,
 };
 use bitcoin::hashes::{Hash, HashEngine, hmac, sha256};
 use bitcoin::secp256k1::ellswift::{ElligatorSwift, ElligatorSwiftParty};
@@ -137,7 +138,10 @@ pub struct V2Transport {
     send_hs: Vec<u8>,
     session_id: Option<[u8; 32]>,
     recv: Recv,
-    cipher: Option<CipherSession>,
+    /// Decrypts what the peer sends, once the handshake is over.
+    inbound: Option<InboundCipher>,
+    /// Encrypts what we send, until [`V2Transport::take_sender`] hands it to the send side.
+    outbound: Option<OutboundCipher>,
     len_buf: [u8; LENGTH_LEN],
     len_pos: usize,
     /// Bytes after the length field of the packet in progress, once its length is known.
@@ -194,7 +198,8 @@ impl V2Transport {
             send_hs,
             session_id: None,
             recv: Recv::Key(0),
-            cipher: None,
+            inbound: None,
+            outbound: None,
             len_buf: [0; LENGTH_LEN],
             len_pos: 0,
             packet_len: None,
@@ -214,7 +219,7 @@ impl V2Transport {
 
     /// Whether the handshake is over: application messages can be encrypted and arrive.
     pub fn is_ready(&self) -> bool {
-        self.cipher.is_some()
+        self.inbound.is_some()
     }
 
     /// Whether handshake bytes wait to be sent.
@@ -257,7 +262,8 @@ impl V2Transport {
             self.partial = Vec::new();
             self.our_garbage = Vec::new();
             self.send_hs = Vec::new();
-            self.cipher = None;
+            self.inbound = None;
+            self.outbound = None;
         }
         r
     }
@@ -422,7 +428,11 @@ impl V2Transport {
     }
 
     fn complete(&mut self, cipher: CipherSession) {
-        self.cipher = Some(cipher);
+        // Our own derivation of the session id (known since the peer's key) is the crate's.
+        debug_assert_eq!(Some(cipher.id()), self.session_id.as_ref());
+        let (inbound, outbound) = cipher.into_split();
+        self.inbound = Some(inbound);
+        self.outbound = Some(outbound);
         self.recv = Recv::App;
         self.our_garbage = Vec::new();
     }
@@ -442,9 +452,9 @@ impl V2Transport {
                     return Ok(());
                 }
                 self.len_pos = 0;
-                let n = match (&mut self.recv, &mut self.cipher) {
+                let n = match (&mut self.recv, &mut self.inbound) {
                     (Recv::Decoys(hs), _) => hs.decrypt_packet_len(self.len_buf).map_err(crypto)?,
-                    (_, Some(c)) => c.inbound().decrypt_packet_len(self.len_buf),
+                    (_, Some(c)) => c.decrypt_packet_len(self.len_buf),
                     _ => return Err(V2Error::Failed),
                 };
                 let n = check_len(n)?;
@@ -533,8 +543,8 @@ impl V2Transport {
             }
             return Ok(None);
         }
-        let Some(cipher) = self.cipher.as_mut() else { return Err(V2Error::Failed) };
-        let (_, plain) = cipher.inbound().decrypt_in_place(packet, None).map_err(|_| V2Error::Authentication)?;
+        let Some(cipher) = self.inbound.as_mut() else { return Err(V2Error::Failed) };
+        let (_, plain) = cipher.decrypt_in_place(packet, None).map_err(|_| V2Error::Authentication)?;
         match plain.split_first() {
             Some((&header, contents)) if header & IGNORE_BIT == 0 => Ok(Some(contents)),
             _ => Ok(None),
@@ -547,40 +557,72 @@ impl V2Transport {
     /// left for the next call, and nothing is consumed before the handshake is over
     /// ([`V2Transport::is_ready`]). No allocation beyond `out`'s growth.
     pub fn encrypt_frames(&mut self, frames: &[u8], out: &mut Vec<u8>) -> Result<usize, V2Error> {
-        let Some(cipher) = self.cipher.as_mut() else { return Ok(0) };
-        let mut used = 0;
-        while let Some(rest) = frames.get(used..) {
-            let Some(head) = rest.get(..HEADER_SIZE) else { break };
-            let len = u32::from_le_bytes([head[16], head[17], head[18], head[19]]) as usize;
-            let Some(payload) = rest.get(HEADER_SIZE..HEADER_SIZE + len) else { break };
-            let mut command = [0u8; COMMAND_SIZE];
-            command.copy_from_slice(&head[4..16]);
-            let (type_bytes, type_len) = match short_id_of(&command) {
-                Some(id) => ([id; 13], 1),
-                None => {
-                    let mut t = [0u8; 13];
-                    t[1..].copy_from_slice(&command);
-                    (t, 13)
-                }
-            };
-            let contents_len = type_len + len;
-            let packet_len = contents_len + EXPANSION;
-            let start = out.len();
-            // The contents are staged after the packet's room, then encrypted into it.
-            out.resize(start + packet_len + contents_len, 0);
-            let (packet, stage) = out[start..].split_at_mut(packet_len);
-            stage[..type_len].copy_from_slice(&type_bytes[..type_len]);
-            stage[type_len..].copy_from_slice(payload);
-            let r = cipher.outbound().encrypt(stage, packet, PacketType::Genuine, None);
-            out.truncate(start + packet_len);
-            if let Err(e) = r {
-                out.truncate(start);
-                return Err(crypto(e));
-            }
-            used += HEADER_SIZE + len;
+        match self.outbound.as_mut() {
+            Some(cipher) => encrypt_frames(cipher, frames, out),
+            None => Ok(0),
         }
-        Ok(used)
     }
+
+    /// Once the handshake is over, the sending half, taken once: the send queue encrypts with
+    /// it from then on, on whichever thread writes, while this value keeps decrypting.
+    pub fn take_sender(&mut self) -> Option<V2Sender> {
+        self.outbound.take().map(|cipher| V2Sender { cipher })
+    }
+}
+
+/// The sending half of a v2 connection once its handshake is over (the outbound cipher).
+pub struct V2Sender {
+    cipher: OutboundCipher,
+}
+
+impl std::fmt::Debug for V2Sender {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("V2Sender").finish_non_exhaustive()
+    }
+}
+
+impl V2Sender {
+    /// [`V2Transport::encrypt_frames`], for the send side.
+    pub fn encrypt_frames(&mut self, frames: &[u8], out: &mut Vec<u8>) -> Result<usize, V2Error> {
+        encrypt_frames(&mut self.cipher, frames, out)
+    }
+}
+
+/// Encrypts whole v1 frames from the start of `frames` into packets appended to `out`;
+/// returns the bytes of `frames` consumed (see [`V2Transport::encrypt_frames`]).
+fn encrypt_frames(cipher: &mut OutboundCipher, frames: &[u8], out: &mut Vec<u8>) -> Result<usize, V2Error> {
+    let mut used = 0;
+    while let Some(rest) = frames.get(used..) {
+        let Some(head) = rest.get(..HEADER_SIZE) else { break };
+        let len = u32::from_le_bytes([head[16], head[17], head[18], head[19]]) as usize;
+        let Some(payload) = rest.get(HEADER_SIZE..HEADER_SIZE + len) else { break };
+        let mut command = [0u8; COMMAND_SIZE];
+        command.copy_from_slice(&head[4..16]);
+        let (type_bytes, type_len) = match short_id_of(&command) {
+            Some(id) => ([id; 13], 1),
+            None => {
+                let mut t = [0u8; 13];
+                t[1..].copy_from_slice(&command);
+                (t, 13)
+            }
+        };
+        let contents_len = type_len + len;
+        let packet_len = contents_len + EXPANSION;
+        let start = out.len();
+        // The contents are staged after the packet's room, then encrypted into it.
+        out.resize(start + packet_len + contents_len, 0);
+        let (packet, stage) = out[start..].split_at_mut(packet_len);
+        stage[..type_len].copy_from_slice(&type_bytes[..type_len]);
+        stage[type_len..].copy_from_slice(payload);
+        let r = cipher.encrypt(stage, packet, PacketType::Genuine, None);
+        out.truncate(start + packet_len);
+        if let Err(e) = r {
+            out.truncate(start);
+            return Err(crypto(e));
+        }
+        used += HEADER_SIZE + len;
+    }
+    Ok(used)
 }
 
 /// Reserves room for `take` more bytes of a packet of `total` bytes: at most [`ALLOC_AHEAD`]

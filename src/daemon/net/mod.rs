@@ -7,4 +7,5 @@ pub mod listen;
 pub mod peer_queues;
 pub mod seeder;
 pub mod socket_handler;
+pub mod transport;
 pub mod wake;

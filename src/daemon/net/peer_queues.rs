@@ -180,8 +180,9 @@ impl RecvQueue {
 pub trait Seal: Send + std::fmt::Debug {
     /// Appends to `wire` the wire form of whole frames from the start of `frames`, stopping
     /// after the frame that takes `wire` past `budget` more bytes; returns how many bytes of
-    /// `frames` it consumed (a partial frame at the end is left for later).
-    fn seal(&mut self, frames: &[u8], wire: &mut Vec<u8>, budget: usize) -> usize;
+    /// `frames` it consumed (a partial frame at the end is left for later), or why the
+    /// connection cannot go on.
+    fn seal(&mut self, frames: &[u8], wire: &mut Vec<u8>, budget: usize) -> Result<usize, String>;
 }
 
 /// How queued frames reach the socket.
@@ -427,7 +428,7 @@ impl PeerQueues {
         loop {
             if let Sealing::Sealed(seal) = &mut q.sealing {
                 if q.wire.len() == 0 && q.bytes.len() > 0 {
-                    let used = seal.seal(q.bytes.unread(), &mut q.wire.buf, SEAL_BATCH);
+                    let used = seal.seal(q.bytes.unread(), &mut q.wire.buf, SEAL_BATCH).map_err(io::Error::other)?;
                     q.bytes.consume(used);
                 }
             }

@@ -142,7 +142,7 @@ fn large_payloads_wait_out_of_line_in_order_and_count_toward_the_limit() {
 struct Reverse;
 
 impl Seal for Reverse {
-    fn seal(&mut self, frames: &[u8], wire: &mut Vec<u8>, budget: usize) -> usize {
+    fn seal(&mut self, frames: &[u8], wire: &mut Vec<u8>, budget: usize) -> Result<usize, String> {
         let start = wire.len();
         let mut used = 0;
         while let Some(head) = frames.get(used..used + 24) {
@@ -155,7 +155,7 @@ impl Seal for Reverse {
                 break;
             }
         }
-        used
+        Ok(used)
     }
 }
 
