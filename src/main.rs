@@ -195,6 +195,11 @@ struct Cli {
     /// Show peer IP addresses in the log.
     #[arg(long, num_args = 0..=1, default_missing_value = "1", value_parser = core_bool, value_name = "0|1")]
     logips: Option<bool>,
+    /// Speak the BIP324 v2 encrypted transport: serve inbound peers in the transport they open
+    /// with, open manual connections with v2 (retrying once in v1), advertise NODE_P2P_V2
+    /// [default: 1].
+    #[arg(long, num_args = 0..=1, default_missing_value = "1", value_parser = core_bool, value_name = "0|1")]
+    v2transport: Option<bool>,
     /// Also log to stderr [default: 1].
     #[arg(long, num_args = 0..=1, default_missing_value = "1", value_parser = core_bool, value_name = "0|1")]
     printtoconsole: Option<bool>,
@@ -240,7 +245,8 @@ struct Cli {
 
 /// Core style `-flag` becomes `--flag`, and `-noflag` / `--noflag` becomes `--flag=0`.
 fn normalize_args(args: impl Iterator<Item = String>) -> Vec<String> {
-    const BOOLS: [&str; 12] = [
+    const BOOLS: [&str; 13] = [
+        "v2transport",
         "listen",
         "logips",
         "printtoconsole",
@@ -369,6 +375,7 @@ fn build_config(cli: Cli) -> Result<Config, String> {
         cfg.max_tip_age = Duration::from_secs(secs);
     }
     cfg.capture_messages = cli.capturemessages.unwrap_or(false);
+    cfg.v2transport = cli.v2transport.unwrap_or(true);
     cfg.rpc = RpcConfig {
         server: cli.server.unwrap_or(true),
         bind: cli.rpcbind,

@@ -17,7 +17,8 @@ fn addresses_learnt_from_an_outbound_peer_are_stored_and_served_to_inbound_ones(
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     // --connect: the book gets routable addresses, which must never be dialed here.
-    let d = Daemon::start(&[&format!("--connect=127.0.0.1:{port}")]);
+    // The scripted peer speaks v1 only (a v1-only peer would hang up on a v2 key).
+    let d = Daemon::start(&["--v2transport=0", &format!("--connect=127.0.0.1:{port}")]);
     let mut seed = RawPeer::from_stream(accept_within(&listener, WAIT));
     seed.expect("version");
     seed.send(&NetworkMessage::Version(version_msg(70016, "/seed:1.0/", random_u64())));

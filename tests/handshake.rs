@@ -11,9 +11,11 @@ use bitcoin::p2p::message::NetworkMessage;
 use bitcoin::p2p::message_network::VersionMessage;
 use common::*;
 
-fn assert_our_version(v: &VersionMessage, user_agent: &str) {
+fn assert_our_version(v: &VersionMessage, user_agent: &str, v2: bool) {
     assert_eq!(v.version, 70016);
-    assert_eq!(v.services, ServiceFlags::NETWORK | ServiceFlags::WITNESS, "a full node's services");
+    let services = ServiceFlags::NETWORK | ServiceFlags::WITNESS;
+    let services = if v2 { services | ServiceFlags::P2P_V2 } else { services };
+    assert_eq!(v.services, services, "a full node's services (P2P_V2 with --v2transport)");
     assert_eq!(v.user_agent, user_agent);
     assert!(!v.relay, "relay must be false (no mempool)");
     assert_eq!(v.start_height, 0);
@@ -32,11 +34,11 @@ fn two_daemons_connect_with_connect_flag() {
     let b = Daemon::start_with(true, |_| vec![format!("--connect=127.0.0.1:{a_port}")]);
     let ua = daemon_user_agent(None);
     a.wait_log_all(
-        &["New inbound peer connected", "transport: v1", "version: 70016", &format!("user agent: {ua}")],
+        &["New inbound peer connected", "transport: v2", "version: 70016", &format!("user agent: {ua}")],
         WAIT,
     );
     b.wait_log_all(
-        &["New manual peer connected", "transport: v1", "version: 70016", &format!("user agent: {ua}")],
+        &["New manual peer connected", "transport: v2", "version: 70016", &format!("user agent: {ua}")],
         WAIT,
     );
     // And the connection stays up (no disconnect line on either side).
@@ -72,7 +74,7 @@ fn inbound_message_order_and_version_fields() {
 
     p.send(&NetworkMessage::Version(version_msg(70016, "/rawpeer:1.0/", random_u64())));
     let NetworkMessage::Version(v) = p.expect("version") else { unreachable!() };
-    assert_our_version(&v, &daemon_user_agent(None));
+    assert_our_version(&v, &daemon_user_agent(None), true);
     p.expect("wtxidrelay");
     p.expect("sendaddrv2");
     p.expect("verack");
@@ -92,7 +94,7 @@ fn uacomment_is_in_the_user_agent() {
     let d = Daemon::start(&["--uacomment=x"]);
     let mut p = d.connect();
     let hs = p.handshake();
-    assert_our_version(&hs.version, &daemon_user_agent(Some("x")));
+    assert_our_version(&hs.version, &daemon_user_agent(Some("x")), true);
     assert_eq!(hs.version.user_agent, format!("/btcloop:{}(x)/", env!("CARGO_PKG_VERSION")));
 }
 
@@ -100,13 +102,14 @@ fn uacomment_is_in_the_user_agent() {
 fn outbound_connection_sends_version_first() {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let raw_port = listener.local_addr().unwrap().port();
-    let d = Daemon::start_with(true, |_| vec![format!("--connect=127.0.0.1:{raw_port}")]);
+    // The scripted peer speaks v1 only.
+    let d = Daemon::start_with(true, |_| vec!["--v2transport=0".into(), format!("--connect=127.0.0.1:{raw_port}")]);
     let stream = accept_within(&listener, WAIT);
     let mut p = RawPeer::from_stream(stream);
 
     // The dialer speaks first: version, and nothing else before ours.
     let NetworkMessage::Version(v) = p.expect("version") else { unreachable!() };
-    assert_our_version(&v, &daemon_user_agent(None));
+    assert_our_version(&v, &daemon_user_agent(None), false);
     p.assert_silent(Duration::from_millis(300));
 
     // Finish the handshake as the inbound side.

@@ -42,7 +42,8 @@ fn minimum_version_is_accepted() {
 
 #[test]
 fn messages_before_version_are_ignored() {
-    let d = Daemon::start(&[]);
+    // Over v1 (with v2 on, bytes that do not start a v1 `version` open a v2 handshake).
+    let d = Daemon::start(&["--v2transport=0"]);
     let mut p = d.connect();
     p.send(&NetworkMessage::Ping(7));
     p.send(&NetworkMessage::Verack);
@@ -149,8 +150,8 @@ fn ping_before_verack_gets_no_pong() {
 }
 
 #[test]
-fn bip324_attempt_is_dropped_without_a_reply() {
-    let d = Daemon::start(&[]);
+fn with_v2transport_off_a_bip324_attempt_is_dropped_without_a_reply() {
+    let d = Daemon::start(&["--v2transport=0"]);
     let mut p = d.connect();
     // A v2 initiator opens with a 64-byte ElligatorSwift key: random bytes. (First byte fixed
     // to differ from the regtest magic, as it does with overwhelming probability.)

@@ -97,13 +97,14 @@ fn a_node_syncs_20000_headers_from_zero_and_resumes_after_restart() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = listener.local_addr().expect("addr").port();
     let server = serve_headers(listener, p.genesis.block_hash(), chain.clone(), SYNC_WAIT);
-    let b = Daemon::start(&[&format!("--connect=127.0.0.1:{port}"), "--listen=1"]);
+    // The scripted header server speaks v1 only.
+    let b = Daemon::start(&["--v2transport=0", &format!("--connect=127.0.0.1:{port}"), "--listen=1"]);
     b.wait_log("Synchronizing blockheaders, height: 20000 ", SYNC_WAIT);
     assert_eq!(best_header(&b), chain[19_999].block_hash());
     // Ten full batches of 2,000 were asked for, one at a time.
     assert!(b.log_count("more getheaders") >= 9, "{}", common::tail(&b.log(), 20));
     // Restart: the chain comes back from the store, nothing is asked again from zero.
-    let b = b.restart(&["--listen=1"]);
+    let b = b.restart(&["--v2transport=0", "--listen=1"]);
     b.wait_log("Loaded 20000 headers", Duration::from_secs(10));
     assert_eq!(best_header(&b), chain[19_999].block_hash());
     drop(b);
@@ -122,7 +123,7 @@ fn node_reorgs_to_a_heavier_branch() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = listener.local_addr().expect("addr").port();
     let server = serve_headers(listener, p.genesis.block_hash(), [trunk.clone(), heavy.clone()].concat(), SYNC_WAIT);
-    let a = a.restart(&[&format!("--addnode=127.0.0.1:{port}")]);
+    let a = a.restart(&["--v2transport=0", &format!("--addnode=127.0.0.1:{port}")]);
     a.wait_log("Synchronizing blockheaders, height: 35 ", SYNC_WAIT);
     assert_eq!(best_header(&a), heavy[24].block_hash());
     // The lighter branch stays stored (a side branch) and survives a restart, the best tip too.

@@ -1,7 +1,7 @@
 //! Interop with a real Bitcoin Core on regtest over loopback (`common::bitcoind`): btcloopd
 //! does its whole initial block download from Core, a fresh Core does its whole initial block
-//! download from btcloopd alone, and Core dials btcloopd, falls back from v2 to v1 and
-//! completes the handshake.
+//! download from btcloopd alone (both over BIP324 v2, btcloopd's default as Core's), and Core
+//! dials btcloopd over v2, or falls back to v1 when btcloopd runs with `--v2transport=0`.
 //!
 //! The bitcoind comes from `BTCLOOP_BITCOIND` (set by `./x test`) or is built once by
 //! `scripts/build-bitcoind`; these tests are never skipped.
@@ -52,7 +52,7 @@ fn btcloopd_downloads_the_whole_chain_from_core() {
     let info = node.rpc_ok("getblockchaininfo", json!([]));
     assert_eq!((info["headers"].clone(), info["initialblockdownload"].clone()), (json!(1000), json!(false)), "{info}");
 
-    // Core sees btcloopd as an inbound v1 peer with its user agent, offering blocks.
+    // Core sees btcloopd as an inbound v2 (BIP324) peer with its user agent, offering blocks.
     let ours = daemon_user_agent(None);
     let mut core_peers = Vec::new();
     wait_until("Core to list btcloopd as a peer", INTEROP_WAIT, || {
@@ -61,13 +61,18 @@ fn btcloopd_downloads_the_whole_chain_from_core() {
     });
     let p = with_subver(&core_peers, &ours)[0];
     assert_eq!(p["inbound"], json!(true), "{p}");
-    assert_eq!(p["transport_protocol_type"], json!("v1"), "{p}");
-    assert_eq!(p["servicesnames"], json!(["NETWORK", "WITNESS"]), "{p}");
+    assert_eq!(p["transport_protocol_type"], json!("v2"), "{p}");
+    assert_eq!(p["servicesnames"], json!(["NETWORK", "WITNESS", "P2P_V2"]), "{p}");
+    let session = p["session_id"].clone();
+    assert_eq!(session.as_str().map(str::len), Some(64), "{p}");
     // Core served the blocks: it counts them as sent to us.
     assert!(p["bytessent_per_msg"]["block"].as_u64().is_some_and(|b| b > 200_000), "{p}");
 
     // btcloopd sees Core as its outbound peer with Core's height.
     let peers = daemon_peers(&node);
+    let core_seen = with_subver(&peers, "/Satoshi:");
+    assert_eq!(core_seen.len(), 1, "{peers:?}");
+    assert_eq!((&core_seen[0]["transport_protocol_type"], &core_seen[0]["session_id"]), (&json!("v2"), &session));
     let core_seen = with_subver(&peers, "/Satoshi:");
     assert_eq!(core_seen.len(), 1, "{peers:?}");
     assert_eq!(core_seen[0]["inbound"], json!(false), "{}", core_seen[0]);
@@ -103,8 +108,18 @@ fn core_downloads_the_whole_chain_from_btcloopd_alone() {
 }
 
 #[test]
-fn core_dials_btcloopd_falls_back_to_v1_and_keeps_the_manual_connection() {
-    let node = Daemon::start(&[]);
+fn core_dials_btcloopd_over_v2_and_keeps_the_manual_connection() {
+    core_dials_btcloopd(&[], "v2");
+}
+
+#[test]
+fn core_dials_a_v1_only_btcloopd_falls_back_to_v1_and_keeps_the_manual_connection() {
+    core_dials_btcloopd(&["--v2transport=0"], "v1");
+}
+
+/// Core dials btcloopd (started with `args`) by `addnode onetry`; they settle on `transport`.
+fn core_dials_btcloopd(args: &[&str], transport: &str) {
+    let node = Daemon::start(args);
     let core = Bitcoind::start(&[]);
     // Core's default is v2 (BIP324) for outbound connections.
     assert_eq!(
@@ -114,20 +129,23 @@ fn core_dials_btcloopd_falls_back_to_v1_and_keeps_the_manual_connection() {
 
     core.addnode(node.addr, "onetry");
 
-    // btcloopd drops the v2 opening; Core's socket handler then queues a v1 retry.
-    core.wait_log("retrying with v1 transport protocol for peer=", INTEROP_WAIT);
+    if transport == "v1" {
+        // btcloopd drops the v2 opening; Core's socket handler then queues a v1 retry.
+        core.wait_log("retrying with v1 transport protocol for peer=", INTEROP_WAIT);
+    }
 
     let ours = daemon_user_agent(None);
     let mut core_peers = Vec::new();
-    wait_until("Core to finish the v1 handshake with btcloopd", INTEROP_WAIT, || {
+    wait_until("Core to finish the handshake with btcloopd", INTEROP_WAIT, || {
         core_peers = core.peers();
         with_subver(&core_peers, &ours).iter().any(|p| p["version"].as_u64().is_some_and(|v| v > 0))
     });
     let p = with_subver(&core_peers, &ours)[0];
     assert_eq!(p["inbound"], json!(false), "{p}");
     assert_eq!(p["connection_type"], json!("manual"), "{p}");
-    assert_eq!(p["transport_protocol_type"], json!("v1"), "{p}");
-    assert_eq!(p["servicesnames"], json!(["NETWORK", "WITNESS"]), "{p}");
+    assert_eq!(p["transport_protocol_type"], json!(transport), "{p}");
+    let services = if transport == "v2" { json!(["NETWORK", "WITNESS", "P2P_V2"]) } else { json!(["NETWORK", "WITNESS"]) };
+    assert_eq!(p["servicesnames"], services, "{p}");
     let core_id = p["id"].clone();
 
     let mut peers = Vec::new();
@@ -138,6 +156,8 @@ fn core_dials_btcloopd_falls_back_to_v1_and_keeps_the_manual_connection() {
     let d = with_subver(&peers, "/Satoshi:")[0];
     assert_eq!(d["inbound"], json!(true), "{d}");
     assert_eq!(d["connection_type"], json!("inbound"), "{d}");
+    assert_eq!(d["transport_protocol_type"], json!(transport), "{d}");
+    assert_eq!(d["session_id"], p["session_id"], "{d}");
 
     // The handshake completed: each side received the other's verack.
     wait_until("verack on both sides", INTEROP_WAIT, || {

@@ -65,7 +65,13 @@ fn a_node_out_of_ibd_advertises_its_external_address_to_its_peers() {
     let raw_port = raw.local_addr().unwrap().port();
     let ext_port = free_port();
     let ext: SocketAddr = format!("127.0.0.5:{ext_port}").parse().unwrap();
-    let a = Daemon::start(&["--test=loopback-netgroups", &format!("--externalip={ext}"), &format!("--bind={ext}")]);
+    // The scripted peer speaks v1 only.
+    let a = Daemon::start(&[
+        "--v2transport=0",
+        "--test=loopback-netgroups",
+        &format!("--externalip={ext}"),
+        &format!("--bind={ext}"),
+    ]);
     out_of_ibd(&a);
     for port in [b.port, raw_port] {
         a.rpc_ok("addnode", json!([format!("127.0.0.1:{port}"), "add"]));

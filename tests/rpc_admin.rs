@@ -150,7 +150,8 @@ fn ping_rpc_pings_every_peer_and_nettotals_grow() {
 
 #[test]
 fn addnode_connects_a_second_daemon_and_getaddednodeinfo_tracks_it() {
-    let a = Daemon::start(&[]);
+    // v1 (the onetry target below is a scripted v1 peer; addnode's v2transport flag is refused).
+    let a = Daemon::start(&["--v2transport=0"]);
     let b = Daemon::start(&[]);
     let b_addr = b.addr.to_string();
     assert_eq!(a.rpc_ok("getaddednodeinfo", json!([])), json!([]));

@@ -203,6 +203,10 @@ pub struct Config {
     pub max_tip_age: Duration,
     /// Write every message sent and received to `message_capture/` (`--capturemessages`).
     pub capture_messages: bool,
+    /// Speak BIP324 v2 (`--v2transport`, Core's default on): inbound peers are served in the
+    /// transport they open with, manual connections open with v2 (and retry once in v1), and
+    /// `NODE_P2P_V2` is advertised.
+    pub v2transport: bool,
     /// Logging settings.
     pub log: LogConfig,
     /// JSON-RPC server settings.
@@ -258,6 +262,7 @@ impl Default for Config {
             minimum_chain_work: None,
             max_tip_age: Duration::from_secs(crate::engine::protocol::headers::DEFAULT_MAX_TIP_AGE.unsigned_abs()),
             capture_messages: false,
+            v2transport: true,
             log: LogConfig::default(),
             rpc: RpcConfig::default(),
             metrics_bind: None,

@@ -394,6 +394,7 @@ impl Node {
                 connect_timeout: cfg.connect_timeout,
                 log_ips: cfg.log.log_ips,
                 whitelist: cfg.whitelist.clone(),
+                v2transport: cfg.v2transport,
             },
         )?;
         let params = ChainParams::new(cfg.network);
@@ -431,7 +432,11 @@ impl Node {
             params: ProtocolParams {
                 user_agent: cfg.user_agent(),
                 // A full node that keeps every block (Core's default, not pruned).
-                services: ServiceFlags::NETWORK | ServiceFlags::WITNESS,
+                services: if cfg.v2transport {
+                    ServiceFlags::NETWORK | ServiceFlags::WITNESS | ServiceFlags::P2P_V2
+                } else {
+                    ServiceFlags::NETWORK | ServiceFlags::WITNESS
+                },
                 peer_timeout: cfg.peer_timeout,
                 log_ips: cfg.log.log_ips,
                 blocks: true,

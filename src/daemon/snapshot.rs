@@ -79,6 +79,10 @@ pub struct PeerSnapshot {
     pub addr_rate_limited: u64,
     /// Its `--whitelist` permissions by Core's names.
     pub permissions: Vec<&'static str>,
+    /// Its transport as Core names it: `v1`, `v2` or `detecting`.
+    pub transport: &'static str,
+    /// The BIP324 session id, hex; empty for v1.
+    pub session_id: String,
     /// Bytes sent per message type, by name, zeroes left out.
     pub bytes_sent_per_msg: Vec<(&'static str, u64)>,
     /// Bytes received per message type, by name, zeroes left out.
@@ -303,6 +307,8 @@ pub(crate) fn test_peer() -> PeerSnapshot {
         addr_processed: 12,
         addr_rate_limited: 2,
         permissions: vec!["noban"],
+        transport: "v1",
+        session_id: String::new(),
         bytes_sent_per_msg: vec![("ping", 64), ("version", 126)],
         bytes_recv_per_msg: vec![("*other*", 30)],
         send_queue_bytes: 10,

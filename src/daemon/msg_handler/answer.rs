@@ -2,6 +2,7 @@
 //! structs of [`crate::daemon::snapshot`], rendered elsewhere), and the few operator actions
 //! that touch peers (ping, disconnect, ban).
 
+use crate::daemon::net::peer_queues::{TRANSPORT_DETECTING, TRANSPORT_V2};
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
@@ -301,6 +302,12 @@ impl Cx {
             addr_processed: p.addrs.processed,
             addr_rate_limited: p.addrs.rate_limited,
             permissions: e.who.permissions.names(),
+            transport: match s.transport.load(Ordering::Relaxed) {
+                TRANSPORT_V2 => "v2",
+                TRANSPORT_DETECTING => "detecting",
+                _ => "v1",
+            },
+            session_id: s.session_id.lock().map(|id| id.iter().map(|b| format!("{b:02x}")).collect()).unwrap_or_default(),
             bytes_sent_per_msg: e.counts.bytes_per_msg(Direction::Sent),
             bytes_recv_per_msg: e.counts.bytes_per_msg(Direction::Received),
             send_queue_bytes: e.queues.send_queued() as u64,

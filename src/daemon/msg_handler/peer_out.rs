@@ -123,6 +123,14 @@ impl Wire for PeerOut<'_> {
         self.queues.send_paused()
     }
 
+    fn transport(&self) -> &'static str {
+        match self.queues.stats.transport.load(std::sync::atomic::Ordering::Relaxed) {
+            crate::daemon::net::peer_queues::TRANSPORT_V2 => "v2",
+            crate::daemon::net::peer_queues::TRANSPORT_DETECTING => "detecting",
+            _ => "v1",
+        }
+    }
+
     fn send_headers<'h>(&mut self, headers: impl ExactSizeIterator<Item = &'h bitcoin::block::Header>) {
         let magic = self.magic;
         let len = self.queue("headers", |buf| encode_headers(magic, headers, buf));

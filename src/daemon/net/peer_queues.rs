@@ -80,7 +80,19 @@ pub struct PeerStats {
     /// `m_last_block_time`; set by the message handler, for inbound eviction's protection of
     /// the four peers that most recently did).
     pub last_block_time: AtomicI64,
+    /// The connection's transport (set by the socket handler): [`TRANSPORT_V1`],
+    /// [`TRANSPORT_V2`] or [`TRANSPORT_DETECTING`].
+    pub transport: std::sync::atomic::AtomicU8,
+    /// The BIP324 session id once a v2 handshake has it.
+    pub session_id: Mutex<Option<[u8; 32]>>,
 }
+
+/// [`PeerStats::transport`]: plaintext v1 (the default).
+pub const TRANSPORT_V1: u8 = 0;
+/// [`PeerStats::transport`]: BIP324 v2.
+pub const TRANSPORT_V2: u8 = 1;
+/// [`PeerStats::transport`]: an inbound peer whose first bytes have not said which yet.
+pub const TRANSPORT_DETECTING: u8 = 2;
 
 /// One message taken off the process queue.
 #[derive(Clone, Copy, Debug)]

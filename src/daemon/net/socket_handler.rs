@@ -27,7 +27,8 @@ use crate::base::netaddr::net_kind;
 use crate::base::peer::{ConnectionType, DisconnectReason, PeerId, PeerIdentity};
 use crate::base::time::{Clock, unix_now};
 use crate::base::totals::NetTotals;
-use crate::base::transport::{Delivery, RejectReason, V1Decoder, sanitize_command};
+use super::transport::ConnTransport;
+use crate::base::transport::{Delivery, RejectReason, sanitize_command};
 use crate::engine::policy::banman::BanMan;
 use crate::engine::policy::discourage::Discouraged;
 use crate::engine::policy::eviction::{self, EvictionCandidate, EvictionFacts, GroupKey, select_node_to_evict};
@@ -87,6 +88,8 @@ pub struct SocketConfig {
     pub log_ips: bool,
     /// `--whitelist` entries.
     pub whitelist: Vec<Whitelist>,
+    /// Speak BIP324 v2 (`--v2transport`).
+    pub v2transport: bool,
 }
 
 enum ConnState {
@@ -96,7 +99,9 @@ enum ConnState {
 
 struct Connection {
     queues: Arc<PeerQueues>,
-    decoder: V1Decoder,
+    transport: ConnTransport,
+    /// An outbound connection still connecting opens with v2.
+    dial_v2: bool,
     /// What is fixed about the connection (for an outbound one still connecting, without its
     /// local address: the identity is made anew, once, when the connect completes).
     who: Arc<PeerIdentity>,
@@ -342,11 +347,14 @@ impl SocketHandler {
             NetTotals::add(&self.totals.inbound_accepted, 1);
             debug!(target: "net", "accepted connection {}", self.peer_label(id, &addr));
             let who = Arc::new(self.identity(id, addr, local_addr, ConnectionType::Inbound, permissions));
+            let transport = ConnTransport::inbound(self.cfg.magic, self.cfg.v2transport, &queues);
+            set_transport_stats(&queues, &transport);
             self.conns.insert(
                 id,
                 Connection {
                     queues: queues.clone(),
-                    decoder: V1Decoder::new(self.cfg.magic),
+                    transport,
+                    dial_v2: false,
                     who: who.clone(),
                     target: None,
                     state: ConnState::Open,
@@ -416,7 +424,12 @@ impl SocketHandler {
 
     fn on_command(&mut self, cmd: SocketCommand) {
         match cmd {
-            SocketCommand::Connect { addr, conn_type, target } => self.connect(addr, conn_type, target),
+            SocketCommand::Connect { addr, conn_type, target } => {
+                // Core opens manual connections with v2 when it is on; automatic ones only to
+                // addresses that advertise NODE_P2P_V2, which the planner does not pass yet.
+                let v2 = self.cfg.v2transport && conn_type == ConnectionType::Manual;
+                self.connect(addr, conn_type, target, v2)
+            }
             SocketCommand::Disconnect { id, reason } => self.close(id, reason),
             SocketCommand::Flush(id) => self.write(id),
             SocketCommand::Resume(id) => self.read(id, true),
@@ -433,7 +446,7 @@ impl SocketHandler {
         }
     }
 
-    fn connect(&mut self, addr: SocketAddr, conn_type: ConnectionType, target: Option<usize>) {
+    fn connect(&mut self, addr: SocketAddr, conn_type: ConnectionType, target: Option<usize>, v2: bool) {
         let refusal = if !self.network_active.load(Ordering::Acquire) {
             Some("network activity disabled")
         } else if self.banman.is_banned(addr.ip(), unix_now()) {
@@ -473,7 +486,8 @@ impl SocketHandler {
             id,
             Connection {
                 queues,
-                decoder: V1Decoder::new(self.cfg.magic),
+                transport: ConnTransport::v1(self.cfg.magic),
+                dial_v2: v2,
                 who,
                 target,
                 state: ConnState::Connecting,
@@ -544,8 +558,17 @@ impl SocketHandler {
         let who = Arc::new(who);
         conn.who = who.clone();
         let (queues, target) = (conn.queues.clone(), conn.target);
+        if conn.dial_v2 {
+            match ConnTransport::outbound_v2(self.cfg.magic, &queues) {
+                Ok(t) => conn.transport = t,
+                Err(e) => warn!(target: "net", "cannot start a v2 handshake ({e}); speaking v1 to peer={id}"),
+            }
+            set_transport_stats(&queues, &conn.transport);
+        }
+        debug!(target: "net", "connection to {} opened, transport {}", who.label(self.cfg.log_ips), conn.transport.kind().name());
         self.tell_dialer(target, |target| DialerEvent::Connected { target, id });
         self.events.push(NetEvent::Connected(Box::new(NewPeer { queues, who })));
+        self.write(id);
     }
 
     fn expire_connects(&mut self) {
@@ -589,6 +612,7 @@ impl SocketHandler {
             return;
         }
         let mut fatal = None;
+        let mut want_write = false;
         let mut budget = READ_BUDGET;
         loop {
             if budget == 0 {
@@ -616,12 +640,15 @@ impl SocketHandler {
             stats.bytes_recv.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
             stats.last_recv_us.store(now_us, std::sync::atomic::Ordering::Relaxed);
             NetTotals::add(&self.totals.bytes_recv, n as u64);
-            let mut result = Ok(());
-            let decoder = &mut conn.decoder;
+            let mut result = Ok(Default::default());
+            let transport = &mut conn.transport;
+            let before = (transport.kind(), transport.session_id().is_some());
             let totals = &self.totals;
+            let magic = self.cfg.magic;
             let chunk = self.buf.get(..n).unwrap_or(&[]);
+            let queues = &conn.queues;
             let pushed = conn.queues.push_frames(|app| {
-                result = decoder.decode_owned(chunk, |frame| match frame {
+                result = transport.receive(magic, chunk, queues, |frame| match frame {
                     Delivery::Frame(f) => app.push(f.command, f.payload, f.checksum, now_us),
                     Delivery::Owned(f) => app.push_owned(&f.command, f.payload, f.checksum, now_us),
                     Delivery::Rejected(r) => {
@@ -639,9 +666,15 @@ impl SocketHandler {
             if pushed.newly_ready {
                 self.ready.push(id);
             }
-            if let Err(e) = result {
-                fatal = Some(DisconnectReason::Transport(e));
-                break;
+            if (transport.kind(), transport.session_id().is_some()) != before {
+                set_transport_stats(queues, transport);
+            }
+            match result {
+                Ok(r) => want_write |= r.write,
+                Err(e) => {
+                    fatal = Some(DisconnectReason::Transport(e));
+                    break;
+                }
             }
             if pushed.paused {
                 // Over the receive limit: the message handler sends Resume when it drains.
@@ -655,6 +688,8 @@ impl SocketHandler {
         }
         if let Some(reason) = fatal {
             self.close(id, reason);
+        } else if want_write {
+            self.write(id);
         }
     }
 
@@ -696,8 +731,34 @@ impl SocketHandler {
             self.inbound = self.inbound.saturating_sub(1);
         }
         debug!(target: "net", "closed {}: {reason}", conn.who.label(self.cfg.log_ips));
+        self.events.push(NetEvent::Closed { id, reason: reason.clone() });
+        // Core's ShouldReconnectV1: our v2 key got no answer but a close (a v1-only peer hangs
+        // up on bytes that are not its magic): one more try in v1, for the same target.
+        let peer_hung_up = matches!(reason, DisconnectReason::PeerClosed | DisconnectReason::ReadError(_));
+        if peer_hung_up && conn.transport.should_reconnect_v1() && self.network_active.load(Ordering::Acquire) {
+            debug!(target: "net", "retrying with v1 transport protocol for peer={id}");
+            self.connect(conn.who.addr, conn.who.conn_type, conn.target, false);
+            return;
+        }
         let handshake_done = conn.queues.stats.handshake_complete.load(Ordering::Relaxed);
         self.tell_dialer(conn.target, |target| DialerEvent::Closed { target, handshake_done });
-        self.events.push(NetEvent::Closed { id, reason });
+    }
+}
+
+/// Publishes a connection's transport and session id for `getpeerinfo`.
+fn set_transport_stats(queues: &PeerQueues, transport: &ConnTransport) {
+    use super::peer_queues::{TRANSPORT_DETECTING, TRANSPORT_V1, TRANSPORT_V2};
+    use super::transport::TransportKind;
+    let kind = match transport.kind() {
+        TransportKind::V1 => TRANSPORT_V1,
+        TransportKind::V2 => TRANSPORT_V2,
+        TransportKind::Detecting => TRANSPORT_DETECTING,
+    };
+    queues.stats.transport.store(kind, Ordering::Relaxed);
+    if let Some(id) = transport.session_id() {
+        let mut s = queues.stats.session_id.lock();
+        if s.is_none() {
+            *s = Some(id);
+        }
     }
 }

@@ -135,8 +135,8 @@ pub fn peer_info(p: &PeerSnapshot) -> Value {
     o.insert("bytessent_per_msg".into(), per_msg(&p.bytes_sent_per_msg));
     o.insert("bytesrecv_per_msg".into(), per_msg(&p.bytes_recv_per_msg));
     o.insert("connection_type".into(), json!(p.conn_type.as_str()));
-    o.insert("transport_protocol_type".into(), json!("v1"));
-    o.insert("session_id".into(), json!(""));
+    o.insert("transport_protocol_type".into(), json!(p.transport));
+    o.insert("session_id".into(), json!(p.session_id));
     // btcloop's own: queue depths and the drops and pauses Core does not report per peer.
     o.insert("send_queue_bytes".into(), json!(p.send_queue_bytes));
     o.insert("recv_queue_bytes".into(), json!(p.recv_queue_bytes));

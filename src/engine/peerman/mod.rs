@@ -47,6 +47,10 @@ pub trait Wire {
     fn send_paused(&self) -> bool {
         false
     }
+    /// The connection's transport (see [`Outbox::transport`]).
+    fn transport(&self) -> &'static str {
+        "v1"
+    }
 }
 
 /// What the driver must do beyond writing messages.
@@ -158,6 +162,9 @@ impl<W: Wire> Outbox for Out<'_, W> {
     }
     fn send_paused(&self) -> bool {
         self.wire.send_paused()
+    }
+    fn transport(&self) -> &'static str {
+        self.wire.transport()
     }
 }
 

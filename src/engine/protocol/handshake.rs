@@ -213,8 +213,9 @@ pub fn on_verack(proto: &Protocol, peer: &mut Peer, out: &mut impl Outbox) {
     let hs = &peer.handshake;
     info!(
         target: "net",
-        "New {} peer connected: transport: v1, version: {}, user agent: {}, {}",
+        "New {} peer connected: transport: {}, version: {}, user agent: {}, {}",
         peer.who.conn_type,
+        out.transport(),
         hs.remote.as_ref().map_or(0, |r| r.version),
         hs.user_agent(),
         peer.label(proto.params.log_ips)

@@ -64,6 +64,10 @@ pub trait Outbox {
     fn send_paused(&self) -> bool {
         false
     }
+    /// The connection's transport as Core names it (`v1`, `v2`), for the connect log line.
+    fn transport(&self) -> &'static str {
+        "v1"
+    }
 }
 
 /// The current time, as the thread that calls the protocol read it.
