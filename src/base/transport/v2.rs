@@ -370,10 +370,7 @@ impl V2Transport {
             g.buf.extend_from_slice(&input[..take]);
             input = &input[take..];
             if have + take == LENGTH_LEN {
-                let n = self.probe_first_len()?;
-                if let Recv::Garbage(g) = &mut self.recv {
-                    g.first_len = Some(n);
-                }
+                return self.first_length(input);
             }
             return Ok(input);
         };
@@ -387,20 +384,31 @@ impl V2Transport {
         Ok(&input[take..])
     }
 
-    /// The length of the first packet (checked against the limit before anything of it is
-    /// buffered), from a rebuilt handshake that is then dropped.
-    fn probe_first_len(&self) -> Result<usize, V2Error> {
-        let Recv::Garbage(g) = &self.recv else { return Err(V2Error::Failed) };
-        let glen = g.garbage_len.unwrap_or(0);
-        let start = glen + GARBAGE_TERMINATOR_LEN;
+    /// The first packet's length field is complete: check it against the limit before any of
+    /// the packet is buffered, and when the whole packet is already in `input` authenticate it
+    /// with the same handshake (one key exchange less); otherwise the handshake is dropped and
+    /// rebuilt once the packet is complete.
+    fn first_length<'i>(&mut self, input: &'i [u8]) -> Result<&'i [u8], V2Error> {
         let (hs, _) = self.rebuild()?;
-        let (mut hs, _) = found(hs.receive_garbage(g.buf.get(..start).unwrap_or(&[])).map_err(crypto)?, start)?;
-        let len = length_bytes(g.buf.get(start..).unwrap_or(&[]));
-        let n = hs.decrypt_packet_len(len).map_err(crypto)?;
-        check_len(n)
+        let Recv::Garbage(g) = &mut self.recv else { return Err(V2Error::Failed) };
+        let start = g.garbage_len.unwrap_or(0) + GARBAGE_TERMINATOR_LEN;
+        let buf = std::mem::take(&mut g.buf);
+        let (head, len) = buf.split_at(start.min(buf.len()));
+        let (mut hs, _) = found(hs.receive_garbage(head).map_err(crypto)?, start)?;
+        let n = check_len(hs.decrypt_packet_len(length_bytes(len)).map_err(crypto)?)?;
+        let Some(whole) = input.get(..n) else {
+            g.buf = buf;
+            g.first_len = Some(n);
+            return Ok(input);
+        };
+        let mut packet = whole.to_vec();
+        let r = hs.receive_version(&mut packet).map_err(|_| V2Error::Authentication)?;
+        self.after_first(r);
+        Ok(&input[n..])
     }
 
-    /// The first packet is whole: authenticate it (with the garbage as associated data).
+    /// The first packet is whole in the buffer: authenticate it (the garbage is its associated
+    /// data).
     fn finish_first(&mut self) -> Result<(), V2Error> {
         let (hs, _) = self.rebuild()?;
         let Recv::Garbage(g) = &mut self.recv else { return Err(V2Error::Failed) };
@@ -411,7 +419,14 @@ impl V2Transport {
         let (mut hs, _) = found(hs.receive_garbage(head).map_err(crypto)?, start)?;
         let (len, packet) = tail.split_at_mut(LENGTH_LEN.min(tail.len()));
         hs.decrypt_packet_len(length_bytes(len)).map_err(crypto)?;
-        match hs.receive_version(packet).map_err(|_| V2Error::Authentication)? {
+        let r = hs.receive_version(packet).map_err(|_| V2Error::Authentication)?;
+        self.after_first(r);
+        Ok(())
+    }
+
+    /// The first packet authenticated: the handshake is over, or decoys follow.
+    fn after_first(&mut self, r: VersionResult<'_>) {
+        match r {
             VersionResult::Complete { cipher } => self.complete(cipher),
             VersionResult::Decoy(hs) => {
                 // SAFETY: a `Handshake<ReceivedGarbage<'a>>` borrows nothing but the peer's
@@ -424,7 +439,6 @@ impl V2Transport {
                 self.recv = Recv::Decoys(Box::new(hs));
             }
         }
-        Ok(())
     }
 
     fn complete(&mut self, cipher: CipherSession) {
@@ -435,6 +449,8 @@ impl V2Transport {
         self.outbound = Some(outbound);
         self.recv = Recv::App;
         self.our_garbage = Vec::new();
+        // The key exchange is over: the secret key is not needed again.
+        self.secret = [0; 32];
     }
 
     /// Packets after the first: decoys until the version packet, then application messages.
