@@ -46,7 +46,9 @@ fn inbound_slots_are_limited_and_freed() {
 fn silent_outbound_peer_is_dropped_after_peertimeout() {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let raw_port = listener.local_addr().unwrap().port();
-    let d = Daemon::start_with(true, |_| vec!["--v2transport=0".into(), "--peertimeout=1".into(), format!("--connect=127.0.0.1:{raw_port}")]);
+    let d = Daemon::start_with(true, |_| {
+        vec!["--v2transport=0".into(), "--peertimeout=1".into(), format!("--connect=127.0.0.1:{raw_port}")]
+    });
     let stream = accept_within(&listener, WAIT);
     let mut p = RawPeer::from_stream(stream);
     p.expect("version");

@@ -144,7 +144,8 @@ fn core_dials_btcloopd(args: &[&str], transport: &str) {
     assert_eq!(p["inbound"], json!(false), "{p}");
     assert_eq!(p["connection_type"], json!("manual"), "{p}");
     assert_eq!(p["transport_protocol_type"], json!(transport), "{p}");
-    let services = if transport == "v2" { json!(["NETWORK", "WITNESS", "P2P_V2"]) } else { json!(["NETWORK", "WITNESS"]) };
+    let services =
+        if transport == "v2" { json!(["NETWORK", "WITNESS", "P2P_V2"]) } else { json!(["NETWORK", "WITNESS"]) };
     assert_eq!(p["servicesnames"], services, "{p}");
     let core_id = p["id"].clone();
 

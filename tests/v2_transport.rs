@@ -13,7 +13,12 @@ const WAIT: Duration = Duration::from_secs(30);
 /// `getpeerinfo` entries that completed the version handshake.
 fn peers(d: &Daemon) -> Vec<Value> {
     let list = d.rpc_ok("getpeerinfo", json!([]));
-    list.as_array().cloned().unwrap_or_default().into_iter().filter(|p| p["version"].as_i64().unwrap_or(0) > 0).collect()
+    list.as_array()
+        .cloned()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|p| p["version"].as_i64().unwrap_or(0) > 0)
+        .collect()
 }
 
 fn wait_peers(d: &Daemon, n: usize) -> Vec<Value> {
@@ -62,7 +67,10 @@ fn a_v1_peer_gets_into_a_v2_node_and_a_v2_dial_to_a_v1_node_falls_back_to_v1() {
     let (pc, pv) = (wait_peers(&c, 1), wait_peers(&v1_only, 1));
     assert_eq!(pc[0]["transport_protocol_type"], "v1");
     assert_eq!(pv[0]["transport_protocol_type"], "v1");
-    assert!(!pc[0]["servicesnames"].as_array().expect("names").iter().any(|s| s == "P2P_V2"), "v1-only advertises no P2P_V2");
+    assert!(
+        !pc[0]["servicesnames"].as_array().expect("names").iter().any(|s| s == "P2P_V2"),
+        "v1-only advertises no P2P_V2"
+    );
     std::thread::sleep(Duration::from_secs(2));
     assert_eq!(peers(&c).len(), 1, "still connected");
 }

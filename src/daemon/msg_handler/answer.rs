@@ -307,7 +307,11 @@ impl Cx {
                 TRANSPORT_DETECTING => "detecting",
                 _ => "v1",
             },
-            session_id: s.session_id.lock().map(|id| id.iter().map(|b| format!("{b:02x}")).collect()).unwrap_or_default(),
+            session_id: s
+                .session_id
+                .lock()
+                .map(|id| id.iter().map(|b| format!("{b:02x}")).collect())
+                .unwrap_or_default(),
             bytes_sent_per_msg: e.counts.bytes_per_msg(Direction::Sent),
             bytes_recv_per_msg: e.counts.bytes_per_msg(Direction::Received),
             send_queue_bytes: e.queues.send_queued() as u64,

@@ -22,12 +22,12 @@ use std::os::fd::AsRawFd;
 use tracing::{debug, info, warn};
 
 use super::peer_queues::PeerQueues;
+use super::transport::ConnTransport;
 use super::wake::{MsgWake, NetEvent, NewPeer, SocketCommand, SocketControl};
 use crate::base::netaddr::net_kind;
 use crate::base::peer::{ConnectionType, DisconnectReason, PeerId, PeerIdentity};
 use crate::base::time::{Clock, unix_now};
 use crate::base::totals::NetTotals;
-use super::transport::ConnTransport;
 use crate::base::transport::{Delivery, RejectReason, sanitize_command};
 use crate::engine::policy::banman::BanMan;
 use crate::engine::policy::discourage::Discouraged;
