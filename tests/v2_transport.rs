@@ -74,3 +74,32 @@ fn a_v1_peer_gets_into_a_v2_node_and_a_v2_dial_to_a_v1_node_falls_back_to_v1() {
     std::thread::sleep(Duration::from_secs(2));
     assert_eq!(peers(&c).len(), 1, "still connected");
 }
+
+/// `GET /metrics` from a node started with `--metricsbind`.
+fn scrape(addr: std::net::SocketAddr) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).expect("metrics server");
+    s.set_read_timeout(Some(WAIT)).expect("timeout");
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").expect("request");
+    let mut body = String::new();
+    let _ = s.read_to_string(&mut body);
+    body
+}
+
+#[test]
+fn metrics_count_peers_and_wire_bytes_by_transport() {
+    let port = common::free_port();
+    let metrics: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
+    let a = Daemon::start(&[&format!("--metricsbind={metrics}")]);
+    let _b = Daemon::start(&[&format!("--connect={}", a.addr)]);
+    let _c = Daemon::start(&["--v2transport=0", &format!("--connect={}", a.addr)]);
+    wait_peers(&a, 2);
+    let text = scrape(metrics);
+    let line = |prefix: &str| text.lines().find(|l| l.starts_with(prefix)).map(str::to_string);
+    let v2 = r#"btcloop_peers{direction="inbound",connection_type="inbound",network="not_publicly_routable",transport="v2"} 1"#;
+    let v1 = r#"btcloop_peers{direction="inbound",connection_type="inbound",network="not_publicly_routable",transport="v1"} 1"#;
+    assert!(text.contains(v2) && text.contains(v1), "{text}");
+    let bytes = line(r#"btcloop_peer_bytes{direction="received",transport="v2"}"#).expect("v2 bytes");
+    let n: f64 = bytes.rsplit(' ').next().and_then(|v| v.parse().ok()).expect("a number");
+    assert!(n > 0.0, "{bytes}");
+}

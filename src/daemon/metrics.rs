@@ -112,14 +112,25 @@ fn gauge(registry: &mut Registry, name: &str, help: &str, value: i64) {
 pub fn render(s: &MetricsSnapshot, totals: &NetTotals) -> String {
     let mut r = Registry::with_prefix("btcloop");
     let peers = Family::<Labels, Gauge>::default();
+    let peer_bytes = Family::<Labels, Gauge>::default();
     let queue = Family::<Labels, Gauge>::default();
     let mut pings: Vec<f64> = Vec::new();
     let (mut pause_recv, mut pause_send) = (s.closed_pause_recv, s.closed_pause_send);
     for p in &s.peers {
         let dir = if p.conn_type.is_inbound() { "inbound" } else { "outbound" };
-        let l =
-            labels(&[("direction", dir), ("connection_type", p.conn_type.as_str()), ("network", p.network.as_str())]);
+        let l = labels(&[
+            ("direction", dir),
+            ("connection_type", p.conn_type.as_str()),
+            ("network", p.network.as_str()),
+            ("transport", p.transport),
+        ]);
         peers.get_or_create(&l).inc();
+        let (sent, recv) = (
+            labels(&[("direction", "sent"), ("transport", p.transport)]),
+            labels(&[("direction", "received"), ("transport", p.transport)]),
+        );
+        peer_bytes.get_or_create(&sent).inc_by(gauge_value(p.bytes_sent));
+        peer_bytes.get_or_create(&recv).inc_by(gauge_value(p.bytes_recv));
         queue.get_or_create(&labels(&[("queue", "send")])).inc_by(gauge_value(p.send_queue_bytes));
         queue.get_or_create(&labels(&[("queue", "recv")])).inc_by(gauge_value(p.recv_queue_bytes));
         pause_recv = pause_recv.saturating_add(p.pause_recv_events);
@@ -128,7 +139,16 @@ pub fn render(s: &MetricsSnapshot, totals: &NetTotals) -> String {
             pings.push(t.as_secs_f64());
         }
     }
-    r.register("peers", "Connected peers by direction, connection type and network", peers);
+    r.register(
+        "peers",
+        "Connected peers by direction, connection type, network and transport (v1, v2, detecting)",
+        peers,
+    );
+    r.register(
+        "peer_bytes",
+        "Bytes that crossed the wire with the connected peers, by direction and transport",
+        peer_bytes,
+    );
     r.register("queue_bytes", "Bytes waiting in all peers' send and receive queues", queue);
     let msgs = Family::<Labels, Counter>::default();
     let bytes = Family::<Labels, Counter>::default();
@@ -282,7 +302,7 @@ mod tests {
         };
         let text = render(&s, &totals);
         for line in [
-            "btcloop_peers{direction=\"inbound\",connection_type=\"inbound\",network=\"ipv4\"} 1",
+            "btcloop_peers{direction=\"inbound\",connection_type=\"inbound\",network=\"ipv4\",transport=\"v1\"} 1",
             "btcloop_messages_total{direction=\"sent\",network=\"ipv4\",connection_type=\"inbound\",message_type=\"ping\"} 3",
             "btcloop_message_bytes_total{direction=\"sent\",network=\"ipv4\",connection_type=\"inbound\",message_type=\"ping\"} 96",
             "btcloop_disconnects_total{reason=\"peer-closed\"} 4",
@@ -324,7 +344,7 @@ mod tests {
         };
         let text = render(&s, &NetTotals::default());
         for line in [
-            "btcloop_peers{direction=\"inbound\",connection_type=\"inbound\",network=\"ipv4\"} 1",
+            "btcloop_peers{direction=\"inbound\",connection_type=\"inbound\",network=\"ipv4\",transport=\"v1\"} 1",
             "btcloop_queue_bytes{queue=\"recv\"} 3",
             "btcloop_pause_events_total{kind=\"recv\"} 1",
             "btcloop_pause_events_total{kind=\"send\"} 7",
