@@ -103,3 +103,12 @@ fn metrics_count_peers_and_wire_bytes_by_transport() {
     let n: f64 = bytes.rsplit(' ').next().and_then(|v| v.parse().ok()).expect("a number");
     assert!(n > 0.0, "{bytes}");
 }
+
+#[test]
+fn addnode_with_v2transport_opens_a_v2_connection_on_a_v2_node() {
+    let a = Daemon::start(&[]);
+    let b = Daemon::start(&[]);
+    assert_eq!(a.rpc_ok("addnode", json!([b.addr.to_string(), "onetry", true])), Value::Null);
+    let p = wait_peers(&a, 1);
+    assert_eq!((&p[0]["connection_type"], &p[0]["transport_protocol_type"]), (&json!("manual"), &json!("v2")));
+}

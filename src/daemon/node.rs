@@ -546,6 +546,7 @@ impl Node {
                 ban_time_secs: crate::engine::policy::banman::ban_duration_secs(cfg.ban_time),
                 blocks,
                 network: cfg.network.to_bitcoin(),
+                v2transport: cfg.v2transport,
             };
             let on_stop = hooks.on_stop.unwrap_or_else(|| Arc::new(|| {}));
             self.rpc = Some(RpcServer::start(cfg, ctx, on_stop)?);

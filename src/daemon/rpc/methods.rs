@@ -463,7 +463,9 @@ fn addnode(c: &RpcContext, a: &[Value]) -> Result<Value, RpcError> {
     if !["add", "remove", "onetry"].contains(&command) {
         return Err(help_error("addnode"));
     }
-    if command != "remove" && arg(a, 2).and_then(Value::as_bool) == Some(true) {
+    // Core: v2 asked of a node that does not speak it is an error. (With v2 on, added nodes
+    // are dialed with v2 and retried once in v1 whatever the flag says.)
+    if command != "remove" && arg(a, 2).and_then(Value::as_bool) == Some(true) && !c.v2transport {
         return Err(RpcError::invalid_param("Error: v2transport requested but not enabled (see -v2transport)"));
     }
     let spec = PeerSpec::parse(node, c.default_port).map_err(|e| RpcError::invalid_param(format!("Error: {e}")))?;

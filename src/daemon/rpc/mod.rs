@@ -68,6 +68,8 @@ pub struct RpcContext {
     pub blocks: Option<Queries>,
     /// The network (for addresses in `getblock`).
     pub network: bitcoin::Network,
+    /// Whether the node speaks BIP324 v2 (`--v2transport`; `addnode`'s `v2transport`).
+    pub v2transport: bool,
 }
 
 impl RpcContext {
