@@ -112,3 +112,145 @@ fn addnode_with_v2transport_opens_a_v2_connection_on_a_v2_node() {
     let p = wait_peers(&a, 1);
     assert_eq!((&p[0]["connection_type"], &p[0]["transport_protocol_type"]), (&json!("manual"), &json!("v2")));
 }
+
+/// A scripted v2 initiator: completes BIP324's handshake with the node through the crate-based
+/// codec btcloopd itself uses, then lets the test send what it likes.
+struct V2Client {
+    stream: std::net::TcpStream,
+    codec: btcloop::base::transport::v2::V2Transport,
+    /// Messages decoded and not looked at yet: type and payload.
+    got: std::collections::VecDeque<(String, Vec<u8>)>,
+}
+
+impl V2Client {
+    fn handshake(addr: std::net::SocketAddr) -> V2Client {
+        use btcloop::base::transport::v2::{Role, V2Transport};
+        use std::io::{Read, Write};
+        let mut stream = std::net::TcpStream::connect(addr).expect("connect");
+        stream.set_read_timeout(Some(Duration::from_millis(100))).expect("timeout");
+        let mut codec = V2Transport::new(common::MAGIC, Role::Initiator).expect("key");
+        let mut out = Vec::new();
+        codec.take_handshake(&mut out);
+        stream.write_all(&out).expect("key sent");
+        let deadline = std::time::Instant::now() + WAIT;
+        let mut buf = [0u8; 4096];
+        while !codec.is_ready() {
+            assert!(std::time::Instant::now() < deadline, "v2 handshake with the node");
+            if let Ok(n) = stream.read(&mut buf) {
+                assert!(n > 0, "the node closed during the handshake");
+                codec.decode_owned(&buf[..n], |_| {}).expect("the node's handshake");
+                let mut out = Vec::new();
+                codec.take_handshake(&mut out);
+                stream.write_all(&out).expect("terminator and version packet sent");
+            }
+        }
+        V2Client { stream, codec, got: std::collections::VecDeque::new() }
+    }
+
+    /// The v2 packet of a v1-encoded message.
+    fn packet(&mut self, command: &str, payload: &[u8]) -> Vec<u8> {
+        let mut frame = Vec::new();
+        btcloop::base::transport::encode_frame(common::MAGIC, command, &mut frame, |b| b.extend_from_slice(payload));
+        let mut out = Vec::new();
+        assert_eq!(self.codec.encrypt_frames(&frame, &mut out).expect("encrypt"), frame.len());
+        out
+    }
+
+    fn send(&mut self, bytes: &[u8]) {
+        use std::io::Write;
+        let _ = self.stream.write_all(bytes);
+    }
+
+    /// Reads until a message of type `command` arrives (skipping others); its payload.
+    fn expect(&mut self, command: &str) -> Vec<u8> {
+        use std::io::Read;
+        let deadline = std::time::Instant::now() + WAIT;
+        let mut buf = [0u8; 65536];
+        loop {
+            while let Some((c, payload)) = self.got.pop_front() {
+                if c == command {
+                    return payload;
+                }
+            }
+            assert!(std::time::Instant::now() < deadline, "no {command} from the node");
+            let n = match self.stream.read(&mut buf) {
+                Ok(0) => panic!("the node closed the connection while we waited for {command}"),
+                Ok(n) => n,
+                Err(_) => continue,
+            };
+            let got = &mut self.got;
+            self.codec
+                .decode_owned(&buf[..n], |d| {
+                    if let btcloop::base::transport::Delivery::Frame(f) = d {
+                        got.push_back((
+                            btcloop::base::transport::command_str(f.command).to_string(),
+                            f.payload.to_vec(),
+                        ));
+                    }
+                })
+                .expect("the node's packets");
+        }
+    }
+
+    /// Whether the node closed the connection within `WAIT`.
+    fn closed(&mut self) -> bool {
+        use std::io::Read;
+        let deadline = std::time::Instant::now() + WAIT;
+        let mut buf = [0u8; 4096];
+        while std::time::Instant::now() < deadline {
+            match self.stream.read(&mut buf) {
+                Ok(0) => return true,
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock || e.kind() == std::io::ErrorKind::TimedOut => {}
+                Err(_) => return true,
+            }
+        }
+        false
+    }
+}
+
+#[test]
+fn bad_v2_peers_are_disconnected_while_another_peer_is_served() {
+    let d = Daemon::start(&[]);
+    let mut good = d.connect();
+    good.handshake();
+    // A bad tag: a real packet with one byte flipped.
+    let mut c = V2Client::handshake(d.addr);
+    let mut p = c.packet("ping", &7u64.to_le_bytes());
+    let last = p.len() - 1;
+    p[last] ^= 1;
+    c.send(&p);
+    assert!(c.closed(), "a bad tag disconnects");
+    d.wait_log("v2 packet authentication failed", WAIT);
+    good.ping_pong(1);
+    // An oversized length: only the packet's first bytes are sent; the node refuses it there.
+    let mut c = V2Client::handshake(d.addr);
+    // A type without a short id: 13 + 4,000,001 bytes of contents, one over the limit.
+    let p = c.packet("bigflood", &vec![0u8; 4_000_001]);
+    c.send(&p[..64]);
+    assert!(c.closed(), "an oversized packet disconnects before its payload");
+    d.wait_log("exceeds the limit of 4000013 bytes", WAIT);
+    good.ping_pong(2);
+    // Garbage without a terminator: a key, then 4,095 + 16 + 1 bytes none of which end it.
+    let mut raw = std::net::TcpStream::connect(d.addr).expect("connect");
+    use std::io::Write;
+    let mut bytes = vec![0x5cu8; 64];
+    bytes.extend(std::iter::repeat_n(0x33u8, 4095 + 17));
+    raw.write_all(&bytes).expect("sent");
+    d.wait_log("v2 garbage terminator not found within 4095 bytes", WAIT);
+    good.ping_pong(3);
+    // A well-behaved v2 peer does the version handshake and gets its pong.
+    let mut c = V2Client::handshake(d.addr);
+    let version = common::version_msg(70016, "/v2client:1.0/", common::random_u64());
+    let payload = bitcoin::consensus::serialize(&version);
+    let p = c.packet("version", &payload);
+    c.send(&p);
+    c.expect("version");
+    c.expect("verack");
+    let p = c.packet("verack", &[]);
+    c.send(&p);
+    let p = c.packet("ping", &9u64.to_le_bytes());
+    c.send(&p);
+    assert_eq!(c.expect("pong"), 9u64.to_le_bytes().to_vec());
+    assert_eq!(peers(&d).len(), 2, "the v1 peer and the v2 client: {:?}", peers(&d));
+}
