@@ -196,8 +196,8 @@ struct Cli {
     #[arg(long, num_args = 0..=1, default_missing_value = "1", value_parser = core_bool, value_name = "0|1")]
     logips: Option<bool>,
     /// Speak the BIP324 v2 encrypted transport: serve inbound peers in the transport they open
-    /// with, open manual connections with v2 (retrying once in v1), advertise NODE_P2P_V2
-    /// [default: 1].
+    /// with, open manual connections (and automatic ones to NODE_P2P_V2 addresses) with v2,
+    /// retrying once in v1; advertise NODE_P2P_V2 [default: 1].
     #[arg(long, num_args = 0..=1, default_missing_value = "1", value_parser = core_bool, value_name = "0|1")]
     v2transport: Option<bool>,
     /// Also log to stderr [default: 1].

@@ -204,8 +204,9 @@ pub struct Config {
     /// Write every message sent and received to `message_capture/` (`--capturemessages`).
     pub capture_messages: bool,
     /// Speak BIP324 v2 (`--v2transport`, Core's default on): inbound peers are served in the
-    /// transport they open with, manual connections open with v2 (and retry once in v1), and
-    /// `NODE_P2P_V2` is advertised.
+    /// transport they open with, manual connections and automatic ones to addresses that
+    /// advertise `NODE_P2P_V2` open with v2 (and retry once in v1), and `NODE_P2P_V2` is
+    /// advertised.
     pub v2transport: bool,
     /// Logging settings.
     pub log: LogConfig,

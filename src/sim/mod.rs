@@ -511,7 +511,7 @@ impl Sim {
                         self.drop_peer(node, id, &reason);
                     }
                 }
-                Action::Dial { addr, conn_type } => {
+                Action::Dial { addr, conn_type, .. } => {
                     let rtt = self.latency() + self.latency();
                     self.at(rtt, Ev::DialArrives { node, boot, addr, conn_type });
                 }

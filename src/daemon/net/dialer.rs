@@ -271,14 +271,18 @@ fn on_command(plan: &mut DialPlan, cmd: DialerCommand, ctl: &SocketControl) {
             let _ = reply.send(plan.remove(&spec));
         }
         DialerCommand::OneTry(spec) => match spec.resolve() {
-            Ok(addr) => ctl.send(SocketCommand::Connect { addr, conn_type: ConnectionType::Manual, target: None }),
+            Ok(addr) => {
+                ctl.send(SocketCommand::Connect { addr, conn_type: ConnectionType::Manual, target: None, v2: true })
+            }
             Err(e) => debug!(target: "net", "cannot resolve {spec}: {e}"),
         },
         DialerCommand::Info(reply) => {
             let _ = reply.send(plan.added_nodes());
         }
         DialerCommand::AddrFetch(spec) => match spec.resolve() {
-            Ok(addr) => ctl.send(SocketCommand::Connect { addr, conn_type: ConnectionType::AddrFetch, target: None }),
+            Ok(addr) => {
+                ctl.send(SocketCommand::Connect { addr, conn_type: ConnectionType::AddrFetch, target: None, v2: false })
+            }
             Err(e) => debug!(target: "net", "cannot resolve {spec}: {e}"),
         },
     }
@@ -298,7 +302,12 @@ pub fn run(
             match spec.resolve() {
                 Ok(addr) => {
                     plan.resolved(i, addr);
-                    ctl.send(SocketCommand::Connect { addr, conn_type: ConnectionType::Manual, target: Some(i) })
+                    ctl.send(SocketCommand::Connect {
+                        addr,
+                        conn_type: ConnectionType::Manual,
+                        target: Some(i),
+                        v2: true,
+                    })
                 }
                 Err(e) => {
                     debug!(target: "net", "cannot resolve {spec}: {e}");

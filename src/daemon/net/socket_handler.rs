@@ -424,11 +424,8 @@ impl SocketHandler {
 
     fn on_command(&mut self, cmd: SocketCommand) {
         match cmd {
-            SocketCommand::Connect { addr, conn_type, target } => {
-                // Core opens manual connections with v2 when it is on; automatic ones only to
-                // addresses that advertise NODE_P2P_V2, which the planner does not pass yet.
-                let v2 = self.cfg.v2transport && conn_type == ConnectionType::Manual;
-                self.connect(addr, conn_type, target, v2)
+            SocketCommand::Connect { addr, conn_type, target, v2 } => {
+                self.connect(addr, conn_type, target, v2 && self.cfg.v2transport)
             }
             SocketCommand::Disconnect { id, reason } => self.close(id, reason),
             SocketCommand::Flush(id) => self.write(id),

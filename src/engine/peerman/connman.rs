@@ -81,10 +81,10 @@ impl PeerManager {
         let planned = self.planner.tick(now.mono, now.unix, addrman, &view, &mut self.rng);
         for action in planned {
             match action {
-                outbound::Action::Dial { addr, conn_type } => {
+                outbound::Action::Dial { addr, conn_type, v2 } => {
                     let shown = if log_ips { addr.to_string() } else { "peer".into() };
                     debug!(target: "net", "Making automatic {conn_type} connection to {shown}");
-                    self.actions.push(Action::Dial { addr, conn_type });
+                    self.actions.push(Action::Dial { addr, conn_type, v2 });
                 }
                 outbound::Action::AddrFetch(host) => self.actions.push(Action::AddrFetch(host)),
                 outbound::Action::AddFixedSeeds(seeds) => {

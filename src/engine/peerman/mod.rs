@@ -70,6 +70,8 @@ pub enum Action {
         addr: std::net::SocketAddr,
         /// Which kind.
         conn_type: ConnectionType,
+        /// The address advertises `NODE_P2P_V2`.
+        v2: bool,
     },
     /// Resolve this `--seednode` name and connect to it as an addr-fetch peer.
     AddrFetch(String),

@@ -190,7 +190,7 @@ fn planner_rounds_become_dial_actions() {
     let env = TickEnv { network_active: true, refused: &refused };
     m.tick(at(t0, 1), &env);
     let got = actions(&mut m);
-    let [Action::Dial { addr, conn_type }] = &got[..] else { panic!("one dial at a time: {got:?}") };
+    let [Action::Dial { addr, conn_type, .. }] = &got[..] else { panic!("one dial at a time: {got:?}") };
     assert!(matches!(conn_type, ConnectionType::OutboundFullRelay | ConnectionType::BlockRelayOnly), "{got:?}");
     // While the dial is in flight nothing else is dialed; once it fails, the next round dials.
     m.tick(at(t0, 2), &env);

@@ -130,6 +130,8 @@ pub enum Action {
         addr: SocketAddr,
         /// Which kind.
         conn_type: ConnectionType,
+        /// The address advertises `NODE_P2P_V2` (Core opens such connections with v2).
+        v2: bool,
     },
     /// Connect to this `--seednode` as an addr-fetch peer (the name must be resolved).
     AddrFetch(String),
@@ -159,7 +161,7 @@ pub struct OutboundPlanner {
     /// at the first check).
     next_stale_check: Option<Instant>,
     /// The feeler chosen, waiting out its random delay.
-    feeler_at: Option<(Instant, SocketAddr)>,
+    feeler_at: Option<(Instant, SocketAddr, bool)>,
     seed_node_timer: Instant,
     add_addr_fetch: bool,
     /// The dial in flight.
@@ -308,11 +310,11 @@ impl OutboundPlanner {
         if !view.network_active || self.pending.is_some() {
             return out;
         }
-        if let Some((at, addr)) = self.feeler_at {
+        if let Some((at, addr, v2)) = self.feeler_at {
             if now >= at {
                 self.feeler_at = None;
                 out.push(Action::Debug(format!("Making feeler connection to {addr}")));
-                self.dial(addr, ConnectionType::Feeler, now, &mut out);
+                self.dial(addr, ConnectionType::Feeler, v2, now, &mut out);
             }
             return out;
         }
@@ -361,10 +363,10 @@ impl OutboundPlanner {
             return out;
         };
         addrman.resolve_collisions(unix);
-        if let Some(addr) = self.choose(conn_type, anchor, unix, addrman, view, &groups, &mut out) {
+        if let Some((addr, v2)) = self.choose(conn_type, anchor, unix, addrman, view, &groups, &mut out) {
             if conn_type == ConnectionType::Feeler {
                 let delay = FEELER_SLEEP_WINDOW.mul_f64(rng.random::<f64>());
-                self.feeler_at = Some((now + delay, addr));
+                self.feeler_at = Some((now + delay, addr, v2));
                 self.next_tick = now + delay;
             } else {
                 if anchor {
@@ -375,15 +377,15 @@ impl OutboundPlanner {
                 let count_failures = groups.len() >= 2.min(self.setup.max_connections.saturating_sub(1));
                 let entry = AddrEntry::from_socket(addr, ServiceFlags::NONE, unix);
                 addrman.attempt(&entry.addr, entry.port, count_failures, unix);
-                self.dial(addr, conn_type, now, &mut out);
+                self.dial(addr, conn_type, v2, now, &mut out);
             }
         }
         out
     }
 
-    fn dial(&mut self, addr: SocketAddr, conn_type: ConnectionType, now: Instant, out: &mut Vec<Action>) {
+    fn dial(&mut self, addr: SocketAddr, conn_type: ConnectionType, v2: bool, now: Instant, out: &mut Vec<Action>) {
         self.pending = Some((addr, conn_type, now));
-        out.push(Action::Dial { addr, conn_type });
+        out.push(Action::Dial { addr, conn_type, v2 });
     }
 
     /// Full-relay and block-relay-only counts (open and in flight) and the network groups of
@@ -431,7 +433,8 @@ impl OutboundPlanner {
         self.add_fixed_seeds = false;
     }
 
-    /// Core's selection loop: up to 100 tries for an address that fits.
+    /// Core's selection loop: up to 100 tries for an address that fits; with whether it
+    /// advertises `NODE_P2P_V2`.
     #[allow(clippy::too_many_arguments)]
     fn choose(
         &mut self,
@@ -442,7 +445,7 @@ impl OutboundPlanner {
         view: &View,
         groups: &HashSet<Vec<u8>>,
         out: &mut Vec<Action>,
-    ) -> Option<SocketAddr> {
+    ) -> Option<(SocketAddr, bool)> {
         let feeler = conn_type == ConnectionType::Feeler;
         let reachable = self.setup.reachable.as_slice();
         let connected = |ip: IpAddr| view.conns.iter().any(|c| c.addr.ip() == ip);
@@ -458,7 +461,7 @@ impl OutboundPlanner {
                 {
                     continue;
                 }
-                return Some(sa);
+                return Some((sa, a.services.has(ServiceFlags::P2P_V2)));
             }
         }
         for tries in 1..=100 {
@@ -504,7 +507,7 @@ impl OutboundPlanner {
                 continue;
             }
             // Core's OpenNetworkConnection gives up silently on these.
-            return usable(sa).then_some(sa);
+            return usable(sa).then_some((sa, entry.services.has(ServiceFlags::P2P_V2)));
         }
         None
     }

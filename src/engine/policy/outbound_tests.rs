@@ -97,7 +97,7 @@ impl Sim {
             let actions = self.planner.tick(self.now, self.unix, &mut self.man, &view, &mut self.rng);
             for a in actions {
                 match a {
-                    Action::Dial { addr, conn_type } => {
+                    Action::Dial { addr, conn_type, .. } => {
                         self.dials.push((addr, conn_type));
                         self.planner.dial_done(addr);
                         if !fail && conn_type != ConnectionType::Feeler {
@@ -423,4 +423,41 @@ fn the_extra_full_relay_peer_to_evict_is_the_least_recent_announcer() {
     // The chosen one must have been connected longer than MINIMUM_CONNECT_TIME; no other is tried.
     peers[0].age = MINIMUM_CONNECT_TIME;
     assert_eq!(extra_full_relay_to_evict(&peers, &[NetKind::Ipv6], 10), None);
+}
+
+#[test]
+fn a_dial_asks_for_v2_exactly_when_the_address_advertises_p2p_v2() {
+    // Core: automatic connections open with BIP324 v2 to addresses with NODE_P2P_V2.
+    let v2_addr = v4(20, 1, 0, 1);
+    let v1_addr = v4(21, 1, 0, 1);
+    let mut man = AddrMan::new([7; 32], 11, NetGroupRule::Core);
+    let source = from_ip(IpAddr::V4(Ipv4Addr::new(9, 9, 9, 9)));
+    man.add(&[AddrEntry::from_socket(v2_addr, full() | ServiceFlags::P2P_V2, NOW - 3600)], &source, 0, NOW);
+    man.add(&[AddrEntry::from_socket(v1_addr, full(), NOW - 3600)], &source, 0, NOW);
+    let mut sim = Sim::new(setup(), man);
+    let view_conns: Vec<Conn> = Vec::new();
+    let view = View {
+        conns: &view_conns,
+        added: &[],
+        refused: &|_| false,
+        is_local: &|_| false,
+        tip_depth: 0,
+        network_active: true,
+    };
+    let mut seen = std::collections::HashMap::new();
+    let mut t = sim.now;
+    for _ in 0..40 {
+        for a in sim.planner.tick(t, NOW, &mut sim.man, &view, &mut sim.rng) {
+            if let Action::Dial { addr, v2, .. } = a {
+                seen.insert(addr, v2);
+                sim.planner.dial_done(addr);
+            }
+        }
+        t += TICK;
+        if seen.len() == 2 {
+            break;
+        }
+    }
+    assert_eq!(seen.get(&v2_addr), Some(&true), "{seen:?}");
+    assert_eq!(seen.get(&v1_addr), Some(&false), "{seen:?}");
 }
