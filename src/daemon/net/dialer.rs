@@ -281,7 +281,7 @@ fn on_command(plan: &mut DialPlan, cmd: DialerCommand, ctl: &SocketControl) {
         }
         DialerCommand::AddrFetch(spec) => match spec.resolve() {
             Ok(addr) => {
-                ctl.send(SocketCommand::Connect { addr, conn_type: ConnectionType::AddrFetch, target: None, v2: false })
+                ctl.send(SocketCommand::Connect { addr, conn_type: ConnectionType::AddrFetch, target: None, v2: true })
             }
             Err(e) => debug!(target: "net", "cannot resolve {spec}: {e}"),
         },

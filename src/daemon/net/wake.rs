@@ -168,8 +168,8 @@ pub enum SocketCommand {
         conn_type: ConnectionType,
         /// The dialer's index of the `--connect`/`--addnode` target, if any.
         target: Option<usize>,
-        /// Open with BIP324 v2 when `--v2transport` is on (manual connections; automatic ones
-        /// to addresses that advertise `NODE_P2P_V2`).
+        /// Open with BIP324 v2 when `--v2transport` is on (manual and addr-fetch connections;
+        /// automatic ones to addresses that advertise `NODE_P2P_V2`).
         v2: bool,
     },
     /// Close a connection.
