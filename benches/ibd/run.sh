@@ -33,8 +33,9 @@
 # thread and the kernel's workers), to see how much of the ping latency is CPU scheduling.
 #
 # Every bitcoind runs with -checkblockindex=1 (the kernel that btcloopd uses keeps that check on
-# for regtest: the same validation work) and -v2transport=0 (both pairs talk v1). Every process
-# started here is stopped, and the temporary directory under /tmp removed, on exit (normal, error
+# for regtest: the same validation work) and -v2transport=0, every btcloopd with --v2transport=0
+# (both pairs talk v1). Every process started here is stopped, and the temporary directory
+# under /tmp removed, on exit (normal, error
 # or Ctrl-C). bitcoind comes from $BTCLOOP_BITCOIND or scripts/build-bitcoind.
 
 set -euo pipefail
@@ -183,7 +184,7 @@ start_node() {
     mkdir -p "$dir"
     if [[ "$impl" == btcloopd ]]; then
         local args=(--regtest "--datadir=$dir" --listen=1 "--bind=127.0.0.1:$p2p" "--rpcport=$rpc"
-            --dnsseed=0 --fixedseeds=0 --discover=0 --printtoconsole=0)
+            --dnsseed=0 --fixedseeds=0 --discover=0 --printtoconsole=0 --v2transport=0)
         if [[ -n "$connect" ]]; then args+=("--connect=127.0.0.1:$connect"); else args+=(--connect=0); fi
         "$BIN/btcloopd" "${args[@]}" >"$dir/stdout.txt" 2>"$dir/stderr.txt" &
     else
