@@ -109,6 +109,23 @@ pub enum Delivery<'a> {
     Rejected(Rejected<'a>),
 }
 
+impl Delivery<'_> {
+    /// Hands the delivery to `on_frame` as a lent frame (`Ok`, an owned payload lent too) or a
+    /// rejection (`Err`): what the `decode` methods of both transports give.
+    pub fn lend<F>(self, on_frame: &mut F)
+    where
+        F: FnMut(Result<Frame<'_>, Rejected<'_>>),
+    {
+        match self {
+            Delivery::Frame(f) => on_frame(Ok(f)),
+            Delivery::Owned(o) => {
+                on_frame(Ok(Frame { command: &o.command, payload: &o.payload, checksum: o.checksum }))
+            }
+            Delivery::Rejected(r) => on_frame(Err(r)),
+        }
+    }
+}
+
 /// Decoder state for one connection.
 pub struct V1Decoder {
     magic: [u8; 4],
@@ -167,13 +184,7 @@ impl V1Decoder {
     where
         F: FnMut(Result<Frame<'_>, Rejected<'_>>),
     {
-        self.decode_owned(input, |d| match d {
-            Delivery::Frame(f) => on_frame(Ok(f)),
-            Delivery::Owned(o) => {
-                on_frame(Ok(Frame { command: &o.command, payload: &o.payload, checksum: o.checksum }))
-            }
-            Delivery::Rejected(r) => on_frame(Err(r)),
-        })
+        self.decode_owned(input, |d| d.lend(&mut on_frame))
     }
 
     /// [`V1Decoder::decode`], but a payload of at least [`OWNED_MIN`] bytes that was assembled

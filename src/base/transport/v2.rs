@@ -273,13 +273,7 @@ impl V2Transport {
     where
         F: FnMut(Result<Frame<'_>, Rejected<'_>>),
     {
-        self.decode_owned(input, |d| match d {
-            Delivery::Frame(f) => on_frame(Ok(f)),
-            Delivery::Owned(o) => {
-                on_frame(Ok(Frame { command: &o.command, payload: &o.payload, checksum: o.checksum }))
-            }
-            Delivery::Rejected(r) => on_frame(Err(r)),
-        })
+        self.decode_owned(input, |d| d.lend(&mut on_frame))
     }
 
     fn decode_inner<F>(&mut self, mut input: &[u8], on_frame: &mut F) -> Result<(), V2Error>

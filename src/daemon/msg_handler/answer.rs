@@ -2,7 +2,6 @@
 //! structs of [`crate::daemon::snapshot`], rendered elsewhere), and the few operator actions
 //! that touch peers (ping, disconnect, ban).
 
-use crate::daemon::net::peer_queues::{TRANSPORT_DETECTING, TRANSPORT_V2};
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
@@ -302,11 +301,7 @@ impl Cx {
             addr_processed: p.addrs.processed,
             addr_rate_limited: p.addrs.rate_limited,
             permissions: e.who.permissions.names(),
-            transport: match s.transport.load(Ordering::Relaxed) {
-                TRANSPORT_V2 => "v2",
-                TRANSPORT_DETECTING => "detecting",
-                _ => "v1",
-            },
+            transport: s.transport_name(),
             session_id: s
                 .session_id
                 .lock()

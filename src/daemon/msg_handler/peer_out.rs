@@ -124,11 +124,7 @@ impl Wire for PeerOut<'_> {
     }
 
     fn transport(&self) -> &'static str {
-        match self.queues.stats.transport.load(std::sync::atomic::Ordering::Relaxed) {
-            crate::daemon::net::peer_queues::TRANSPORT_V2 => "v2",
-            crate::daemon::net::peer_queues::TRANSPORT_DETECTING => "detecting",
-            _ => "v1",
-        }
+        self.queues.stats.transport_name()
     }
 
     fn send_headers<'h>(&mut self, headers: impl ExactSizeIterator<Item = &'h bitcoin::block::Header>) {

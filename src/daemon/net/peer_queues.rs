@@ -87,6 +87,17 @@ pub struct PeerStats {
     pub session_id: Mutex<Option<[u8; 32]>>,
 }
 
+impl PeerStats {
+    /// The connection's transport as Core names it: `v1`, `v2` or `detecting`.
+    pub fn transport_name(&self) -> &'static str {
+        match self.transport.load(Ordering::Relaxed) {
+            TRANSPORT_V2 => "v2",
+            TRANSPORT_DETECTING => "detecting",
+            _ => "v1",
+        }
+    }
+}
+
 /// [`PeerStats::transport`]: plaintext v1 (the default).
 pub const TRANSPORT_V1: u8 = 0;
 /// [`PeerStats::transport`]: BIP324 v2.

@@ -435,15 +435,8 @@ fn a_dial_asks_for_v2_exactly_when_the_address_advertises_p2p_v2() {
     man.add(&[AddrEntry::from_socket(v2_addr, full() | ServiceFlags::P2P_V2, NOW - 3600)], &source, 0, NOW);
     man.add(&[AddrEntry::from_socket(v1_addr, full(), NOW - 3600)], &source, 0, NOW);
     let mut sim = Sim::new(setup(), man);
-    let view_conns: Vec<Conn> = Vec::new();
-    let view = View {
-        conns: &view_conns,
-        added: &[],
-        refused: &|_| false,
-        is_local: &|_| false,
-        tip_depth: 0,
-        network_active: true,
-    };
+    let view =
+        View { conns: &[], added: &[], refused: &|_| false, is_local: &|_| false, tip_depth: 0, network_active: true };
     let mut seen = std::collections::HashMap::new();
     let mut t = sim.now;
     for _ in 0..40 {
