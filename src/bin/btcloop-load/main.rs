@@ -76,7 +76,11 @@ const READ_BUF: usize = 64 * 1024;
 const MAX_INFLIGHT: usize = 1 << 16;
 
 #[derive(Parser, Debug)]
-#[command(name = "btcloop-load", version, about = "P2P load generator for Bitcoin nodes (v1 transport)")]
+#[command(
+    name = "btcloop-load",
+    version,
+    about = "P2P load generator for Bitcoin nodes (v1 transport; --v2 for BIP324 in the latency mode)"
+)]
 struct Cli {
     /// The node's P2P address (the only address this tool connects to); required by every
     /// mode except `mkchain`, `mkblocks` and `submit`.
@@ -85,6 +89,9 @@ struct Cli {
     /// Network whose magic to use: main, test, testnet4, signet, regtest.
     #[arg(long, global = true, default_value = "regtest")]
     network: Network,
+    /// Speak BIP324 v2 to the node (so far the `latency` mode; the others refuse it).
+    #[arg(long, global = true)]
+    v2: bool,
     #[command(subcommand)]
     mode: Mode,
 }
@@ -277,6 +284,9 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> Result<ExitCode, String> {
     let magic = cli.network.magic();
     let connect = cli.connect.ok_or_else(|| "--connect ADDR:PORT is required".to_string());
+    if cli.v2 && !matches!(cli.mode, Mode::Latency { .. }) {
+        return Err("--v2 is not supported by this mode yet (only `latency`)".into());
+    }
     match cli.mode {
         Mode::Ping { peers, inflight, duration, warmup } => {
             let load = LoadArgs::check(peers, inflight, duration, warmup)?;
@@ -286,7 +296,7 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             if count == 0 {
                 return Err("--count must be at least 1".into());
             }
-            latency_mode(connect?, magic, count, warmup)
+            latency_mode(connect?, magic, cli.v2, count, warmup)
         }
         Mode::Conns { count, pid, hold, batch } => {
             if count == 0 || batch == 0 {

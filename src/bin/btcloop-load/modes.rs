@@ -286,6 +286,10 @@ pub(crate) fn conns_mode(
 pub(crate) struct Blocking {
     stream: std::net::TcpStream,
     dec: V1Decoder,
+    /// The BIP324 codec when speaking v2 (frames are encrypted on send, decrypted on read).
+    v2: Option<Box<btcloop::base::transport::v2::V2Transport>>,
+    /// Encrypted bytes to write (v2).
+    wire: Vec<u8>,
     buf: Vec<u8>,
     reply: Vec<u8>,
     magic: [u8; 4],
@@ -298,13 +302,33 @@ impl Blocking {
         addr: SocketAddr,
         magic: [u8; 4],
     ) -> Result<(Blocking, Option<NodeInfo>, Duration), String> {
+        Self::handshake_over(addr, magic, false)
+    }
+
+    /// [`Blocking::handshake`], over BIP324 v2 when `v2` (its handshake first).
+    pub(crate) fn handshake_over(
+        addr: SocketAddr,
+        magic: [u8; 4],
+        v2: bool,
+    ) -> Result<(Blocking, Option<NodeInfo>, Duration), String> {
         let stream = std::net::TcpStream::connect_timeout(&addr, HANDSHAKE_TIMEOUT)
             .map_err(|e| format!("cannot connect to {addr}: {e}"))?;
         stream.set_nodelay(true).map_err(|e| format!("TCP_NODELAY: {e}"))?;
         stream.set_read_timeout(Some(REPLY_TIMEOUT)).map_err(|e| format!("set_read_timeout: {e}"))?;
         stream.set_write_timeout(Some(REPLY_TIMEOUT)).map_err(|e| format!("set_write_timeout: {e}"))?;
-        let mut b = Blocking { stream, dec: V1Decoder::new(magic), buf: vec![0u8; READ_BUF], reply: Vec::new(), magic };
+        let mut b = Blocking {
+            stream,
+            dec: V1Decoder::new(magic),
+            v2: None,
+            wire: Vec::new(),
+            buf: vec![0u8; READ_BUF],
+            reply: Vec::new(),
+            magic,
+        };
         let t0 = Instant::now();
+        if v2 {
+            b.v2_handshake(t0 + HANDSHAKE_TIMEOUT)?;
+        }
         let mut out = Vec::new();
         push_version(magic, &mut out);
         b.send(&out)?;
@@ -329,9 +353,47 @@ impl Blocking {
         Ok((b, node, took))
     }
 
-    /// Writes all of `bytes`.
+    /// BIP324's handshake as the initiator: our key and garbage, the node's, then the
+    /// terminators and version packets, until application messages may flow.
+    fn v2_handshake(&mut self, deadline: Instant) -> Result<(), String> {
+        use btcloop::base::transport::v2::{Role, V2Transport};
+        let mut codec = Box::new(V2Transport::new(self.magic, Role::Initiator).map_err(|e| e.to_string())?);
+        let mut out = Vec::new();
+        codec.take_handshake(&mut out);
+        self.stream.write_all(&out).map_err(|e| format!("write: {e}"))?;
+        while !codec.is_ready() {
+            if Instant::now() > deadline {
+                return Err("no v2 handshake from the node in time".into());
+            }
+            let n = match self.stream.read(&mut self.buf) {
+                Ok(0) => return Err("connection closed by the node during the v2 handshake".into()),
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(format!("read: {e}")),
+            };
+            let mut early = 0usize;
+            codec.decode_owned(&self.buf[..n], |_| early += 1).map_err(|e| format!("v2: {e}"))?;
+            if early > 0 {
+                return Err("the node sent a message before its v2 handshake ended".into());
+            }
+            out.clear();
+            codec.take_handshake(&mut out);
+            self.stream.write_all(&out).map_err(|e| format!("write: {e}"))?;
+        }
+        self.v2 = Some(codec);
+        Ok(())
+    }
+
+    /// Writes all of `bytes` (whole v1 frames; encrypted first over v2).
     pub(crate) fn send(&mut self, bytes: &[u8]) -> Result<(), String> {
-        self.stream.write_all(bytes).map_err(|e| format!("write: {e}"))
+        match self.v2.as_mut() {
+            None => self.stream.write_all(bytes).map_err(|e| format!("write: {e}")),
+            Some(codec) => {
+                self.wire.clear();
+                codec.encrypt_frames(bytes, &mut self.wire).map_err(|e| format!("v2: {e}"))?;
+                self.stream.write_all(&self.wire).map_err(|e| format!("write: {e}"))
+            }
+        }
     }
 
     /// Reads until `want` has returned true for some frame; `want` may append replies to its
@@ -358,22 +420,28 @@ impl Blocking {
             };
             let magic = self.magic;
             let reply = &mut self.reply;
-            self.dec
-                .decode(&self.buf[..n], |frame| {
-                    let Ok(Frame { command, payload, .. }) = frame else { return };
-                    let cmd = command_str(command);
-                    if cmd == "ping" {
-                        if let Some(nonce) = nonce_of(payload) {
-                            encode_message(magic, &NetworkMessage::Pong(nonce), reply);
-                        }
+            let mut on_frame = |frame: Result<Frame<'_>, btcloop::base::transport::Rejected<'_>>| {
+                let Ok(Frame { command, payload, .. }) = frame else { return };
+                let cmd = command_str(command);
+                if cmd == "ping" {
+                    if let Some(nonce) = nonce_of(payload) {
+                        encode_message(magic, &NetworkMessage::Pong(nonce), reply);
                     }
-                    if want(cmd, payload, reply) {
-                        found = true;
-                    }
-                })
-                .map_err(|e| format!("protocol error: {e}"))?;
+                }
+                if want(cmd, payload, reply) {
+                    found = true;
+                }
+            };
+            match self.v2.as_mut() {
+                None => self.dec.decode(&self.buf[..n], on_frame).map_err(|e| format!("protocol error: {e}"))?,
+                Some(codec) => codec
+                    .decode_owned(&self.buf[..n], |d| d.lend(&mut on_frame))
+                    .map_err(|e| format!("protocol error: {e}"))?,
+            }
             if !self.reply.is_empty() {
-                self.stream.write_all(&self.reply).map_err(|e| format!("write: {e}"))?;
+                let reply = std::mem::take(&mut self.reply);
+                self.send(&reply)?;
+                self.reply = reply;
                 self.reply.clear();
             }
         }
@@ -381,9 +449,16 @@ impl Blocking {
     }
 }
 
-pub(crate) fn latency_mode(addr: SocketAddr, magic: [u8; 4], count: usize, warmup: usize) -> Result<ExitCode, String> {
-    let (mut b, node, took) = Blocking::handshake(addr, magic)?;
-    println!("handshaken with {addr} in {:.1} ms", took.as_secs_f64() * 1e3);
+pub(crate) fn latency_mode(
+    addr: SocketAddr,
+    magic: [u8; 4],
+    v2: bool,
+    count: usize,
+    warmup: usize,
+) -> Result<ExitCode, String> {
+    let (mut b, node, took) = Blocking::handshake_over(addr, magic, v2)?;
+    let transport = if v2 { "v2" } else { "v1" };
+    println!("handshaken with {addr} over {transport} in {:.1} ms", took.as_secs_f64() * 1e3);
     print_node(&node);
 
     let pings = PingTable::new(magic, 1);
@@ -414,7 +489,7 @@ pub(crate) fn latency_mode(addr: SocketAddr, magic: [u8; 4], count: usize, warmu
     println!("{count} round trips (after {warmup} warm-up) in {total:.2} s");
     println!("rtt us: p50 {p50:.1} p90 {p90:.1} p99 {p99:.1} min {min:.1} max {max:.1} mean {mean:.1}");
     println!(
-        r#"{{"mode":"latency","count":{count},"warmup":{warmup},"p50_us":{p50:.1},"p90_us":{p90:.1},"p99_us":{p99:.1},"min_us":{min:.1},"max_us":{max:.1},"mean_us":{mean:.1},"secs":{total:.3}{}}}"#,
+        r#"{{"mode":"latency","transport":"{transport}","count":{count},"warmup":{warmup},"p50_us":{p50:.1},"p90_us":{p90:.1},"p99_us":{p99:.1},"min_us":{min:.1},"max_us":{max:.1},"mean_us":{mean:.1},"secs":{total:.3}{}}}"#,
         json_node(&node)
     );
     Ok(ExitCode::SUCCESS)
