@@ -105,12 +105,18 @@ fn metrics_count_peers_and_wire_bytes_by_transport() {
 }
 
 #[test]
-fn addnode_with_v2transport_opens_a_v2_connection_on_a_v2_node() {
+fn addnode_opens_v2_or_v1_as_its_v2transport_argument_says_on_a_v2_node() {
     let a = Daemon::start(&[]);
     let b = Daemon::start(&[]);
     assert_eq!(a.rpc_ok("addnode", json!([b.addr.to_string(), "onetry", true])), Value::Null);
     let p = wait_peers(&a, 1);
     assert_eq!((&p[0]["connection_type"], &p[0]["transport_protocol_type"]), (&json!("manual"), &json!("v2")));
+    // v2transport=false asks for v1, as in Core, on a node that speaks v2.
+    let c = Daemon::start(&[]);
+    assert_eq!(a.rpc_ok("addnode", json!([c.addr.to_string(), "add", false])), Value::Null);
+    let p = wait_peers(&a, 2);
+    let to_c = p.iter().find(|x| x["addr"] == json!(c.addr.to_string())).expect("c in a's peers");
+    assert_eq!(to_c["transport_protocol_type"], "v1", "{to_c}");
 }
 
 /// A scripted v2 initiator: completes BIP324's handshake with the node through the crate-based

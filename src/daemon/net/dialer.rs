@@ -99,6 +99,9 @@ struct Target {
     added: bool,
     /// The address it last resolved to.
     addr: Option<SocketAddr>,
+    /// Dial it with BIP324 v2 (when the node speaks it): `addnode`'s `v2transport` argument,
+    /// true for `--connect` and `--addnode`.
+    v2: bool,
 }
 
 /// An added node as `getaddednodeinfo` shows it.
@@ -115,12 +118,13 @@ pub struct AddedNode {
 /// What the `addnode` RPC asks of the dialer thread.
 #[derive(Debug)]
 pub enum DialerCommand {
-    /// Keep this peer connected; answers false if it is already on the list.
-    Add(PeerSpec, Sender<bool>),
+    /// Keep this peer connected (dialed with v2 when the flag says so and the node speaks
+    /// it); answers false if it is already on the list.
+    Add(PeerSpec, bool, Sender<bool>),
     /// Take this peer off the list; answers false if it was not on it.
     Remove(PeerSpec, Sender<bool>),
-    /// Dial this peer once, without keeping it connected.
-    OneTry(PeerSpec),
+    /// Dial this peer once (with v2 when the flag says so), without keeping it connected.
+    OneTry(PeerSpec, bool),
     /// The added nodes.
     Info(Sender<Vec<AddedNode>>),
     /// Connect to this peer to fetch addresses (a `--seednode`, or a DNS seed without the
@@ -144,7 +148,7 @@ impl DialPlan {
     pub fn with_added(connect: Vec<PeerSpec>, added: Vec<PeerSpec>, now: Instant) -> Self {
         let mut plan = DialPlan { targets: Vec::new() };
         for spec in connect {
-            plan.push(spec, false, now);
+            plan.push(spec, false, true, now);
         }
         for spec in added {
             plan.add(spec, now);
@@ -152,18 +156,28 @@ impl DialPlan {
         plan
     }
 
-    fn push(&mut self, spec: PeerSpec, added: bool, now: Instant) {
+    fn push(&mut self, spec: PeerSpec, added: bool, v2: bool, now: Instant) {
         let state = TargetState::Waiting { next_try: now };
-        self.targets.push(Target { spec, state, failures: 0, added, addr: None });
+        self.targets.push(Target { spec, state, failures: 0, added, addr: None, v2 });
     }
 
     /// Adds an added node, due at `now`; false if it is already on the list.
     pub fn add(&mut self, spec: PeerSpec, now: Instant) -> bool {
+        self.add_over(spec, true, now)
+    }
+
+    /// [`DialPlan::add`], dialed with v2 or not (`addnode`'s `v2transport`).
+    pub fn add_over(&mut self, spec: PeerSpec, v2: bool, now: Instant) -> bool {
         if self.targets.iter().any(|t| t.added && t.state != TargetState::Removed && t.spec == spec) {
             return false;
         }
-        self.push(spec, true, now);
+        self.push(spec, true, v2, now);
         true
+    }
+
+    /// Whether target `i` is dialed with v2.
+    fn v2_of(&self, i: usize) -> bool {
+        self.targets.get(i).is_none_or(|t| t.v2)
     }
 
     /// Takes an added node off the list (an open connection to it stays, as in Core).
@@ -264,16 +278,14 @@ impl DialPlan {
 fn on_command(plan: &mut DialPlan, cmd: DialerCommand, ctl: &SocketControl) {
     // A reply can only fail if the RPC thread gave up waiting; nothing to do then.
     match cmd {
-        DialerCommand::Add(spec, reply) => {
-            let _ = reply.send(plan.add(spec, Instant::now()));
+        DialerCommand::Add(spec, v2, reply) => {
+            let _ = reply.send(plan.add_over(spec, v2, Instant::now()));
         }
         DialerCommand::Remove(spec, reply) => {
             let _ = reply.send(plan.remove(&spec));
         }
-        DialerCommand::OneTry(spec) => match spec.resolve() {
-            Ok(addr) => {
-                ctl.send(SocketCommand::Connect { addr, conn_type: ConnectionType::Manual, target: None, v2: true })
-            }
+        DialerCommand::OneTry(spec, v2) => match spec.resolve() {
+            Ok(addr) => ctl.send(SocketCommand::Connect { addr, conn_type: ConnectionType::Manual, target: None, v2 }),
             Err(e) => debug!(target: "net", "cannot resolve {spec}: {e}"),
         },
         DialerCommand::Info(reply) => {
@@ -302,12 +314,8 @@ pub fn run(
             match spec.resolve() {
                 Ok(addr) => {
                     plan.resolved(i, addr);
-                    ctl.send(SocketCommand::Connect {
-                        addr,
-                        conn_type: ConnectionType::Manual,
-                        target: Some(i),
-                        v2: true,
-                    })
+                    let v2 = plan.v2_of(i);
+                    ctl.send(SocketCommand::Connect { addr, conn_type: ConnectionType::Manual, target: Some(i), v2 })
                 }
                 Err(e) => {
                     debug!(target: "net", "cannot resolve {spec}: {e}");

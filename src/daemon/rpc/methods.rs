@@ -463,18 +463,19 @@ fn addnode(c: &RpcContext, a: &[Value]) -> Result<Value, RpcError> {
     if !["add", "remove", "onetry"].contains(&command) {
         return Err(help_error("addnode"));
     }
-    // Core: v2 asked of a node that does not speak it is an error. (With v2 on, added nodes
-    // are dialed with v2 and retried once in v1 whatever the flag says.)
-    if command != "remove" && arg(a, 2).and_then(Value::as_bool) == Some(true) && !c.v2transport {
+    // Core: v2 asked of a node that does not speak it is an error; without the argument, the
+    // node's own setting.
+    let v2 = arg(a, 2).and_then(Value::as_bool).unwrap_or(c.v2transport);
+    if command != "remove" && v2 && !c.v2transport {
         return Err(RpcError::invalid_param("Error: v2transport requested but not enabled (see -v2transport)"));
     }
     let spec = PeerSpec::parse(node, c.default_port).map_err(|e| RpcError::invalid_param(format!("Error: {e}")))?;
     let (tx, rx) = bounded(1);
     let cmd = match command {
-        "add" => DialerCommand::Add(spec, tx),
+        "add" => DialerCommand::Add(spec, v2, tx),
         "remove" => DialerCommand::Remove(spec, tx),
         _ => {
-            c.dialer.send(DialerCommand::OneTry(spec)).map_err(|_| warmup())?;
+            c.dialer.send(DialerCommand::OneTry(spec, v2)).map_err(|_| warmup())?;
             return Ok(Value::Null);
         }
     };
