@@ -84,6 +84,11 @@ pub(crate) struct Conn<S> {
     pub(crate) idx: usize,
     pub(crate) stream: Option<TcpStream>,
     pub(crate) link: Link,
+    /// The BIP324 codec when the engine speaks v2: what arrives is decrypted and handed to the
+    /// mode re-framed as v1; `link.out`'s v1 frames are encrypted into `wire` as they are sent.
+    pub(crate) v2: Option<Box<btcloop::base::transport::v2::V2Transport>>,
+    /// Bytes to write as they are (v2: handshake and encrypted packets).
+    pub(crate) wire: Vec<u8>,
     /// WRITABLE interest is registered.
     pub(crate) want_write: bool,
     pub(crate) state: S,
@@ -109,10 +114,14 @@ pub(crate) struct Core<P> {
     pub(crate) proto: P,
     pub(crate) st: LinkStats,
     pub(crate) first_error: Option<String>,
+    /// v2: the decrypted messages of one read, re-framed as v1.
+    pub(crate) plain: Vec<u8>,
 }
 
 pub(crate) struct Engine<P: Protocol> {
     pub(crate) addr: SocketAddr,
+    /// Speak BIP324 v2 on new connections.
+    pub(crate) v2: bool,
     pub(crate) poll: Poll,
     pub(crate) events: Events,
     pub(crate) conns: Vec<Conn<P::State>>,
@@ -126,11 +135,12 @@ impl<P: Protocol> Engine<P> {
         let poll = Poll::new().map_err(|e| format!("cannot create poll: {e}"))?;
         Ok(Engine {
             addr,
+            v2: false,
             poll,
             events: Events::with_capacity(1024),
             conns: Vec::new(),
             buf: vec![0u8; read_buf],
-            core: Core { proto, st: LinkStats::default(), first_error: None },
+            core: Core { proto, st: LinkStats::default(), first_error: None, plain: Vec::new() },
         })
     }
 
@@ -141,9 +151,26 @@ impl<P: Protocol> Engine<P> {
             idx,
             stream: None,
             link: Link { out: Vec::new(), phase: Phase::Connecting, got_version: false, got_verack: false },
+            v2: None,
+            wire: Vec::new(),
             want_write: true,
             state: self.core.proto.new_state(),
         };
+        if self.v2 {
+            use btcloop::base::transport::v2::{Role, V2Transport};
+            match V2Transport::new(self.core.proto.magic(), Role::Initiator) {
+                Ok(mut codec) => {
+                    codec.take_handshake(&mut conn.wire);
+                    conn.v2 = Some(Box::new(codec));
+                }
+                Err(e) => {
+                    conn.link.phase = Phase::Closed;
+                    self.core.fail(format!("v2: {e}"), false);
+                    self.conns.push(conn);
+                    return;
+                }
+            }
+        }
         match TcpStream::connect(self.addr) {
             Ok(mut s) => {
                 match self.poll.registry().register(&mut s, Token(idx), Interest::READABLE | Interest::WRITABLE) {
@@ -249,6 +276,8 @@ impl<P: Protocol> Core<P> {
         let after_ready = c.link.phase == Phase::Ready;
         c.link.phase = Phase::Closed;
         c.link.out = Vec::new();
+        c.wire = Vec::new();
+        c.v2 = None;
         self.fail(why, after_ready);
     }
 
@@ -267,7 +296,30 @@ impl<P: Protocol> Core<P> {
                 Ok(n) => {
                     self.st.bytes_in += n as u64;
                     let was_ready = c.link.phase == Phase::Ready;
-                    let res = self.proto.on_bytes(&mut c.state, &mut c.link, &buf[..n]);
+                    let res = match c.v2.as_mut() {
+                        None => self.proto.on_bytes(&mut c.state, &mut c.link, &buf[..n]),
+                        Some(codec) => {
+                            // Decrypted messages, re-framed as v1 (with their checksum) for the mode.
+                            let magic = self.proto.magic();
+                            let plain = &mut self.plain;
+                            plain.clear();
+                            let r = codec.decode_owned(&buf[..n], |d| {
+                                d.lend(&mut |f| {
+                                    if let Ok(f) = f {
+                                        let cmd = btcloop::base::transport::command_str(f.command);
+                                        btcloop::base::transport::encode_frame(magic, cmd, plain, |b| {
+                                            b.extend_from_slice(f.payload)
+                                        });
+                                    }
+                                })
+                            });
+                            codec.take_handshake(&mut c.wire);
+                            match r {
+                                Err(e) => Err(format!("v2: {e}")),
+                                Ok(()) => self.proto.on_bytes(&mut c.state, &mut c.link, plain),
+                            }
+                        }
+                    };
                     // Counted before any error, so that closing counts a disconnect after it.
                     if !was_ready && c.link.phase == Phase::Ready {
                         self.st.ready += 1;
@@ -313,8 +365,17 @@ impl<P: Protocol> Core<P> {
 
     /// One write of everything pending; the remainder waits for WRITABLE.
     pub(crate) fn flush(&mut self, c: &mut Conn<P::State>, registry: &Registry) {
+        if let Some(codec) = c.v2.as_mut() {
+            // Whole v1 frames are encrypted once the handshake is over (before that, nothing).
+            match codec.encrypt_frames(&c.link.out, &mut c.wire) {
+                Ok(used) => {
+                    c.link.out.drain(..used);
+                }
+                Err(e) => return self.close(c, registry, format!("v2: {e}")),
+            }
+        }
         let Some(s) = c.stream.as_mut() else { return };
-        let out = &mut c.link.out;
+        let out = if c.v2.is_some() { &mut c.wire } else { &mut c.link.out };
         if !out.is_empty() {
             self.st.write_calls += 1;
             match s.write(out) {
@@ -333,7 +394,7 @@ impl<P: Protocol> Core<P> {
                 Err(e) => return self.close(c, registry, format!("write: {e}")),
             }
         }
-        let want = !c.link.out.is_empty();
+        let want = if c.v2.is_some() { !c.wire.is_empty() } else { !c.link.out.is_empty() };
         if want != c.want_write {
             let interest = if want { Interest::READABLE | Interest::WRITABLE } else { Interest::READABLE };
             let Some(s) = c.stream.as_mut() else { return };

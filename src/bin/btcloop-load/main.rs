@@ -79,7 +79,7 @@ const MAX_INFLIGHT: usize = 1 << 16;
 #[command(
     name = "btcloop-load",
     version,
-    about = "P2P load generator for Bitcoin nodes (v1 transport; --v2 for BIP324 in the latency mode)"
+    about = "P2P load generator for Bitcoin nodes (v1 transport; --v2 for BIP324 in the ping, latency and conns modes)"
 )]
 struct Cli {
     /// The node's P2P address (the only address this tool connects to); required by every
@@ -89,7 +89,8 @@ struct Cli {
     /// Network whose magic to use: main, test, testnet4, signet, regtest.
     #[arg(long, global = true, default_value = "regtest")]
     network: Network,
-    /// Speak BIP324 v2 to the node (so far the `latency` mode; the others refuse it).
+    /// Speak BIP324 v2 to the node (so far the `ping`, `latency` and `conns` modes; the others
+    /// refuse it).
     #[arg(long, global = true)]
     v2: bool,
     #[command(subcommand)]
@@ -284,13 +285,13 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> Result<ExitCode, String> {
     let magic = cli.network.magic();
     let connect = cli.connect.ok_or_else(|| "--connect ADDR:PORT is required".to_string());
-    if cli.v2 && !matches!(cli.mode, Mode::Latency { .. }) {
-        return Err("--v2 is not supported by this mode yet (only `latency`)".into());
+    if cli.v2 && !matches!(cli.mode, Mode::Latency { .. } | Mode::Ping { .. } | Mode::Conns { .. }) {
+        return Err("--v2 is not supported by this mode yet (only `ping`, `latency` and `conns`)".into());
     }
     match cli.mode {
         Mode::Ping { peers, inflight, duration, warmup } => {
             let load = LoadArgs::check(peers, inflight, duration, warmup)?;
-            ping_mode(connect?, magic, load)
+            ping_mode(connect?, magic, cli.v2, load)
         }
         Mode::Latency { count, warmup } => {
             if count == 0 {
@@ -303,7 +304,7 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
                 return Err("--count and --batch must be at least 1".into());
             }
             let hold = secs_arg("--hold", hold, true)?;
-            conns_mode(connect?, magic, count, pid, hold, batch)
+            conns_mode(connect?, magic, cli.v2, count, pid, hold, batch)
         }
         Mode::Headers { peers, inflight, duration, warmup, verify } => {
             let load = LoadArgs::check(peers, inflight, duration, warmup)?;

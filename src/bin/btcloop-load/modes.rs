@@ -127,10 +127,11 @@ impl Protocol for Pinger {
     }
 }
 
-pub(crate) fn ping_mode(addr: SocketAddr, magic: [u8; 4], a: LoadArgs) -> Result<ExitCode, String> {
+pub(crate) fn ping_mode(addr: SocketAddr, magic: [u8; 4], v2: bool, a: LoadArgs) -> Result<ExitCode, String> {
     let LoadArgs { peers, inflight, duration, warmup } = a;
     btcloop::base::sys::raise_fd_limit(peers as u64 + 100);
     let mut eng = Engine::new(addr, Pinger::new(magic, inflight), READ_BUF)?;
+    eng.v2 = v2;
     let hs_ms = eng.handshake_all(peers)?.as_secs_f64() * 1e3;
     println!("{peers} peers handshaken with {addr} in {hs_ms:.1} ms; {inflight} pings in flight per peer");
     print_node(&eng.core.proto.node);
@@ -194,9 +195,11 @@ pub(crate) fn read_rss(pid: u32) -> Result<(u64, u64), String> {
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn conns_mode(
     addr: SocketAddr,
     magic: [u8; 4],
+    v2: bool,
     count: usize,
     pid: u32,
     hold: Duration,
@@ -209,6 +212,7 @@ pub(crate) fn conns_mode(
     let (rss_before, _) = read_rss(pid)?;
     println!("node pid {pid}: VmRSS before {rss_before} KiB");
     let mut eng = Engine::new(addr, Pinger::new(magic, 0), READ_BUF)?;
+    eng.v2 = v2;
     let t0 = Instant::now();
     let mut opened = 0;
     while opened < count {
