@@ -373,8 +373,10 @@ impl<E: FnMut(ValidationEvent)> Worker<E> {
                 }
             }
         }
-        (self.emit)(ValidationEvent::Block { hash, from, outcome });
+        // The tip first, then the verdict: whoever the verdict answers (`submitblock`) then
+        // sees the new tip, as Core's caller does once ProcessNewBlock returns.
         self.report_tip(&notes);
+        (self.emit)(ValidationEvent::Block { hash, from, outcome });
     }
 
     /// Reports the last tip change among `notes`.
