@@ -301,7 +301,7 @@ impl Cx {
             addr_processed: p.addrs.processed,
             addr_rate_limited: p.addrs.rate_limited,
             permissions: e.who.permissions.names(),
-            transport: s.transport_name(),
+            transport: s.transport().name(),
             session_id: s
                 .session_id
                 .lock()

@@ -124,7 +124,7 @@ impl Wire for PeerOut<'_> {
     }
 
     fn transport(&self) -> &'static str {
-        self.queues.stats.transport_name()
+        self.queues.stats.transport().name()
     }
 
     fn send_headers<'h>(&mut self, headers: impl ExactSizeIterator<Item = &'h bitcoin::block::Header>) {

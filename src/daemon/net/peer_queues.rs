@@ -19,6 +19,7 @@ use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use mio::net::TcpStream;
 use parking_lot::Mutex;
 
+use super::transport::TransportKind;
 use crate::base::peer::PeerId;
 use crate::base::totals::NetTotals;
 use crate::base::transport::{COMMAND_SIZE, Command};
@@ -80,30 +81,24 @@ pub struct PeerStats {
     /// `m_last_block_time`; set by the message handler, for inbound eviction's protection of
     /// the four peers that most recently did).
     pub last_block_time: AtomicI64,
-    /// The connection's transport (set by the socket handler): [`TRANSPORT_V1`],
-    /// [`TRANSPORT_V2`] or [`TRANSPORT_DETECTING`].
-    pub transport: std::sync::atomic::AtomicU8,
+    /// The connection's transport (set by the socket handler; read with
+    /// [`PeerStats::transport`]).
+    transport: std::sync::atomic::AtomicU8,
     /// The BIP324 session id once a v2 handshake has it.
     pub session_id: Mutex<Option<[u8; 32]>>,
 }
 
 impl PeerStats {
-    /// The connection's transport as Core names it: `v1`, `v2` or `detecting`.
-    pub fn transport_name(&self) -> &'static str {
-        match self.transport.load(Ordering::Relaxed) {
-            TRANSPORT_V2 => "v2",
-            TRANSPORT_DETECTING => "detecting",
-            _ => "v1",
-        }
+    /// The connection's transport.
+    pub fn transport(&self) -> TransportKind {
+        TransportKind::from_code(self.transport.load(Ordering::Relaxed))
+    }
+
+    /// Publishes the connection's transport (socket handler).
+    pub fn set_transport(&self, kind: TransportKind) {
+        self.transport.store(kind.code(), Ordering::Relaxed);
     }
 }
-
-/// [`PeerStats::transport`]: plaintext v1 (the default).
-pub const TRANSPORT_V1: u8 = 0;
-/// [`PeerStats::transport`]: BIP324 v2.
-pub const TRANSPORT_V2: u8 = 1;
-/// [`PeerStats::transport`]: an inbound peer whose first bytes have not said which yet.
-pub const TRANSPORT_DETECTING: u8 = 2;
 
 /// One message taken off the process queue.
 #[derive(Clone, Copy, Debug)]

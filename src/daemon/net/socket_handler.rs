@@ -744,14 +744,7 @@ impl SocketHandler {
 
 /// Publishes a connection's transport and session id for `getpeerinfo`.
 fn set_transport_stats(queues: &PeerQueues, transport: &ConnTransport) {
-    use super::peer_queues::{TRANSPORT_DETECTING, TRANSPORT_V1, TRANSPORT_V2};
-    use super::transport::TransportKind;
-    let kind = match transport.kind() {
-        TransportKind::V1 => TRANSPORT_V1,
-        TransportKind::V2 => TRANSPORT_V2,
-        TransportKind::Detecting => TRANSPORT_DETECTING,
-    };
-    queues.stats.transport.store(kind, Ordering::Relaxed);
+    queues.stats.set_transport(transport.kind());
     if let Some(id) = transport.session_id() {
         let mut s = queues.stats.session_id.lock();
         if s.is_none() {

@@ -21,6 +21,24 @@ pub enum TransportKind {
 }
 
 impl TransportKind {
+    /// Its code in an atomic byte ([`PeerStats`](super::peer_queues::PeerStats)).
+    pub(crate) fn code(self) -> u8 {
+        match self {
+            TransportKind::V1 => 0,
+            TransportKind::V2 => 1,
+            TransportKind::Detecting => 2,
+        }
+    }
+
+    /// The kind a [`TransportKind::code`] stands for (v1 for any other byte).
+    pub(crate) fn from_code(code: u8) -> TransportKind {
+        match code {
+            1 => TransportKind::V2,
+            2 => TransportKind::Detecting,
+            _ => TransportKind::V1,
+        }
+    }
+
     /// Core's name for it.
     pub fn name(self) -> &'static str {
         match self {
