@@ -2,7 +2,7 @@
 //! initiator.
 //!
 //! Input: byte 0 picks our role (bit 0: 1 = responder) and the peer's garbage length (the next
-//! two bytes, modulo 4096; the garbage is taken from the input). The rest is a list of records
+//! two bytes, modulo 4096; its bytes are a fixed seed's stream). The rest is a list of records
 //! `tag, len (1 byte), data`: tag % 4 = 0 appends `data` raw; 1 appends a packet the peer's
 //! transport encrypts from a frame whose type is `data[0]` as a short-ID name (or, if that is
 //! 0, the next 12 bytes as a long type) and whose payload is the rest of `data`; 2 flips the
@@ -29,10 +29,10 @@ enum Event {
 
 /// Our transport after it received the peer's key, the peer (ready to encrypt), and the
 /// peer's handshake bytes still to come (garbage, terminator, version packet).
-fn setup(responder: bool, garbage: &[u8]) -> (V2Transport, V2Transport, Vec<u8>) {
+fn setup(responder: bool, garbage_len: usize) -> (V2Transport, V2Transport, Vec<u8>) {
     let (ours, theirs) = if responder { (Role::Responder, Role::Initiator) } else { (Role::Initiator, Role::Responder) };
-    let mut us = V2Transport::with_key(MAGIC, ours, [3; 32], vec![1; 7]).expect("our transport");
-    let mut peer = V2Transport::with_key(MAGIC, theirs, [4; 32], garbage.to_vec()).expect("peer transport");
+    let mut us = V2Transport::with_key(MAGIC, ours, [3; 32], [1; 32], 7).expect("our transport");
+    let mut peer = V2Transport::with_key(MAGIC, theirs, [4; 32], [5; 32], garbage_len).expect("peer transport");
     let mut to_peer = Vec::new();
     us.take_handshake(&mut to_peer);
     peer.decode_owned(&to_peer, |_| {}).expect("peer takes our key");
@@ -68,10 +68,8 @@ fuzz_target!(|data: &[u8]| {
     let responder = flags & 1 == 1;
     let glen = usize::from(u16::from_le_bytes([rest.first().copied().unwrap_or(0), rest.get(1).copied().unwrap_or(0)]))
         % 4096;
-    let rest = rest.get(2..).unwrap_or(&[]);
-    let glen = glen.min(rest.len());
-    let (garbage, mut records) = rest.split_at(glen);
-    let (mut whole, mut peer, mut stream) = setup(responder, garbage);
+    let mut records = rest.get(2..).unwrap_or(&[]);
+    let (mut whole, mut peer, mut stream) = setup(responder, glen);
     let mut cuts = Vec::new();
     while let [tag, len, tail @ ..] = records {
         let n = usize::from(*len).min(tail.len());
@@ -106,7 +104,7 @@ fuzz_target!(|data: &[u8]| {
         }
     }
     let want = feed(&mut whole, &[&stream]);
-    let (mut split, _, _) = setup(responder, garbage);
+    let (mut split, _, _) = setup(responder, glen);
     let mut chunks = Vec::new();
     let mut last = 0;
     for c in cuts {

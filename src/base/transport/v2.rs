@@ -131,11 +131,17 @@ pub struct V2Transport {
     role: Role,
     secret: [u8; 32],
     our_key: [u8; ELLSWIFT_LEN],
-    /// The garbage we sent, authenticated by our version packet; freed once the handshake is over.
-    our_garbage: Vec<u8>,
+    /// Handshake bytes not taken yet by [`V2Transport::take_handshake`]: our key and garbage,
+    /// then our terminator and version packet once the peer's key arrived (allocated once, with
+    /// room for both when neither was taken yet).
+    hs_out: Vec<u8>,
+    /// Our garbage is this seed's stream ([`garbage_from`]): made again when our version packet
+    /// needs it as associated data, so no connection keeps up to 4 KiB of it while the peer's
+    /// key is on its way.
+    garbage_seed: [u8; 32],
+    /// How many garbage bytes we send.
+    our_garbage_len: usize,
     their_key: [u8; ELLSWIFT_LEN],
-    /// Handshake bytes not taken yet by [`V2Transport::take_handshake`].
-    send_hs: Vec<u8>,
     session_id: Option<[u8; 32]>,
     recv: Recv,
     /// Decrypts what the peer sends, once the handshake is over.
@@ -173,29 +179,41 @@ impl V2Transport {
                 break s;
             }
         };
-        let mut garbage = vec![0u8; rng.random_range(0..=MAX_GARBAGE_LEN)];
-        rng.fill(&mut garbage[..]);
-        Self::with_key(magic, role, secret, garbage)
+        let garbage_len = rng.random_range(0..=MAX_GARBAGE_LEN);
+        Self::with_key(magic, role, secret, rng.random(), garbage_len)
     }
 
-    /// [`V2Transport::new`] with a given secret key and garbage (deterministic, for tests).
-    pub fn with_key(magic: [u8; 4], role: Role, secret: [u8; 32], garbage: Vec<u8>) -> Result<Self, V2Error> {
-        if garbage.len() > MAX_GARBAGE_LEN {
-            return Err(V2Error::Crypto(format!("{} bytes of garbage to send", garbage.len())));
+    /// [`V2Transport::new`] with a given secret key and garbage (the `garbage_len` first bytes
+    /// of `garbage_seed`'s stream), deterministic, for tests.
+    pub fn with_key(
+        magic: [u8; 4],
+        role: Role,
+        secret: [u8; 32],
+        garbage_seed: [u8; 32],
+        garbage_len: usize,
+    ) -> Result<Self, V2Error> {
+        if garbage_len > MAX_GARBAGE_LEN {
+            return Err(V2Error::Crypto(format!("{garbage_len} bytes of garbage to send")));
         }
+        let mut garbage = [0u8; MAX_GARBAGE_LEN];
+        let garbage = &mut garbage[..garbage_len];
+        garbage_from(&garbage_seed, garbage);
         let hs = Handshake::new_with_rng(magic, role, &mut FixedKey(secret), &*SECP).map_err(crypto)?;
-        let mut send_hs = vec![0u8; ELLSWIFT_LEN + garbage.len()];
-        hs.send_key(Some(&garbage), &mut send_hs).map_err(crypto)?;
+        let key_len = ELLSWIFT_LEN + garbage_len;
+        let mut hs_out = Vec::with_capacity(key_len + VERSION_SEND_LEN);
+        hs_out.resize(key_len, 0);
+        hs.send_key(Some(garbage), &mut hs_out).map_err(crypto)?;
         let mut our_key = [0u8; ELLSWIFT_LEN];
-        our_key.copy_from_slice(&send_hs[..ELLSWIFT_LEN]);
+        our_key.copy_from_slice(&hs_out[..ELLSWIFT_LEN]);
         Ok(V2Transport {
             magic,
             role,
             secret,
             our_key,
-            our_garbage: garbage,
+            hs_out,
+            garbage_seed,
+            our_garbage_len: garbage_len,
             their_key: [0; ELLSWIFT_LEN],
-            send_hs,
             session_id: None,
             recv: Recv::Key(0),
             inbound: None,
@@ -224,14 +242,19 @@ impl V2Transport {
 
     /// Whether handshake bytes wait to be sent.
     pub fn has_handshake(&self) -> bool {
-        !self.send_hs.is_empty()
+        !self.hs_out.is_empty()
     }
 
-    /// Appends the handshake bytes not sent yet to `out`: our key and garbage from the start,
-    /// then our garbage terminator and version packet once the peer's key arrived.
+    /// Appends the handshake bytes not sent yet to `out` (an empty `out` is replaced by them,
+    /// without a copy): our key and garbage from the start, then our garbage terminator and
+    /// version packet once the peer's key arrived.
     pub fn take_handshake(&mut self, out: &mut Vec<u8>) {
-        out.extend_from_slice(&self.send_hs);
-        self.send_hs = Vec::new();
+        if out.is_empty() {
+            *out = std::mem::take(&mut self.hs_out);
+        } else {
+            out.extend_from_slice(&self.hs_out);
+            self.hs_out = Vec::new();
+        }
     }
 
     /// Whether no partial packet is buffered and the handshake is over.
@@ -245,7 +268,7 @@ impl V2Transport {
             Recv::Garbage(g) => g.buf.capacity(),
             _ => 0,
         };
-        self.partial.capacity() + hs + self.our_garbage.capacity() + self.send_hs.capacity()
+        self.partial.capacity() + hs + self.hs_out.capacity()
     }
 
     /// Feeds received bytes, like [`super::V1Decoder::decode_owned`]: `on_frame` gets every
@@ -260,8 +283,7 @@ impl V2Transport {
         if r.is_err() {
             self.recv = Recv::Failed;
             self.partial = Vec::new();
-            self.our_garbage = Vec::new();
-            self.send_hs = Vec::new();
+            self.hs_out = Vec::new();
             self.inbound = None;
             self.outbound = None;
         }
@@ -307,8 +329,12 @@ impl V2Transport {
     /// to send: our terminator and version packet.
     fn rebuild(&self) -> Result<(Handshake<SentVersion>, [u8; VERSION_SEND_LEN]), V2Error> {
         let hs = Handshake::new_with_rng(self.magic, self.role, &mut FixedKey(self.secret), &*SECP).map_err(crypto)?;
-        let mut key = vec![0u8; ELLSWIFT_LEN + self.our_garbage.len()];
-        let hs = hs.send_key(Some(&self.our_garbage), &mut key).map_err(crypto)?;
+        let mut garbage = [0u8; MAX_GARBAGE_LEN];
+        let garbage = garbage.get_mut(..self.our_garbage_len).ok_or(V2Error::Failed)?;
+        garbage_from(&self.garbage_seed, garbage);
+        let mut key = [0u8; ELLSWIFT_LEN + MAX_GARBAGE_LEN];
+        let key = &mut key[..ELLSWIFT_LEN + garbage.len()];
+        let hs = hs.send_key(Some(garbage), key).map_err(crypto)?;
         if key[..ELLSWIFT_LEN] != self.our_key {
             return Err(V2Error::Crypto("key encoding not reproducible".into()));
         }
@@ -329,7 +355,7 @@ impl V2Transport {
         if out[..GARBAGE_TERMINATOR_LEN] != keys.send_term {
             return Err(V2Error::Crypto("garbage terminator derivation disagrees with bip324".into()));
         }
-        self.send_hs.extend_from_slice(&out);
+        self.hs_out.extend_from_slice(&out);
         self.session_id = Some(keys.session_id);
         self.recv =
             Recv::Garbage(GarbageState { term: keys.recv_term, buf: Vec::new(), garbage_len: None, first_len: None });
@@ -341,6 +367,10 @@ impl V2Transport {
     fn garbage_bytes<'i>(&mut self, mut input: &'i [u8]) -> Result<&'i [u8], V2Error> {
         let Recv::Garbage(g) = &mut self.recv else { return Ok(input) };
         let Some(glen) = g.garbage_len else {
+            // Room for what this input can add (up to the length field after the terminator) in
+            // one allocation, rather than doubling byte by byte.
+            let most = MAX_GARBAGE_LEN + GARBAGE_TERMINATOR_LEN + LENGTH_LEN;
+            g.buf.reserve_exact(input.len().min(most.saturating_sub(g.buf.len())));
             // Byte by byte, as Core: the terminator is the first 16 bytes matching it.
             let mut used = 0;
             for &b in input {
@@ -361,6 +391,7 @@ impl V2Transport {
         let Some(first) = g.first_len else {
             let have = g.buf.len() - start;
             let take = (LENGTH_LEN - have).min(input.len());
+            g.buf.reserve_exact(take);
             g.buf.extend_from_slice(&input[..take]);
             input = &input[take..];
             if have + take == LENGTH_LEN {
@@ -442,7 +473,6 @@ impl V2Transport {
         self.inbound = Some(inbound);
         self.outbound = Some(outbound);
         self.recv = Recv::App;
-        self.our_garbage = Vec::new();
         // The key exchange is over: the secret key is not needed again.
         self.secret = [0; 32];
     }
@@ -643,6 +673,12 @@ fn grow(buf: &mut Vec<u8>, total: usize, take: usize) {
         let target = total.min(want.saturating_add(ALLOC_AHEAD));
         buf.reserve_exact(target.saturating_sub(buf.len()));
     }
+}
+
+/// Fills `out` with the stream of a seeded CSPRNG: our garbage, the same every time for a seed.
+fn garbage_from(seed: &[u8; 32], out: &mut [u8]) {
+    use rand::{RngExt, SeedableRng};
+    rand::rngs::StdRng::from_seed(*seed).fill(out);
 }
 
 fn length_bytes(b: &[u8]) -> [u8; LENGTH_LEN] {

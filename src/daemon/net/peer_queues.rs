@@ -404,11 +404,17 @@ impl PeerQueues {
     }
 
     /// Queues bytes that go on the wire as they are, ahead of frames not yet sealed: a v2
-    /// handshake's (socket handler only).
-    pub fn push_wire(&self, bytes: &[u8]) {
+    /// handshake's (socket handler only). The buffer itself becomes the queue when nothing else
+    /// waits there: no copy.
+    pub fn push_wire(&self, bytes: Vec<u8>) {
         let mut q = self.send.lock();
-        if !q.closed {
-            q.wire.buf.extend_from_slice(bytes);
+        if q.closed {
+            return;
+        }
+        if q.wire.len() == 0 {
+            q.wire = ByteQueue { buf: bytes, pos: 0 };
+        } else {
+            q.wire.buf.extend_from_slice(&bytes);
         }
     }
 
@@ -477,7 +483,14 @@ impl PeerQueues {
             self.stats.last_send_us.store(now_us.max(1), Ordering::Relaxed);
         }
         // Frames held back (a v2 handshake under way) are not the socket's to write.
-        let left = if matches!(q.sealing, Sealing::Hold) { q.wire.len() } else { q.queued() };
+        let left = if matches!(q.sealing, Sealing::Hold) {
+            // Handshake bytes written: free their buffer now rather than at the next sweep, so
+            // the many handshakes of a burst of connections do not each keep theirs.
+            q.wire.release_if_empty();
+            q.wire.len()
+        } else {
+            q.queued()
+        };
         let total = q.queued();
         Ok(Written { bytes: written, left, unpaused: before > self.send_limit && total <= self.send_limit })
     }

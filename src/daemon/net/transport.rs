@@ -115,7 +115,7 @@ impl ConnTransport {
         queues.hold_frames();
         let mut hs = Vec::new();
         codec.take_handshake(&mut hs);
-        queues.push_wire(&hs);
+        queues.push_wire(hs);
         Ok(ConnTransport::V2 { codec, received: false })
     }
 
@@ -169,17 +169,17 @@ impl ConnTransport {
                 queues.send_plain();
             }
             Detected::V2 => {
-                let mut codec = Box::new(V2Transport::new(magic, Role::Responder)?);
-                let mut hs = Vec::new();
-                codec.take_handshake(&mut hs);
-                queues.push_wire(&hs);
+                // Our key and garbage go out with whatever the rest of this input lets us add
+                // (terminator and version packet), in one piece.
+                let codec = Box::new(V2Transport::new(magic, Role::Responder)?);
                 *self = ConnTransport::V2 { codec, received: false };
             }
         }
         done.write = true;
         // The bytes that decided, then the rest of this input.
-        self.feed(&first, queues, &mut on_frame)?;
-        self.feed(rest, queues, &mut on_frame)?;
+        self.decode(&first, &mut on_frame)?;
+        self.decode(rest, &mut on_frame)?;
+        self.hand_over(queues);
         Ok(done)
     }
 
@@ -188,26 +188,41 @@ impl ConnTransport {
     where
         F: FnMut(Delivery<'_>),
     {
-        let mut done = Received::default();
+        self.decode(input, on_frame)?;
+        Ok(self.hand_over(queues))
+    }
+
+    fn decode<F>(&mut self, input: &[u8], on_frame: &mut F) -> Result<(), TransportError>
+    where
+        F: FnMut(Delivery<'_>),
+    {
         match self {
             ConnTransport::V1(d) => d.decode_owned(input, on_frame)?,
             ConnTransport::V2 { codec, received } => {
                 *received |= !input.is_empty();
                 codec.decode_owned(input, on_frame)?;
-                if codec.has_handshake() {
-                    let mut hs = Vec::new();
-                    codec.take_handshake(&mut hs);
-                    queues.push_wire(&hs);
-                    done.write = true;
-                }
-                if let Some(sender) = codec.is_ready().then(|| codec.take_sender()).flatten() {
-                    queues.start_sealing(Box::new(Sealer(sender)));
-                    done.write = true;
-                }
             }
             ConnTransport::Detecting(_) => {}
         }
-        Ok(done)
+        Ok(())
+    }
+
+    /// Gives the send queue what a v2 handshake produced: bytes to send, then, once it is over,
+    /// the sending half that seals held frames.
+    fn hand_over(&mut self, queues: &PeerQueues) -> Received {
+        let mut done = Received::default();
+        let ConnTransport::V2 { codec, .. } = self else { return done };
+        if codec.has_handshake() {
+            let mut hs = Vec::new();
+            codec.take_handshake(&mut hs);
+            queues.push_wire(hs);
+            done.write = true;
+        }
+        if let Some(sender) = codec.is_ready().then(|| codec.take_sender()).flatten() {
+            queues.start_sealing(Box::new(Sealer(sender)));
+            done.write = true;
+        }
+        done
     }
 }
 

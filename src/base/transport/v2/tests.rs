@@ -209,12 +209,19 @@ fn key_schedule_matches_bip324_vectors() {
 #[test]
 fn handshake_with_given_keys() {
     let run = || {
-        let mut a = V2Transport::with_key(MAGIC, Role::Initiator, secret(1), vec![7; 10]).unwrap();
-        let mut b = V2Transport::with_key(MAGIC, Role::Responder, secret(2), vec![9; 3]).unwrap();
+        let mut a = V2Transport::with_key(MAGIC, Role::Initiator, secret(1), [7; 32], 10).unwrap();
+        let mut b = V2Transport::with_key(MAGIC, Role::Responder, secret(2), [9; 32], 3).unwrap();
         let (mut ab, mut ba) = (Vec::new(), Vec::new());
         a.take_handshake(&mut ab);
         assert_eq!(ab.len(), 64 + 10);
-        assert_eq!(&ab[64..], &[7; 10]);
+        // The garbage is the seed's: the same with another key, another with another seed.
+        let garbage_of = |secret, seed| {
+            let mut out = Vec::new();
+            V2Transport::with_key(MAGIC, Role::Initiator, secret, seed, 10).unwrap().take_handshake(&mut out);
+            out.split_off(64)
+        };
+        assert_eq!(&ab[64..], garbage_of(secret(5), [7; 32]));
+        assert_ne!(&ab[64..], garbage_of(secret(1), [8; 32]));
         feed(&mut b, &ab, &mut Vec::new()).unwrap();
         b.take_handshake(&mut ba);
         assert_eq!(ba.len(), 64 + 3 + 16 + 20);
@@ -226,6 +233,7 @@ fn handshake_with_given_keys() {
         assert_eq!(ab2.len(), 16 + 20);
         feed(&mut b, &ab2, &mut Vec::new()).unwrap();
         assert!(b.is_ready() && a.is_idle() && b.is_idle());
+        assert_eq!((a.buffered_capacity(), b.buffered_capacity()), (0, 0), "no handshake buffer kept");
         assert_eq!(a.session_id(), b.session_id());
         ([ab, ab2].concat(), ba, *a.session_id().unwrap())
     };
@@ -345,7 +353,7 @@ fn peer_stream(us: &mut V2Transport) -> (Vec<u8>, Vec<Got>) {
 }
 
 fn responder() -> V2Transport {
-    V2Transport::with_key(MAGIC, Role::Responder, secret(3), vec![0xaa; 50]).unwrap()
+    V2Transport::with_key(MAGIC, Role::Responder, secret(3), [0xaa; 32], 50).unwrap()
 }
 
 #[test]

@@ -181,12 +181,13 @@ fn held_frames_wait_for_the_handshake_then_go_out_sealed_in_order() {
         buf.extend_from_slice(&a);
         buf.extend_from_slice(&b);
     });
-    q.push_wire(b"KEY+GARBAGE");
+    q.push_wire(b"KEY+GARBAGE".to_vec());
     let (w, needs_socket) = q.flush_from_handler(1).unwrap();
     assert_eq!((w.bytes, w.left, needs_socket), (11, 0, false), "only the handshake bytes go out");
     assert_eq!(read_n(&mut peer, 11), b"KEY+GARBAGE");
+    assert_eq!(q.send.lock().wire.buf.capacity(), 0, "written handshake bytes are freed at once");
     assert_eq!(q.send_queued(), a.len() + b.len(), "the frames still count toward the send limit");
-    q.push_wire(b"TERMINATOR");
+    q.push_wire(b"TERMINATOR".to_vec());
     q.start_sealing(Box::new(Reverse));
     let (w, _) = q.flush_from_socket(2).map(|w| (w, ())).unwrap();
     let mut want = b"TERMINATOR".to_vec();
