@@ -58,8 +58,9 @@ impl Drop for Detached {
 
 /// Runs `btcloopd args` with stdout and stderr on pipes, reading both to their end: the call
 /// returns only once every process holding them (the detached child too) has let go. Returns
-/// the exit status, stdout and stderr; panics after `limit`.
-fn run_detaching(args: &[String], limit: Duration) -> (ExitStatus, String, String) {
+/// the exit status, stdout and stderr; panics after `limit` (killing the process `pid_file`
+/// names, if any, so that no daemon outlives the test).
+fn run_detaching(args: &[String], pid_file: &Path, limit: Duration) -> (ExitStatus, String, String) {
     let mut child = Command::new(BIN)
         .args(args)
         .stdin(Stdio::null())
@@ -79,6 +80,9 @@ fn run_detaching(args: &[String], limit: Duration) -> (ExitStatus, String, Strin
         Ok(x) => x,
         Err(_) => {
             let _ = child.kill();
+            if let Some(pid) = std::fs::read_to_string(pid_file).ok().and_then(|t| t.trim().parse().ok()) {
+                drop(Detached { pid });
+            }
             panic!("btcloopd {args:?}: stdout/stderr still open after {limit:?} (the daemon kept them?)");
         }
     };
@@ -161,7 +165,7 @@ fn the_units_command_line_detaches_after_start_up_and_keeps_a_pid_file() {
     let port = free_port();
     args.extend(["--regtest".into(), format!("--bind=127.0.0.1:{port}"), "--rpcport=0".into()]);
 
-    let (status, stdout, stderr) = run_detaching(&args, Duration::from_secs(60));
+    let (status, stdout, stderr) = run_detaching(&args, &pid_path, Duration::from_secs(60));
     let datadir = PathBuf::from(moved("/var/lib/btcloopd"));
     let log_path = datadir.join("regtest/debug.log");
     let log = || std::fs::read_to_string(&log_path).unwrap_or_default();
@@ -207,7 +211,7 @@ fn a_failed_detached_start_prints_the_error_and_exits_1() {
         format!("--bind=127.0.0.1:{}", free_port()),
         "--rpcport=0".into(),
     ];
-    let (status, stdout, stderr) = run_detaching(&args, WAIT);
+    let (status, stdout, stderr) = run_detaching(&args, &running.net_dir().join("unused.pid"), WAIT);
     assert_eq!(status.code(), Some(1), "{stdout}{stderr}");
     assert!(stderr.starts_with("Error: cannot obtain a lock on data directory"), "{stderr}");
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
@@ -222,7 +226,7 @@ fn a_failed_detached_start_prints_the_error_and_exits_1() {
         format!("--bind=127.0.0.1:{}", free_port()),
         "--rpcport=0".into(),
     ];
-    let (status, _, stderr) = run_detaching(&args, WAIT);
+    let (status, _, stderr) = run_detaching(&args, &dir.path().join("regtest/btcloopd.pid"), WAIT);
     assert_eq!(status.code(), Some(1), "{stderr}");
     let want =
         format!("unable to create the PID file {}", dir.path().join("regtest/no/such/dir/btcloopd.pid").display());
@@ -318,4 +322,29 @@ fn the_sample_conf_lists_every_option_of_the_binary() {
     let (status, stderr) = run_to_exit(&["--regtest", "--signet", &format!("--conf={SAMPLE_CONF}")]);
     assert_eq!(status.code(), Some(1));
     assert!(stderr.contains("invalid combination") && !stderr.contains("btcloop.conf"), "{stderr}");
+}
+
+/// The PID file goes on the other ways a node stops in order: the `stop` RPC, and the orderly
+/// stop after a thread's panic (exit status 101).
+#[test]
+fn the_pid_file_is_removed_after_an_rpc_stop_and_after_a_panic() {
+    let mut d = Daemon::start(&["--pid=node.pid"]);
+    let pid_path = d.net_dir().join("node.pid");
+    assert_eq!(std::fs::read_to_string(&pid_path).unwrap(), format!("{}\n", d.pid()));
+    assert!(!d.net_dir().join("btcloopd.pid").exists(), "--pid replaces the default");
+    assert_eq!(d.rpc_ok("stop", serde_json::json!([])), serde_json::json!("btcloopd stopping"));
+    assert!(poll_until(WAIT, || d.try_wait().is_some()), "still running after stop");
+    assert!(!pid_path.exists(), "PID file left after the stop RPC");
+
+    let mut d = Daemon::start(&["--test=panic-msghand"]);
+    let pid_path = d.net_dir().join("btcloopd.pid");
+    assert!(pid_path.exists());
+    let _p = d.connect();
+    let mut status = None;
+    assert!(poll_until(WAIT, || {
+        status = d.try_wait();
+        status.is_some()
+    }));
+    assert_eq!(status.and_then(|s| s.code()), Some(101));
+    assert!(!pid_path.exists(), "PID file left after the stop that follows a panic");
 }
