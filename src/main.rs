@@ -603,18 +603,7 @@ fn main() -> ExitCode {
 /// then stops the node.
 fn run(started: Started) -> ExitCode {
     let Started { node, mut signals, panics, log_control, _pid_file, _lock } = started;
-    let mut stop_signal = None;
-    for sig in signals.forever() {
-        if sig != SIGHUP {
-            stop_signal = Some(sig);
-            break;
-        }
-        match log_control.reopen_file() {
-            Ok(Some(path)) => info!("Reopened {} (SIGHUP)", path.display()),
-            Ok(None) => {}
-            Err(e) => tracing::warn!("SIGHUP: {e}; still writing to the old file"),
-        }
-    }
+    let stop_signal = service::wait_for_stop(&mut signals, &log_control);
     match stop_signal {
         Some(sig) => info!("Shutdown requested (signal {sig}), stopping"),
         None if panics.panicked() => error!("Shutdown after a thread panicked, stopping"),

@@ -1,12 +1,15 @@
 //! Running btcloopd as a service: `--daemon` (Core's `fork_daemon` with its token pipe: the
-//! parent waits until the child has started, or failed to, and exits with the outcome) and the
-//! PID file (`--pid`, written at start and removed at a clean stop).
+//! parent waits until the child has started, or failed to, and exits with the outcome), the
+//! PID file (`--pid`, written at start and removed at a clean stop), and the main thread's wait
+//! for a stop signal, reopening `debug.log` on each SIGHUP.
 
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
+
+use crate::daemon::logging::LogControl;
 
 /// The PID file's default name in the network's data directory (Core's `bitcoind.pid`).
 pub const PID_FILE: &str = "btcloopd.pid";
@@ -177,6 +180,23 @@ fn redirect_stdio_to_null() -> io::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Waits for SIGINT or SIGTERM (returned) or for the iterator to be closed (`None`: the `stop`
+/// RPC or a panic), reopening `debug.log` on each SIGHUP (Core's log rotation). `signals` must
+/// have SIGHUP registered, or SIGHUP keeps its default action (the process ends).
+pub fn wait_for_stop(signals: &mut signal_hook::iterator::Signals, log: &LogControl) -> Option<i32> {
+    for sig in signals.forever() {
+        if sig != signal_hook::consts::SIGHUP {
+            return Some(sig);
+        }
+        match log.reopen_file() {
+            Ok(Some(path)) => tracing::info!("Reopened {} (SIGHUP)", path.display()),
+            Ok(None) => {}
+            Err(e) => tracing::warn!("SIGHUP: {e}; still writing to the old file"),
+        }
+    }
+    None
 }
 
 /// The PID file of this process, removed when dropped (at the end of `main`).
