@@ -1,5 +1,6 @@
-//! `btcloopd`: parses the command line into a `Config`, sets up logging, starts the node and
-//! stops it cleanly on SIGINT/SIGTERM.
+//! `btcloopd`: parses the command line into a `Config`, detaches with `--daemon`, sets up
+//! logging and the PID file, starts the node, reopens `debug.log` on SIGHUP and stops cleanly
+//! on SIGINT/SIGTERM.
 
 use std::fmt::Display;
 use std::net::{IpAddr, SocketAddr};
@@ -19,8 +20,9 @@ use btcloop::daemon::config::{
 use btcloop::daemon::net::dialer::PeerSpec;
 use btcloop::daemon::node::{Hooks, Node};
 use btcloop::daemon::panics::{PANIC_EXIT_CODE, STOP_AFTER_PANIC_LIMIT, TestPanic};
+use btcloop::daemon::service::{self, Forked, PidFile};
 use clap::Parser;
-use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 use tracing::{error, info};
 
@@ -133,7 +135,8 @@ struct Cli {
     /// Comment appended to the user agent (repeatable).
     #[arg(long, value_name = "TEXT")]
     uacomment: Vec<String>,
-    /// Log debug lines of a category (repeatable): net, all.
+    /// Log debug lines of a category (repeatable): cmpctblock, http, net, rpc, validation, or
+    /// all.
     #[arg(long, value_name = "CATEGORY")]
     debug: Vec<String>,
     /// Accept JSON-RPC commands [default: 1].
@@ -200,12 +203,21 @@ struct Cli {
     /// retrying once in v1; advertise NODE_P2P_V2 [default: 1].
     #[arg(long, num_args = 0..=1, default_missing_value = "1", value_parser = core_bool, value_name = "0|1")]
     v2transport: Option<bool>,
-    /// Also log to stderr [default: 1].
+    /// Also log to stderr [default: 1, or 0 with --daemon].
     #[arg(long, num_args = 0..=1, default_missing_value = "1", value_parser = core_bool, value_name = "0|1")]
     printtoconsole: Option<bool>,
     /// Log line format.
     #[arg(long = "log-format", value_parser = ["text", "json"], default_value = "text")]
     log_format: String,
+    /// Run in the background: detach once start-up has succeeded (data directory locked, ports
+    /// bound, state loaded); the exit status says whether it did, and a failure's error is
+    /// printed.
+    #[arg(long, num_args = 0..=1, default_missing_value = "1", value_parser = core_bool, value_name = "0|1")]
+    daemon: Option<bool>,
+    /// PID file, relative to the network's data directory unless absolute; removed at
+    /// shutdown [default: btcloopd.pid].
+    #[arg(long, value_name = "FILE")]
+    pid: Option<PathBuf>,
     /// Connect to this peer to learn addresses, then disconnect (repeatable); asked when the
     /// address book is empty, and one more every 10 s while fewer than 2 outbound peers are up.
     #[arg(long, value_name = "HOST[:PORT]")]
@@ -245,7 +257,8 @@ struct Cli {
 
 /// Core style `-flag` becomes `--flag`, and `-noflag` / `--noflag` becomes `--flag=0`.
 fn normalize_args(args: impl Iterator<Item = String>) -> Vec<String> {
-    const BOOLS: [&str; 13] = [
+    const BOOLS: [&str; 14] = [
+        "daemon",
         "v2transport",
         "listen",
         "logips",
@@ -404,10 +417,15 @@ fn build_config(cli: Cli) -> Result<Config, String> {
         ));
     }
     btcloop::daemon::logging::expand_categories(&cli.debug).map_err(|e| e.to_string())?;
+    cfg.daemon = cli.daemon.unwrap_or(false);
+    if let Some(p) = cli.pid {
+        cfg.pid_file = p;
+    }
     cfg.log = LogConfig {
         categories: cli.debug,
         log_ips: cli.logips.unwrap_or(false),
-        print_to_console: cli.printtoconsole.unwrap_or(true),
+        // Core: no console output by default when detached.
+        print_to_console: cli.printtoconsole.unwrap_or(!cfg.daemon),
         to_file: true,
         json: cli.log_format == "json",
         debug_peers: cli.debugpeer,
@@ -477,6 +495,49 @@ fn with_conf_file(args: Vec<String>) -> Result<WithConf, Option<String>> {
     Ok((merged, ignored, Some(conf.path.clone())))
 }
 
+/// What start-up made, kept until the process ends (the lock and the PID file go last).
+struct Started {
+    node: Node,
+    signals: Signals,
+    panics: btcloop::daemon::panics::PanicWatch,
+    log_control: std::sync::Arc<btcloop::daemon::logging::LogControl>,
+    _pid_file: PidFile,
+    _lock: DirLock,
+}
+
+/// Start-up after the fork: lock the data directory, open the log, write the PID file,
+/// install the signal handlers and start the node.
+fn start(cfg: &Config, conf_warnings: &[String]) -> Result<Started, String> {
+    let net_dir = cfg.net_dir();
+    std::fs::create_dir_all(&net_dir)
+        .map_err(|e| format!("cannot create data directory {}: {e}", net_dir.display()))?;
+    let lock = DirLock::acquire(&net_dir).map_err(|e| e.to_string())?;
+    let log_control =
+        std::sync::Arc::new(btcloop::daemon::logging::init(&cfg.log, &net_dir).map_err(|e| e.to_string())?);
+    // After the lock, so a second instance cannot overwrite the running one's file.
+    let pid_file = PidFile::create(&cfg.pid_path()).map_err(|e| e.to_string())?;
+    // Register the handlers before any thread starts so every thread inherits the mask.
+    let signals =
+        Signals::new([SIGINT, SIGTERM, SIGHUP]).map_err(|e| format!("cannot install signal handlers: {e}"))?;
+    // From here on a panic in any thread is logged and stops the whole process (exit 101).
+    let panic_wake = signals.handle();
+    let panics = btcloop::daemon::panics::install(move || panic_wake.close());
+    info!("btcloopd version v{} ({})", env!("CARGO_PKG_VERSION"), cfg.user_agent());
+    info!("Using data directory {} (network {})", net_dir.display(), cfg.network);
+    info!("PID file {} (pid {})", pid_file.path().display(), std::process::id());
+    for w in conf_warnings {
+        tracing::warn!("{w}");
+    }
+    let handle = signals.handle();
+    let hooks = Hooks {
+        log: Some(log_control.clone()),
+        on_stop: Some(std::sync::Arc::new(move || handle.close())),
+        resolver: None,
+    };
+    let node = Node::start(cfg, hooks).map_err(|e| e.to_string())?;
+    Ok(Started { node, signals, panics, log_control, _pid_file: pid_file, _lock: lock })
+}
+
 fn main() -> ExitCode {
     // Core's umask 077: every file and directory the process creates is its owner's only.
     // SAFETY: umask only sets the process's file-creation mask; no memory is involved.
@@ -501,39 +562,49 @@ fn main() -> ExitCode {
         Ok(c) => c,
         Err(e) => return fail(e),
     };
-    let net_dir = cfg.net_dir();
-    if let Err(e) = std::fs::create_dir_all(&net_dir) {
-        return fail(format!("cannot create data directory {}: {e}", net_dir.display()));
-    }
-    let _lock = match DirLock::acquire(&net_dir) {
-        Ok(l) => l,
-        Err(e) => return fail(e),
+    // Detach before any thread exists (Core forks before locking the data directory); the
+    // child does the start-up and tells the parent how it went.
+    let report = if cfg.daemon {
+        println!("btcloopd starting");
+        match service::daemonize() {
+            Ok(Forked::Parent(wait)) => {
+                return match wait.outcome() {
+                    Ok(()) => ExitCode::SUCCESS,
+                    Err(e) => fail(e),
+                };
+            }
+            Ok(Forked::Child(report)) => Some(report),
+            Err(e) => return fail(e),
+        }
+    } else {
+        None
     };
-    let log_control = match btcloop::daemon::logging::init(&cfg.log, &net_dir) {
-        Ok(c) => std::sync::Arc::new(c),
-        Err(e) => return fail(e),
-    };
-    // Register the handlers before any thread starts so every thread inherits the mask.
-    let mut signals = match Signals::new([SIGINT, SIGTERM]) {
+    let started = match start(&cfg, &conf_warnings) {
         Ok(s) => s,
-        Err(e) => return fail(format!("cannot install signal handlers: {e}")),
+        Err(e) => {
+            return match report {
+                Some(r) => {
+                    r.failure(&e);
+                    ExitCode::from(1)
+                }
+                None => fail(e),
+            };
+        }
     };
-    // From here on a panic in any thread is logged and stops the whole process (exit 101).
-    let panic_wake = signals.handle();
-    let panics = btcloop::daemon::panics::install(move || panic_wake.close());
-    info!("btcloopd version v{} ({})", env!("CARGO_PKG_VERSION"), cfg.user_agent());
-    info!("Using data directory {} (network {})", net_dir.display(), cfg.network);
-    for w in &conf_warnings {
-        tracing::warn!("{w}");
+    if let Some(r) = report {
+        if let Err(e) = r.success() {
+            tracing::warn!("Cannot point stdin, stdout and stderr at /dev/null: {e}");
+        }
     }
-    let handle = signals.handle();
-    let hooks =
-        Hooks { log: Some(log_control), on_stop: Some(std::sync::Arc::new(move || handle.close())), resolver: None };
-    let node = match Node::start(&cfg, hooks) {
-        Ok(n) => n,
-        Err(e) => return fail(e),
-    };
-    match signals.forever().next() {
+    run(started)
+}
+
+/// Waits for SIGINT/SIGTERM, the `stop` RPC or a panic, reopening `debug.log` on each SIGHUP,
+/// then stops the node.
+fn run(started: Started) -> ExitCode {
+    let Started { node, mut signals, panics, log_control, _pid_file, _lock } = started;
+    let stop_signal = service::wait_for_stop(&mut signals, &log_control);
+    match stop_signal {
         Some(sig) => info!("Shutdown requested (signal {sig}), stopping"),
         None if panics.panicked() => error!("Shutdown after a thread panicked, stopping"),
         None => info!("Shutdown requested (RPC stop), stopping"),
@@ -670,6 +741,65 @@ mod tests {
         assert_eq!(cfg(&["--test=panic-msghand"]).unwrap().test_panic, Some(TestPanic::MsgHandConnected));
         assert_eq!(cfg(&["--test=panic-net"]).unwrap().test_panic, Some(TestPanic::NetAccepted));
         assert_eq!(cfg(&[]).unwrap().test_panic, None);
+    }
+
+    /// `contrib/btcloop.conf` is exactly what the option definitions render: an option added
+    /// to `Cli` without regenerating the sample fails here (regenerate with
+    /// `BTCLOOP_WRITE_SAMPLE_CONF=1 cargo test --bin btcloopd sample_conf`).
+    #[test]
+    fn sample_conf_is_generated_from_the_options() {
+        use clap::CommandFactory;
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/contrib/btcloop.conf");
+        let want = btcloop::daemon::conffile::sample(&Cli::command());
+        if std::env::var_os("BTCLOOP_WRITE_SAMPLE_CONF").is_some() {
+            std::fs::write(path, &want).unwrap();
+        }
+        let have = std::fs::read_to_string(path).unwrap_or_default();
+        assert!(have == want, "{path} is out of date; regenerate it (see this test's doc)");
+    }
+
+    /// Every option a file may set is in the sample as `#key=…`, every key there is one the
+    /// configuration file accepts, and the sample parses as it is and uncommented.
+    #[test]
+    fn sample_conf_lists_every_option_and_only_accepted_ones() {
+        use clap::CommandFactory;
+        let text = btcloop::daemon::conffile::sample(&Cli::command());
+        let keys = btcloop::daemon::conffile::sample_keys(&Cli::command());
+        assert!(keys.len() > 40, "{keys:?}");
+        for k in &keys {
+            assert!(text.lines().any(|l| l.starts_with(&format!("#{k}="))), "--{k} missing from the sample");
+        }
+        for hidden in ["test", "conf", "datadir", "help"] {
+            assert!(!text.lines().any(|l| l.starts_with(&format!("#{hidden}="))), "{hidden} in the sample");
+        }
+        for name in ["daemon", "pid", "printtoconsole", "metricsbind"] {
+            assert!(keys.iter().any(|k| k == name), "--{name} not listed");
+        }
+        let path = std::path::Path::new("btcloop.conf");
+        let parsed = ConfFile::parse(&text, path, conf_key_known).unwrap();
+        assert_eq!(parsed.settings, Vec::new(), "everything is commented out");
+        let options: Vec<&str> = text
+            .lines()
+            .filter(|l| l.starts_with('#') && l.as_bytes().get(1).is_some_and(u8::is_ascii_lowercase))
+            .collect();
+        let uncommented: String =
+            options.iter().filter_map(|l| l.strip_prefix('#')).map(|l| format!("{l}\n")).collect();
+        let parsed = ConfFile::parse(&uncommented, path, conf_key_known).unwrap();
+        assert_eq!(parsed.settings.len(), keys.len(), "{uncommented}");
+    }
+
+    #[test]
+    fn daemon_and_pid_options() {
+        let c = cfg(&[]).unwrap();
+        assert!(!c.daemon && c.log.print_to_console);
+        assert_eq!(c.pid_file, PathBuf::from("btcloopd.pid"));
+        // Core: no console logging by default when detached, unless asked for.
+        let c = cfg(&["-daemon", "--pid=/run/x.pid"]).unwrap();
+        assert!(c.daemon && !c.log.print_to_console);
+        assert_eq!(c.pid_path(), PathBuf::from("/run/x.pid"));
+        assert!(cfg(&["--daemon", "--printtoconsole"]).unwrap().log.print_to_console);
+        assert!(!cfg(&["--daemon", "-nodaemon"]).unwrap().daemon);
+        assert!(cfg(&["--daemon=2"]).is_err());
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! `btcloop.conf`: Bitcoin Core's configuration-file syntax (`key=value`, `#` comments,
 //! `[main]`/`[test]`/`[testnet4]`/`[signet]`/`[regtest]` sections, `section.key=value`,
 //! `nokey=1` negation) read into the command-line arguments it stands for. Parsing only; the
-//! caller decides precedence (command line wins) and which keys exist.
+//! caller decides precedence (command line wins) and which keys exist. Also the sample file
+//! (`contrib/btcloop.conf`), rendered from btcloopd's option definitions ([`sample`]).
 
 use std::path::{Path, PathBuf};
 
@@ -212,6 +213,100 @@ impl ConfFile {
         }
         self.settings.iter().filter(|s| s.section.is_none() && NETWORK_ONLY.contains(&s.key.as_str())).collect()
     }
+}
+
+/// Options the sample leaves out: they cannot be set in a file (or print and exit).
+const NOT_IN_FILE: [&str; 4] = ["conf", "datadir", "help", "version"];
+/// Width of the sample's comment lines.
+const SAMPLE_WIDTH: usize = 92;
+
+/// `text` as `# ` comment lines of at most [`SAMPLE_WIDTH`] columns (longer words stay whole).
+fn comment_lines(text: &str) -> String {
+    let mut out = String::new();
+    let mut line = String::from("#");
+    for word in text.split_whitespace() {
+        if line.len() > 1 && line.len() + 1 + word.len() > SAMPLE_WIDTH {
+            out.push_str(&line);
+            out.push('\n');
+            line = String::from("#");
+        }
+        line.push(' ');
+        line.push_str(word);
+    }
+    if line.len() > 1 {
+        out.push_str(&line);
+        out.push('\n');
+    }
+    out
+}
+
+/// The sample configuration file (Core's `share/examples/bitcoin.conf`, made by
+/// `gen-bitcoin-conf.sh` from `bitcoind --help`): every option of `cmd` a file may set, each
+/// commented out after its help text; a `0|1` option shows `=1`, one with a default shows the
+/// default, others their value's name.
+pub fn sample(cmd: &clap::Command) -> String {
+    let mut out = String::from(
+        "##\n\
+         ## btcloop.conf: the configuration file of btcloopd.\n\
+         ## Generated from btcloopd's options (src/main.rs); to regenerate it, run\n\
+         ##   BTCLOOP_WRITE_SAMPLE_CONF=1 cargo test --bin btcloopd sample_conf\n\
+         ##\n\
+         ## Lines beginning with # are comments. Every option a configuration file may set is\n\
+         ## below, commented out, after its help text. To use it, copy this file to the data\n\
+         ## directory (or name it with --conf=FILE), uncomment the options you want and set them.\n\
+         ## Bitcoin Core's syntax: key=value (no leading -), nokey=1 for key=0, repeatable options\n\
+         ## on several lines. --conf and --datadir can only be given on the command line, which\n\
+         ## wins over this file.\n\
+         ##\n\n\
+         ### Options\n\n",
+    );
+    for arg in cmd.get_arguments().filter(|a| !a.is_hide_set()) {
+        let Some(name) = arg.get_long() else { continue };
+        if NOT_IN_FILE.contains(&name) {
+            continue;
+        }
+        let mut help = arg.get_long_help().or(arg.get_help()).map(|h| h.to_string()).unwrap_or_default();
+        if !help.is_empty() && !help.ends_with('.') {
+            help.push('.');
+        }
+        let possible: Vec<String> = arg.get_possible_values().iter().map(|v| v.get_name().to_string()).collect();
+        if !possible.is_empty() {
+            help.push_str(&format!(" One of: {}.", possible.join(", ")));
+        }
+        out.push_str(&comment_lines(&help));
+        let value_name =
+            arg.get_value_names().and_then(|v| v.first()).map_or_else(|| "VALUE".to_string(), |v| v.to_string());
+        let value = match arg.get_default_values().first() {
+            _ if value_name == "0|1" => "1".to_string(),
+            Some(default) => default.to_string_lossy().into_owned(),
+            None => format!("<{value_name}>"),
+        };
+        out.push_str(&format!("#{name}={value}\n\n"));
+    }
+    out.push_str(
+        "# [Sections]\n\
+         # Most options apply to every network. To confine an option to one network, put it under\n\
+         # that network's section below (or write e.g. regtest.port=18444).\n\
+         #\n\
+         # Note: outside a section, the options addnode, bind, connect, port, rpcbind and rpcport\n\
+         # apply to mainnet only (a warning says so on other networks).\n\n\
+         # Options for mainnet\n[main]\n\n\
+         # Options for testnet3\n[test]\n\n\
+         # Options for testnet4\n[testnet4]\n\n\
+         # Options for signet\n[signet]\n\n\
+         # Options for regtest\n[regtest]\n",
+    );
+    out
+}
+
+/// The options [`sample`] lists for `cmd`: every long option a file may set.
+pub fn sample_keys(cmd: &clap::Command) -> Vec<String> {
+    cmd.get_arguments()
+        .filter(|a| !a.is_hide_set())
+        .filter_map(|a| a.get_long())
+        .filter(|n| !NOT_IN_FILE.contains(n))
+        .map(str::to_string)
+        .collect()
 }
 
 #[cfg(test)]

@@ -242,6 +242,13 @@ pub struct Config {
     /// Learn our addresses from the interfaces, `--bind` and peers (`--discover`; Core's
     /// default: on unless `--listen=0` or `--externalip`).
     pub discover: bool,
+
+    // --- Running as a service (`src/daemon/service.rs`; used by `main.rs` only) ---
+    /// Detach once start-up succeeded (`--daemon`).
+    pub daemon: bool,
+    /// The PID file (`--pid`), relative to the network's data directory unless absolute; see
+    /// [`Config::pid_path`].
+    pub pid_file: PathBuf,
 }
 
 impl Default for Config {
@@ -278,6 +285,8 @@ impl Default for Config {
             test_panic: None,
             external_ip: Vec::new(),
             discover: true,
+            daemon: false,
+            pid_file: PathBuf::from(crate::daemon::service::PID_FILE),
         }
     }
 }
@@ -298,6 +307,12 @@ impl Config {
             Some(p) => self.net_dir().join(p),
             None => self.net_dir().join(COOKIE_FILE),
         }
+    }
+
+    /// The PID file's path: `--pid` under the network's data directory, or as given when
+    /// absolute (Core's `-pid`).
+    pub fn pid_path(&self) -> PathBuf {
+        self.net_dir().join(&self.pid_file)
     }
 
     /// The port RPC listens on when a bind names none.
@@ -347,6 +362,11 @@ mod tests {
         assert_eq!(c.net_dir(), PathBuf::from("/d/testnet3"));
         c.network = Network::Regtest;
         assert_eq!(c.net_dir(), PathBuf::from("/d/regtest"));
+        assert_eq!(c.pid_path(), PathBuf::from("/d/regtest/btcloopd.pid"));
+        c.pid_file = PathBuf::from("run/x.pid");
+        assert_eq!(c.pid_path(), PathBuf::from("/d/regtest/run/x.pid"));
+        c.pid_file = PathBuf::from("/run/btcloopd/btcloopd.pid");
+        assert_eq!(c.pid_path(), PathBuf::from("/run/btcloopd/btcloopd.pid"));
     }
 
     #[test]

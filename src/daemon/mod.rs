@@ -2,7 +2,7 @@
 //! files. [`net`] is the socket side (socket handler, queues, wake-ups, dialer, DNS seeder);
 //! [`msg_handler`] drives the engine with real time; [`rpc`], [`metrics`] and [`http`] serve
 //! operators; [`validation`] owns Core's kernel; [`node`] starts and stops it all from a
-//! [`config::Config`].
+//! [`config::Config`]; [`service`] detaches the process (`--daemon`) and keeps its PID file.
 
 pub mod capture;
 pub mod conffile;
@@ -16,5 +16,6 @@ pub mod net;
 pub mod node;
 pub mod panics;
 pub mod rpc;
+pub mod service;
 pub mod snapshot;
 pub mod validation;

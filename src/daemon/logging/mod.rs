@@ -1,14 +1,16 @@
 //! Log output (Core's `BCLog`): `tracing` events whose target is a Core-style category
 //! (`net`, …), shown at debug level only for the categories switched on with `--debug`; written
 //! to `debug.log` in the network's data directory (unconditional lines rate-limited per call
-//! site, as Core) and to stderr, as Core-like text or as one JSON object per line.
+//! site, as Core) and to stderr, as Core-like text or as one JSON object per line. SIGHUP
+//! reopens `debug.log` at its path ([`LogControl::reopen_file`]), for log rotation.
 
 pub mod ratelimit;
 
 use std::fmt;
 use std::fs::OpenOptions;
 use std::io::Write as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Instant;
 
 use std::collections::BTreeSet;
@@ -83,15 +85,28 @@ fn category_names(name: &str) -> Result<&'static [&'static str], LoggingError> {
     }
 }
 
-/// Switches debug categories on and off while the node runs (the `logging` RPC).
+/// Switches debug categories on and off while the node runs (the `logging` RPC), and reopens
+/// `debug.log` (SIGHUP).
 pub struct LogControl {
     handle: reload::Handle<EnvFilter, Registry>,
     active: parking_lot::Mutex<BTreeSet<&'static str>>,
     /// `--debugpeer` is on: its category stays enabled whatever the RPC does.
     debug_peer: bool,
+    /// `debug.log`, shared with the layer that writes it (`None` without a log file).
+    file: Option<Arc<LogFile>>,
 }
 
 impl LogControl {
+    /// Reopens `debug.log` at its path (appending, created if it was moved away), so that
+    /// after logrotate renames the file, new lines go to a new one (Core's SIGHUP). On failure
+    /// the old file stays in use. Returns the path reopened, `None` without a log file.
+    pub fn reopen_file(&self) -> Result<Option<&Path>, LoggingError> {
+        match &self.file {
+            Some(f) => f.reopen().map(|()| Some(f.path.as_path())),
+            None => Ok(None),
+        }
+    }
+
     /// Every category and whether it is logged now (Core's `LogCategoriesList`).
     pub fn categories(&self) -> Vec<(&'static str, bool)> {
         let active = self.active.lock();
@@ -176,19 +191,55 @@ where
     tracing_subscriber::fmt::layer().event_format(CoreFormat).with_ansi(false).with_writer(writer)
 }
 
+/// `debug.log`: its path and the open file, which [`LogFile::reopen`] replaces.
+struct LogFile {
+    path: PathBuf,
+    file: parking_lot::Mutex<std::fs::File>,
+}
+
+impl LogFile {
+    /// Opens `path` for appending, creating it owner-only (like every file in the data
+    /// directory; Core: umask 077).
+    fn open_file(path: &Path) -> Result<std::fs::File, LoggingError> {
+        use std::os::unix::fs::OpenOptionsExt;
+        OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(crate::base::sys::PRIVATE_FILE_MODE)
+            .open(path)
+            .map_err(|source| LoggingError::File { path: path.display().to_string(), source })
+    }
+
+    fn open(path: &Path) -> Result<LogFile, LoggingError> {
+        Ok(LogFile { path: path.to_path_buf(), file: parking_lot::Mutex::new(Self::open_file(path)?) })
+    }
+
+    /// Opens the path anew and writes there from now on.
+    fn reopen(&self) -> Result<(), LoggingError> {
+        let fresh = Self::open_file(&self.path)?;
+        *self.file.lock() = fresh;
+        Ok(())
+    }
+
+    fn write(&self, text: &str) {
+        // A failed log write has nowhere to be reported; the console copy still shows the line.
+        let _ = self.file.lock().write_all(text.as_bytes());
+    }
+}
+
 /// The `debug.log` writer: formats each event itself so that unconditional lines (info and
 /// above) can be rate-limited per call site before they reach the disk (Core's
 /// `LogRateLimiter`); while any site is suppressed, lines start with `[*] ` as in Core.
 struct FileLayer {
-    file: parking_lot::Mutex<std::fs::File>,
+    file: Arc<LogFile>,
     limiter: parking_lot::Mutex<RateLimiter>,
     json: bool,
 }
 
 impl FileLayer {
-    fn new(file: std::fs::File, json: bool) -> Self {
+    fn new(file: Arc<LogFile>, json: bool) -> Self {
         FileLayer {
-            file: parking_lot::Mutex::new(file),
+            file,
             limiter: parking_lot::Mutex::new(RateLimiter::new(RATELIMIT_MAX_BYTES, RATELIMIT_WINDOW, Instant::now())),
             json,
         }
@@ -234,8 +285,7 @@ impl FileLayer {
     }
 
     fn write(&self, text: &str) {
-        // A failed log write has nowhere to be reported; the console copy still shows the line.
-        let _ = self.file.lock().write_all(text.as_bytes());
+        self.file.write(text);
     }
 }
 
@@ -308,24 +358,18 @@ fn reloadable(cfg: &LogConfig) -> Result<(reload::Layer<EnvFilter, Registry>, Lo
         categories.push(DEBUGPEER);
     }
     let (layer, handle) = reload::Layer::new(filter(&categories));
-    let control = LogControl { handle, active: parking_lot::Mutex::new(chosen.into_iter().collect()), debug_peer };
+    let control =
+        LogControl { handle, active: parking_lot::Mutex::new(chosen.into_iter().collect()), debug_peer, file: None };
     Ok((layer, control))
 }
 
 /// Installs the global subscriber; the returned control changes its categories at run time.
 pub fn init(cfg: &LogConfig, net_dir: &Path) -> Result<LogControl, LoggingError> {
-    let (filter_layer, control) = reloadable(cfg)?;
+    let (filter_layer, mut control) = reloadable(cfg)?;
     let file = if cfg.to_file {
-        let path = net_dir.join("debug.log");
-        use std::os::unix::fs::OpenOptionsExt;
-        // Owner-only, like every file in the data directory (Core: umask 077).
-        let f = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .mode(crate::base::sys::PRIVATE_FILE_MODE)
-            .open(&path)
-            .map_err(|source| LoggingError::File { path: path.display().to_string(), source })?;
-        Some(FileLayer::new(f, cfg.json))
+        let log_file = Arc::new(LogFile::open(&net_dir.join("debug.log"))?);
+        control.file = Some(log_file.clone());
+        Some(FileLayer::new(log_file, cfg.json))
     } else {
         None
     };
@@ -349,9 +393,8 @@ mod tests {
         use tracing_subscriber::layer::SubscriberExt;
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("debug.log");
-        let file = std::fs::File::create(&path).unwrap();
         let layer = FileLayer {
-            file: parking_lot::Mutex::new(file),
+            file: Arc::new(LogFile::open(&path).unwrap()),
             limiter: parking_lot::Mutex::new(RateLimiter::new(300, RATELIMIT_WINDOW, Instant::now())),
             json: false,
         };
@@ -374,6 +417,34 @@ mod tests {
         // Other sites still write, marked while a suppression is active.
         assert!(text.lines().any(|l| l.starts_with("[*] ") && l.contains("another call site")), "{text}");
         assert!(text.contains("debug lines are not limited"));
+    }
+
+    #[test]
+    fn reopen_writes_to_a_new_file_at_the_path_after_a_rename() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("debug.log");
+        let log_file = Arc::new(LogFile::open(&path).unwrap());
+        let (_, mut control) = reloadable(&LogConfig::default()).unwrap();
+        control.file = Some(log_file.clone());
+        let subscriber = tracing_subscriber::registry().with(FileLayer::new(log_file, false));
+        tracing::subscriber::with_default(subscriber, || {
+            tracing::info!("before the rotation");
+            std::fs::rename(&path, dir.path().join("debug.log.1")).unwrap();
+            tracing::info!("after the rename, before the reopen");
+            assert_eq!(control.reopen_file().unwrap(), Some(path.as_path()));
+            tracing::info!("after the reopen");
+        });
+        let old = std::fs::read_to_string(dir.path().join("debug.log.1")).unwrap();
+        let new = std::fs::read_to_string(&path).unwrap();
+        assert!(old.contains("before the rotation") && old.contains("before the reopen"), "{old}");
+        assert!(!old.contains("after the reopen"), "{old}");
+        assert!(new.contains("after the reopen") && !new.contains("before"), "{new}");
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        // A path that cannot be opened is an error, and the old file stays in use.
+        std::fs::remove_file(&path).unwrap();
+        std::fs::create_dir(&path).unwrap();
+        assert!(control.reopen_file().is_err());
     }
 
     #[test]
