@@ -75,6 +75,51 @@ fn a_v1_peer_gets_into_a_v2_node_and_a_v2_dial_to_a_v1_node_falls_back_to_v1() {
     assert_eq!(peers(&c).len(), 1, "still connected");
 }
 
+/// An address that advertises `NODE_P2P_V2` is dialed automatically over v2; when the node
+/// there speaks only v1 (it hangs up on the key), the dialer retries in v1 and the address book
+/// learns from its `version` that it offers no v2 (Core's `SetServices`), so the next dial there
+/// would open in v1.
+#[test]
+fn the_address_book_learns_that_a_peer_advertised_as_v2_speaks_only_v1() {
+    use bitcoin::p2p::ServiceFlags;
+    use bitcoin::p2p::address::Address;
+    use bitcoin::p2p::message::NetworkMessage;
+    let flags = ["--test=loopback-netgroups"];
+    // The v1-only node, on an address of its own.
+    let b_ip = "127.0.0.31";
+    let b = Daemon::start_with(false, |port| {
+        vec!["--v2transport=0".into(), "--connect=0".into(), format!("--bind={b_ip}:{port}"), flags[0].into()]
+    });
+    let b_addr: std::net::SocketAddr = format!("{b_ip}:{}", b.port).parse().unwrap();
+    // The node under test makes automatic connections and takes addresses from local peers.
+    let a = Daemon::start(&[flags[0], "--whitelist=addr@127.0.0.1"]);
+    let mut feeder = RawPeer::connect(a.addr);
+    feeder.handshake();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as u32;
+    let v2_services = ServiceFlags::NETWORK | ServiceFlags::WITNESS | ServiceFlags::P2P_V2;
+    feeder.send(&NetworkMessage::Addr(vec![(now - 600, Address::new(&b_addr, v2_services))]));
+    feeder.ping_pong(7);
+    // The automatic dial opens with v2, B hangs up on the key, and the retry in v1 connects.
+    a.wait_log("retrying with v1 transport protocol", Duration::from_secs(60));
+    let outbound =
+        || peers(&a).into_iter().find(|p| p["inbound"] == json!(false) && p["addr"] == json!(b_addr.to_string()));
+    assert!(common::poll_until(WAIT, || outbound().is_some()), "A never connected to B: {:?}", peers(&a));
+    let p = outbound().unwrap();
+    assert_eq!(p["transport_protocol_type"], "v1", "{p}");
+    // The book now has B's own services: no P2P_V2 (bit 11).
+    let services = || {
+        a.rpc_ok("getnodeaddresses", json!([0])).as_array().cloned().unwrap_or_default().into_iter().find_map(|e| {
+            (e["address"] == json!(b_ip) && e["port"] == json!(b.port)).then(|| e["services"].as_u64().unwrap_or(0))
+        })
+    };
+    assert!(
+        common::poll_until(WAIT, || services() == Some((ServiceFlags::NETWORK | ServiceFlags::WITNESS).to_u64())),
+        "book entry for B: {:?} (advertised {})",
+        services(),
+        v2_services.to_u64()
+    );
+}
+
 /// `GET /metrics` from a node started with `--metricsbind`.
 fn scrape(addr: std::net::SocketAddr) -> String {
     use std::io::{Read, Write};
