@@ -9,6 +9,7 @@ pub mod message;
 pub mod netaddr;
 pub mod netgroup;
 pub mod peer;
+pub mod socks5;
 pub mod sys;
 pub mod time;
 pub mod totals;
