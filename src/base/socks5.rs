@@ -172,6 +172,12 @@ impl Socks5 {
         self.awaiting == Awaiting::Done
     }
 
+    /// How many more bytes of the proxy's answer this handshake can use now (0 once connected):
+    /// reading no more than this leaves the destination's first bytes in the socket.
+    pub fn wanted(&self) -> usize {
+        self.needed().map_or(1, |n| n.saturating_sub(self.got.len()))
+    }
+
     /// How many bytes the answer awaited has in all, as far as its bytes so far tell.
     fn needed(&self) -> Result<usize, Socks5Error> {
         Ok(match self.awaiting {

@@ -208,6 +208,8 @@ pub struct Config {
     /// advertise `NODE_P2P_V2` open with v2 (and retry once in v1), and `NODE_P2P_V2` is
     /// advertised.
     pub v2transport: bool,
+    /// SOCKS5 proxies for outbound connections (`--proxy`, `--onion`, `--proxyrandomize`).
+    pub proxy: crate::daemon::net::proxy::ProxyConfig,
     /// Logging settings.
     pub log: LogConfig,
     /// JSON-RPC server settings.
@@ -271,6 +273,7 @@ impl Default for Config {
             max_tip_age: Duration::from_secs(crate::engine::protocol::headers::DEFAULT_MAX_TIP_AGE.unsigned_abs()),
             capture_messages: false,
             v2transport: true,
+            proxy: Default::default(),
             log: LogConfig::default(),
             rpc: RpcConfig::default(),
             metrics_bind: None,

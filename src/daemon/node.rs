@@ -395,6 +395,7 @@ impl Node {
                 log_ips: cfg.log.log_ips,
                 whitelist: cfg.whitelist.clone(),
                 v2transport: cfg.v2transport,
+                proxy: cfg.proxy.clone(),
             },
         )?;
         let params = ChainParams::new(cfg.network);

@@ -739,3 +739,4 @@ mod http;
 #[allow(unused_imports)] // Not every test crate uses the HTTP helpers.
 pub use http::*;
 pub mod bitcoind;
+pub mod socks5;

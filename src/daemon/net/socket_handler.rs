@@ -5,7 +5,7 @@
 //! 4 MB messages do not delay another's ping), until the socket is drained, closed, or the
 //! peer's process queue is full; turns bytes into checked frames on the peer's process queue,
 //! wakes the message handler, and writes send queues the message handler could not write
-//! itself.
+//! itself. Outbound connects, direct or through a SOCKS5 proxy, are in `dial`.
 
 use std::collections::HashMap;
 use std::io;
@@ -22,6 +22,7 @@ use std::os::fd::AsRawFd;
 use tracing::{debug, info, warn};
 
 use super::peer_queues::PeerQueues;
+use super::proxy::{CredentialSource, ProxiedDial, ProxyConfig, ProxyStep, SOCKS5_TIMEOUT};
 use super::transport::ConnTransport;
 use super::wake::{MsgWake, NetEvent, NewPeer, SocketCommand, SocketControl};
 use crate::base::netaddr::net_kind;
@@ -90,10 +91,14 @@ pub struct SocketConfig {
     pub whitelist: Vec<Whitelist>,
     /// Speak BIP324 v2 (`--v2transport`).
     pub v2transport: bool,
+    /// SOCKS5 proxies for outbound connections.
+    pub proxy: ProxyConfig,
 }
 
 enum ConnState {
     Connecting,
+    /// Connected to the proxy, its handshake under way.
+    Proxy,
     Open,
 }
 
@@ -102,6 +107,8 @@ struct Connection {
     transport: ConnTransport,
     /// An outbound connection still connecting opens with v2.
     dial_v2: bool,
+    /// An outbound connection through a proxy, until the proxy has connected it.
+    proxied: Option<Box<ProxiedDial>>,
     /// What is fixed about the connection (for an outbound one still connecting, without its
     /// local address: the identity is made anew, once, when the connect completes).
     who: Arc<PeerIdentity>,
@@ -141,6 +148,8 @@ pub struct SocketHandler {
     more_to_read: Vec<PeerId>,
     /// The previous round's `more_to_read`, being served.
     reading: Vec<PeerId>,
+    /// Proxy credentials (`--proxyrandomize`).
+    credentials: CredentialSource,
 }
 
 /// Everything [`SocketHandler::new`] needs from the node.
@@ -195,7 +204,6 @@ impl SocketHandler {
             connecting: HashMap::new(),
             next_id: 0,
             inbound: 0,
-            cfg,
             commands,
             ctl,
             wake,
@@ -215,6 +223,8 @@ impl SocketHandler {
             events: Vec::new(),
             more_to_read: Vec::new(),
             reading: Vec::new(),
+            credentials: CredentialSource::new(cfg.proxy.randomize),
+            cfg,
         })
     }
 
@@ -355,6 +365,7 @@ impl SocketHandler {
                     queues: queues.clone(),
                     transport,
                     dial_v2: false,
+                    proxied: None,
                     who: who.clone(),
                     target: None,
                     state: ConnState::Open,
@@ -443,66 +454,6 @@ impl SocketHandler {
         }
     }
 
-    fn connect(&mut self, addr: SocketAddr, conn_type: ConnectionType, target: Option<usize>, v2: bool) {
-        let refusal = if !self.network_active.load(Ordering::Acquire) {
-            Some("network activity disabled")
-        } else if self.banman.is_banned(addr.ip(), unix_now()) {
-            Some("address banned")
-        } else {
-            None
-        };
-        if let Some(why) = refusal {
-            debug!(target: "net", "not connecting to {}: {why}", if self.cfg.log_ips { addr.to_string() } else { "peer".into() });
-            self.connect_failed(target, addr, conn_type, why.to_string());
-            return;
-        }
-        let stream = match TcpStream::connect(addr) {
-            Ok(s) => s,
-            Err(e) => {
-                debug!(target: "net", "connect to {} failed: {e}", if self.cfg.log_ips { addr.to_string() } else { "peer".into() });
-                self.connect_failed(target, addr, conn_type, e.to_string());
-                return;
-            }
-        };
-        let _ = stream.set_nodelay(true);
-        let queues = self.new_queues(stream);
-        let id = queues.id;
-        let fd = queues.stream().as_raw_fd();
-        let interest = Interest::READABLE | Interest::WRITABLE;
-        if let Err(e) = self.poll.registry().register(&mut SourceFd(&fd), Token(id as usize), interest) {
-            queues.close();
-            self.connect_failed(target, addr, conn_type, e.to_string());
-            return;
-        }
-        debug!(target: "net", "trying connection {} ({conn_type})", self.peer_label(id, &addr));
-        let deadline = crate::base::time::instant_after(Instant::now(), self.cfg.connect_timeout);
-        self.connecting.insert(id, deadline);
-        let permissions = permissions_for(&self.cfg.whitelist, addr.ip(), false);
-        let who = Arc::new(self.identity(id, addr, None, conn_type, permissions));
-        self.conns.insert(
-            id,
-            Connection {
-                queues,
-                transport: ConnTransport::v1(self.cfg.magic),
-                dial_v2: v2,
-                who,
-                target,
-                state: ConnState::Connecting,
-                write_registered: true,
-                read_pending: false,
-            },
-        );
-    }
-
-    /// Reports a failed dial: to the dialer for its targets, to the message handler (which
-    /// planned it) for automatic connections.
-    fn connect_failed(&mut self, target: Option<usize>, addr: SocketAddr, conn_type: ConnectionType, error: String) {
-        if target.is_none() && !matches!(conn_type, ConnectionType::Manual | ConnectionType::Inbound) {
-            self.events.push(NetEvent::ConnectFailed { addr, conn_type });
-        }
-        self.tell_dialer(target, |target| DialerEvent::Failed { target, error });
-    }
-
     fn tell_dialer(&self, target: Option<usize>, ev: impl FnOnce(usize) -> DialerEvent) {
         if let (Some(t), Some(tx)) = (target, &self.dialer) {
             let _ = tx.send(ev(t));
@@ -511,86 +462,18 @@ impl SocketHandler {
 
     fn on_socket_event(&mut self, id: PeerId, readable: bool, writable: bool, closing: bool) {
         let Some(conn) = self.conns.get(&id) else { return };
-        if let ConnState::Connecting = conn.state {
-            if readable || writable {
-                self.finish_connect(id);
-            }
-            return;
+        match conn.state {
+            ConnState::Connecting if readable || writable => return self.finish_connect(id),
+            ConnState::Connecting => return,
+            ConnState::Proxy if readable || closing => return self.proxy_readable(id),
+            ConnState::Proxy => return,
+            ConnState::Open => {}
         }
         if writable && conn.write_registered {
             self.write(id);
         }
         if readable {
             self.read(id, closing);
-        }
-    }
-
-    fn finish_connect(&mut self, id: PeerId) {
-        let Some(conn) = self.conns.get_mut(&id) else { return };
-        let stream = conn.queues.stream();
-        let result = match stream.take_error() {
-            Ok(Some(e)) | Err(e) => Err(e),
-            Ok(None) => stream.peer_addr().map(|_| ()),
-        };
-        match result {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::NotConnected => return, // spurious wake-up
-            Err(e) => {
-                let reason = DisconnectReason::ConnectFailed(e.to_string());
-                let (target, addr, conn_type) = (conn.target, conn.who.addr, conn.who.conn_type);
-                self.drop_conn(id);
-                self.connect_failed(target, addr, conn_type, reason.to_string());
-                return;
-            }
-        }
-        conn.state = ConnState::Open;
-        conn.write_registered = false;
-        self.connecting.remove(&id);
-        let fd = conn.queues.stream().as_raw_fd();
-        let _ = self.poll.registry().reregister(&mut SourceFd(&fd), Token(id as usize), Interest::READABLE);
-        let local_addr = conn.queues.stream().local_addr().ok();
-        // The connection is a peer from now on: its identity, complete, made once.
-        let pending = &conn.who;
-        let who = PeerIdentity { local_addr, connected_at: Instant::now(), ..PeerIdentity::clone(pending) };
-        let who = Arc::new(who);
-        conn.who = who.clone();
-        let (queues, target) = (conn.queues.clone(), conn.target);
-        if conn.dial_v2 {
-            match ConnTransport::outbound_v2(self.cfg.magic, &queues) {
-                Ok(t) => conn.transport = t,
-                Err(e) => warn!(target: "net", "cannot start a v2 handshake ({e}); speaking v1 to peer={id}"),
-            }
-            set_transport_stats(&queues, &conn.transport);
-        }
-        debug!(target: "net", "connection to {} opened, transport {}", who.label(self.cfg.log_ips), conn.transport.kind().name());
-        self.tell_dialer(target, |target| DialerEvent::Connected { target, id });
-        self.events.push(NetEvent::Connected(Box::new(NewPeer { queues, who })));
-        self.write(id);
-    }
-
-    fn expire_connects(&mut self) {
-        if self.connecting.is_empty() {
-            return;
-        }
-        let now = Instant::now();
-        let expired: Vec<PeerId> = self.connecting.iter().filter(|&(_, &d)| d <= now).map(|(&id, _)| id).collect();
-        for id in expired {
-            let Some((target, addr, conn_type)) = self.conns.get(&id).map(|c| (c.target, c.who.addr, c.who.conn_type))
-            else {
-                continue;
-            };
-            self.drop_conn(id);
-            self.connect_failed(target, addr, conn_type, "connection timeout".into());
-        }
-    }
-
-    /// Removes a connection that never became a peer (no event for the message handler).
-    fn drop_conn(&mut self, id: PeerId) {
-        self.connecting.remove(&id);
-        if let Some(conn) = self.conns.remove(&id) {
-            let fd = conn.queues.stream().as_raw_fd();
-            let _ = self.poll.registry().deregister(&mut SourceFd(&fd));
-            conn.queues.close();
         }
     }
 
@@ -752,3 +635,5 @@ fn set_transport_stats(queues: &PeerQueues, transport: &ConnTransport) {
         }
     }
 }
+
+mod dial;

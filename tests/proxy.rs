@@ -1,0 +1,70 @@
+//! Outbound connections through a SOCKS5 proxy (`--proxy`, `--proxyrandomize`), end to end on
+//! loopback with the tests' own proxy (`common::socks5`): the node reaches its peer only through
+//! the proxy, gives it the destination as a name (an IP literal as text), offers new random
+//! credentials per connection unless `--proxyrandomize=0`, and logs the proxy's refusal in words.
+
+mod common;
+
+use std::time::Duration;
+
+use common::socks5::Socks5Server;
+use common::*;
+use serde_json::json;
+
+fn peer_count(d: &Daemon) -> usize {
+    d.rpc_ok("getpeerinfo", json!([])).as_array().map_or(0, |a| a.len())
+}
+
+#[test]
+fn connect_goes_through_the_proxy_with_fresh_credentials_per_connection() {
+    let target = Daemon::start(&[]);
+    let proxy = Socks5Server::start(&[]);
+    let a = Daemon::start(&[
+        &format!("--proxy={}", proxy.addr),
+        &format!("--connect={}", target.addr),
+        &format!("--connect=127.0.0.1:{}", free_port()), // nobody there: the proxy refuses
+    ]);
+    assert!(poll_until(WAIT, || peer_count(&target) == 1), "the target never saw the node");
+    let peer = &a.rpc_ok("getpeerinfo", json!([]))[0];
+    assert_eq!(peer["addr"], json!(target.addr.to_string()), "the peer is the destination, not the proxy");
+    assert_eq!(peer["transport_protocol_type"], "v2", "v2 runs inside the proxied connection: {peer}");
+    a.wait_log("proxy could not connect: connection refused", WAIT);
+    let reqs = proxy.requests();
+    let to_target = reqs.iter().find(|r| r.port == target.port).expect("a request for the target");
+    assert_eq!((to_target.atyp, to_target.dest.as_str()), (3, "127.0.0.1"), "an IP goes as a name, as Core sends it");
+    assert_eq!(to_target.methods, [0, 2], "no authentication or username/password offered");
+    let users: Vec<String> = reqs
+        .iter()
+        .filter_map(|r| {
+            r.auth.as_ref().map(|(u, p)| {
+                assert_eq!(u, p, "username and password are the same, as Core's");
+                u.clone()
+            })
+        })
+        .collect();
+    assert!(users.len() >= 2, "{reqs:?}");
+    let (prefix, _) = users[0].split_once('-').expect("PREFIX-COUNTER");
+    assert!(prefix.len() == 16 && prefix.chars().all(|c| c.is_ascii_hexdigit()), "{users:?}");
+    let distinct: std::collections::BTreeSet<_> = users.iter().collect();
+    assert_eq!(distinct.len(), users.len(), "a new pair for every connection: {users:?}");
+}
+
+#[test]
+fn without_randomize_no_credentials_are_offered_and_a_dead_proxy_is_reported() {
+    let target = Daemon::start(&[]);
+    let proxy = Socks5Server::start(&[]);
+    let a = Daemon::start(&[
+        &format!("--proxy={}", proxy.addr),
+        "--proxyrandomize=0",
+        &format!("--connect={}", target.addr),
+    ]);
+    assert!(poll_until(WAIT, || peer_count(&target) == 1));
+    assert!(proxy.requests().iter().all(|r| r.methods == [0] && r.auth.is_none()), "{:?}", proxy.requests());
+    drop(a);
+    // A proxy nobody listens on: the connect fails with the proxy named, and no direct dial.
+    let dead = free_port();
+    let b = Daemon::start(&[&format!("--proxy=127.0.0.1:{dead}"), &format!("--connect={}", target.addr)]);
+    b.wait_log(&format!("cannot connect to proxy 127.0.0.1:{dead}"), WAIT);
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(peer_count(&b), 0, "never around the proxy");
+}
