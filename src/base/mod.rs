@@ -5,6 +5,7 @@
 
 pub mod chainparams;
 pub mod counters;
+pub mod hash;
 pub mod message;
 pub mod netaddr;
 pub mod netgroup;
@@ -12,5 +13,6 @@ pub mod peer;
 pub mod socks5;
 pub mod sys;
 pub mod time;
+pub mod torcontrol;
 pub mod totals;
 pub mod transport;

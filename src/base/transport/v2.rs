@@ -29,9 +29,10 @@ use bip324::{
     CipherSession, FillBytes, GarbageResult, Handshake, InboundCipher, OutboundCipher, PacketType, ReceivedGarbage,
     SentVersion, VersionResult,
 };
-use bitcoin::hashes::{Hash, HashEngine, hmac, sha256};
 use bitcoin::secp256k1::ellswift::{ElligatorSwift, ElligatorSwiftParty};
 use bitcoin::secp256k1::{Secp256k1, SecretKey, SignOnly};
+
+use crate::base::hash::hmac_sha256;
 
 use super::{
     ALLOC_AHEAD, COMMAND_SIZE, Command, Delivery, Frame, HEADER_SIZE, MAX_PROTOCOL_MESSAGE_LENGTH, OWNED_MIN,
@@ -771,14 +772,6 @@ fn derive(
         Role::Responder => (responder, initiator),
     };
     Ok(Derived { session_id, send_term, recv_term })
-}
-
-fn hmac_sha256(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
-    let mut engine = hmac::HmacEngine::<sha256::Hash>::new(key);
-    for p in parts {
-        engine.input(p);
-    }
-    hmac::Hmac::<sha256::Hash>::from_engine(engine).to_byte_array()
 }
 
 #[cfg(test)]
