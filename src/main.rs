@@ -247,6 +247,16 @@ struct Cli {
     /// circuit of its own [default: 1].
     #[arg(long, num_args = 0..=1, default_missing_value = "1", value_parser = core_bool, value_name = "0|1")]
     proxyrandomize: Option<bool>,
+    /// While listening, create an onion service through Tor's control port (its key kept in
+    /// onion_v3_private_key) [default: 1].
+    #[arg(long, num_args = 0..=1, default_missing_value = "1", value_parser = core_bool, value_name = "0|1")]
+    listenonion: Option<bool>,
+    /// Tor's control port [default: 127.0.0.1:9051].
+    #[arg(long, value_name = "IP:PORT")]
+    torcontrol: Option<String>,
+    /// Password for Tor's control port (HASHEDPASSWORD authentication).
+    #[arg(long, value_name = "PASS")]
+    torpassword: Option<String>,
 
     // --- Local addresses (own-address advertisement) ---
     /// Our own public address, advertised to peers (repeatable); the port defaults to the
@@ -288,8 +298,9 @@ fn parse_proxy(s: &str) -> Result<ProxyArg, String> {
 
 /// Core style `-flag` becomes `--flag`, and `-noflag` / `--noflag` becomes `--flag=0`.
 fn normalize_args(args: impl Iterator<Item = String>) -> Vec<String> {
-    const BOOLS: [&str; 15] = [
+    const BOOLS: [&str; 16] = [
         "daemon",
+        "listenonion",
         "proxyrandomize",
         "v2transport",
         "listen",
@@ -370,9 +381,14 @@ fn build_config(cli: Cli) -> Result<Config, String> {
         PeerSpec::parse(s, default_port).map_err(|e| e.to_string())?;
     }
     let port = cli.port.unwrap_or(default_port);
-    cfg.bind = cli.bind.iter().map(|b| parse_bind(b, port)).collect::<Result<_, _>>()?;
+    for b in &cli.bind {
+        match b.strip_suffix("=onion") {
+            Some(onion) => cfg.onion_bind.push(parse_bind(onion, port.wrapping_add(1))?),
+            None => cfg.bind.push(parse_bind(b, port)?),
+        }
+    }
     // Core's parameter interaction: --bind implies listening, --connect implies not.
-    let listen_default = if !cfg.bind.is_empty() { true } else { cli.connect.is_empty() };
+    let listen_default = if !cli.bind.is_empty() { true } else { cli.connect.is_empty() };
     cfg.listen = cli.listen.unwrap_or(listen_default);
     // Core: --connect also turns DNS seeding off unless asked for.
     cfg.dnsseed = cli.dnsseed.unwrap_or(cli.connect.is_empty());
@@ -424,6 +440,11 @@ fn build_config(cli: Cli) -> Result<Config, String> {
     let proxy = cli.proxy.and_then(|p| p.0);
     cfg.proxy =
         ProxyConfig { proxy, onion: cli.onion.map_or(proxy, |p| p.0), randomize: cli.proxyrandomize.unwrap_or(true) };
+    cfg.listen_onion = cli.listenonion.unwrap_or(true);
+    if let Some(c) = &cli.torcontrol {
+        cfg.tor_control = c.parse().map_err(|_| format!("Invalid --torcontrol address '{c}': expected IP:PORT"))?;
+    }
+    cfg.tor_password = cli.torpassword.filter(|p| !p.is_empty());
     cfg.rpc = RpcConfig {
         server: cli.server.unwrap_or(true),
         bind: cli.rpcbind,

@@ -210,6 +210,15 @@ pub struct Config {
     pub v2transport: bool,
     /// SOCKS5 proxies for outbound connections (`--proxy`, `--onion`, `--proxyrandomize`).
     pub proxy: crate::daemon::net::proxy::ProxyConfig,
+    /// Create an onion service through Tor's control port while listening (`--listenonion`).
+    pub listen_onion: bool,
+    /// Tor's control port (`--torcontrol`).
+    pub tor_control: SocketAddr,
+    /// Tor control password (`--torpassword`).
+    pub tor_password: Option<String>,
+    /// Listeners for connections that arrive through our onion service (`--bind=ADDR:PORT=onion`);
+    /// without any, and without `--bind`, `127.0.0.1:` the listening port + 1, as Core.
+    pub onion_bind: Vec<SocketAddr>,
     /// Logging settings.
     pub log: LogConfig,
     /// JSON-RPC server settings.
@@ -274,6 +283,10 @@ impl Default for Config {
             capture_messages: false,
             v2transport: true,
             proxy: Default::default(),
+            listen_onion: true,
+            tor_control: SocketAddr::from(([127, 0, 0, 1], crate::base::torcontrol::DEFAULT_TOR_CONTROL_PORT)),
+            tor_password: None,
+            onion_bind: Vec::new(),
             log: LogConfig::default(),
             rpc: RpcConfig::default(),
             metrics_bind: None,
@@ -326,6 +339,26 @@ impl Config {
     /// The port we listen on.
     pub fn listen_port(&self) -> u16 {
         self.port.unwrap_or_else(|| self.network.default_port())
+    }
+
+    /// Where our onion service's connections arrive (Core's `onion_service_target`): the first
+    /// onion bind, else the first `--bind`, else `127.0.0.1:` the listening port + 1.
+    pub fn onion_target(&self) -> SocketAddr {
+        self.onion_bind
+            .first()
+            .or(self.bind.first())
+            .copied()
+            .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], self.listen_port().wrapping_add(1))))
+    }
+
+    /// The onion listeners to bind: the `--bind=…=onion` ones, or Core's default one when there
+    /// is no `--bind` at all.
+    pub fn onion_listeners(&self) -> Vec<SocketAddr> {
+        if self.onion_bind.is_empty() && self.bind.is_empty() {
+            vec![self.onion_target()]
+        } else {
+            self.onion_bind.clone()
+        }
     }
 
     /// How many inbound connections may be open at once (Core's `m_max_inbound`).

@@ -25,6 +25,7 @@ use crate::daemon::net::dialer::{self, BadPeerSpec, DialPlan, PeerSpec};
 use crate::daemon::net::listen::{self, BindError};
 use crate::daemon::net::seeder::{SeedFacts, Seeder, system_resolver};
 use crate::daemon::net::socket_handler::{SocketConfig, SocketHandler, SocketParts, WAKER_TOKEN};
+use crate::daemon::net::tor;
 use crate::daemon::net::wake::{MsgWake, SocketControl};
 use crate::daemon::rpc::{RpcContext, RpcServer, RpcStartError};
 use crate::engine::addrman::{AddrEntry, AddrMan, AddrManError, AddrManFileError, AddrNetwork, NetGroupRule};
@@ -344,8 +345,20 @@ impl Node {
         }
         let banman = Arc::new(BanMan::open(&cfg.net_dir().join(BANLIST_FILE), crate::base::time::unix_now())?);
         let network_active = Arc::new(AtomicBool::new(true));
-        let listeners = if cfg.listen { listen::bind_all(&cfg.bind, port)? } else { Vec::new() };
+        let mut listeners = if cfg.listen { listen::bind_all(&cfg.bind, port)? } else { Vec::new() };
         let listen_addrs: Vec<SocketAddr> = listeners.iter().filter_map(|l| l.local_addr().ok()).collect();
+        // Where our onion service's connections arrive: not advertised, and a failure to bind
+        // one is logged, not fatal (Core's onion binds).
+        let onion_listeners = if cfg.listen { cfg.onion_listeners() } else { Vec::new() };
+        for a in onion_listeners {
+            match listen::bind(a) {
+                Ok(l) => {
+                    info!("Bound to {a} (onion service target)");
+                    listeners.push(l);
+                }
+                Err(e) => error!("{e}"),
+            }
+        }
 
         let nbind = listeners.len().max(1) as u64;
         let required = MIN_CORE_FDS + dialer::MAX_ADDNODE_CONNECTIONS as u64 + nbind;
@@ -508,6 +521,23 @@ impl Node {
             threads.push(std::thread::Builder::new().name("btcloop-dnsseed".into()).spawn(move || seeder.run(stop))?);
         } else if automatic {
             info!("DNS seeding disabled");
+        }
+        if cfg.listen && cfg.listen_onion {
+            let settings = tor::TorSettings {
+                control: cfg.tor_control,
+                password: cfg.tor_password.clone(),
+                target: cfg.onion_target(),
+                virtual_port: default_port,
+                key_file: cfg.net_dir().join(tor::KEY_FILE),
+            };
+            let stop = dial_stop.clone();
+            threads.push(std::thread::Builder::new().name("btcloop-torctl".into()).spawn(move || {
+                tor::run(settings, stop, |ev| {
+                    if let tor::TorEvent::Lost(id) = ev {
+                        info!("tor: onion service {id}.onion is gone (control connection closed)");
+                    }
+                })
+            })?);
         }
         let mut node = Node { ctl, wake, dial_stop, threads, listen_addrs, totals, rpc: None, metrics: None };
         // From here on a failure must stop the threads already running.

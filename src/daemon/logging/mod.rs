@@ -35,9 +35,9 @@ pub const DEBUGPEER: &str = "debugpeer";
 
 /// Debug categories btcloopd logs under (the `tracing` target of each event), sorted as Core
 /// lists them: `cmpctblock` (BIP152 compact blocks), `http` (the RPC and metrics HTTP servers),
-/// `net` (peers), `rpc` (RPC calls), `validation` (the validation thread's per-block lines and
-/// the kernel's own log).
-pub const CATEGORIES: &[&str] = &["cmpctblock", "http", "net", "rpc", "validation"];
+/// `net` (peers), `rpc` (RPC calls), `tor` (the Tor control connection), `validation` (the
+/// validation thread's per-block lines and the kernel's own log).
+pub const CATEGORIES: &[&str] = &["cmpctblock", "http", "net", "rpc", "tor", "validation"];
 
 /// Setting up logging failed.
 #[derive(Debug, thiserror::Error)]
@@ -483,7 +483,14 @@ mod tests {
         assert!(!text.contains("rpc still off"), "{text}");
         assert_eq!(
             control.categories(),
-            vec![("cmpctblock", true), ("http", true), ("net", false), ("rpc", true), ("validation", true)]
+            vec![
+                ("cmpctblock", true),
+                ("http", true),
+                ("net", false),
+                ("rpc", true),
+                ("tor", true),
+                ("validation", true)
+            ]
         );
     }
 
