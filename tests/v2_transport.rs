@@ -305,27 +305,3 @@ fn bad_v2_peers_are_disconnected_while_another_peer_is_served() {
     assert_eq!(c.expect("pong"), 9u64.to_le_bytes().to_vec());
     assert_eq!(peers(&d).len(), 2, "the v1 peer and the v2 client: {:?}", peers(&d));
 }
-
-/// Runs `btcloop-load` against `d` with `args` after `--connect`; its JSON line.
-fn load_tool(d: &Daemon, args: &[&str]) -> Value {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_btcloop-load"))
-        .args(["--connect", &d.addr.to_string()])
-        .args(args)
-        .output()
-        .expect("btcloop-load runs");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
-    let json = stdout.lines().find(|l| l.starts_with('{')).expect("a JSON line");
-    serde_json::from_str(json).expect("JSON")
-}
-
-#[test]
-fn the_load_tool_measures_ping_round_trips_and_throughput_over_v2() {
-    let d = Daemon::start_quiet(&[]);
-    let v = load_tool(&d, &["--v2", "latency", "--count", "200", "--warmup", "10"]);
-    assert_eq!((&v["transport"], &v["count"]), (&json!("v2"), &json!(200)), "{v}");
-    assert!(v["p50_us"].as_f64().is_some_and(|p| p > 0.0), "{v}");
-    // The throughput mode over v2: pongs come back on every connection.
-    let v = load_tool(&d, &["--v2", "ping", "--peers", "2", "--inflight", "4", "--duration", "1"]);
-    assert!(v["pongs_per_sec"].as_f64().is_some_and(|p| p > 0.0), "{v}");
-}

@@ -5,7 +5,7 @@
 #   bash benches/ibd/run.sh [--runs N] [--chains coinbase,full] [--impls btcloopd,bitcoind]
 #       [--coinbase-blocks N] [--full-blocks N] [--spends N] [--ping-gap-us US]
 #       [--ping-from headers|start] [--renice PREFIX=N]... [--timeout S] [--stall S] [--logs DIR]
-#       [--no-build]
+#       [--v2] [--no-build]
 #
 # For each chain:
 #   coinbase  --coinbase-blocks (default 20,000) blocks holding only their coinbase;
@@ -17,10 +17,11 @@
 # 3. RUNS rounds (default 3), implementations alternating within a round: a fresh downloading
 #    node, connected only to its own kind of source (--connect), is started; `btcloop-load ibd`
 #    times from just before its launch until its getblockchaininfo `blocks` is the tip (polled
-#    every 100 ms) while a third peer (btcloop-load, v1) pings it, one ping in flight and
-#    --ping-gap-us (default 1000) between a pong and the next ping, and reads its CPU time per
-#    thread at the end. The pinging peer connects once the node has its first headers (so the
-#    node has chosen its source as headers-sync peer; --ping-from start: as soon as it listens).
+#    every 100 ms) while a third peer (btcloop-load, v1; with --v2 over BIP324 v2) pings it, one
+#    ping in flight and --ping-gap-us (default 1000) between a pong and the next ping, and reads
+#    its CPU time per thread at the end. The pinging peer connects once the node has its first
+#    headers (so the node has chosen its source as headers-sync peer; --ping-from start: as
+#    soon as it listens).
 #    The downloading node is stopped and its data removed before the next run.
 #    A run fails when the node's `blocks` stays the same for --stall seconds (default 60), or
 #    after --timeout seconds (default 1800); it is reported as FAIL with the height reached (and
@@ -34,7 +35,9 @@
 #
 # Every bitcoind runs with -checkblockindex=1 (the kernel that btcloopd uses keeps that check on
 # for regtest: the same validation work) and -v2transport=0, every btcloopd with --v2transport=0
-# (both pairs talk v1). Every process started here is stopped, and the temporary directory
+# (both pairs talk v1). --v2: every node with v2 on instead (-v2transport=1, --v2transport=1, so
+# each pair talks BIP324 v2) and the pinging peer over v2 (btcloop-load --v2).
+# Every process started here is stopped, and the temporary directory
 # under /tmp removed, on exit (normal, error
 # or Ctrl-C). bitcoind comes from $BTCLOOP_BITCOIND or scripts/build-bitcoind.
 
@@ -53,9 +56,10 @@ STALL=60
 LOGS=""
 BUILD=1
 RENICE=()
+V2=0
 
 usage() {
-    sed -n '2,38p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,42p' "$0" | sed 's/^# \{0,1\}//'
     exit "${1:-0}"
 }
 
@@ -73,6 +77,7 @@ while [[ $# -gt 0 ]]; do
         --stall) STALL="${2:?--stall needs a value}"; shift 2 ;;
         --logs) LOGS="${2:?--logs needs a value}"; shift 2 ;;
         --renice) RENICE+=(--renice "${2:?--renice needs a value}"); shift 2 ;;
+        --v2) V2=1; shift ;;
         --no-build) BUILD=0; shift ;;
         -h|--help) usage 0 ;;
         *) echo "unknown argument: $1" >&2; usage 2 ;;
@@ -83,6 +88,8 @@ for v in RUNS COINBASE_BLOCKS FULL_BLOCKS SPENDS TIMEOUT STALL; do
 done
 [[ "$PING_GAP_US" =~ ^[0-9]+$ ]] || { echo "--ping-gap-us must be a non-negative integer" >&2; exit 2; }
 [[ "$PING_FROM" == headers || "$PING_FROM" == start ]] || { echo "--ping-from must be headers or start" >&2; exit 2; }
+LOAD_V2=()
+if [[ "$V2" -eq 1 ]]; then LOAD_V2=(--v2); fi
 IFS=, read -r -a CHAIN_LIST <<<"$CHAINS"
 IFS=, read -r -a IMPL_LIST <<<"$IMPLS"
 for c in "${CHAIN_LIST[@]}"; do
@@ -184,13 +191,13 @@ start_node() {
     mkdir -p "$dir"
     if [[ "$impl" == btcloopd ]]; then
         local args=(--regtest "--datadir=$dir" --listen=1 "--bind=127.0.0.1:$p2p" "--rpcport=$rpc"
-            --dnsseed=0 --fixedseeds=0 --discover=0 --printtoconsole=0 --v2transport=0)
+            --dnsseed=0 --fixedseeds=0 --discover=0 --printtoconsole=0 "--v2transport=$V2")
         if [[ -n "$connect" ]]; then args+=("--connect=127.0.0.1:$connect"); else args+=(--connect=0); fi
         "$BIN/btcloopd" "${args[@]}" >"$dir/stdout.txt" 2>"$dir/stderr.txt" &
     else
         local args=(-regtest "-datadir=$dir" -listen=1 "-bind=127.0.0.1:$p2p" -rpcbind=127.0.0.1
             -rpcallowip=127.0.0.1 "-rpcport=$rpc" -dnsseed=0 -fixedseeds=0 -listenonion=0 -discover=0
-            -natpmp=0 -checkblockindex=1 -v2transport=0 -printtoconsole=0)
+            -natpmp=0 -checkblockindex=1 "-v2transport=$V2" -printtoconsole=0)
         if [[ -n "$connect" ]]; then args+=("-connect=127.0.0.1:$connect"); else args+=(-connect=0); fi
         "$BITCOIND" "${args[@]}" >"$dir/stdout.txt" 2>"$dir/stderr.txt" &
     fi
@@ -260,7 +267,7 @@ for chain in "${CHAIN_LIST[@]}"; do
             start_node "$impl" "$dir" "$p2p" "$rpc" "${SRC_P2P[$impl]}"
             pid="$NODE_PID"
             # In the background, waited for: a signal reaches the traps at once.
-            "$LOAD" --connect "127.0.0.1:$p2p" ibd --rpc "127.0.0.1:$rpc" --cookie "$dir/regtest/.cookie" \
+            "$LOAD" --connect "127.0.0.1:$p2p" "${LOAD_V2[@]}" ibd --rpc "127.0.0.1:$rpc" --cookie "$dir/regtest/.cookie" \
                 --height "$HEIGHT" --tip "$TIP" --since "$start" --pid "$pid" --timeout "$TIMEOUT" --stall "$STALL" \
                 --ping-gap-us "$PING_GAP_US" --ping-from "$PING_FROM" "${RENICE[@]}" >"$out" 2>&1 &
             watch=$!
@@ -315,7 +322,7 @@ for chain in "${CHAIN_LIST[@]}"; do
 done
 
 echo
-echo "=== results: $RUNS runs each, medians, ping gap $PING_GAP_US us, pings from $PING_FROM${RENICE[*]:+, ${RENICE[*]}}; load average now $(cut -d' ' -f1-3 /proc/loadavg) ==="
+echo "=== results: $RUNS runs each, medians, transport v$((V2 + 1)), ping gap $PING_GAP_US us, pings from $PING_FROM${RENICE[*]:+, ${RENICE[*]}}; load average now $(cut -d' ' -f1-3 /proc/loadavg) ==="
 echo "| chain | download | median s | runs s | ping p50 us | ping p99 us | ping max us | p99 per run | max per run | pings per run | node CPU s per run |"
 echo "|---|---|---|---|---|---|---|---|---|---|---|"
 printf '%s\n' "${SUMMARY[@]}"

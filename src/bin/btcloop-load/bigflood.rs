@@ -2,6 +2,12 @@
 //! does not know, back to back, while one more peer measures ping round trips; reports the
 //! node's RSS before, at its peak, after the flood (peers still connected, idle) and after they
 //! left, the flood's throughput and the ping percentiles during the flood.
+//!
+//! With `--v2` every connection (the flooders and the pinging peer) speaks BIP324 v2: each
+//! flood message is encrypted as it is sent, its type in the long form (a 0 byte and the
+//! 12-byte type: no short ID exists for it), so the node decrypts and authenticates it before
+//! dropping it as an unknown type. The throughput is then the bytes written to the sockets
+//! (packets), and includes this tool's encryption time on the same machine.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -16,6 +22,8 @@ pub(crate) struct FloodArgs {
     pub(crate) duration: Duration,
     pub(crate) settle: Duration,
     pub(crate) pid: u32,
+    /// Speak BIP324 v2 on every connection.
+    pub(crate) v2: bool,
 }
 
 /// The message type the flood uses (no node knows it).
@@ -56,14 +64,15 @@ pub(crate) fn bigflood_mode(addr: SocketAddr, magic: [u8; 4], a: FloodArgs) -> R
     let frame = Arc::new(flood_frame(magic, a.size));
     let (rss_before, _) = read_rss(a.pid)?;
     println!("node pid {}: VmRSS before {rss_before} KiB", a.pid);
-    let (mut pinger, node, _) = Blocking::handshake(addr, magic)?;
+    let transport = transport_name(a.v2);
+    let (mut pinger, node, _) = Blocking::handshake(addr, magic, a.v2)?;
     print_node(&node);
     let mut flooders = Vec::with_capacity(a.peers);
     for _ in 0..a.peers {
-        let (b, _, _) = Blocking::handshake(addr, magic)?;
+        let (b, _, _) = Blocking::handshake(addr, magic, a.v2)?;
         flooders.push(b);
     }
-    println!("{} flooding peers and 1 pinging peer handshaken", a.peers);
+    println!("{} flooding peers and 1 pinging peer handshaken over {transport}", a.peers);
 
     let stop_flood = AtomicBool::new(false);
     let stop_sampler = AtomicBool::new(false);
@@ -86,11 +95,13 @@ pub(crate) fn bigflood_mode(addr: SocketAddr, magic: [u8; 4], a: FloodArgs) -> R
                     let frame = frame.clone();
                     s.spawn(move || {
                         while !stop_flood.load(Ordering::Relaxed) {
-                            if b.send(&frame).is_err() {
-                                failures.fetch_add(1, Ordering::Relaxed);
-                                return;
-                            }
-                            sent.fetch_add(frame.len() as u64, Ordering::Relaxed);
+                            match b.send(&frame) {
+                                Ok(n) => sent.fetch_add(n as u64, Ordering::Relaxed),
+                                Err(_) => {
+                                    failures.fetch_add(1, Ordering::Relaxed);
+                                    return;
+                                }
+                            };
                         }
                     })
                 })
@@ -103,7 +114,7 @@ pub(crate) fn bigflood_mode(addr: SocketAddr, magic: [u8; 4], a: FloodArgs) -> R
                 let nonce = pings.push(seq, &mut frame_buf);
                 seq += 1;
                 let t = Instant::now();
-                let r = pinger.send(&frame_buf).and_then(|()| {
+                let r = pinger.send(&frame_buf).and_then(|_| {
                     pinger.read_until(t + REPLY_TIMEOUT, |cmd, payload, _| {
                         cmd == "pong" && nonce_of(payload) == Some(nonce)
                     })
@@ -140,7 +151,7 @@ pub(crate) fn bigflood_mode(addr: SocketAddr, magic: [u8; 4], a: FloodArgs) -> R
     let max = percentile(&rtts_ns, 100.0);
     let mib = |kib: u64| kib as f64 / 1024.0;
     println!(
-        "flood: {} peers × {}-byte messages for {flood_secs:.1} s: {mb:.0} MB taken by the node ({:.0} MB/s), {} flooder write failures",
+        "flood: {} peers × {}-byte messages over {transport} for {flood_secs:.1} s: {mb:.0} MB taken by the node ({:.0} MB/s), {} flooder write failures",
         a.peers,
         a.size,
         mb / flood_secs,
@@ -164,7 +175,7 @@ pub(crate) fn bigflood_mode(addr: SocketAddr, magic: [u8; 4], a: FloodArgs) -> R
         println!("pinging peer failed: {e}");
     }
     println!(
-        r#"{{"mode":"bigflood","peers":{},"size":{},"secs":{flood_secs:.2},"mb_sent":{mb:.1},"rss_before_kib":{rss_before},"rss_peak_kib":{peak},"rss_end_kib":{rss_end},"rss_settled_kib":{rss_settled},"rss_closed_kib":{rss_closed},"hwm_kib":{hwm},"pings":{},"p50_us":{p50:.1},"p90_us":{p90:.1},"p99_us":{p99:.1},"max_us":{max:.1},"flooder_failures":{}{}}}"#,
+        r#"{{"mode":"bigflood","transport":"{transport}","peers":{},"size":{},"secs":{flood_secs:.2},"mb_sent":{mb:.1},"rss_before_kib":{rss_before},"rss_peak_kib":{peak},"rss_end_kib":{rss_end},"rss_settled_kib":{rss_settled},"rss_closed_kib":{rss_closed},"hwm_kib":{hwm},"pings":{},"p50_us":{p50:.1},"p90_us":{p90:.1},"p99_us":{p99:.1},"max_us":{max:.1},"flooder_failures":{}{}}}"#,
         a.peers,
         a.size,
         rtts_ns.len(),

@@ -130,12 +130,13 @@ pub(crate) struct Engine<P: Protocol> {
 }
 
 impl<P: Protocol> Engine<P> {
-    /// An engine with no connections yet, reading into a buffer of `read_buf` bytes.
-    pub(crate) fn new(addr: SocketAddr, proto: P, read_buf: usize) -> Result<Engine<P>, String> {
+    /// An engine with no connections yet, reading into a buffer of `read_buf` bytes, whose
+    /// connections speak BIP324 v2 when `v2`.
+    pub(crate) fn new(addr: SocketAddr, v2: bool, proto: P, read_buf: usize) -> Result<Engine<P>, String> {
         let poll = Poll::new().map_err(|e| format!("cannot create poll: {e}"))?;
         Ok(Engine {
             addr,
-            v2: false,
+            v2,
             poll,
             events: Events::with_capacity(1024),
             conns: Vec::new(),

@@ -1,6 +1,6 @@
 //! `ibd`: watches a node's initial block download. From a given start time (the node's
 //! launch), polls its `getblockchaininfo` until `blocks` reaches the expected tip, while one
-//! v1 peer connected to the node sends pings (one in flight, a fixed gap after each pong) and
+//! peer connected to the node (v1, or BIP324 v2 with `--v2`) sends pings (one in flight, a fixed gap after each pong) and
 //! records their round trips; then reports the download time, the ping percentiles and the
 //! node's CPU time per thread (from `/proc/PID/task/*/stat`).
 
@@ -19,6 +19,8 @@ use super::*;
 pub(crate) struct IbdArgs {
     /// The node's P2P address (the pinging peer connects there).
     pub(crate) p2p: SocketAddr,
+    /// The pinging peer speaks BIP324 v2.
+    pub(crate) v2: bool,
     pub(crate) rpc: SocketAddr,
     pub(crate) cookie: PathBuf,
     /// Height of the tip to reach.
@@ -93,7 +95,7 @@ fn pinger(a: &IbdArgs, magic: [u8; 4], stop: &AtomicBool, deadline: Instant) -> 
             return log;
         }
         log.attempts += 1;
-        match Blocking::handshake(a.p2p, magic) {
+        match Blocking::handshake(a.p2p, magic, a.v2) {
             Ok((b, node, _)) => {
                 log.node = node;
                 break b;
@@ -115,7 +117,7 @@ fn pinger(a: &IbdArgs, magic: [u8; 4], stop: &AtomicBool, deadline: Instant) -> 
         seq += 1;
         let at = secs_since(a.since);
         let t = Instant::now();
-        let r = conn.send(&frame).and_then(|()| {
+        let r = conn.send(&frame).and_then(|_| {
             conn.read_until(t + REPLY_TIMEOUT, |cmd, payload, _| cmd == "pong" && nonce_of(payload) == Some(nonce))
         });
         if let Err(e) = r {
@@ -319,8 +321,9 @@ pub(crate) fn ibd_mode(magic: [u8; 4], a: IbdArgs) -> Result<ExitCode, String> {
     let (over_1ms, over_10ms) = (over(1_000), over(10_000));
     let from = if a.ping_after_headers { "once the node had headers" } else { "from the node's start" };
     println!(
-        "pings during the download: {} (connected {from}, handshake at {} s after {} attempts, gap {} us): rtt us p50 {p50:.0} p90 {p90:.0} p99 {p99:.0} p99.9 {p999:.0} max {max:.0}; {over_1ms} over 1 ms, {over_10ms} over 10 ms",
+        "pings during the download: {} (over {}, connected {from}, handshake at {} s after {} attempts, gap {} us): rtt us p50 {p50:.0} p90 {p90:.0} p99 {p99:.0} p99.9 {p999:.0} max {max:.0}; {over_1ms} over 1 ms, {over_10ms} over 10 ms",
         ns.len(),
+        transport_name(a.v2),
         fmt(log.handshake_at),
         log.attempts,
         a.ping_gap.as_micros()
@@ -343,7 +346,8 @@ pub(crate) fn ibd_mode(magic: [u8; 4], a: IbdArgs) -> Result<ExitCode, String> {
     }
     let threads_json: Vec<String> = threads.iter().map(|(n, s)| format!("{}:{s:.2}", json!(n))).collect();
     println!(
-        r#"{{"mode":"ibd","height":{},"ok":{},"reached":{reached_height},"error":{},"secs":{secs:.3},"headers_secs":{},"pings":{},"p50_us":{p50:.1},"p90_us":{p90:.1},"p99_us":{p99:.1},"p999_us":{p999:.1},"max_us":{max:.1},"over_1ms":{over_1ms},"over_10ms":{over_10ms},"ping_from":"{}","reniced":{},"handshake_secs":{},"ping_error":{},"cpu_secs":{cpu_total:.2},"threads":{{{}}}{}}}"#,
+        r#"{{"mode":"ibd","transport":"{}","height":{},"ok":{},"reached":{reached_height},"error":{},"secs":{secs:.3},"headers_secs":{},"pings":{},"p50_us":{p50:.1},"p90_us":{p90:.1},"p99_us":{p99:.1},"p999_us":{p999:.1},"max_us":{max:.1},"over_1ms":{over_1ms},"over_10ms":{over_10ms},"ping_from":"{}","reniced":{},"handshake_secs":{},"ping_error":{},"cpu_secs":{cpu_total:.2},"threads":{{{}}}{}}}"#,
+        transport_name(a.v2),
         a.height,
         error.is_none(),
         error.as_ref().map_or("null".to_string(), |e| json!(e).to_string()),

@@ -1,5 +1,6 @@
 //! `btcloop-load`: a load generator for any Bitcoin node's P2P port (btcloopd or Bitcoin Core),
-//! speaking the v1 wire protocol.
+//! speaking the v1 wire protocol, or BIP324 v2 with `--v2` (every mode that opens P2P
+//! connections: `ping`, `latency`, `conns`, `headers`, `bigflood`, `ibd`; the others refuse it).
 //!
 //! Modes:
 //! - `ping`: K handshaken peers each keep W pings in flight; reports pongs/s.
@@ -79,7 +80,7 @@ const MAX_INFLIGHT: usize = 1 << 16;
 #[command(
     name = "btcloop-load",
     version,
-    about = "P2P load generator for Bitcoin nodes (v1 transport; --v2 for BIP324 in the ping, latency and conns modes)"
+    about = "P2P load generator for Bitcoin nodes (v1 transport; --v2 for BIP324 in every mode that opens P2P connections)"
 )]
 struct Cli {
     /// The node's P2P address (the only address this tool connects to); required by every
@@ -89,8 +90,9 @@ struct Cli {
     /// Network whose magic to use: main, test, testnet4, signet, regtest.
     #[arg(long, global = true, default_value = "regtest")]
     network: Network,
-    /// Speak BIP324 v2 to the node (so far the `ping`, `latency` and `conns` modes; the others
-    /// refuse it).
+    /// Speak BIP324 v2 to the node on every P2P connection the mode opens (`ping`, `latency`,
+    /// `conns`, `headers`, `bigflood`, `ibd`); `mkchain`, `mkblocks` and `submit` open none and
+    /// refuse it.
     #[arg(long, global = true)]
     v2: bool,
     #[command(subcommand)]
@@ -285,8 +287,8 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> Result<ExitCode, String> {
     let magic = cli.network.magic();
     let connect = cli.connect.ok_or_else(|| "--connect ADDR:PORT is required".to_string());
-    if cli.v2 && !matches!(cli.mode, Mode::Latency { .. } | Mode::Ping { .. } | Mode::Conns { .. }) {
-        return Err("--v2 is not supported by this mode yet (only `ping`, `latency` and `conns`)".into());
+    if cli.v2 {
+        check_v2(&cli.mode)?;
     }
     match cli.mode {
         Mode::Ping { peers, inflight, duration, warmup } => {
@@ -308,7 +310,7 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
         }
         Mode::Headers { peers, inflight, duration, warmup, verify } => {
             let load = LoadArgs::check(peers, inflight, duration, warmup)?;
-            headers_mode(connect?, cli.network, load, verify)
+            headers_mode(connect?, cli.network, cli.v2, load, verify)
         }
         Mode::Bigflood { peers, size, duration, settle, pid } => {
             if peers == 0 || peers > 1000 {
@@ -319,7 +321,7 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             }
             let duration = secs_arg("--duration", duration, false)?;
             let settle = secs_arg("--settle", settle, true)?;
-            bigflood_mode(connect?, magic, FloodArgs { peers, size, duration, settle, pid })
+            bigflood_mode(connect?, magic, FloodArgs { peers, size, duration, settle, pid, v2: cli.v2 })
         }
         Mode::Mkchain { datadir, count, salt } => mkchain_mode(&datadir, cli.network, count, salt),
         Mode::Mkblocks { kind, count, spends, end_time, out } => {
@@ -352,6 +354,7 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             let a = IbdArgs {
                 renice,
                 p2p: connect?,
+                v2: cli.v2,
                 rpc,
                 cookie,
                 height,
@@ -367,6 +370,27 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             ibd_mode(cli.network.magic(), a)
         }
     }
+}
+
+/// Refuses `--v2` for a mode that opens no P2P connection (it would silently do nothing).
+fn check_v2(mode: &Mode) -> Result<(), String> {
+    let (name, what) = match mode {
+        Mode::Ping { .. }
+        | Mode::Latency { .. }
+        | Mode::Conns { .. }
+        | Mode::Headers { .. }
+        | Mode::Bigflood { .. }
+        | Mode::Ibd { .. } => return Ok(()),
+        Mode::Mkchain { .. } => ("mkchain", "it writes a header file"),
+        Mode::Mkblocks { .. } => ("mkblocks", "it writes a block file"),
+        Mode::Submit { .. } => ("submit", "it talks to the node's RPC only"),
+    };
+    Err(format!("--v2 does not apply to the `{name}` mode: it opens no P2P connection ({what})"))
+}
+
+/// The name of the transport the P2P connections speak, as the JSON lines give it.
+pub(crate) fn transport_name(v2: bool) -> &'static str {
+    if v2 { "v2" } else { "v1" }
 }
 
 /// When `ibd`'s pinging peer connects.
@@ -499,5 +523,41 @@ impl PingTable {
         let i = seq & self.mask;
         out.extend_from_slice(&self.frames[i as usize]);
         self.base.wrapping_add(i)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Cli {
+        Cli::try_parse_from(std::iter::once("btcloop-load").chain(args.iter().copied())).expect("valid arguments")
+    }
+
+    #[test]
+    fn v2_is_accepted_by_every_p2p_mode_and_refused_by_the_others() {
+        let p2p: [&[&str]; 6] = [
+            &["ping"],
+            &["latency"],
+            &["conns", "--count", "1", "--pid", "1"],
+            &["headers"],
+            &["bigflood", "--pid", "1"],
+            &["ibd", "--rpc", "127.0.0.1:1", "--cookie", "c", "--height", "1", "--since", "1"],
+        ];
+        for args in p2p {
+            assert_eq!(check_v2(&parse(args).mode), Ok(()), "{args:?}");
+        }
+        let none: [(&str, &[&str]); 3] = [
+            ("mkchain", &["mkchain", "--datadir", "/nonexistent/btcloop-load-test", "--count", "1"]),
+            ("mkblocks", &["mkblocks", "--kind", "coinbase", "--count", "1", "--out", "/nonexistent/x.blk"]),
+            ("submit", &["submit", "--rpc", "127.0.0.1:1", "--cookie", "c", "--blocks", "/nonexistent/x.blk"]),
+        ];
+        for (name, args) in none {
+            let mut with_v2 = vec!["--v2"];
+            with_v2.extend_from_slice(args);
+            // Refused before the mode does anything (no file is written, no RPC is called).
+            let err = run(parse(&with_v2)).expect_err("refused");
+            assert!(err.contains(&format!("`{name}`")) && err.contains("opens no P2P connection"), "{err}");
+        }
     }
 }

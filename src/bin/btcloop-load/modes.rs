@@ -1,6 +1,7 @@
 //! The three ping-based load modes: `ping` (pongs/s), `conns` (RSS per idle peer), `latency`
 //! (RTT percentiles), each printing readable lines and a final JSON line; the ping protocol
-//! they run on the shared event loop; the blocking connection of `latency` (and `headers`).
+//! they run on the shared event loop; [`Blocking`], the blocking connection (v1 or v2) of
+//! `latency`, `headers`' chain walk, `bigflood` and `ibd`.
 
 use super::engine::{Control, Engine, Link, Protocol, everyone_gone};
 use super::*;
@@ -130,10 +131,12 @@ impl Protocol for Pinger {
 pub(crate) fn ping_mode(addr: SocketAddr, magic: [u8; 4], v2: bool, a: LoadArgs) -> Result<ExitCode, String> {
     let LoadArgs { peers, inflight, duration, warmup } = a;
     btcloop::base::sys::raise_fd_limit(peers as u64 + 100);
-    let mut eng = Engine::new(addr, Pinger::new(magic, inflight), READ_BUF)?;
-    eng.v2 = v2;
+    let mut eng = Engine::new(addr, v2, Pinger::new(magic, inflight), READ_BUF)?;
     let hs_ms = eng.handshake_all(peers)?.as_secs_f64() * 1e3;
-    println!("{peers} peers handshaken with {addr} in {hs_ms:.1} ms; {inflight} pings in flight per peer");
+    println!(
+        "{peers} peers handshaken with {addr} over {} in {hs_ms:.1} ms; {inflight} pings in flight per peer",
+        transport_name(v2)
+    );
     print_node(&eng.core.proto.node);
 
     eng.run_until(Instant::now() + warmup, everyone_gone)?;
@@ -144,6 +147,7 @@ pub(crate) fn ping_mode(addr: SocketAddr, magic: [u8; 4], v2: bool, a: LoadArgs)
     let (p1, secs) = (eng.core.proto.st.pongs, t1.elapsed().as_secs_f64());
 
     let (st, ps) = (&eng.core.st, &eng.core.proto.st);
+    let transport = transport_name(v2);
     let pongs = p1 - p0;
     let rate = if secs > 0.0 { pongs as f64 / secs } else { 0.0 };
     let per_peer: Vec<f64> =
@@ -168,7 +172,7 @@ pub(crate) fn ping_mode(addr: SocketAddr, magic: [u8; 4], v2: bool, a: LoadArgs)
         println!("first disconnect: {e}");
     }
     println!(
-        r#"{{"mode":"ping","peers":{peers},"inflight":{inflight},"warmup":{:.3},"secs":{secs:.3},"pongs":{pongs},"pongs_per_sec":{rate:.1},"min_peer_pongs_per_sec":{min_peer:.1},"max_peer_pongs_per_sec":{max_peer:.1},"total_pongs":{},"pings_sent":{},"unmatched_pongs":{},"disconnects":{},"handshake_ms":{hs_ms:.1}{}}}"#,
+        r#"{{"mode":"ping","transport":"{transport}","peers":{peers},"inflight":{inflight},"warmup":{:.3},"secs":{secs:.3},"pongs":{pongs},"pongs_per_sec":{rate:.1},"min_peer_pongs_per_sec":{min_peer:.1},"max_peer_pongs_per_sec":{max_peer:.1},"total_pongs":{},"pings_sent":{},"unmatched_pongs":{},"disconnects":{},"handshake_ms":{hs_ms:.1}{}}}"#,
         warmup.as_secs_f64(),
         ps.pongs,
         ps.pings_sent,
@@ -210,9 +214,8 @@ pub(crate) fn conns_mode(
         return Err(format!("open-file limit is {limit}, too low for {count} connections"));
     }
     let (rss_before, _) = read_rss(pid)?;
-    println!("node pid {pid}: VmRSS before {rss_before} KiB");
-    let mut eng = Engine::new(addr, Pinger::new(magic, 0), READ_BUF)?;
-    eng.v2 = v2;
+    println!("node pid {pid}: VmRSS before {rss_before} KiB; connecting over {}", transport_name(v2));
+    let mut eng = Engine::new(addr, v2, Pinger::new(magic, 0), READ_BUF)?;
     let t0 = Instant::now();
     let mut opened = 0;
     while opened < count {
@@ -255,6 +258,7 @@ pub(crate) fn conns_mode(
     }
     let (rss_after, hwm) = read_rss(pid)?;
     let st = &eng.core.st;
+    let transport = transport_name(v2);
     let handshaken = st.ready;
     let delta = rss_after as i64 - rss_before as i64;
     let per_peer = delta as f64 / handshaken.max(1) as f64;
@@ -274,7 +278,7 @@ pub(crate) fn conns_mode(
         );
     }
     println!(
-        r#"{{"mode":"conns","count":{count},"handshaken":{handshaken},"failed":{},"disconnects":{},"connected_at_end":{},"setup_ms":{setup_ms:.1},"hold_secs":{:.1},"rss_before_kib":{rss_before},"rss_after_kib":{rss_after},"hwm_kib":{hwm},"kib_per_peer":{per_peer:.2},"node_pings":{}{}}}"#,
+        r#"{{"mode":"conns","transport":"{transport}","count":{count},"handshaken":{handshaken},"failed":{},"disconnects":{},"connected_at_end":{},"setup_ms":{setup_ms:.1},"hold_secs":{:.1},"rss_before_kib":{rss_before},"rss_after_kib":{rss_after},"hwm_kib":{hwm},"kib_per_peer":{per_peer:.2},"node_pings":{}{}}}"#,
         st.failed,
         st.disconnects,
         eng.alive(),
@@ -300,17 +304,11 @@ pub(crate) struct Blocking {
 }
 
 impl Blocking {
-    /// Connects to `addr` and completes the version handshake (answering the node's pings);
-    /// returns the connection, what the node said about itself and how long it took.
+    /// Connects to `addr` and completes the version handshake (answering the node's pings),
+    /// over BIP324 v2 when `v2` (its handshake first, as the initiator); returns the connection,
+    /// what the node said about itself and how long it took. Every mode's blocking connections
+    /// are made here, so each speaks the transport `--v2` asks for.
     pub(crate) fn handshake(
-        addr: SocketAddr,
-        magic: [u8; 4],
-    ) -> Result<(Blocking, Option<NodeInfo>, Duration), String> {
-        Self::handshake_over(addr, magic, false)
-    }
-
-    /// [`Blocking::handshake`], over BIP324 v2 when `v2` (its handshake first).
-    pub(crate) fn handshake_over(
         addr: SocketAddr,
         magic: [u8; 4],
         v2: bool,
@@ -388,14 +386,27 @@ impl Blocking {
         Ok(())
     }
 
-    /// Writes all of `bytes` (whole v1 frames; encrypted first over v2).
-    pub(crate) fn send(&mut self, bytes: &[u8]) -> Result<(), String> {
+    /// Writes all of `bytes` (whole v1 frames; encrypted first over v2, where a type without a
+    /// BIP324 short ID goes in the long form: a 0 byte and the 12-byte type). Returns the bytes
+    /// written to the socket.
+    pub(crate) fn send(&mut self, bytes: &[u8]) -> Result<usize, String> {
         match self.v2.as_mut() {
-            None => self.stream.write_all(bytes).map_err(|e| format!("write: {e}")),
+            None => {
+                self.stream.write_all(bytes).map_err(|e| format!("write: {e}"))?;
+                Ok(bytes.len())
+            }
             Some(codec) => {
                 self.wire.clear();
-                codec.encrypt_frames(bytes, &mut self.wire).map_err(|e| format!("v2: {e}"))?;
-                self.stream.write_all(&self.wire).map_err(|e| format!("write: {e}"))
+                let used = codec.encrypt_frames(bytes, &mut self.wire).map_err(|e| format!("v2: {e}"))?;
+                if used != bytes.len() {
+                    return Err(format!(
+                        "v2: {} of {} bytes to send are not whole frames",
+                        bytes.len() - used,
+                        bytes.len()
+                    ));
+                }
+                self.stream.write_all(&self.wire).map_err(|e| format!("write: {e}"))?;
+                Ok(self.wire.len())
             }
         }
     }
@@ -460,8 +471,8 @@ pub(crate) fn latency_mode(
     count: usize,
     warmup: usize,
 ) -> Result<ExitCode, String> {
-    let (mut b, node, took) = Blocking::handshake_over(addr, magic, v2)?;
-    let transport = if v2 { "v2" } else { "v1" };
+    let (mut b, node, took) = Blocking::handshake(addr, magic, v2)?;
+    let transport = transport_name(v2);
     println!("handshaken with {addr} over {transport} in {:.1} ms", took.as_secs_f64() * 1e3);
     print_node(&node);
 
