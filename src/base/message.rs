@@ -10,7 +10,7 @@ use bitcoin::p2p::message::{CommandString, NetworkMessage};
 use bitcoin::p2p::message_blockdata::{GetHeadersMessage, Inventory};
 use bitcoin::p2p::message_network::VersionMessage;
 
-use super::transport::{encode_frame, encode_frame_reusing};
+use super::transport::{Checksum, encode_frame_reusing};
 use bitcoin::block::Header;
 use bitcoin::hashes::Hash;
 
@@ -248,47 +248,49 @@ pub fn encode_payload(msg: &NetworkMessage) -> (&str, Vec<u8>) {
 }
 
 /// Appends a `headers` frame carrying `headers` to `out`, writing each header's 80 bytes and
-/// its zero transaction count directly (the hot path of serving `getheaders`). Returns the
-/// payload length.
+/// its zero transaction count directly (the hot path of serving `getheaders`), the checksum as
+/// `sum` says. Returns the payload length.
 pub fn encode_headers<'h>(
     magic: [u8; 4],
     headers: impl ExactSizeIterator<Item = &'h Header>,
     out: &mut Vec<u8>,
+    sum: Checksum<'_>,
 ) -> usize {
-    encode_frame(magic, "headers", out, |buf| {
-        let n = headers.len();
-        buf.reserve(9 + n * 81);
-        // Writing into a Vec cannot fail.
-        let _ = encode::VarInt(n as u64).consensus_encode(buf);
-        for h in headers {
-            buf.extend_from_slice(&h.version.to_consensus().to_le_bytes());
-            buf.extend_from_slice(h.prev_blockhash.as_byte_array());
-            buf.extend_from_slice(h.merkle_root.as_byte_array());
-            buf.extend_from_slice(&h.time.to_le_bytes());
-            buf.extend_from_slice(&h.bits.to_consensus().to_le_bytes());
-            buf.extend_from_slice(&h.nonce.to_le_bytes());
-            buf.push(0);
-        }
-    })
+    encode_frame_reusing(
+        magic,
+        "headers",
+        out,
+        |buf| {
+            let n = headers.len();
+            buf.reserve(9 + n * 81);
+            // Writing into a Vec cannot fail.
+            let _ = encode::VarInt(n as u64).consensus_encode(buf);
+            for h in headers {
+                buf.extend_from_slice(&h.version.to_consensus().to_le_bytes());
+                buf.extend_from_slice(h.prev_blockhash.as_byte_array());
+                buf.extend_from_slice(h.merkle_root.as_byte_array());
+                buf.extend_from_slice(&h.time.to_le_bytes());
+                buf.extend_from_slice(&h.bits.to_consensus().to_le_bytes());
+                buf.extend_from_slice(&h.nonce.to_le_bytes());
+                buf.push(0);
+            }
+        },
+        sum,
+    )
 }
 
 /// Appends `msg` as a v1 frame to `out`; returns the payload length.
 pub fn encode_message(magic: [u8; 4], msg: &NetworkMessage, out: &mut Vec<u8>) -> usize {
-    encode_message_reusing(magic, msg, out, None)
+    encode_message_reusing(magic, msg, out, Checksum::Compute)
 }
 
-/// [`encode_message`], reusing the checksum `known.1` if the payload equals `known.0`.
-pub fn encode_message_reusing(
-    magic: [u8; 4],
-    msg: &NetworkMessage,
-    out: &mut Vec<u8>,
-    known: Option<(&[u8], [u8; 4])>,
-) -> usize {
+/// [`encode_message`] with the checksum filled as `sum` says.
+pub fn encode_message_reusing(magic: [u8; 4], msg: &NetworkMessage, out: &mut Vec<u8>, sum: Checksum<'_>) -> usize {
     let write = |buf: &mut Vec<u8>| {
         // Writing into a Vec cannot fail.
         let _ = msg.consensus_encode(buf);
     };
-    encode_frame_reusing(magic, command_of(msg), out, write, known)
+    encode_frame_reusing(magic, command_of(msg), out, write, sum)
 }
 
 #[cfg(test)]
@@ -395,12 +397,12 @@ mod tests {
         h2.nonce = 7;
         h2.version = bitcoin::block::Version::from_consensus(-5);
         let mut out = Vec::new();
-        encode_headers([0xfa, 0xbf, 0xb5, 0xda], [g, h2].iter(), &mut out);
+        encode_headers([0xfa, 0xbf, 0xb5, 0xda], [g, h2].iter(), &mut out, Checksum::Compute);
         let mut expected = Vec::new();
         encode_message([0xfa, 0xbf, 0xb5, 0xda], &NetworkMessage::Headers(vec![g, h2]), &mut expected);
         assert_eq!(out, expected);
         let mut empty = Vec::new();
-        encode_headers([0xfa, 0xbf, 0xb5, 0xda], [].iter(), &mut empty);
+        encode_headers([0xfa, 0xbf, 0xb5, 0xda], [].iter(), &mut empty, Checksum::Compute);
         let mut expected = Vec::new();
         encode_message([0xfa, 0xbf, 0xb5, 0xda], &NetworkMessage::Headers(vec![]), &mut expected);
         assert_eq!(empty, expected);

@@ -356,17 +356,29 @@ pub fn encode_frame(
     out: &mut Vec<u8>,
     write_payload: impl FnOnce(&mut Vec<u8>),
 ) -> usize {
-    encode_frame_reusing(magic, command, out, write_payload, None)
+    encode_frame_reusing(magic, command, out, write_payload, Checksum::Compute)
 }
 
-/// [`encode_frame`], but when the payload turns out byte-identical to `known.0`, its checksum
-/// `known.1` is reused instead of hashing again (a `pong` echoes the `ping` just verified).
+/// How a frame's checksum field is filled.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Checksum<'a> {
+    /// The payload's double SHA-256 (v1).
+    Compute,
+    /// This checksum if the payload is byte-identical to these bytes (a `pong` echoes the
+    /// `ping` just verified), else computed.
+    Reuse(&'a [u8], [u8; 4]),
+    /// Zeros: the frame goes out over BIP324 v2, whose packets carry no checksum (the sealing
+    /// drops the whole v1 header), so hashing the payload would be work thrown away.
+    Skip,
+}
+
+/// [`encode_frame`] with the checksum filled as `sum` says.
 pub fn encode_frame_reusing(
     magic: [u8; 4],
     command: &str,
     out: &mut Vec<u8>,
     write_payload: impl FnOnce(&mut Vec<u8>),
-    known: Option<(&[u8], [u8; 4])>,
+    sum: Checksum<'_>,
 ) -> usize {
     let start = out.len();
     out.extend_from_slice(&magic);
@@ -378,8 +390,9 @@ pub fn encode_frame_reusing(
     write_payload(out);
     let payload = &out[start + HEADER_SIZE..];
     let payload_len = payload.len();
-    let checksum = match known {
-        Some((bytes, sum)) if bytes == payload => sum,
+    let checksum = match sum {
+        Checksum::Reuse(bytes, sum) if bytes == payload => sum,
+        Checksum::Skip => [0; 4],
         _ => checksum_of(payload),
     };
     out[start + 16..start + 20].copy_from_slice(&(payload_len as u32).to_le_bytes());
