@@ -740,3 +740,4 @@ mod http;
 pub use http::*;
 pub mod bitcoind;
 pub mod socks5;
+pub mod tor;
