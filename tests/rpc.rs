@@ -471,7 +471,7 @@ fn logging_switches_debug_categories_at_run_time() {
     let d = Daemon::start_quiet(&[]);
     assert_eq!(
         d.rpc_ok("logging", json!([])),
-        json!({"cmpctblock": false, "http": false, "net": false, "rpc": false, "validation": false})
+        json!({"cmpctblock": false, "http": false, "net": false, "rpc": false, "tor": false, "validation": false})
     );
     // Traffic while net is off leaves no [net] lines.
     let mut p = d.connect_ready();
@@ -480,7 +480,7 @@ fn logging_switches_debug_categories_at_run_time() {
 
     assert_eq!(
         d.rpc_ok("logging", json!([["net"]])),
-        json!({"cmpctblock": false, "http": false, "net": true, "rpc": false, "validation": false})
+        json!({"cmpctblock": false, "http": false, "net": true, "rpc": false, "tor": false, "validation": false})
     );
     p.ping_pong(2);
     d.wait_log_all(&[" [net] ", "received: ping"], WAIT);
@@ -490,7 +490,7 @@ fn logging_switches_debug_categories_at_run_time() {
 
     assert_eq!(
         d.rpc_ok("logging", json!([[], ["net"]])),
-        json!({"cmpctblock": false, "http": false, "net": false, "rpc": false, "validation": false})
+        json!({"cmpctblock": false, "http": false, "net": false, "rpc": false, "tor": false, "validation": false})
     );
     let before = d.log_count(" [net] ");
     let mut r = d.connect_ready();
@@ -501,7 +501,10 @@ fn logging_switches_debug_categories_at_run_time() {
 
     // "all" then exclude; the rpc category logs each call.
     let all = d.rpc_ok("logging", json!({"include": ["all"], "exclude": ["http", "net"]}));
-    assert_eq!(all, json!({"cmpctblock": true, "http": false, "net": false, "rpc": true, "validation": true}));
+    assert_eq!(
+        all,
+        json!({"cmpctblock": true, "http": false, "net": false, "rpc": true, "tor": true, "validation": true})
+    );
     d.rpc_ok("uptime", json!([]));
     d.wait_log_all(&[" [rpc] ", "ThreadRPCServer method=uptime"], WAIT);
 
@@ -510,7 +513,7 @@ fn logging_switches_debug_categories_at_run_time() {
     assert_eq!(d.rpc_err("logging", json!([[], ["bar"]])), (-8, "unknown logging category bar".into()));
     assert_eq!(
         d.rpc_ok("logging", json!([])),
-        json!({"cmpctblock": true, "http": false, "net": false, "rpc": true, "validation": true})
+        json!({"cmpctblock": true, "http": false, "net": false, "rpc": true, "tor": true, "validation": true})
     );
     assert_eq!(d.rpc_err("logging", json!(["net"])).0, -3);
 }
