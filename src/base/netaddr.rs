@@ -1,6 +1,9 @@
 //! Which network an IP address belongs to, as Core classifies it (`CNetAddr::GetNetwork`,
 //! `IsRoutable`): the `network` field of `getpeerinfo`, the per-network counts of
-//! `getnetworkinfo` and the network dimension of the message statistics.
+//! `getnetworkinfo` and the network dimension of the message statistics; [`text`] has the text
+//! form of every address (Tor v3, I2P, CJDNS, IP) and the parsing of `HOST[:PORT]`.
+
+pub mod text;
 
 use std::net::IpAddr;
 

@@ -707,7 +707,20 @@ impl RawPeer {
     /// that order; sends verack; expects sendheaders, sendcmpct (BIP152: the daemon provides
     /// compact blocks), then a ping.
     pub fn handshake_as(&mut self, user_agent: &str) -> Handshaked {
+        self.handshake_with(user_agent, false)
+    }
+
+    /// [`RawPeer::handshake`], sending `sendaddrv2` (BIP155) after `version`: the daemon then
+    /// sends addresses to it as `addrv2`.
+    pub fn handshake_addrv2(&mut self) -> Handshaked {
+        self.handshake_with("/rawpeer:1.0/", true)
+    }
+
+    fn handshake_with(&mut self, user_agent: &str, addrv2: bool) -> Handshaked {
         self.send(&NetworkMessage::Version(version_msg(PROTOCOL_VERSION, user_agent, random_u64())));
+        if addrv2 {
+            self.send(&NetworkMessage::SendAddrV2);
+        }
         let NetworkMessage::Version(version) = self.expect("version") else { unreachable!() };
         self.expect("wtxidrelay");
         self.expect("sendaddrv2");

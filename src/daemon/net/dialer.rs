@@ -3,18 +3,24 @@
 //! with exponential back-off, and resolves addr-fetch names. Automatic connections are planned
 //! by the message handler ([`crate::engine::policy::outbound`]). [`DialPlan`] is the I/O-free schedule; the thread only resolves
 //! names, hands addresses to the socket handler, and applies the `addnode` RPC's
-//! [`DialerCommand`]s to the plan it owns.
+//! [`DialerCommand`]s to the plan it owns. Tor v3 and I2P addresses are kept on the list like
+//! any other, but each try fails with a logged [`DialError::Unreachable`]: those networks need a
+//! proxy, which btcloop does not have yet (as Core without `-proxy`/`-onion`/`-i2psam`, whose
+//! tries fail with "unsupported network").
 
-use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use bitcoin::p2p::address::AddrV2;
 use crossbeam_channel::{Receiver, Sender};
-use tracing::debug;
+use tracing::{debug, info};
 
 use super::socket_handler::DialerEvent;
 use super::wake::{SocketCommand, SocketControl};
+use crate::base::netaddr::text::{AddrTextError, parse_host_port, parse_special};
+use crate::base::netgroup::{NetGroupRule, network};
 use crate::base::peer::ConnectionType;
 
 /// First redial delay after a failure.
@@ -27,45 +33,66 @@ pub const MAX_ADDNODE_CONNECTIONS: usize = 8;
 /// A `HOST[:PORT]` the user asked for.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PeerSpec {
-    /// Host name or IP literal.
+    /// Host name, IP literal, or Tor v3 / I2P address in its (lower-case) text form.
     pub host: String,
     /// Port.
     pub port: u16,
 }
 
-/// A `--connect`/`--addnode` value that cannot be used.
+/// A `--connect`/`--addnode`/`--seednode`/`addnode` value that cannot be used.
 #[derive(Debug, thiserror::Error)]
-#[error("invalid peer address '{0}': expected HOST, HOST:PORT, IP or [IPv6]:PORT")]
-pub struct BadPeerSpec(pub String);
+#[error(
+    "invalid peer address '{0}': {1} (expected HOST, HOST:PORT, IP, [IPv6]:PORT, NAME.onion[:PORT] or NAME.b32.i2p[:PORT])"
+)]
+pub struct BadPeerSpec(pub String, pub AddrTextError);
+
+/// Why a named peer cannot be dialed now.
+#[derive(Debug, thiserror::Error)]
+pub enum DialError {
+    /// A Tor or I2P address: those networks are reached only through a proxy, which btcloop
+    /// does not have yet (Core: not in `g_reachable_nets` without `-proxy`/`-onion`/`-i2psam`).
+    #[error("the {0} network is not reachable (it needs a proxy, which btcloop does not support yet)")]
+    Unreachable(&'static str),
+    /// The name did not resolve.
+    #[error("cannot resolve: {0}")]
+    Resolve(#[from] std::io::Error),
+}
 
 impl PeerSpec {
-    /// Parses `HOST`, `HOST:PORT`, `IPv4[:PORT]`, `IPv6`, `[IPv6]` or `[IPv6]:PORT`.
+    /// Parses `HOST`, `HOST:PORT`, `IPv4[:PORT]`, `IPv6`, `[IPv6]`, `[IPv6]:PORT`, or a Tor v3
+    /// `NAME.onion[:PORT]` / I2P `NAME.b32.i2p[:PORT]` address (see
+    /// [`parse_host_port`]: such names are addresses, never resolved).
     pub fn parse(s: &str, default_port: u16) -> Result<PeerSpec, BadPeerSpec> {
-        let bad = || BadPeerSpec(s.to_string());
-        if let Ok(sa) = s.parse::<SocketAddr>() {
-            return Ok(PeerSpec { host: sa.ip().to_string(), port: sa.port() });
-        }
-        if let Ok(ip) = s.trim_start_matches('[').trim_end_matches(']').parse::<IpAddr>() {
-            return Ok(PeerSpec { host: ip.to_string(), port: default_port });
-        }
-        let (host, port) = match s.rsplit_once(':') {
-            Some((h, p)) => (h, p.parse::<u16>().map_err(|_| bad())?),
-            None => (s, default_port),
-        };
-        let valid = !host.is_empty()
-            && host.len() <= 253
-            && host.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.' || c == '_');
-        if !valid || port == 0 {
-            return Err(bad());
-        }
+        let (host, port) = parse_host_port(s, default_port).map_err(|e| BadPeerSpec(s.to_string(), e))?;
         Ok(PeerSpec { host: host.to_string(), port })
     }
 
-    /// Resolves with the system resolver (blocking), IPv4 first.
-    pub fn resolve(&self) -> std::io::Result<SocketAddr> {
+    /// The Tor v3 or I2P address this names, if it is one.
+    pub fn special(&self) -> Option<AddrV2> {
+        parse_special(&self.host).ok().flatten()
+    }
+
+    /// The address to dial: an IP literal as it is, a name through the system resolver
+    /// (blocking, IPv4 first); a Tor or I2P address is refused, as no proxy exists yet.
+    pub fn dial_addr(&self) -> Result<SocketAddr, DialError> {
+        if let Some(special) = self.special() {
+            return Err(DialError::Unreachable(network(&special, NetGroupRule::Core).name()));
+        }
         let mut addrs: Vec<SocketAddr> = (self.host.as_str(), self.port).to_socket_addrs()?.collect();
         addrs.sort_by_key(|a| !a.is_ipv4());
-        addrs.into_iter().next().ok_or_else(|| std::io::Error::new(std::io::ErrorKind::NotFound, "no address"))
+        addrs
+            .into_iter()
+            .next()
+            .ok_or_else(|| DialError::Resolve(std::io::Error::new(std::io::ErrorKind::NotFound, "no address")))
+    }
+}
+
+/// Logs why `spec` cannot be dialed: an unreachable network for everyone to see (the operator
+/// asked for it), a failed lookup in the `net` category.
+fn log_dial_error(spec: &PeerSpec, e: &DialError) {
+    match e {
+        DialError::Unreachable(_) => info!("Cannot connect to {spec}: {e}"),
+        DialError::Resolve(_) => debug!(target: "net", "cannot resolve {spec}: {e}"),
     }
 }
 
@@ -284,18 +311,18 @@ fn on_command(plan: &mut DialPlan, cmd: DialerCommand, ctl: &SocketControl) {
         DialerCommand::Remove(spec, reply) => {
             let _ = reply.send(plan.remove(&spec));
         }
-        DialerCommand::OneTry(spec, v2) => match spec.resolve() {
+        DialerCommand::OneTry(spec, v2) => match spec.dial_addr() {
             Ok(addr) => ctl.send(SocketCommand::Connect { addr, conn_type: ConnectionType::Manual, target: None, v2 }),
-            Err(e) => debug!(target: "net", "cannot resolve {spec}: {e}"),
+            Err(e) => log_dial_error(&spec, &e),
         },
         DialerCommand::Info(reply) => {
             let _ = reply.send(plan.added_nodes());
         }
-        DialerCommand::AddrFetch(spec) => match spec.resolve() {
+        DialerCommand::AddrFetch(spec) => match spec.dial_addr() {
             Ok(addr) => {
                 ctl.send(SocketCommand::Connect { addr, conn_type: ConnectionType::AddrFetch, target: None, v2: true })
             }
-            Err(e) => debug!(target: "net", "cannot resolve {spec}: {e}"),
+            Err(e) => log_dial_error(&spec, &e),
         },
     }
 }
@@ -311,14 +338,14 @@ pub fn run(
     while !stop.load(Ordering::Acquire) {
         let now = Instant::now();
         for (i, spec) in plan.due(now) {
-            match spec.resolve() {
+            match spec.dial_addr() {
                 Ok(addr) => {
                     plan.resolved(i, addr);
                     let v2 = plan.v2_of(i);
                     ctl.send(SocketCommand::Connect { addr, conn_type: ConnectionType::Manual, target: Some(i), v2 })
                 }
                 Err(e) => {
-                    debug!(target: "net", "cannot resolve {spec}: {e}");
+                    log_dial_error(&spec, &e);
                     plan.resolve_failed(i, Instant::now());
                 }
             }
@@ -365,6 +392,41 @@ mod tests {
         for bad in ["", "host:notaport", "host:70000", "a b:1", "host:0"] {
             assert!(PeerSpec::parse(bad, 1).is_err(), "{bad}");
         }
+    }
+
+    const ONION: &str = "pg6mmjiyjmcrsslvykfwnntlaru7p5svn6y2ymmju6nubxndf4pscryd.onion";
+
+    #[test]
+    fn onion_and_i2p_names_are_addresses_never_resolved() {
+        let onion = spec(&format!("{}:8333", ONION.to_uppercase()));
+        assert_eq!(onion, PeerSpec { host: ONION.into(), port: 8333 }, "kept in Core's lower-case text form");
+        assert_eq!(onion.to_string(), format!("{ONION}:8333"));
+        assert!(matches!(onion.special(), Some(AddrV2::TorV3(_))));
+        assert!(matches!(onion.dial_addr(), Err(DialError::Unreachable("onion"))));
+        let i2p = spec("ukeu3k5oycgaauneqgtnvselmt4yemvoilkln7jpvamvfx7dnkdq.b32.i2p");
+        assert_eq!(i2p.port, 0, "I2P has no ports");
+        assert!(matches!(i2p.dial_addr(), Err(DialError::Unreachable("i2p"))));
+        // Invalid names ending in .onion are refused, not looked up.
+        let bad =
+            PeerSpec::parse("pg6mmjiyjmcrsslvykfwnntlaru7p5svn6y2ymmju6nubxndf4pscsad.onion:8333", 1).unwrap_err();
+        assert_eq!(bad.1, AddrTextError::OnionChecksum);
+        assert!(bad.to_string().contains("checksum"), "{bad}");
+        assert_eq!(PeerSpec::parse("6hzph5hv6337r6p2.onion", 1).unwrap_err().1, AddrTextError::TorV2);
+        assert!(spec("127.0.0.1:1").special().is_none());
+        assert_eq!(spec("127.0.0.1:1").dial_addr().unwrap(), "127.0.0.1:1".parse().unwrap());
+    }
+
+    #[test]
+    fn an_added_onion_stays_listed_and_backs_off() {
+        let t0 = Instant::now();
+        let mut plan = DialPlan::with_added(Vec::new(), vec![spec(&format!("{ONION}:8333"))], t0);
+        assert!(!plan.add(spec(&format!("{}:8333", ONION.to_uppercase())), t0), "the same address in another case");
+        let due = plan.due(t0);
+        assert_eq!(due.len(), 1);
+        plan.resolve_failed(0, t0);
+        assert_eq!(plan.next_due(), Some(t0 + BACKOFF_START));
+        let info = plan.added_nodes();
+        assert_eq!(info, vec![AddedNode { spec: spec(&format!("{ONION}:8333")), addr: None, connected: false }]);
     }
 
     #[test]

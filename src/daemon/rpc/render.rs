@@ -8,11 +8,11 @@ use std::time::Duration;
 
 use bitcoin::consensus::encode::serialize_hex;
 use bitcoin::p2p::ServiceFlags;
-use bitcoin::p2p::address::AddrV2;
 use bitcoin::pow::Target;
 use serde_json::{Map, Value, json};
 
 use crate::base::counters::{Count, Dimension, DisconnectRecord, MsgCell};
+use crate::base::netaddr::text::addr_to_string;
 use crate::daemon::snapshot::{AddrManCounts, BlockchainInfo, ChainTip, HeaderInfo, NodeAddress, PeerSnapshot};
 use crate::engine::policy::local::LocalInfo;
 
@@ -50,17 +50,6 @@ pub fn difficulty(bits: u32) -> f64 {
         shift -= 1;
     }
     d
-}
-
-/// Core's `ToStringAddr` for the clearnet networks; overlay addresses in hex (no base32 here).
-fn addr_string(a: &AddrV2) -> String {
-    match a {
-        AddrV2::Ipv4(ip) => ip.to_string(),
-        AddrV2::Ipv6(ip) | AddrV2::Cjdns(ip) => ip.to_string(),
-        AddrV2::TorV2(b) => hex(b),
-        AddrV2::TorV3(b) | AddrV2::I2p(b) => hex(b),
-        AddrV2::Unknown(_, b) => hex(b),
-    }
 }
 
 /// Bytes as lower-case hex.
@@ -325,7 +314,7 @@ pub fn node_addresses(addrs: &[NodeAddress]) -> Value {
                 json!({
                     "time": a.entry.time,
                     "services": a.entry.services.to_u64(),
-                    "address": addr_string(&a.entry.addr),
+                    "address": addr_to_string(&a.entry.addr),
                     "port": a.entry.port,
                     "network": a.network.name(),
                 })

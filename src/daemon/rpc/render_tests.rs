@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use bitcoin::BlockHash;
 use bitcoin::p2p::ServiceFlags;
+use bitcoin::p2p::address::AddrV2;
 use serde_json::{Value, json};
 
 use super::*;
@@ -350,6 +351,23 @@ fn address_book_answers_render_like_core() {
         json!([{"time": 1_700_000_000, "services": 1, "address": "1.2.3.4", "port": 8333, "network": "ipv4"}])
     );
     assert_eq!(keys(&v[0]), vec!["time", "services", "address", "port", "network"]);
+    // Tor v3, I2P and CJDNS in Core's text form (`ToStringAddr`), not hex.
+    let mut onion = [0u8; 32];
+    for (i, b) in "79bcc625184b05194975c28b66b66b0469f7f6556fb1ac3189a79b40dda32f1f".as_bytes().chunks(2).enumerate() {
+        onion[i] = u8::from_str_radix(std::str::from_utf8(b).unwrap(), 16).unwrap();
+    }
+    use crate::base::netgroup::AddrNetwork as N;
+    let overlay = [
+        (AddrV2::TorV3(onion), N::Onion, "pg6mmjiyjmcrsslvykfwnntlaru7p5svn6y2ymmju6nubxndf4pscryd.onion"),
+        (AddrV2::I2p([0; 32]), N::I2p, "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.b32.i2p"),
+        (AddrV2::Cjdns("fc00::1".parse().unwrap()), N::Cjdns, "fc00::1"),
+    ];
+    for (addr, network, text) in overlay {
+        let entry = AddrEntry::new(addr, 8333, ServiceFlags::NETWORK, 1_700_000_000);
+        let v = node_addresses(&[NodeAddress { entry, network }]);
+        assert_eq!(v[0]["address"], json!(text));
+        assert_eq!(v[0]["network"], json!(network.name()));
+    }
     let v = addrman_info(&[
         AddrManCounts { network: "ipv4", counts: NetCounts { new: 3, tried: 1 } },
         AddrManCounts { network: "all_networks", counts: NetCounts { new: 3, tried: 1 } },

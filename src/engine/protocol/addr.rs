@@ -7,7 +7,9 @@
 //! are banned or discouraged are dropped from received messages. What a peer is known to have
 //! is a fixed-size [`RollingBloom`] (Core's `m_addr_known`, about 27 KB, made when relay is set
 //! up); addresses of networks no node can reach (addrv2 network ids Core does not know, with
-//! payloads of up to 512 bytes, and Tor v2) are dropped before anything is stored.
+//! payloads of up to 512 bytes, and Tor v2) are dropped before anything is stored. Tor v3, I2P
+//! and CJDNS addresses are stored and relayed (by `addrv2` only) though not dialed: see
+//! [`dialable`].
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -133,6 +135,16 @@ fn network_tag(a: &AddrV2) -> u8 {
 /// addresses into invalid ones on reading; here they are dropped before anything is stored.
 pub fn unusable_network(a: &AddrV2) -> bool {
     matches!(a, AddrV2::Unknown(..) | AddrV2::TorV2(_))
+}
+
+/// Whether the node can dial `a` itself: IPv4 and IPv6 (`--onlynet` is not consulted here).
+/// Tor v3, I2P and CJDNS need a proxy or a configured host that btcloop does not have yet; their
+/// addresses are stored and relayed all the same (Core stores only what it can reach, as its
+/// `g_reachable_nets` holds those networks only with `-proxy`/`-onion`, `-i2psam` or
+/// `-cjdnsreachable`), so that they are at hand once dialing them exists, and relayed as Core
+/// relays unreachable addresses: to 1 or 2 peers, by `addrv2` only.
+pub fn dialable(a: &AddrV2) -> bool {
+    matches!(a, AddrV2::Ipv4(_) | AddrV2::Ipv6(_))
 }
 
 impl AddrPeer {
@@ -286,16 +298,14 @@ pub fn on_addrs(proto: &mut Protocol, peer: &mut Peer, mut addrs: Vec<AddrEntry>
             continue;
         }
         processed += 1;
-        let reachable = matches!(entry.addr, AddrV2::Ipv4(_) | AddrV2::Ipv6(_));
+        let reachable = dialable(&entry.addr);
         // Routable under the address book's rule (Core's `IsRoutable` unless the test-only
         // loopback rule is on).
         let routable = !matches!(network(&entry.addr, rule), AddrNetwork::Unroutable | AddrNetwork::Internal);
         if entry.time > now.unix - 10 * 60 && !a.getaddr_sent && n <= 10 && routable {
             out.relay_addr(entry.clone(), reachable);
         }
-        if reachable {
-            ok.push(entry);
-        }
+        ok.push(entry);
     }
     a.processed += processed;
     a.rate_limited += limited;

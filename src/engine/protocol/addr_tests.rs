@@ -430,3 +430,65 @@ fn known_address_memory_per_peer_is_fixed() {
     push_address(&mut a, AddrEntry::new(AddrV2::TorV3(b), 8333, ServiceFlags::NETWORK, UNIX0), &mut rng);
     assert!(a.addrs.to_send.is_empty());
 }
+
+#[test]
+fn tor_i2p_and_cjdns_addresses_are_stored_and_relayed_by_addrv2_only() {
+    use crate::engine::addrman::AddrNetwork;
+    let mut p = proto();
+    let t0 = Instant::now();
+    let (mut a, _) = peer(&mut p, 1, ConnectionType::Inbound, "203.0.113.9:5000", true, t0);
+    a.reidentify(|w| w.permissions = crate::engine::policy::permissions::Permissions::ADDR);
+    let at = now(t0, 1);
+    let overlay = vec![
+        v2msg(AddrV2::TorV3([0x35; 32]), at.unix as u32),
+        v2msg(AddrV2::I2p([0x22; 32]), at.unix as u32),
+        v2msg(AddrV2::Cjdns("fc00::1234".parse().unwrap()), at.unix as u32),
+    ];
+    let out = deliver(&mut p, &mut a, NetworkMessage::AddrV2(overlay.clone()), at);
+    assert_eq!(a.addrs.processed, 3);
+    for net in [AddrNetwork::Onion, AddrNetwork::I2p, AddrNetwork::Cjdns] {
+        assert_eq!(p.addrman.size(Some(net), Some(true)), 1, "{net:?} stored in the new table");
+    }
+    // Fresh announcements of networks the node cannot dial: relayed, to 1 or 2 peers.
+    assert_eq!(out.relayed.len(), 3);
+    assert!(out.relayed.iter().all(|(_, reachable)| !reachable), "{:?}", out.relayed);
+    // Relayed to an addrv2 peer, never to a v1 peer.
+    let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(3);
+    let (mut v1peer, _) = peer(&mut p, 2, ConnectionType::Inbound, "198.51.100.7:5000", false, t0);
+    let (mut v2peer, _) = peer(&mut p, 3, ConnectionType::Inbound, "198.51.100.8:5000", true, t0);
+    for pr in [&mut v1peer, &mut v2peer] {
+        // Sets up relay for the inbound peers; 23% of a book of 3 is nothing.
+        deliver(&mut p, pr, NetworkMessage::GetAddr, now(t0, 3));
+    }
+    for m in &overlay {
+        let e = AddrEntry::new(m.addr.clone(), m.port, m.services, UNIX0);
+        push_address(&mut v1peer, e.clone(), &mut rng);
+        push_address(&mut v2peer, e, &mut rng);
+    }
+    assert!(v1peer.addrs.to_send.is_empty(), "none of them fits a v1 addr message");
+    let mut out = Recorder::default();
+    p.send_messages(&mut v2peer, now(t0, 4), LinkTimes::default(), &mut out);
+    let sent: Vec<_> =
+        out.sent.iter().filter_map(|m| if let NetworkMessage::AddrV2(l) = m { Some(l) } else { None }).collect();
+    assert_eq!(sent.len(), 1, "{:?}", out.sent);
+    let mut got: Vec<AddrV2> = sent[0].iter().map(|m| m.addr.clone()).collect();
+    got.sort_by_key(|a| format!("{a:?}"));
+    let mut want: Vec<AddrV2> = overlay.iter().map(|m| m.addr.clone()).collect();
+    want.sort_by_key(|a| format!("{a:?}"));
+    assert_eq!(got, want);
+    // A getaddr answer (23% of a book of 30 such addresses) goes to the addrv2 peer only.
+    let more: Vec<AddrEntry> =
+        (1..=27u8).map(|i| AddrEntry::new(AddrV2::TorV3([i; 32]), 8333, ServiceFlags::NETWORK, UNIX0)).collect();
+    p.addrman.add(&more, &AddrV2::Ipv4([9, 9, 9, 9].into()), 0, UNIX0);
+    let book = p.addrman.size(None, None);
+    assert!(book >= 20, "{book}");
+    let (mut v1asker, _) = peer(&mut p, 4, ConnectionType::Inbound, "198.51.100.9:5000", false, t0);
+    let (mut v2asker, _) = peer(&mut p, 5, ConnectionType::Inbound, "198.51.100.10:5000", true, t0);
+    for pr in [&mut v1asker, &mut v2asker] {
+        // Answered from the book, not from the (empty) cache made above.
+        pr.reidentify(|w| w.permissions = crate::engine::policy::permissions::Permissions::ADDR);
+        deliver(&mut p, pr, NetworkMessage::GetAddr, now(t0, 5));
+    }
+    assert!(v1asker.addrs.to_send.is_empty());
+    assert_eq!(v2asker.addrs.to_send.len(), book * MAX_PCT_ADDR_TO_SEND / 100);
+}
