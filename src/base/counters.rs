@@ -54,7 +54,7 @@ pub const OTHER: &str = "*other*";
 const OTHER_INDEX: u8 = MSG_TYPES.len() as u8;
 const N_TYPES: usize = MSG_TYPES.len() + 1;
 const N_CONN: usize = 6;
-const N_NET: usize = 3;
+const N_NET: usize = NetKind::ALL.len();
 
 /// A message type as a small index (`*other*` for unknown types, so a peer cannot grow maps).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]

@@ -9,7 +9,8 @@ use std::net::IpAddr;
 
 use super::netgroup::{AddrNetwork, NetGroupRule, from_ip, network};
 
-/// A network by Core's `GetNetworkName`; only the ones a TCP peer can be on.
+/// A network by Core's `GetNetworkName`; only the ones a peer of ours can be on (Tor: dialed
+/// through the onion proxy, or arrived through our onion service).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum NetKind {
     /// Loopback, private, link-local, documentation and other reserved ranges.
@@ -18,11 +19,13 @@ pub enum NetKind {
     Ipv4,
     /// Public IPv6.
     Ipv6,
+    /// Tor (Core's `ConnectedThroughNetwork` `NET_ONION`).
+    Onion,
 }
 
 impl NetKind {
     /// Every kind, in Core's order of `GetNetworkNames` with unroutable last.
-    pub const ALL: [NetKind; 3] = [NetKind::Ipv4, NetKind::Ipv6, NetKind::Unroutable];
+    pub const ALL: [NetKind; 4] = [NetKind::Ipv4, NetKind::Ipv6, NetKind::Onion, NetKind::Unroutable];
 
     /// Core's name.
     pub fn as_str(self) -> &'static str {
@@ -30,6 +33,7 @@ impl NetKind {
             NetKind::Unroutable => "not_publicly_routable",
             NetKind::Ipv4 => "ipv4",
             NetKind::Ipv6 => "ipv6",
+            NetKind::Onion => "onion",
         }
     }
 
@@ -39,6 +43,7 @@ impl NetKind {
             NetKind::Ipv4 => 0,
             NetKind::Ipv6 => 1,
             NetKind::Unroutable => 2,
+            NetKind::Onion => 3,
         }
     }
 }

@@ -124,8 +124,12 @@ impl Permissions {
 pub struct PeerIdentity {
     /// Node-unique connection id.
     pub id: PeerId,
-    /// The peer's address.
+    /// The peer's address (for a peer reached by name through a proxy, only its port counts:
+    /// the IP is unspecified, as Core's invalid `CService` with an `m_addr_name`).
     pub addr: SocketAddr,
+    /// The destination as named when it was dialed through a proxy without an IP address: an
+    /// onion address or a host name the proxy resolved (Core's `m_addr_name`).
+    pub name: Option<String>,
     /// Our end of the connection, when the socket could say.
     pub local_addr: Option<SocketAddr>,
     /// Why the connection exists.
@@ -149,6 +153,7 @@ impl PeerIdentity {
         PeerIdentity {
             id,
             addr,
+            name: None,
             local_addr: None,
             conn_type,
             permissions: Permissions::NONE,
@@ -165,7 +170,16 @@ impl PeerIdentity {
 
     /// `peer=N` (with the address under `--logips`), for log lines.
     pub fn label(&self, log_ips: bool) -> String {
-        if log_ips { format!("peer={}, peeraddr={}", self.id, self.addr) } else { format!("peer={}", self.id) }
+        if log_ips { format!("peer={}, peeraddr={}", self.id, self.shown_addr()) } else { format!("peer={}", self.id) }
+    }
+
+    /// The address as `getpeerinfo` and the logs show it: the name it was dialed by, else the
+    /// IP address and port.
+    pub fn shown_addr(&self) -> String {
+        match &self.name {
+            Some(name) => format!("{name}:{}", self.addr.port()),
+            None => self.addr.to_string(),
+        }
     }
 }
 

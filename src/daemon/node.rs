@@ -350,6 +350,7 @@ impl Node {
         // Where our onion service's connections arrive: not advertised, and a failure to bind
         // one is logged, not fatal (Core's onion binds).
         let onion_listeners = if cfg.listen { cfg.onion_listeners() } else { Vec::new() };
+        let onion_from = listeners.len();
         for a in onion_listeners {
             match listen::bind(a) {
                 Ok(l) => {
@@ -389,6 +390,7 @@ impl Node {
             SocketParts {
                 poll,
                 listeners,
+                onion_from,
                 commands,
                 ctl: ctl.clone(),
                 wake: wake.clone(),
@@ -492,11 +494,11 @@ impl Node {
         threads.push(disk_thread);
         let dial_stop = Arc::new(AtomicBool::new(false));
         let plan = DialPlan::with_added(connect, added, std::time::Instant::now());
-        let (ctl2, stop2) = (ctl.clone(), dial_stop.clone());
+        let (ctl2, stop2, proxy) = (ctl.clone(), dial_stop.clone(), cfg.proxy.clone());
         threads.push(
             std::thread::Builder::new()
                 .name("btcloop-opencon".into())
-                .spawn(move || dialer::run(plan, dialer_rx, dialer_cmd_rx, ctl2, stop2))?,
+                .spawn(move || dialer::run(plan, dialer_rx, dialer_cmd_rx, ctl2, stop2, proxy))?,
         );
         if automatic && cfg.dnsseed {
             let mut seeds: Vec<&'static str> = dns_seeds(cfg.network).to_vec();

@@ -25,6 +25,8 @@ pub struct PeerSnapshot {
     pub id: PeerId,
     /// Its address.
     pub addr: SocketAddr,
+    /// The name it was dialed by through a proxy (an onion address), shown instead of `addr`.
+    pub addr_name: Option<String>,
     /// Our end of the connection, when known.
     pub addr_bind: Option<SocketAddr>,
     /// Our address as it saw it (its `version`), if it told.
@@ -280,6 +282,7 @@ pub(crate) fn test_peer() -> PeerSnapshot {
     PeerSnapshot {
         id: 7,
         addr: SocketAddr::from(([1, 2, 3, 4], 8333)),
+        addr_name: None,
         addr_bind: Some(SocketAddr::from(([10, 0, 0, 1], 18444))),
         addr_local: None,
         network: NetKind::Ipv4,

@@ -151,6 +151,7 @@ impl Honest {
         let who = PeerIdentity {
             id,
             addr,
+            name: None,
             local_addr: None,
             conn_type,
             permissions: if whitelisted { Permissions::ADDR } else { Permissions::NONE },

@@ -247,7 +247,7 @@ impl Cx {
         self.closed_pauses.1 += s.pause_send_events.load(Ordering::Relaxed);
         self.disconnects.record(DisconnectRecord {
             id: e.who.id,
-            addr: e.who.addr.to_string(),
+            addr: e.who.shown_addr(),
             connection_type: e.who.conn_type.as_str(),
             reason: reason.code(),
             message: reason.to_string(),
@@ -269,6 +269,7 @@ impl Cx {
         PeerSnapshot {
             id: e.who.id,
             addr: e.who.addr,
+            addr_name: e.who.name.as_ref().map(|_| e.who.shown_addr()),
             addr_bind: e.who.local_addr,
             addr_local: p.handshake.addr_local,
             network: e.who.net,

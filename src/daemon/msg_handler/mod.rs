@@ -420,7 +420,7 @@ impl MessageHandler {
                     self.cx.ctl.send(SocketCommand::Disconnect { id, reason });
                 }
                 Action::Dial { addr, conn_type, v2 } => {
-                    self.cx.ctl.send(SocketCommand::Connect { addr, conn_type, target: None, v2 });
+                    self.cx.ctl.send(SocketCommand::Connect { addr, name: None, conn_type, target: None, v2 });
                 }
                 Action::AddrFetch(host) => self.conn.addr_fetch(&host, self.default_port),
                 Action::Discourage(ip) => self.cx.discouraged.add(ip),

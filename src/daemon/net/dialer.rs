@@ -17,6 +17,7 @@ use bitcoin::p2p::address::AddrV2;
 use crossbeam_channel::{Receiver, Sender};
 use tracing::{debug, info};
 
+use super::proxy::ProxyConfig;
 use super::socket_handler::DialerEvent;
 use super::wake::{SocketCommand, SocketControl};
 use crate::base::netaddr::text::{AddrTextError, parse_host_port, parse_special};
@@ -49,10 +50,10 @@ pub struct BadPeerSpec(pub String, pub AddrTextError);
 /// Why a named peer cannot be dialed now.
 #[derive(Debug, thiserror::Error)]
 pub enum DialError {
-    /// A Tor or I2P address: those networks are reached only through a proxy, which btcloop
-    /// does not have yet (Core: not in `g_reachable_nets` without `-proxy`/`-onion`/`-i2psam`).
-    #[error("the {0} network is not reachable (it needs a proxy, which btcloop does not support yet)")]
-    Unreachable(&'static str),
+    /// A Tor address without `--onion`/`--proxy`, or an I2P address (btcloop has no I2P SAM
+    /// support): not reachable (Core: not in `g_reachable_nets`).
+    #[error("the {0} network is not reachable ({1})")]
+    Unreachable(&'static str, &'static str),
     /// The name did not resolve.
     #[error("cannot resolve: {0}")]
     Resolve(#[from] std::io::Error),
@@ -72,17 +73,30 @@ impl PeerSpec {
         parse_special(&self.host).ok().flatten()
     }
 
-    /// The address to dial: an IP literal as it is, a name through the system resolver
-    /// (blocking, IPv4 first); a Tor or I2P address is refused, as no proxy exists yet.
-    pub fn dial_addr(&self) -> Result<SocketAddr, DialError> {
+    /// What to dial: an IP literal as it is; a Tor address, as a name for the onion proxy; a
+    /// host name as a name for `--proxy` when one is set (never looked up here: Core's name
+    /// proxy), else through the system resolver (blocking, IPv4 first). With a name, the
+    /// address holds only the port. An I2P address, or a Tor one without a proxy, is refused.
+    pub fn dial_target(&self, proxy: &ProxyConfig) -> Result<(SocketAddr, Option<String>), DialError> {
+        let by_name = || (SocketAddr::from(([0, 0, 0, 0], self.port)), Some(self.host.clone()));
         if let Some(special) = self.special() {
-            return Err(DialError::Unreachable(network(&special, NetGroupRule::Core).name()));
+            let net = network(&special, NetGroupRule::Core).name();
+            return match special {
+                AddrV2::TorV3(_) if proxy.for_onion().is_some() => Ok(by_name()),
+                AddrV2::TorV3(_) => Err(DialError::Unreachable(net, "set --onion or --proxy to reach it")),
+                _ => Err(DialError::Unreachable(net, "btcloop has no I2P SAM support")),
+            };
+        }
+        if let Ok(ip) = self.host.parse::<std::net::IpAddr>() {
+            return Ok((SocketAddr::new(ip, self.port), None));
+        }
+        if proxy.for_ip().is_some() {
+            return Ok(by_name());
         }
         let mut addrs: Vec<SocketAddr> = (self.host.as_str(), self.port).to_socket_addrs()?.collect();
         addrs.sort_by_key(|a| !a.is_ipv4());
-        addrs
-            .into_iter()
-            .next()
+        let addr = addrs.into_iter().next();
+        addr.map(|a| (a, None))
             .ok_or_else(|| DialError::Resolve(std::io::Error::new(std::io::ErrorKind::NotFound, "no address")))
     }
 }
@@ -91,7 +105,7 @@ impl PeerSpec {
 /// asked for it), a failed lookup in the `net` category.
 fn log_dial_error(spec: &PeerSpec, e: &DialError) {
     match e {
-        DialError::Unreachable(_) => info!("Cannot connect to {spec}: {e}"),
+        DialError::Unreachable(..) => info!("Cannot connect to {spec}: {e}"),
         DialError::Resolve(_) => debug!(target: "net", "cannot resolve {spec}: {e}"),
     }
 }
@@ -302,7 +316,7 @@ impl DialPlan {
 }
 
 /// Applies one `addnode` command.
-fn on_command(plan: &mut DialPlan, cmd: DialerCommand, ctl: &SocketControl) {
+fn on_command(plan: &mut DialPlan, cmd: DialerCommand, ctl: &SocketControl, proxy: &ProxyConfig) {
     // A reply can only fail if the RPC thread gave up waiting; nothing to do then.
     match cmd {
         DialerCommand::Add(spec, v2, reply) => {
@@ -311,17 +325,23 @@ fn on_command(plan: &mut DialPlan, cmd: DialerCommand, ctl: &SocketControl) {
         DialerCommand::Remove(spec, reply) => {
             let _ = reply.send(plan.remove(&spec));
         }
-        DialerCommand::OneTry(spec, v2) => match spec.dial_addr() {
-            Ok(addr) => ctl.send(SocketCommand::Connect { addr, conn_type: ConnectionType::Manual, target: None, v2 }),
+        DialerCommand::OneTry(spec, v2) => match spec.dial_target(proxy) {
+            Ok((addr, name)) => {
+                ctl.send(SocketCommand::Connect { addr, name, conn_type: ConnectionType::Manual, target: None, v2 })
+            }
             Err(e) => log_dial_error(&spec, &e),
         },
         DialerCommand::Info(reply) => {
             let _ = reply.send(plan.added_nodes());
         }
-        DialerCommand::AddrFetch(spec) => match spec.dial_addr() {
-            Ok(addr) => {
-                ctl.send(SocketCommand::Connect { addr, conn_type: ConnectionType::AddrFetch, target: None, v2: true })
-            }
+        DialerCommand::AddrFetch(spec) => match spec.dial_target(proxy) {
+            Ok((addr, name)) => ctl.send(SocketCommand::Connect {
+                addr,
+                name,
+                conn_type: ConnectionType::AddrFetch,
+                target: None,
+                v2: true,
+            }),
             Err(e) => log_dial_error(&spec, &e),
         },
     }
@@ -334,15 +354,19 @@ pub fn run(
     commands: Receiver<DialerCommand>,
     ctl: SocketControl,
     stop: Arc<AtomicBool>,
+    proxy: ProxyConfig,
 ) {
     while !stop.load(Ordering::Acquire) {
         let now = Instant::now();
         for (i, spec) in plan.due(now) {
-            match spec.dial_addr() {
-                Ok(addr) => {
-                    plan.resolved(i, addr);
+            match spec.dial_target(&proxy) {
+                Ok((addr, name)) => {
+                    if name.is_none() {
+                        plan.resolved(i, addr);
+                    }
                     let v2 = plan.v2_of(i);
-                    ctl.send(SocketCommand::Connect { addr, conn_type: ConnectionType::Manual, target: Some(i), v2 })
+                    let conn_type = ConnectionType::Manual;
+                    ctl.send(SocketCommand::Connect { addr, name, conn_type, target: Some(i), v2 })
                 }
                 Err(e) => {
                     log_dial_error(&spec, &e);
@@ -365,7 +389,7 @@ pub fn run(
             }
             recv(commands) -> cmd => {
                 if let Ok(cmd) = cmd {
-                    on_command(&mut plan, cmd, &ctl);
+                    on_command(&mut plan, cmd, &ctl, &proxy);
                 }
             }
             default(wait) => {}
@@ -402,10 +426,19 @@ mod tests {
         assert_eq!(onion, PeerSpec { host: ONION.into(), port: 8333 }, "kept in Core's lower-case text form");
         assert_eq!(onion.to_string(), format!("{ONION}:8333"));
         assert!(matches!(onion.special(), Some(AddrV2::TorV3(_))));
-        assert!(matches!(onion.dial_addr(), Err(DialError::Unreachable("onion"))));
+        let none = ProxyConfig::default();
+        assert!(matches!(onion.dial_target(&none), Err(DialError::Unreachable("onion", _))));
+        // With an onion proxy (or --proxy), the name goes to the proxy; a host name too.
+        let tor = ProxyConfig { onion: Some("127.0.0.1:9050".parse().unwrap()), ..ProxyConfig::default() };
+        let (addr, name) = onion.dial_target(&tor).unwrap();
+        assert_eq!((addr.port(), addr.ip().is_unspecified(), name.as_deref()), (8333, true, Some(ONION)));
+        let all = ProxyConfig { proxy: tor.onion, ..ProxyConfig::default() };
+        assert!(onion.dial_target(&all).is_ok(), "--onion defaults to --proxy");
+        let named = spec("node.invalid:8333");
+        assert_eq!(named.dial_target(&all).unwrap().1.as_deref(), Some("node.invalid"), "never looked up here");
         let i2p = spec("ukeu3k5oycgaauneqgtnvselmt4yemvoilkln7jpvamvfx7dnkdq.b32.i2p");
         assert_eq!(i2p.port, 0, "I2P has no ports");
-        assert!(matches!(i2p.dial_addr(), Err(DialError::Unreachable("i2p"))));
+        assert!(matches!(i2p.dial_target(&all), Err(DialError::Unreachable("i2p", _))));
         // Invalid names ending in .onion are refused, not looked up.
         let bad =
             PeerSpec::parse("pg6mmjiyjmcrsslvykfwnntlaru7p5svn6y2ymmju6nubxndf4pscsad.onion:8333", 1).unwrap_err();
@@ -413,7 +446,7 @@ mod tests {
         assert!(bad.to_string().contains("checksum"), "{bad}");
         assert_eq!(PeerSpec::parse("6hzph5hv6337r6p2.onion", 1).unwrap_err().1, AddrTextError::TorV2);
         assert!(spec("127.0.0.1:1").special().is_none());
-        assert_eq!(spec("127.0.0.1:1").dial_addr().unwrap(), "127.0.0.1:1".parse().unwrap());
+        assert_eq!(spec("127.0.0.1:1").dial_target(&all).unwrap(), ("127.0.0.1:1".parse().unwrap(), None));
     }
 
     #[test]

@@ -25,7 +25,7 @@ use super::peer_queues::PeerQueues;
 use super::proxy::{CredentialSource, ProxiedDial, ProxyConfig, ProxyStep, SOCKS5_TIMEOUT};
 use super::transport::ConnTransport;
 use super::wake::{MsgWake, NetEvent, NewPeer, SocketCommand, SocketControl};
-use crate::base::netaddr::net_kind;
+use crate::base::netaddr::{NetKind, net_kind};
 use crate::base::peer::{ConnectionType, DisconnectReason, PeerId, PeerIdentity};
 use crate::base::time::{Clock, unix_now};
 use crate::base::totals::NetTotals;
@@ -123,6 +123,7 @@ struct Connection {
 pub struct SocketHandler {
     poll: Poll,
     listeners: Vec<TcpListener>,
+    onion_from: usize,
     conns: HashMap<PeerId, Connection>,
     /// Deadlines of outbound connects still in progress (a subset of `conns`).
     connecting: HashMap<PeerId, Instant>,
@@ -158,6 +159,9 @@ pub struct SocketParts {
     pub poll: Poll,
     /// Listening sockets.
     pub listeners: Vec<TcpListener>,
+    /// Listeners from this index on receive the connections of our onion service: their peers
+    /// are onion peers (Core's `m_onion_binds`).
+    pub onion_from: usize,
     /// Commands from other threads.
     pub commands: Receiver<SocketCommand>,
     /// Handle whose waker interrupts the poll.
@@ -184,6 +188,7 @@ impl SocketHandler {
         let SocketParts {
             poll,
             mut listeners,
+            onion_from,
             commands,
             ctl,
             wake,
@@ -200,6 +205,7 @@ impl SocketHandler {
         Ok(SocketHandler {
             poll,
             listeners,
+            onion_from,
             conns: HashMap::new(),
             connecting: HashMap::new(),
             next_id: 0,
@@ -356,7 +362,11 @@ impl SocketHandler {
             self.inbound += 1;
             NetTotals::add(&self.totals.inbound_accepted, 1);
             debug!(target: "net", "accepted connection {}", self.peer_label(id, &addr));
-            let who = Arc::new(self.identity(id, addr, local_addr, ConnectionType::Inbound, permissions));
+            let mut who = self.identity(id, addr, local_addr, ConnectionType::Inbound, permissions);
+            if index >= self.onion_from {
+                who.net = NetKind::Onion;
+            }
+            let who = Arc::new(who);
             let transport = ConnTransport::inbound(self.cfg.magic, self.cfg.v2transport, &queues);
             set_transport_stats(&queues, &transport);
             self.conns.insert(
@@ -424,6 +434,7 @@ impl SocketHandler {
         PeerIdentity {
             id,
             addr,
+            name: None,
             local_addr,
             conn_type,
             permissions,
@@ -435,8 +446,8 @@ impl SocketHandler {
 
     fn on_command(&mut self, cmd: SocketCommand) {
         match cmd {
-            SocketCommand::Connect { addr, conn_type, target, v2 } => {
-                self.connect(addr, conn_type, target, v2 && self.cfg.v2transport)
+            SocketCommand::Connect { addr, name, conn_type, target, v2 } => {
+                self.connect(addr, name, conn_type, target, v2 && self.cfg.v2transport)
             }
             SocketCommand::Disconnect { id, reason } => self.close(id, reason),
             SocketCommand::Flush(id) => self.write(id),
@@ -617,7 +628,7 @@ impl SocketHandler {
         let peer_hung_up = matches!(reason, DisconnectReason::PeerClosed | DisconnectReason::ReadError(_));
         if peer_hung_up && conn.transport.should_reconnect_v1() && self.network_active.load(Ordering::Acquire) {
             debug!(target: "net", "retrying with v1 transport protocol for peer={id}");
-            self.connect(conn.who.addr, conn.who.conn_type, conn.target, false);
+            self.connect(conn.who.addr, conn.who.name.clone(), conn.who.conn_type, conn.target, false);
             return;
         }
         let handshake_done = conn.queues.stats.handshake_complete.load(Ordering::Relaxed);

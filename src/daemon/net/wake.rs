@@ -162,8 +162,11 @@ impl MsgWake {
 pub enum SocketCommand {
     /// Open an outbound connection.
     Connect {
-        /// Where to.
+        /// Where to (for a `name`, only the port counts).
         addr: SocketAddr,
+        /// The destination as named, for the proxy to reach without any lookup here: an onion
+        /// address, or a host name while a proxy is set.
+        name: Option<String>,
         /// Why.
         conn_type: ConnectionType,
         /// The dialer's index of the `--connect`/`--addnode` target, if any.

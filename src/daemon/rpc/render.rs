@@ -76,7 +76,7 @@ fn per_msg(v: &[(&'static str, u64)]) -> Value {
 pub fn peer_info(p: &PeerSnapshot) -> Value {
     let mut o = Map::new();
     o.insert("id".into(), json!(p.id));
-    o.insert("addr".into(), json!(p.addr.to_string()));
+    o.insert("addr".into(), json!(p.addr_name.clone().unwrap_or_else(|| p.addr.to_string())));
     if let Some(local) = p.addr_bind {
         o.insert("addrbind".into(), json!(local.to_string()));
     }

@@ -68,6 +68,7 @@ pub(super) fn who(id: PeerId, addr: &str, conn_type: ConnectionType, t: Instant)
     Arc::new(PeerIdentity {
         id,
         addr,
+        name: None,
         local_addr: None,
         conn_type,
         permissions: Permissions::NONE,

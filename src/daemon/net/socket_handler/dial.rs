@@ -5,7 +5,25 @@
 use super::*;
 
 impl SocketHandler {
-    pub(super) fn connect(&mut self, addr: SocketAddr, conn_type: ConnectionType, target: Option<usize>, v2: bool) {
+    /// Opens an outbound connection to `addr`, or to `name` through the proxy for it (an onion
+    /// address through the onion proxy, a host name through `--proxy`; names are never looked
+    /// up here, and without a proxy for one there is nothing to dial).
+    pub(super) fn connect(
+        &mut self,
+        addr: SocketAddr,
+        name: Option<String>,
+        conn_type: ConnectionType,
+        target: Option<usize>,
+        v2: bool,
+    ) {
+        let onion = name.as_deref().is_some_and(|n| n.ends_with(".onion"));
+        let proxy = if onion { self.cfg.proxy.for_onion() } else { self.cfg.proxy.for_ip() };
+        if let (Some(n), None) = (&name, proxy) {
+            let why = format!("no proxy to reach {n} through");
+            debug!(target: "net", "not connecting: {why}");
+            self.connect_failed(target, addr, conn_type, why);
+            return;
+        }
         let refusal = if !self.network_active.load(Ordering::Acquire) {
             Some("network activity disabled")
         } else if self.banman.is_banned(addr.ip(), unix_now()) {
@@ -19,8 +37,8 @@ impl SocketHandler {
             return;
         }
         // Through the proxy when one is set: the destination goes to it as text, never looked up.
-        let proxied =
-            self.cfg.proxy.for_ip().map(|p| Box::new(ProxiedDial::new(p, addr.ip().to_string(), addr.port())));
+        let dest = name.clone().unwrap_or_else(|| addr.ip().to_string());
+        let proxied = proxy.map(|p| Box::new(ProxiedDial::new(p, dest, addr.port())));
         let stream = match TcpStream::connect(proxied.as_ref().map_or(addr, |p| p.proxy)) {
             Ok(s) => s,
             Err(e) => {
@@ -39,11 +57,20 @@ impl SocketHandler {
             self.connect_failed(target, addr, conn_type, e.to_string());
             return;
         }
-        debug!(target: "net", "trying connection {} ({conn_type})", self.peer_label(id, &addr));
+        let shown = match &name {
+            Some(n) if self.cfg.log_ips => format!("peer={id}, peeraddr={n}:{}", addr.port()),
+            _ => self.peer_label(id, &addr),
+        };
+        debug!(target: "net", "trying connection {shown} ({conn_type})");
         let deadline = crate::base::time::instant_after(Instant::now(), self.cfg.connect_timeout);
         self.connecting.insert(id, deadline);
         let permissions = permissions_for(&self.cfg.whitelist, addr.ip(), false);
-        let who = Arc::new(self.identity(id, addr, None, conn_type, permissions));
+        let mut who = self.identity(id, addr, None, conn_type, permissions);
+        who.name = name;
+        if onion {
+            who.net = NetKind::Onion;
+        }
+        let who = Arc::new(who);
         self.conns.insert(
             id,
             Connection {

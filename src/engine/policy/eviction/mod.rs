@@ -53,6 +53,7 @@ impl From<NetKind> for PeerNetwork {
             NetKind::Unroutable => PeerNetwork::Unroutable,
             NetKind::Ipv4 => PeerNetwork::Ipv4,
             NetKind::Ipv6 => PeerNetwork::Ipv6,
+            NetKind::Onion => PeerNetwork::Onion,
         }
     }
 }
