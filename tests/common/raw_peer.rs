@@ -298,7 +298,7 @@ impl RawPeer {
         }
     }
 
-    /// Feeds `chunk` (wire bytes just read) to the v2 codec: one byte at a time while the
+    /// Feeds the `n` bytes just read into `buf` to the v2 codec: one byte at a time while the
     /// handshake lasts (so that [`RawPeer::message_bytes_received`] counts exactly what follows
     /// it; sending our terminator and version packet as soon as they are due), the rest at once.
     fn decode_v2(&mut self, n: usize) {
