@@ -49,7 +49,8 @@ fn addresses_learnt_from_an_outbound_peer_are_stored_and_served_to_inbound_ones(
     assert_eq!(peers[0]["addr_processed"], json!(400), "{peers}");
     assert_eq!(peers[0]["addr_relay_enabled"], json!(true));
 
-    let mut asker = d.connect_ready();
+    // v1 too: this node speaks v1 only (--v2transport=0, for its dial to the v1 seed).
+    let mut asker = d.connect_ready_v1();
     asker.send(&NetworkMessage::GetAddr);
     let Some(NetworkMessage::Addr(answer)) = asker.recv_until("addr", WAIT) else { panic!("no addr answer") };
     let book = known.as_array().unwrap().len();

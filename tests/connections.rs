@@ -82,7 +82,7 @@ fn full_size_message_is_received() {
     let d = Daemon::start(&[]);
     let mut p = d.connect_ready();
     let payload = vec![0x42u8; 4_000_000];
-    p.send_raw(&raw_frame(MAGIC, b"bigunknown", &payload, None));
+    p.send_frames(&raw_frame(MAGIC, b"bigunknown", &payload, None));
     p.ping_pong(9);
     d.wait_log("received: bigunknown (4000000 bytes) peer=0", WAIT);
 }

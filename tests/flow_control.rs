@@ -43,6 +43,9 @@ fn stuck_peer_is_paused_and_resumes() {
     let rss_before = d.rss_kib();
 
     let mut writer = stuck.stream.try_clone().expect("clone stream");
+    // The flooder encodes over the peer's transport (over v2 it encrypts; nobody else writes
+    // to this peer until it is done).
+    let encoder = stuck.encoder();
     writer.set_write_timeout(Some(Duration::from_millis(100))).unwrap();
     let (tx, rx) = mpsc::channel();
     let flooder = thread::spawn(move || {
@@ -52,7 +55,8 @@ fn stuck_peer_is_paused_and_resumes() {
         let mut total = 0usize;
         let mut next = 1u64;
         while next <= MAX_PINGS {
-            let batch: Vec<u8> = (next..next + BATCH).flat_map(|n| frame(&NetworkMessage::Ping(n))).collect();
+            let frames: Vec<u8> = (next..next + BATCH).flat_map(|n| frame(&NetworkMessage::Ping(n))).collect();
+            let batch = encoder.encode_frames(&frames);
             let last_nonce = next + BATCH - 1;
             next += BATCH;
             let mut off = 0;

@@ -86,7 +86,9 @@ fn inbound_message_order_and_version_fields() {
     p.expect("sendcmpct");
     let NetworkMessage::Ping(nonce) = p.expect("ping") else { unreachable!() };
     assert_ne!(nonce, 0);
-    d.wait_log_all(&["New inbound peer connected", "version: 70016", "user agent: /rawpeer:1.0/"], WAIT);
+    // The node speaks the transport the scripted peer chose (BTCLOOP_TEST_TRANSPORT).
+    let transport = format!("transport: {}", p.transport().name());
+    d.wait_log_all(&["New inbound peer connected", "version: 70016", "user agent: /rawpeer:1.0/", &transport], WAIT);
 }
 
 #[test]

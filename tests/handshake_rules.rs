@@ -14,8 +14,9 @@ fn obsolete_version_is_disconnected() {
     let mut p = d.connect();
     p.send(&NetworkMessage::Version(version_msg(31799, "/old:0.1/", random_u64())));
     assert!(p.is_closed(WAIT), "peer with version 31799 not disconnected");
-    // Core disconnects before pushing its own version.
-    assert_eq!(p.bytes_received, 0, "daemon answered an obsolete version");
+    // Core disconnects before pushing its own version (over v2 only the transport's handshake
+    // came back).
+    assert_eq!(p.message_bytes_received, 0, "daemon answered an obsolete version");
     d.wait_log("peer using obsolete version 31799", WAIT);
 }
 
@@ -44,7 +45,7 @@ fn minimum_version_is_accepted() {
 fn messages_before_version_are_ignored() {
     // Over v1 (with v2 on, bytes that do not start a v1 `version` open a v2 handshake).
     let d = Daemon::start(&["--v2transport=0"]);
-    let mut p = d.connect();
+    let mut p = d.connect_v1();
     p.send(&NetworkMessage::Ping(7));
     p.send(&NetworkMessage::Verack);
     p.send(&NetworkMessage::SendHeaders);
@@ -152,7 +153,7 @@ fn ping_before_verack_gets_no_pong() {
 #[test]
 fn with_v2transport_off_a_bip324_attempt_is_dropped_without_a_reply() {
     let d = Daemon::start(&["--v2transport=0"]);
-    let mut p = d.connect();
+    let mut p = d.connect_v1();
     // A v2 initiator opens with a 64-byte ElligatorSwift key: random bytes. (First byte fixed
     // to differ from the regtest magic, as it does with overwhelming probability.)
     let mut key = [0u8; 64];
@@ -211,7 +212,8 @@ fn nothing_is_processed_after_a_disconnecting_message() {
     let mut p = d.connect_ready();
     let mut bytes = frame(&NetworkMessage::SendAddrV2);
     bytes.extend(frame(&NetworkMessage::Ping(77)));
-    p.send_raw(&bytes);
+    // Both in one write (over v2: two packets).
+    p.send_frames(&bytes);
     assert!(p.is_closed(WAIT));
     while let Some(m) = p.recv_timeout(std::time::Duration::ZERO) {
         assert_ne!(m, NetworkMessage::Pong(77), "a message after the disconnecting one was processed");
@@ -242,7 +244,7 @@ fn obsolete_version_with_malformed_tail_is_disconnected() {
     let mut p = d.connect();
     p.send(&NetworkMessage::Version(version_msg(31799, &"x".repeat(257), random_u64())));
     assert!(p.is_closed(Duration::from_secs(3)), "obsolete version with a 257-byte user agent was not disconnected");
-    assert_eq!(p.bytes_received, 0);
+    assert_eq!(p.message_bytes_received, 0);
 }
 
 #[test]
@@ -253,7 +255,7 @@ fn reply_queued_before_a_disconnecting_message_is_sent() {
     let mut p = d.connect_ready();
     let mut bytes = frame(&NetworkMessage::Ping(1));
     bytes.extend(frame(&NetworkMessage::SendAddrV2));
-    p.send_raw(&bytes);
+    p.send_frames(&bytes);
     assert!(p.is_closed(WAIT));
     assert_eq!(p.recv_timeout(Duration::ZERO), Some(NetworkMessage::Pong(1)), "pong(1) was never sent");
 }

@@ -59,7 +59,7 @@ fn zero_or_short_pong_cancels_the_ping() {
     // peer stays.
     let mut q = d.connect();
     let hs = q.handshake();
-    q.send_raw(&raw_frame(MAGIC, b"pong", &[1, 2, 3], None));
+    q.send_frames(&raw_frame(MAGIC, b"pong", &[1, 2, 3], None));
     q.send(&NetworkMessage::Pong(hs.ping_nonce));
     d.wait_log("pong peer=1: Unsolicited pong without ping", WAIT);
     assert!(!q.is_closed(Duration::from_millis(200)));

@@ -7,7 +7,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use super::{Daemon, RawPeer, WAIT, random_u64, tail};
+use super::{Daemon, RawPeer, Transport, WAIT, random_u64, tail};
 
 use base64::Engine as _;
 use serde_json::{Value, json};
@@ -237,7 +237,7 @@ impl RawPeer {
             .expect("socket");
         s.bind(&SocketAddr::new(src, 0).into()).unwrap_or_else(|e| panic!("bind {src}: {e}"));
         s.connect_timeout(&addr.into(), WAIT).unwrap_or_else(|e| panic!("connect {src} -> {addr}: {e}"));
-        Self::from_stream(s.into())
+        Self::with_transport(s.into(), Transport::from_env())
     }
 
     /// Our end's address (what the daemon shows as the peer's `addr`).

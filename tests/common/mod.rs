@@ -1,16 +1,16 @@
 //! Shared helpers of the integration tests: a `btcloopd` process in a temporary data directory
-//! ([`Daemon`]) and a scripted peer speaking the v1 protocol over loopback ([`RawPeer`]).
+//! ([`Daemon`]) and a scripted peer over loopback ([`RawPeer`]) speaking v1 or, as the BIP324
+//! initiator, v2 ([`Transport`]; `BTCLOOP_TEST_TRANSPORT=v1|v2` picks it for peers that connect
+//! to the node, v1 when unset).
 //!
 //! Every wait is bounded; a `Daemon` kills its process on drop (also when a test panics) and
 //! then removes its data directory.
 
 #![allow(dead_code)]
 
-use std::collections::VecDeque;
 use std::collections::hash_map::RandomState;
 use std::fs;
 use std::hash::{BuildHasher, Hasher};
-use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -19,11 +19,10 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bitcoin::p2p::ServiceFlags;
 use bitcoin::p2p::address::Address;
-use bitcoin::p2p::message::{CommandString, NetworkMessage};
-use bitcoin::p2p::message_blockdata::GetHeadersMessage;
+use bitcoin::p2p::message::NetworkMessage;
 use bitcoin::p2p::message_network::VersionMessage;
-use btcloop::base::message::{decode_payload, encode_message};
-use btcloop::base::transport::{V1Decoder, checksum_of, command_str};
+use btcloop::base::message::encode_message;
+use btcloop::base::transport::checksum_of;
 use tempfile::TempDir;
 
 /// The regtest message start.
@@ -379,14 +378,27 @@ impl Daemon {
         self.signal_and_wait(libc::SIGTERM, timeout)
     }
 
-    /// Connects a raw peer to the daemon.
+    /// Connects a raw peer to the daemon over [`Transport::from_env`]'s transport.
     pub fn connect(&self) -> RawPeer {
         RawPeer::connect(self.addr)
     }
 
+    /// Connects a raw peer over v1 whatever the environment says (hand-made v1 bytes).
+    pub fn connect_v1(&self) -> RawPeer {
+        RawPeer::connect_v1(self.addr)
+    }
+
     /// Connects a raw peer and completes the handshake (answering the daemon's first ping).
     pub fn connect_ready(&self) -> RawPeer {
-        let mut p = self.connect();
+        Self::ready(self.connect())
+    }
+
+    /// [`Daemon::connect_ready`] over v1 whatever the environment says.
+    pub fn connect_ready_v1(&self) -> RawPeer {
+        Self::ready(self.connect_v1())
+    }
+
+    fn ready(mut p: RawPeer) -> RawPeer {
         let hs = p.handshake();
         p.send(&NetworkMessage::Pong(hs.ping_nonce));
         p
@@ -483,270 +495,8 @@ pub fn version_msg(version: u32, user_agent: &str, nonce: u64) -> VersionMessage
     }
 }
 
-// ---------------------------------------------------------------------------------------------
-// RawPeer
-// ---------------------------------------------------------------------------------------------
-
-/// What the daemon said during [`RawPeer::handshake`].
-#[derive(Debug, Clone)]
-pub struct Handshaked {
-    /// The daemon's `version`.
-    pub version: VersionMessage,
-    /// The nonce of the daemon's first ping (not answered yet).
-    pub ping_nonce: u64,
-}
-
-/// A scripted peer over a blocking `TcpStream`.
-pub struct RawPeer {
-    /// The socket.
-    pub stream: TcpStream,
-    decoder: V1Decoder,
-    inbox: VecDeque<NetworkMessage>,
-    /// Every byte ever read from the socket.
-    pub bytes_received: usize,
-    closed: bool,
-    buf: Vec<u8>,
-    /// `getheaders` the daemon sent. Unless [`RawPeer::keep_getheaders`] is set they are set
-    /// aside here instead of the inbox: a scripted peer serves no headers, and the daemon's
-    /// initial headers sync asks the first peer it meets.
-    pub getheaders: Vec<GetHeadersMessage>,
-    /// Deliver `getheaders` through `recv` like any other message.
-    pub keep_getheaders: bool,
-}
-
-/// Read timeout slice: reads wake at least this often to check their deadline.
-const READ_SLICE: Duration = Duration::from_millis(50);
-
-impl RawPeer {
-    /// Connects to `addr`.
-    pub fn connect(addr: SocketAddr) -> RawPeer {
-        let stream = TcpStream::connect_timeout(&addr, WAIT).unwrap_or_else(|e| panic!("connect to {addr}: {e}"));
-        Self::from_stream(stream)
-    }
-
-    /// Connects with small kernel buffers (`SO_RCVBUF`, `SO_SNDBUF`), so that traffic backs up
-    /// soon when one side stops reading.
-    pub fn connect_small_buffers(addr: SocketAddr, size: usize) -> RawPeer {
-        let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, Some(socket2::Protocol::TCP))
-            .expect("socket");
-        s.set_recv_buffer_size(size).expect("SO_RCVBUF");
-        s.set_send_buffer_size(size).expect("SO_SNDBUF");
-        s.connect_timeout(&addr.into(), WAIT).unwrap_or_else(|e| panic!("connect to {addr}: {e}"));
-        Self::from_stream(s.into())
-    }
-
-    /// Wraps an accepted or connected stream.
-    pub fn from_stream(stream: TcpStream) -> RawPeer {
-        stream.set_nodelay(true).expect("nodelay");
-        stream.set_read_timeout(Some(READ_SLICE)).expect("read timeout");
-        // A daemon that stops reading makes `send` fail instead of hanging the test.
-        stream.set_write_timeout(Some(WAIT)).expect("write timeout");
-        RawPeer {
-            stream,
-            decoder: V1Decoder::new(MAGIC),
-            inbox: VecDeque::new(),
-            bytes_received: 0,
-            closed: false,
-            buf: vec![0u8; 64 * 1024],
-            getheaders: Vec::new(),
-            keep_getheaders: false,
-        }
-    }
-
-    /// Sends `msg`; panics if the write fails.
-    pub fn send(&mut self, msg: &NetworkMessage) {
-        self.send_raw(&frame(msg));
-    }
-
-    /// Writes raw bytes; panics if the write fails.
-    pub fn send_raw(&mut self, bytes: &[u8]) {
-        self.try_send_raw(bytes).unwrap_or_else(|e| panic!("write to daemon failed: {e}"));
-    }
-
-    /// Writes raw bytes.
-    pub fn try_send_raw(&mut self, bytes: &[u8]) -> io::Result<()> {
-        self.stream.write_all(bytes)?;
-        self.stream.flush()
-    }
-
-    /// Reads once (waiting at most until `deadline`) and decodes what arrived. Returns false if
-    /// nothing arrived (timeout or closed).
-    fn read_some(&mut self, deadline: Instant) -> bool {
-        if self.closed {
-            return false;
-        }
-        loop {
-            let now = Instant::now();
-            if now >= deadline {
-                return false;
-            }
-            let slice = (deadline - now).min(READ_SLICE).max(Duration::from_millis(1));
-            self.stream.set_read_timeout(Some(slice)).expect("read timeout");
-            match self.stream.read(&mut self.buf) {
-                Ok(0) => {
-                    self.closed = true;
-                    return false;
-                }
-                Ok(n) => {
-                    self.bytes_received += n;
-                    let inbox = &mut self.inbox;
-                    let getheaders = &mut self.getheaders;
-                    let keep_getheaders = self.keep_getheaders;
-                    let chunk = &self.buf[..n];
-                    self.decoder
-                        .decode(chunk, |f| match f {
-                            Ok(frame) => {
-                                let cmd = command_str(frame.command);
-                                // What does not decode (e.g. a pre-BIP31 ping without a nonce) is
-                                // kept as `Unknown` with its real type.
-                                let msg =
-                                    decode_payload(cmd, frame.payload).unwrap_or_else(|_| NetworkMessage::Unknown {
-                                        command: CommandString::try_from(cmd.to_string()).expect("valid command"),
-                                        payload: frame.payload.to_vec(),
-                                    });
-                                match msg {
-                                    NetworkMessage::GetHeaders(g) if !keep_getheaders => getheaders.push(g),
-                                    msg => inbox.push_back(msg),
-                                }
-                            }
-                            Err(r) => panic!("daemon sent a bad frame: {:?}", r.reason),
-                        })
-                        .unwrap_or_else(|e| panic!("daemon sent a broken stream: {e}"));
-                    return true;
-                }
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::Interrupted
-                    ) =>
-                {
-                    continue;
-                }
-                Err(_) => {
-                    // Reset and friends: the daemon closed the connection.
-                    self.closed = true;
-                    return false;
-                }
-            }
-        }
-    }
-
-    /// The next message, waiting at most `timeout`; `None` on timeout or close.
-    pub fn recv_timeout(&mut self, timeout: Duration) -> Option<NetworkMessage> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(m) = self.inbox.pop_front() {
-                return Some(m);
-            }
-            if !self.read_some(deadline) && (self.closed || Instant::now() >= deadline) {
-                return None;
-            }
-        }
-    }
-
-    /// The next message, waiting at most [`WAIT`].
-    pub fn recv(&mut self) -> Option<NetworkMessage> {
-        self.recv_timeout(WAIT)
-    }
-
-    /// Skips messages until one of type `cmd` arrives (returned) or `timeout` passes (`None`).
-    pub fn recv_until(&mut self, cmd: &str, timeout: Duration) -> Option<NetworkMessage> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let m = self.recv_timeout(left)?;
-            if m.cmd() == cmd {
-                return Some(m);
-            }
-        }
-    }
-
-    /// The next message, which must be of type `cmd`.
-    pub fn expect(&mut self, cmd: &str) -> NetworkMessage {
-        match self.recv() {
-            Some(m) if m.cmd() == cmd => m,
-            Some(m) => panic!("expected {cmd}, got {m:?}"),
-            None => panic!("expected {cmd}, got nothing within {WAIT:?} (closed: {})", self.closed),
-        }
-    }
-
-    /// Asserts that nothing arrives for `d` and the connection stays open.
-    pub fn assert_silent(&mut self, d: Duration) {
-        if let Some(m) = self.recv_timeout(d) {
-            panic!("expected silence, got {m:?}");
-        }
-        assert!(!self.closed, "connection closed while expecting silence");
-    }
-
-    /// Whether the daemon closes the connection within `timeout` (a read returns 0 bytes or an
-    /// error). Messages that arrive meanwhile are kept.
-    pub fn is_closed(&mut self, timeout: Duration) -> bool {
-        let deadline = Instant::now() + timeout;
-        while !self.closed && Instant::now() < deadline {
-            self.read_some(deadline);
-        }
-        self.closed
-    }
-
-    /// Whether a close was seen.
-    pub fn closed(&self) -> bool {
-        self.closed
-    }
-
-    /// Messages received but not yet taken.
-    pub fn pending(&self) -> usize {
-        self.inbox.len()
-    }
-
-    /// Inbound handshake with a default user agent; see [`RawPeer::handshake_as`].
-    pub fn handshake(&mut self) -> Handshaked {
-        self.handshake_as("/rawpeer:1.0/")
-    }
-
-    /// Sends `version` (70016, random nonce); expects version, wtxidrelay, sendaddrv2, verack in
-    /// that order; sends verack; expects sendheaders, sendcmpct (BIP152: the daemon provides
-    /// compact blocks), then a ping.
-    pub fn handshake_as(&mut self, user_agent: &str) -> Handshaked {
-        self.handshake_with(user_agent, false)
-    }
-
-    /// [`RawPeer::handshake`], sending `sendaddrv2` (BIP155) after `version`: the daemon then
-    /// sends addresses to it as `addrv2`.
-    pub fn handshake_addrv2(&mut self) -> Handshaked {
-        self.handshake_with("/rawpeer:1.0/", true)
-    }
-
-    fn handshake_with(&mut self, user_agent: &str, addrv2: bool) -> Handshaked {
-        self.send(&NetworkMessage::Version(version_msg(PROTOCOL_VERSION, user_agent, random_u64())));
-        if addrv2 {
-            self.send(&NetworkMessage::SendAddrV2);
-        }
-        let NetworkMessage::Version(version) = self.expect("version") else { unreachable!() };
-        self.expect("wtxidrelay");
-        self.expect("sendaddrv2");
-        self.expect("verack");
-        self.send(&NetworkMessage::Verack);
-        self.expect("sendheaders");
-        let NetworkMessage::SendCmpct(cmpct) = self.expect("sendcmpct") else { unreachable!() };
-        assert!(!cmpct.send_compact && cmpct.version == 2, "sendcmpct(0, 2) after verack: {cmpct:?}");
-        let NetworkMessage::Ping(ping_nonce) = self.expect("ping") else { unreachable!() };
-        Handshaked { version, ping_nonce }
-    }
-
-    /// Sends ping(`nonce`) and expects pong(`nonce`) as the next message that is not one of the
-    /// daemon's own pings (those are answered).
-    pub fn ping_pong(&mut self, nonce: u64) {
-        self.send(&NetworkMessage::Ping(nonce));
-        loop {
-            match self.recv() {
-                Some(NetworkMessage::Pong(n)) if n == nonce => return,
-                Some(NetworkMessage::Ping(n)) => self.send(&NetworkMessage::Pong(n)),
-                Some(m) => panic!("expected pong({nonce}), got {m:?}"),
-                None => panic!("no pong({nonce}) within {WAIT:?} (closed: {})", self.closed),
-            }
-        }
-    }
-}
+mod raw_peer;
+pub use raw_peer::*;
 
 mod http;
 #[allow(unused_imports)] // Not every test crate uses the HTTP helpers.
