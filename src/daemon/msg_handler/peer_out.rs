@@ -9,7 +9,8 @@ use crate::base::counters::{Direction, MsgType, NetMsgStats, PeerMsgCounts};
 use crate::base::message::{command_of, encode_headers, encode_message_reusing};
 use crate::base::netaddr::NetKind;
 use crate::base::peer::ConnectionType;
-use crate::base::transport::{Checksum, HEADER_SIZE, encode_frame_reusing};
+use crate::base::transport::v2::{self, short_id_of};
+use crate::base::transport::{COMMAND_SIZE, Checksum, HEADER_SIZE, encode_frame_reusing};
 use crate::daemon::capture::PeerCapture;
 use crate::daemon::net::peer_queues::PeerQueues;
 use crate::daemon::net::transport::TransportKind;
@@ -21,12 +22,25 @@ pub(super) struct Tally<'a> {
     pub(super) global: &'a mut NetMsgStats,
     pub(super) conn: ConnectionType,
     pub(super) net: NetKind,
+    /// The connection speaks BIP324 v2.
+    pub(super) v2: bool,
 }
 
 impl Tally<'_> {
+    /// Counts one message at its size on the wire, as Core: a v1 frame's header and payload, or
+    /// a v2 packet's (length, header byte, type — one byte with a short ID, else 13 —, payload
+    /// and tag; Core's `m_raw_message_size`).
     pub(super) fn add(&mut self, dir: Direction, command: &str, payload_len: usize) {
         let t = MsgType::of(command);
-        let bytes = (payload_len + HEADER_SIZE) as u64;
+        let bytes = if self.v2 {
+            let mut c = [0u8; COMMAND_SIZE];
+            let n = command.len().min(COMMAND_SIZE);
+            c[..n].copy_from_slice(&command.as_bytes()[..n]);
+            let type_len = if short_id_of(&c).is_some() { 1 } else { 1 + COMMAND_SIZE };
+            (payload_len + type_len + v2::EXPANSION) as u64
+        } else {
+            (payload_len + HEADER_SIZE) as u64
+        };
         self.peer.add(dir, t, bytes);
         self.global.add(dir, self.conn, self.net, t, bytes);
     }
@@ -166,8 +180,13 @@ mod tests {
             PeerQueues::new(1, mio::net::TcpStream::from_std(server), 1 << 20, 1 << 20, Arc::new(NetTotals::default()));
         q.stats.set_transport(kind);
         let (mut peer, mut global) = (PeerMsgCounts::default(), NetMsgStats::default());
-        let tally =
-            Tally { peer: &mut peer, global: &mut global, conn: ConnectionType::Inbound, net: NetKind::Unroutable };
+        let tally = Tally {
+            peer: &mut peer,
+            global: &mut global,
+            conn: ConnectionType::Inbound,
+            net: NetKind::Unroutable,
+            v2: false,
+        };
         let mut out = PeerOut::new(&q, [1, 2, 3, 4], None, None, false, tally);
         out.send(&NetworkMessage::Ping(7));
         q.flush_from_handler(1).unwrap();
@@ -183,5 +202,27 @@ mod tests {
         assert_eq!(v1[20..24], crate::base::transport::checksum_of(&7u64.to_le_bytes()), "v1: the real checksum");
         assert_eq!(v2[20..24], [0; 4], "v2: no double SHA-256 for a field the sealing drops");
         assert_eq!((v1[..20].to_vec(), v1[24..].to_vec()), (v2[..20].to_vec(), v2[24..].to_vec()), "the rest alike");
+    }
+}
+
+#[cfg(test)]
+mod tally_tests {
+    use super::*;
+
+    /// Bytes counted for a message as each transport carries it.
+    fn counted(v2: bool, command: &str, payload: usize) -> u64 {
+        let (mut peer, mut global) = (PeerMsgCounts::default(), NetMsgStats::default());
+        let mut t =
+            Tally { peer: &mut peer, global: &mut global, conn: ConnectionType::Inbound, net: NetKind::Ipv4, v2 };
+        t.add(Direction::Received, command, payload);
+        global.cells().map(|c| c.count.byte_count).sum()
+    }
+
+    #[test]
+    fn messages_count_at_their_size_on_the_wire_as_core() {
+        assert_eq!(counted(false, "ping", 8), 32, "v1: 24-byte header and payload");
+        assert_eq!(counted(true, "ping", 8), 29, "v2: length 3, header 1, short ID 1, payload, tag 16");
+        assert_eq!(counted(true, "version", 102), 3 + 1 + 13 + 102 + 16, "no short ID: the 12-byte type");
+        assert_eq!(counted(true, "bigflood", 1000), 3 + 1 + 13 + 1000 + 16);
     }
 }
