@@ -1,7 +1,10 @@
 //! DNS seeding against a resolver stub, in process (these machines must never query the real
 //! seeds): on mainnet with an empty address book the node asks every one of Core's seeds for
 //! `x9.<seed>` at once and files the answers with the seeds' service bits and a 3–7 day age;
-//! with `--dnsseed=0` or `--connect` it asks none.
+//! with `--dnsseed=0` or `--connect` it asks none; with `--proxy` it looks nothing up and asks
+//! each seed's node through the proxy instead (Core's name proxy).
+
+mod common;
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
@@ -92,4 +95,33 @@ fn dnsseed_off_or_connect_asks_no_seed() {
     let dir = tempfile::tempdir().unwrap();
     let connect = Config { connect: vec!["127.0.0.1:1".into()], ..config(dir.path()) };
     assert!(run(&connect, Duration::from_secs(2), |_| false).is_empty(), "--connect turns automatic connections off");
+}
+
+#[test]
+fn with_a_proxy_no_seed_is_looked_up_and_each_is_asked_through_the_proxy() {
+    use btcloop::daemon::net::proxy::ProxyConfig;
+    // The tests' proxy knows no names: it answers each "host unreachable", never resolving.
+    let proxy = common::socks5::Socks5Server::start(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let via = ProxyConfig { proxy: Some(proxy.addr), onion: Some(proxy.addr), randomize: true };
+    let cfg = Config { proxy: via, ..config(dir.path()) };
+    let seeds: Vec<String> = dns_seeds(Network::Main).iter().map(|s| s.trim_end_matches('.').to_string()).collect();
+    let (resolver, asked) = stub();
+    let node = Node::start(&cfg, Hooks { resolver: Some(resolver), ..Hooks::default() }).expect("node starts");
+    let through_proxy = || {
+        let mut names: Vec<String> = proxy.requests().into_iter().map(|r| r.dest).collect();
+        names.sort();
+        names.dedup();
+        names
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while through_proxy().len() < seeds.len() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    node.stop();
+    let mut want = seeds.clone();
+    want.sort();
+    assert_eq!(through_proxy(), want, "every seed's own name, to the proxy, on port 8333");
+    assert!(proxy.requests().iter().all(|r| r.atyp == 3 && r.port == 8333), "{:?}", proxy.requests());
+    assert!(asked.lock().is_empty(), "nothing looked up: {:?}", asked.lock());
 }

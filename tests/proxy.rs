@@ -68,3 +68,65 @@ fn without_randomize_no_credentials_are_offered_and_a_dead_proxy_is_reported() {
     std::thread::sleep(Duration::from_secs(1));
     assert_eq!(peer_count(&b), 0, "never around the proxy");
 }
+
+/// A valid Tor v3 address (Core's netbase tests).
+const ONION: &str = "pg6mmjiyjmcrsslvykfwnntlaru7p5svn6y2ymmju6nubxndf4pscryd.onion";
+
+fn first_peer(d: &Daemon) -> serde_json::Value {
+    assert!(poll_until(WAIT, || peer_count(d) == 1), "no peer");
+    d.rpc_ok("getpeerinfo", json!([]))[0].clone()
+}
+
+#[test]
+fn a_host_name_goes_to_the_proxy_unresolved_and_shows_as_named() {
+    let target = Daemon::start(&[]);
+    // The name does not exist in DNS: only the proxy knows it.
+    let proxy = Socks5Server::start(&[("peer.btcloop.invalid", target.addr)]);
+    let a = Daemon::start(&[&format!("--proxy={}", proxy.addr), "--connect=peer.btcloop.invalid:18444"]);
+    let peer = first_peer(&a);
+    assert_eq!(peer["addr"], json!("peer.btcloop.invalid:18444"), "{peer}");
+    assert_eq!(peer["network"], json!("not_publicly_routable"), "{peer}");
+    let r = &proxy.requests()[0];
+    assert_eq!((r.atyp, r.dest.as_str(), r.port), (3, "peer.btcloop.invalid", 18444));
+    assert!(!a.log().contains("cannot resolve"), "{}", tail(&a.log(), 20));
+}
+
+#[test]
+fn an_onion_address_goes_through_the_onion_proxy_and_is_an_onion_peer() {
+    let target = Daemon::start(&[]);
+    let proxy = Socks5Server::start(&[(ONION, target.addr)]);
+    // --onion only: onion addresses go through it, IP addresses are dialed directly.
+    let direct = Daemon::start(&[]);
+    let a = Daemon::start(&[
+        &format!("--onion={}", proxy.addr),
+        &format!("--connect={ONION}:8333"),
+        &format!("--connect={}", direct.addr),
+    ]);
+    assert!(poll_until(WAIT, || peer_count(&a) == 2), "{}", tail(&a.log(), 20));
+    let peers = a.rpc_ok("getpeerinfo", json!([]));
+    let onion =
+        peers.as_array().unwrap().iter().find(|p| p["addr"] == json!(format!("{ONION}:8333"))).expect("the onion peer");
+    assert_eq!(onion["network"], json!("onion"), "{onion}");
+    assert_eq!(onion["transport_protocol_type"], json!("v2"));
+    let dests: Vec<String> = proxy.requests().into_iter().map(|r| r.dest).collect();
+    assert_eq!(dests, [ONION.to_string()], "only the onion went through the proxy");
+    // Without an onion proxy, the same address is refused with the reason.
+    let b = Daemon::start(&[&format!("--connect={ONION}:8333")]);
+    b.wait_log("the onion network is not reachable (set --onion or --proxy to reach it)", WAIT);
+}
+
+#[test]
+fn peers_arriving_on_the_onion_listener_are_onion_peers() {
+    let onion_port = free_port();
+    let d = Daemon::start(&[&format!("--bind=127.0.0.1:{onion_port}=onion"), "--listenonion=0"]);
+    d.wait_log(&format!("Bound to 127.0.0.1:{onion_port} (onion service target)"), WAIT);
+    let mut p = RawPeer::connect(std::net::SocketAddr::from(([127, 0, 0, 1], onion_port)));
+    p.handshake();
+    let mut q = d.connect_ready();
+    q.ping_pong(1);
+    let peers = d.rpc_ok("getpeerinfo", json!([]));
+    let mut nets: Vec<String> =
+        peers.as_array().unwrap().iter().map(|p| p["network"].as_str().unwrap().to_string()).collect();
+    nets.sort();
+    assert_eq!(nets, ["not_publicly_routable", "onion"], "{peers}");
+}

@@ -351,10 +351,11 @@ impl Node {
         // one is logged, not fatal (Core's onion binds).
         let onion_listeners = if cfg.listen { cfg.onion_listeners() } else { Vec::new() };
         let onion_from = listeners.len();
+        let mut onion_bound = Vec::new();
         for a in onion_listeners {
             match listen::bind(a) {
                 Ok(l) => {
-                    info!("Bound to {a} (onion service target)");
+                    onion_bound.push(a);
                     listeners.push(l);
                 }
                 Err(e) => error!("{e}"),
@@ -518,6 +519,7 @@ impl Node {
                 wake: wake.clone(),
                 dialer: dialer_cmd_tx.clone(),
                 port: default_port,
+                name_proxy: cfg.proxy.for_ip().is_some(),
             };
             let stop = dial_stop.clone();
             threads.push(std::thread::Builder::new().name("btcloop-dnsseed".into()).spawn(move || seeder.run(stop))?);
@@ -549,6 +551,9 @@ impl Node {
         }
         for a in &node.listen_addrs {
             info!("Bound to {a}");
+        }
+        for a in &onion_bound {
+            info!("Bound to {a} (onion service target)");
         }
         Ok(node)
     }

@@ -1,7 +1,9 @@
 //! The DNS-seeding thread (Core's `ThreadDNSAddressSeed`): follows the I/O-free
 //! [`DnsSeeding`] schedule, resolves the seeds it names with the system resolver (or a
 //! test's stub) under a timeout, and posts what they return to the message handler, which owns
-//! the address book. A seed that returns nothing is handed to the dialer as an addr-fetch.
+//! the address book. A seed that returns nothing is handed to the dialer as an addr-fetch; so
+//! is every seed while a proxy is set (Core's `HaveNameProxy`): nothing is looked up here then,
+//! the proxy resolves the seed's name and we ask the node there for addresses.
 
 use std::io;
 use std::net::{IpAddr, ToSocketAddrs};
@@ -75,6 +77,8 @@ pub struct Seeder {
     pub dialer: Sender<DialerCommand>,
     /// The network's default port (for addr-fetch fallbacks).
     pub port: u16,
+    /// A proxy is set (`--proxy`): no lookups, addr-fetch connections through it instead.
+    pub name_proxy: bool,
 }
 
 impl Seeder {
@@ -107,6 +111,10 @@ impl Seeder {
     }
 
     fn query(&mut self, seed: &'static str, stop: &AtomicBool) {
+        if self.name_proxy {
+            self.addr_fetch(seed);
+            return;
+        }
         let host = seed_query_host(seed);
         let ips = match resolve_with_timeout(&self.resolver, &host, RESOLVE_TIMEOUT, stop) {
             Ok(ips) => ips,
@@ -118,12 +126,17 @@ impl Seeder {
         let ips: Vec<IpAddr> = ips.into_iter().take(MAX_IPS_PER_SEED).collect();
         if ips.is_empty() {
             // Core: a seed without the service-bits subdomain is asked over P2P instead.
-            if let Ok(spec) = PeerSpec::parse(seed.trim_end_matches('.'), self.port) {
-                let _ = self.dialer.send(DialerCommand::AddrFetch(spec));
-            }
+            self.addr_fetch(seed);
             return;
         }
         self.seeding.record_found(ips.len());
         self.wake.post_event(NetEvent::SeedAddrs { source: host, ips });
+    }
+
+    /// Asks the dialer for an addr-fetch connection to the seed's own name.
+    fn addr_fetch(&self, seed: &str) {
+        if let Ok(spec) = PeerSpec::parse(seed.trim_end_matches('.'), self.port) {
+            let _ = self.dialer.send(DialerCommand::AddrFetch(spec));
+        }
     }
 }
