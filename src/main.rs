@@ -407,9 +407,9 @@ fn build_config(cli: Cli) -> Result<Config, String> {
         .map(|n| match n.to_ascii_lowercase().as_str() {
             "ipv4" => Ok(btcloop::engine::addrman::AddrNetwork::Ipv4),
             "ipv6" => Ok(btcloop::engine::addrman::AddrNetwork::Ipv6),
-            "onion" | "i2p" | "cjdns" => {
-                Err(format!("-onlynet={n}: btcloop does not connect over {n} (no proxy support)"))
-            }
+            "onion" | "i2p" | "cjdns" => Err(format!(
+                "-onlynet={n}: btcloop makes no automatic connections over {n} (only by hand: --connect/--addnode)"
+            )),
             _ => Err(format!("Unknown network specified in -onlynet: '{n}'")),
         })
         .collect::<Result<_, _>>()?;

@@ -110,6 +110,13 @@ fn an_onion_address_goes_through_the_onion_proxy_and_is_an_onion_peer() {
     assert_eq!(onion["transport_protocol_type"], json!("v2"));
     let dests: Vec<String> = proxy.requests().into_iter().map(|r| r.dest).collect();
     assert_eq!(dests, [ONION.to_string()], "only the onion went through the proxy");
+    let nets = a.rpc_ok("getnetworkinfo", json!([]))["networks"].clone();
+    let onion = nets.as_array().unwrap().iter().find(|n| n["name"] == "onion").unwrap().clone();
+    assert_eq!(
+        onion,
+        json!({"name": "onion", "limited": false, "reachable": true, "proxy": proxy.addr.to_string(), "proxy_randomize_credentials": true})
+    );
+    assert_eq!(nets[0]["proxy"], json!(""), "IPv4 goes direct: {nets}");
     // Without an onion proxy, the same address is refused with the reason.
     let b = Daemon::start(&[&format!("--connect={ONION}:8333")]);
     b.wait_log("the onion network is not reachable (set --onion or --proxy to reach it)", WAIT);

@@ -13,6 +13,11 @@ use common::*;
 
 const TOR_WAIT: Duration = Duration::from_secs(30);
 
+/// `getnetworkinfo`'s `localaddresses`.
+fn local_addresses(d: &Daemon) -> Vec<serde_json::Value> {
+    d.rpc_ok("getnetworkinfo", serde_json::json!([]))["localaddresses"].as_array().cloned().unwrap_or_default()
+}
+
 /// The service id of the last "Got tor service ID" line of `d`'s log.
 fn service_id(d: &Daemon) -> String {
     let log = d.wait_log("Got tor service ID ", TOR_WAIT);
@@ -36,6 +41,9 @@ fn a_real_tor_gives_an_onion_service_whose_key_survives_a_restart() {
     assert_eq!(std::fs::metadata(&key_file).unwrap().permissions().mode() & 0o777, 0o600);
     let log = d.log();
     assert!(log.contains(&format!("advertising service {first}.onion:18444")), "{}", tail(&log, 20));
+    // One of our advertised addresses now, as Core's AddLocal(service, LOCAL_MANUAL).
+    let onion_local = serde_json::json!({"address": format!("{first}.onion"), "port": 18444, "score": 4});
+    assert!(poll_until(WAIT, || local_addresses(&d).contains(&onion_local)), "{:?}", local_addresses(&d));
     let d = d.restart(&args);
     d.wait_log("Reading cached private key", TOR_WAIT);
     assert_eq!(service_id(&d), first, "the same address after a restart");
@@ -60,8 +68,10 @@ fn the_service_comes_back_when_tor_does() {
     let port = tor.control.port();
     let d = Daemon::start(&[&format!("--torcontrol={}", tor.control)]);
     let first = service_id(&d);
+    assert!(poll_until(WAIT, || local_addresses(&d).len() == 1), "{:?}", local_addresses(&d));
     let dir = tor.stop();
     d.wait_log(&format!("tor: onion service {first}.onion is gone"), TOR_WAIT);
+    assert!(poll_until(WAIT, || local_addresses(&d).is_empty()), "no longer advertised: {:?}", local_addresses(&d));
     let _tor = Tor::start_on(port, None, Some(dir));
     d.wait_log_count("Got tor service ID ", 2, TOR_WAIT);
     assert_eq!(service_id(&d), first, "made again with the kept key");

@@ -26,7 +26,7 @@ use crate::daemon::net::listen::{self, BindError};
 use crate::daemon::net::seeder::{SeedFacts, Seeder, system_resolver};
 use crate::daemon::net::socket_handler::{SocketConfig, SocketHandler, SocketParts, WAKER_TOKEN};
 use crate::daemon::net::tor;
-use crate::daemon::net::wake::{MsgWake, SocketControl};
+use crate::daemon::net::wake::{MsgWake, NetEvent, SocketControl};
 use crate::daemon::rpc::{RpcContext, RpcServer, RpcStartError};
 use crate::engine::addrman::{AddrEntry, AddrMan, AddrManError, AddrManFileError, AddrNetwork, NetGroupRule};
 use crate::engine::chain::accept::Chain;
@@ -534,12 +534,13 @@ impl Node {
                 virtual_port: default_port,
                 key_file: cfg.net_dir().join(tor::KEY_FILE),
             };
-            let stop = dial_stop.clone();
+            let (stop, wake) = (dial_stop.clone(), wake.clone());
             threads.push(std::thread::Builder::new().name("btcloop-torctl".into()).spawn(move || {
                 tor::run(settings, stop, |ev| {
-                    if let tor::TorEvent::Lost(id) = ev {
+                    if let tor::TorEvent::Lost(id) = &ev {
                         info!("tor: onion service {id}.onion is gone (control connection closed)");
                     }
+                    wake.post_event(NetEvent::Tor(ev, default_port));
                 })
             })?);
         }
@@ -585,6 +586,7 @@ impl Node {
                 blocks,
                 network: cfg.network.to_bitcoin(),
                 v2transport: cfg.v2transport,
+                proxy: cfg.proxy.clone(),
             };
             let on_stop = hooks.on_stop.unwrap_or_else(|| Arc::new(|| {}));
             self.rpc = Some(RpcServer::start(cfg, ctx, on_stop)?);

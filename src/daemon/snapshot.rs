@@ -3,7 +3,7 @@
 //! shows them (Unix seconds). JSON is rendered from them only in `rpc/render.rs`, Prometheus
 //! text only in `metrics.rs`, so a renamed field is a compile error there, not a silent zero.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use bitcoin::block::Header;
@@ -114,8 +114,9 @@ pub struct ConnectionCounts {
     pub outbound: usize,
     /// Core's `timeoffset`: the median clock offset of the outbound peers (seconds).
     pub time_offset: i64,
-    /// Our addresses with their live scores, in Core's order.
-    pub local_addresses: Vec<(IpAddr, LocalInfo)>,
+    /// Our addresses in text form with their live scores, in Core's order (the IP ones, then
+    /// our onion service's while it lasts).
+    pub local_addresses: Vec<(String, LocalInfo)>,
 }
 
 /// The validated chain (`getblockchaininfo`).

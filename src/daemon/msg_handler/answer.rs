@@ -154,7 +154,17 @@ impl MessageHandler {
             outbound: mgr.len() - inbound,
             time_offset: median,
             // `getnetworkinfo`'s `localaddresses`, with the live scores.
-            local_addresses: mgr.protocol().local().iter().collect(),
+            local_addresses: {
+                let local = mgr.protocol().local();
+                let onion = local.onion().map(|(addr, port)| {
+                    let info = crate::engine::policy::local::LocalInfo {
+                        score: crate::engine::policy::local::LOCAL_MANUAL,
+                        port: *port,
+                    };
+                    (crate::base::netaddr::text::addr_to_string(addr), info)
+                });
+                local.iter().map(|(ip, info)| (ip.to_string(), info)).chain(onion).collect()
+            },
         }
     }
 

@@ -21,10 +21,11 @@ use std::time::{Duration, Instant};
 use rand::SeedableRng;
 use rand::rngs::SmallRng;
 use rand::seq::SliceRandom;
-use tracing::{debug, warn};
+use tracing::{debug, info, warn};
 
 use crate::base::counters::{Direction, Disconnects, NetMsgStats, PeerMsgCounts};
 use crate::base::message::decode_payload;
+use crate::base::netaddr::text::parse_special;
 use crate::base::peer::{DisconnectReason, PeerId, PeerIdentity, PeerMap};
 use crate::base::time::{Clock, unix_now};
 use crate::base::totals::NetTotals;
@@ -33,6 +34,7 @@ use crate::daemon::capture::PeerCapture;
 use crate::daemon::config::PeerSelector;
 use crate::daemon::inspect::Reply;
 use crate::daemon::net::peer_queues::PeerQueues;
+use crate::daemon::net::tor::TorEvent;
 use crate::daemon::net::transport::TransportKind;
 use crate::daemon::net::wake::{MsgWake, NetEvent, SocketCommand, SocketControl};
 use crate::daemon::node::disk_writer::{DiskJob, DiskWriter};
@@ -41,6 +43,7 @@ use crate::engine::blocks::validation::{BlockForm, BlockOutcome, ValidationEvent
 use crate::engine::peerman::{Action, PeerManager};
 use crate::engine::policy::discourage::Discouraged;
 use crate::engine::policy::eviction::EvictionFacts;
+use crate::engine::policy::local::LOCAL_MANUAL;
 use crate::engine::protocol::{LinkTimes, Now};
 use peer_out::{PeerOut, Produced, Tally};
 
@@ -313,6 +316,23 @@ impl MessageHandler {
                 self.apply_actions();
             }
             NetEvent::Validation(ev) => self.on_validation(*ev, now),
+            NetEvent::Tor(ev, port) => self.on_tor(ev, port),
+        }
+    }
+
+    /// Our onion service came up or went: it is one of our advertised addresses while it lasts
+    /// (Core's `AddLocal(service, LOCAL_MANUAL)` and `RemoveLocal`).
+    fn on_tor(&mut self, ev: TorEvent, port: u16) {
+        let local = self.cx.mgr.protocol_mut().local_mut();
+        match ev {
+            TorEvent::Service(id) => match parse_special(&format!("{id}.onion")) {
+                Ok(Some(addr)) => {
+                    info!("AddLocal({id}.onion:{port},{LOCAL_MANUAL})");
+                    local.set_onion(Some((addr, port)));
+                }
+                _ => warn!("tor: service id {id:?} is not a Tor v3 address"),
+            },
+            TorEvent::Lost(_) => local.set_onion(None),
         }
     }
 

@@ -46,6 +46,8 @@ pub enum NetEvent {
     },
     /// The validation thread reports.
     Validation(Box<crate::engine::blocks::validation::ValidationEvent>),
+    /// The Tor control thread reports our onion service, at this port.
+    Tor(super::tor::TorEvent, u16),
 }
 
 /// A freshly opened connection.

@@ -521,11 +521,24 @@ fn getaddednodeinfo(c: &RpcContext, a: &[Value]) -> Result<Value, RpcError> {
 
 fn getnetworkinfo(c: &RpcContext, _: &[Value]) -> Result<Value, RpcError> {
     let counts = c.ask(Request::ConnectionCounts)?;
+    // Reachable as Core says: IP always here, Tor with an onion proxy (`--onion` or `--proxy`),
+    // I2P and CJDNS never (no SAM, no `-cjdnsreachable`).
     let networks: Vec<Value> = ["ipv4", "ipv6", "onion", "i2p", "cjdns"]
         .iter()
         .map(|n| {
-            let reachable = matches!(*n, "ipv4" | "ipv6");
-            json!({"name": n, "limited": !reachable, "reachable": reachable, "proxy": "", "proxy_randomize_credentials": false})
+            let proxy = match *n {
+                "ipv4" | "ipv6" => c.proxy.for_ip(),
+                "onion" => c.proxy.for_onion(),
+                _ => None,
+            };
+            let reachable = matches!(*n, "ipv4" | "ipv6") || (*n == "onion" && proxy.is_some());
+            json!({
+                "name": n,
+                "limited": !reachable,
+                "reachable": reachable,
+                "proxy": proxy.map_or_else(String::new, |p| p.to_string()),
+                "proxy_randomize_credentials": proxy.is_some() && c.proxy.randomize,
+            })
         })
         .collect();
     Ok(json!({

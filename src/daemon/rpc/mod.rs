@@ -70,6 +70,8 @@ pub struct RpcContext {
     pub network: bitcoin::Network,
     /// Whether the node speaks BIP324 v2 (`--v2transport`; `addnode`'s `v2transport`).
     pub v2transport: bool,
+    /// The proxies (`getnetworkinfo`'s `networks`).
+    pub proxy: crate::daemon::net::proxy::ProxyConfig,
 }
 
 impl RpcContext {

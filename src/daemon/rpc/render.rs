@@ -3,7 +3,6 @@
 //! Core's ways of showing services, difficulty, targets and work. The only place a snapshot
 //! becomes JSON.
 
-use std::net::IpAddr;
 use std::time::Duration;
 
 use bitcoin::consensus::encode::serialize_hex;
@@ -137,10 +136,8 @@ pub fn peer_info(p: &PeerSnapshot) -> Value {
 }
 
 /// `getnetworkinfo`'s `localaddresses`.
-pub fn local_addresses(addrs: &[(IpAddr, LocalInfo)]) -> Value {
-    Value::Array(
-        addrs.iter().map(|(ip, i)| json!({"address": ip.to_string(), "port": i.port, "score": i.score})).collect(),
-    )
+pub fn local_addresses(addrs: &[(String, LocalInfo)]) -> Value {
+    Value::Array(addrs.iter().map(|(a, i)| json!({"address": a, "port": i.port, "score": i.score})).collect())
 }
 
 /// `getblockchaininfo`.

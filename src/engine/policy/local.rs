@@ -14,6 +14,8 @@ use rand::RngExt;
 use rand::rngs::StdRng;
 use tracing::info;
 
+use bitcoin::p2p::address::AddrV2;
+
 use crate::engine::addrman::{AddrNetwork, NetGroupRule, from_ip, network};
 
 /// Core's `LOCAL_NONE`: unknown.
@@ -82,6 +84,9 @@ pub struct LocalAddrs {
     rule: NetGroupRule,
     /// Show addresses in log lines.
     log_ips: bool,
+    /// Our onion service while Tor keeps it (`--listenonion`): its address and port, advertised
+    /// as Core's `AddLocal(service, LOCAL_MANUAL)` does.
+    onion: Option<(AddrV2, u16)>,
 }
 
 impl Default for LocalAddrs {
@@ -126,7 +131,39 @@ impl LocalAddrs {
     /// An empty set. `listen`: Core's `fListen`; `discover`: `fDiscover`; `listen_port`:
     /// `GetListenPort()`.
     pub fn new(listen: bool, discover: bool, listen_port: u16, rule: NetGroupRule, log_ips: bool) -> Self {
-        LocalAddrs { map: BTreeMap::new(), listen, discover, listen_port, rule, log_ips }
+        LocalAddrs { map: BTreeMap::new(), listen, discover, listen_port, rule, log_ips, onion: None }
+    }
+
+    /// Our onion service came up (`Some`) or went away (`None`, Core's `RemoveLocal`).
+    pub fn set_onion(&mut self, onion: Option<(AddrV2, u16)>) {
+        self.onion = onion;
+    }
+
+    /// Our onion service's address and port, while it exists.
+    pub fn onion(&self) -> Option<&(AddrV2, u16)> {
+        self.onion.as_ref()
+    }
+
+    /// Core's `GetLocalAddrForPeer` with our onion service among the local addresses: an onion
+    /// peer reaches the onion address best (Core's `REACH_PRIVATE`); any other peer gets
+    /// [`LocalAddrs::addr_for_peer`]'s IP address, or the onion address when there is none
+    /// (Core's `REACH_DEFAULT` beats having nothing). `None` when there is nothing to advertise.
+    pub fn advertised_for(
+        &self,
+        peer_addr: IpAddr,
+        peer_onion: bool,
+        inbound: bool,
+        addr_local: Option<SocketAddr>,
+        rng: &mut StdRng,
+    ) -> Option<(AddrV2, u16)> {
+        if !self.listen {
+            return None;
+        }
+        if let (Some(onion), true) = (&self.onion, peer_onion) {
+            return Some(onion.clone());
+        }
+        let ip = self.addr_for_peer(peer_addr, inbound, addr_local, rng);
+        ip.map(|sa| (from_ip(sa.ip()), sa.port())).or_else(|| self.onion.clone())
     }
 
     /// Whether we listen (Core's `fListen`).
@@ -423,5 +460,25 @@ mod tests {
         assert!(l.add(sa("127.0.0.5:18444"), LOCAL_MANUAL));
         assert!(!l.add(sa("[::1]:18444"), LOCAL_MANUAL), "only 127/8 becomes routable");
         assert_eq!(l.addr_for_peer(ip("127.0.0.1"), false, None, &mut rng), Some(sa("127.0.0.5:18444")));
+    }
+
+    #[test]
+    fn our_onion_service_goes_to_onion_peers_and_to_others_only_without_an_ip_address() {
+        let mut rng = StdRng::seed_from_u64(7);
+        let mut l = local(false);
+        let onion = AddrV2::TorV3([9; 32]);
+        assert_eq!(l.advertised_for(ip("8.8.8.8"), false, true, None, &mut rng), None, "nothing to advertise");
+        l.set_onion(Some((onion.clone(), 8333)));
+        assert_eq!(l.advertised_for(ip("127.0.0.1"), true, true, None, &mut rng), Some((onion.clone(), 8333)));
+        assert_eq!(l.advertised_for(ip("8.8.8.8"), false, true, None, &mut rng), Some((onion.clone(), 8333)));
+        assert!(l.add(sa("1.2.3.4:8333"), LOCAL_MANUAL));
+        let ipv4 = (from_ip(ip("1.2.3.4")), 8333);
+        assert_eq!(l.advertised_for(ip("8.8.8.8"), false, true, None, &mut rng), Some(ipv4), "an IP peer: the IP");
+        assert_eq!(l.advertised_for(ip("127.0.0.1"), true, true, None, &mut rng), Some((onion, 8333)), "onion peer");
+        l.set_onion(None);
+        assert_eq!(l.onion(), None);
+        let quiet =
+            LocalAddrs { onion: l.onion.clone(), ..LocalAddrs::new(false, false, 8333, NetGroupRule::Core, false) };
+        assert_eq!(quiet.advertised_for(ip("127.0.0.1"), true, true, None, &mut rng), None, "not listening: nothing");
     }
 }

@@ -23,6 +23,8 @@ use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use tracing::debug;
 
+use crate::base::netaddr::text::addr_port_to_string;
+
 use super::rolling_bloom::RollingBloom;
 use super::{Now, Outbox, Peer, Protocol, misbehaving};
 use crate::base::peer::ConnectionType;
@@ -422,9 +424,12 @@ pub fn maybe_send_local_addr(
         }
     }
     let inbound = peer.who.conn_type.is_inbound();
-    if let Some(ours) = local.addr_for_peer(peer.who.addr.ip(), inbound, peer.handshake.addr_local, rng) {
-        debug!(target: "net", "Advertising address {ours} to peer={}", peer.who.id);
-        let entry = AddrEntry::from_socket(ours, services, now.unix);
+    let onion_peer = peer.who.net == crate::base::netaddr::NetKind::Onion;
+    if let Some((addr, port)) =
+        local.advertised_for(peer.who.addr.ip(), onion_peer, inbound, peer.handshake.addr_local, rng)
+    {
+        let entry = AddrEntry::new(addr, port, services, now.unix);
+        debug!(target: "net", "Advertising address {} to peer={}", addr_port_to_string(&entry.addr, port), peer.who.id);
         if !first {
             push_address(peer, entry, rng);
         } else if compatible(peer, &entry) {

@@ -303,6 +303,11 @@ impl Protocol {
         &self.local
     }
 
+    /// Our own addresses, to change (our onion service came or went).
+    pub fn local_mut(&mut self) -> &mut LocalAddrs {
+        &mut self.local
+    }
+
     /// Secret key of the address-relay target choice ([`addr::relay_targets`]).
     pub fn relay_key(&self) -> u64 {
         self.relay_key
