@@ -35,7 +35,6 @@ use crate::daemon::config::PeerSelector;
 use crate::daemon::inspect::Reply;
 use crate::daemon::net::peer_queues::PeerQueues;
 use crate::daemon::net::tor::TorEvent;
-use crate::daemon::net::transport::TransportKind;
 use crate::daemon::net::wake::{MsgWake, NetEvent, SocketCommand, SocketControl};
 use crate::daemon::node::disk_writer::{DiskJob, DiskWriter};
 use crate::daemon::validation::Validation;
@@ -533,15 +532,11 @@ impl Cx {
         let command = command_str(&popped.command);
         self.processed_since_flush = self.processed_since_flush.saturating_add(self.payload.len());
         debug!(target: "net", "received: {command} ({} bytes) peer={id}", self.payload.len());
-        let (conn, net) = (e.who.conn_type, e.who.net);
-        Tally {
-            peer: &mut e.counts,
-            global: &mut self.msg_stats,
-            conn,
-            net,
-            v2: e.queues.stats.transport() == TransportKind::V2,
-        }
-        .add(Direction::Received, command, self.payload.len());
+        Tally::of(&mut e.counts, &mut self.msg_stats, &e.who, &e.queues).add(
+            Direction::Received,
+            command,
+            self.payload.len(),
+        );
         if e.traced {
             let detail = match decode_payload(command, &self.payload) {
                 Ok(m) => format!("{m:?}"),
@@ -557,13 +552,7 @@ impl Cx {
         let received = self.clock.instant_at(popped.recv_time_us);
         let link = self.link_times(e);
         let echo = Some((self.payload.as_slice(), popped.checksum));
-        let tally = Tally {
-            peer: &mut e.counts,
-            global: &mut self.msg_stats,
-            conn,
-            net,
-            v2: e.queues.stats.transport() == TransportKind::V2,
-        };
+        let tally = Tally::of(&mut e.counts, &mut self.msg_stats, &e.who, &e.queues);
         let mut out = PeerOut::new(&e.queues, self.magic, echo, e.capture.as_deref_mut(), e.traced, tally);
         let done = self.mgr.on_message(id, command, &self.payload, received, now, link, &mut out);
         let produced = out.produced();
@@ -643,13 +632,7 @@ impl Cx {
         now: Now,
     ) {
         let link = self.link_times(e);
-        let tally = Tally {
-            peer: &mut e.counts,
-            global: &mut self.msg_stats,
-            conn: e.who.conn_type,
-            net: e.who.net,
-            v2: e.queues.stats.transport() == TransportKind::V2,
-        };
+        let tally = Tally::of(&mut e.counts, &mut self.msg_stats, &e.who, &e.queues);
         let mut out = PeerOut::new(&e.queues, self.magic, None, e.capture.as_deref_mut(), e.traced, tally);
         self.mgr.on_block_read(id, hash, form, bytes, checksum, now, link, &mut out);
         let produced = out.produced();
@@ -660,13 +643,7 @@ impl Cx {
     fn send_messages(&mut self, e: &mut Entry, now: Now) {
         let id = e.who.id;
         let link = self.link_times(e);
-        let tally = Tally {
-            peer: &mut e.counts,
-            global: &mut self.msg_stats,
-            conn: e.who.conn_type,
-            net: e.who.net,
-            v2: e.queues.stats.transport() == TransportKind::V2,
-        };
+        let tally = Tally::of(&mut e.counts, &mut self.msg_stats, &e.who, &e.queues);
         let mut out = PeerOut::new(&e.queues, self.magic, None, e.capture.as_deref_mut(), e.traced, tally);
         let facts = self.mgr.send_messages(id, now, link, &mut out);
         let produced = out.produced();

@@ -8,7 +8,7 @@ use tracing::{debug, warn};
 use crate::base::counters::{Direction, MsgType, NetMsgStats, PeerMsgCounts};
 use crate::base::message::{command_of, encode_headers, encode_message_reusing};
 use crate::base::netaddr::NetKind;
-use crate::base::peer::ConnectionType;
+use crate::base::peer::{ConnectionType, PeerIdentity};
 use crate::base::transport::v2::{self, short_id_of};
 use crate::base::transport::{COMMAND_SIZE, Checksum, HEADER_SIZE, encode_frame_reusing};
 use crate::daemon::capture::PeerCapture;
@@ -26,7 +26,18 @@ pub(super) struct Tally<'a> {
     pub(super) v2: bool,
 }
 
-impl Tally<'_> {
+impl<'a> Tally<'a> {
+    /// The counters of the peer `who`, whose connection is `queues`.
+    pub(super) fn of(
+        peer: &'a mut PeerMsgCounts,
+        global: &'a mut NetMsgStats,
+        who: &PeerIdentity,
+        queues: &PeerQueues,
+    ) -> Self {
+        let v2 = queues.stats.transport() == TransportKind::V2;
+        Tally { peer, global, conn: who.conn_type, net: who.net, v2 }
+    }
+
     /// Counts one message at its size on the wire, as Core: a v1 frame's header and payload, or
     /// a v2 packet's (length, header byte, type — one byte with a short ID, else 13 —, payload
     /// and tag; Core's `m_raw_message_size`).
